@@ -1,0 +1,65 @@
+// API keys: SQL only, always inside the caller's TenantScope. The hash lives in api_key_hashes.
+import type { Insertable, Selectable } from "kysely";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import type { ApiKeyTable } from "../db/types.ts";
+import type { KeysetPage } from "../schema/connection.ts";
+
+export type ApiKey = Selectable<ApiKeyTable>;
+
+/** A pod-scoped caller sees keys of its pod (pod- and inbox-scoped); an inbox-scoped one, its inbox's keys. */
+function scoped(db: Db, scope: TenantScope) {
+  let query = db.selectFrom("api_keys").selectAll().where("org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query;
+}
+
+export async function apiKeysByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<ApiKey[]> {
+  if (ids.length === 0) return [];
+  return scoped(db, scope).where("id", "in", ids).execute();
+}
+
+export interface ApiKeyFilter {
+  podId?: string | undefined;
+  inboxId?: string | undefined;
+}
+
+export async function listApiKeys(
+  db: Db,
+  scope: TenantScope,
+  filter: ApiKeyFilter,
+  page: KeysetPage<string>,
+): Promise<ApiKey[]> {
+  let query = scoped(db, scope);
+  if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);
+  if (filter.inboxId !== undefined) query = query.where("inbox_id", "=", filter.inboxId);
+  if (page.after !== undefined) query = query.where("id", "<", page.after);
+  if (page.before !== undefined) query = query.where("id", ">", page.before);
+  return query
+    .orderBy("id", page.inverted ? "asc" : "desc")
+    .limit(page.limit)
+    .execute();
+}
+
+/** Inserts the key and its hash lookup. Scope checks happen before, in the service. */
+export async function insertApiKey(
+  trx: Db,
+  key: Omit<Insertable<ApiKeyTable>, "id">,
+  keyHash: Buffer,
+): Promise<ApiKey> {
+  const row = await trx.insertInto("api_keys").values(key).returningAll().executeTakeFirstOrThrow();
+  await trx
+    .insertInto("api_key_hashes")
+    .values({ key_hash: keyHash, org_id: row.org_id, api_key_id: row.id })
+    .execute();
+  return row;
+}
+
+/** Deletes a key the scope contains (its hash lookup cascades); undefined when there is none. */
+export async function deleteApiKey(trx: Db, scope: TenantScope, id: string): Promise<ApiKey | undefined> {
+  let query = trx.deleteFrom("api_keys").where("org_id", "=", scope.orgId).where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query.returningAll().executeTakeFirst();
+}

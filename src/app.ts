@@ -1,0 +1,264 @@
+// buildApp(): HTTP (GraphQL, GraphiQL, SSE, health) and graphql-ws on one port → { start, stop }.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { useServer } from "graphql-ws/use/ws";
+import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import { sql } from "kysely";
+import { type WebSocket, WebSocketServer } from "ws";
+import { Authenticator, type AuthInvalidation } from "./auth/authenticator.ts";
+import {
+  InvalidCredential,
+  readCookie,
+  resolvePrincipal,
+  SESSION_COOKIE,
+  useAuthentication,
+} from "./auth/http.ts";
+import type { AuthenticatedPrincipal, Principal } from "./auth/principal.ts";
+import type { Config } from "./config.ts";
+import { type Context, createContext, type Services } from "./context.ts";
+import { createDatabase, type DatabaseHandle } from "./db/database.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
+import { migrateToLatest } from "./db/migrate.ts";
+import { unauthenticated } from "./errors.ts";
+import { PgListener } from "./events/pg-listener.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { schema } from "./schema/index.ts";
+
+/** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
+export const WS_UNAUTHORIZED = 4401;
+
+export interface App {
+  /** Starts everything; resolves once the port is listening. */
+  start(): Promise<{ url: string; port: number }>;
+  /** Stops accepting, lets in-flight requests finish, then closes the database (and the embedded server). */
+  stop(): Promise<void>;
+  readonly services: Services;
+}
+
+export interface BuildOptions {
+  logger?: Logger;
+  /** How long stop() waits for in-flight requests before closing their connections. */
+  shutdownGraceMs?: number;
+}
+
+interface ServerContext {
+  req?: IncomingMessage;
+  res?: ServerResponse;
+  /** Set by the WebSocket layer, which authenticates once at connection_init. */
+  wsPrincipal?: Principal;
+}
+
+type WsExtra = {
+  principal?: AuthenticatedPrincipal;
+  authorization?: string;
+  expiryTimer?: NodeJS.Timeout;
+};
+
+export function buildApp(config: Config, options: BuildOptions = {}): App {
+  const logger = options.logger ?? createLogger(config);
+  let embedded: EmbeddedPostgres | undefined;
+  let database: DatabaseHandle | undefined;
+  let listener: PgListener | undefined;
+  let httpServer: Server | undefined;
+  let wsServer: WebSocketServer | undefined;
+  const sockets = new Map<WebSocket, WsExtra>();
+  let stopping: Promise<void> | undefined;
+
+  const services = {} as Services;
+
+  function buildYoga(): YogaServerInstance<ServerContext, Context> {
+    return createYoga<ServerContext, Context>({
+      schema,
+      graphqlEndpoint: "/graphql",
+      landingPage: false,
+      logging: logger,
+      batching: false,
+      maskedErrors: { isDev: !config.production },
+      graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
+      plugins: [useAuthentication()],
+      context: async (initial) => {
+        if (initial.wsPrincipal) return createContext(services, initial.wsPrincipal);
+        const request = (initial as unknown as { request: Request }).request;
+        const sessionToken = readCookie(request.headers.get("cookie"), SESSION_COOKIE);
+        try {
+          const principal = await resolvePrincipal(services.authenticator, {
+            authorization: request.headers.get("authorization"),
+            sessionToken,
+          });
+          return createContext(services, principal, {
+            setCookie: (cookie) => initial.res?.appendHeader("Set-Cookie", cookie),
+            secure: isSecureRequest(request),
+          });
+        } catch (error) {
+          if (error instanceof InvalidCredential) throw unauthenticated();
+          throw error;
+        }
+      },
+    });
+  }
+
+  function isSecureRequest(request: Request): boolean {
+    return request.url.startsWith("https:") || request.headers.get("x-forwarded-proto") === "https";
+  }
+
+  async function handleHealth(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+      return true;
+    }
+    if (path === "/readyz") {
+      try {
+        if (stopping) throw new Error("shutting down");
+        await sql`SELECT 1`.execute(services.db);
+        res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ready"}');
+      } catch {
+        res.writeHead(503, { "content-type": "application/json" }).end('{"status":"unavailable"}');
+      }
+      return true;
+    }
+    return false;
+  }
+
+  function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>) {
+    wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+    const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+    useServer<Record<string, unknown> | undefined, WsExtra>(
+      {
+        onConnect: async (ctx) => {
+          const params = ctx.connectionParams ?? {};
+          const authorization = params.Authorization ?? params.authorization;
+          try {
+            const principal =
+              typeof authorization === "string"
+                ? await resolvePrincipal(services.authenticator, { authorization })
+                : undefined;
+            if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
+            ctx.extra.principal = principal;
+            ctx.extra.authorization = authorization as string;
+            sockets.set(ctx.extra.socket, ctx.extra);
+            scheduleExpiry(ctx.extra.socket, ctx.extra);
+            return true;
+          } catch {
+            refuse(ctx.extra.socket);
+            return false;
+          }
+        },
+        onClose: (ctx) => {
+          clearTimeout(ctx.extra.expiryTimer);
+          sockets.delete(ctx.extra.socket);
+        },
+        execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
+        subscribe: (args) =>
+          (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
+        onSubscribe: async (ctx, _id, payload) => {
+          const enveloped = yoga.getEnveloped({ wsPrincipal: ctx.extra.principal } as ServerContext);
+          const args = {
+            schema: enveloped.schema,
+            operationName: payload.operationName,
+            document: enveloped.parse(payload.query),
+            variableValues: payload.variables,
+            contextValue: await enveloped.contextFactory(),
+            rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          };
+          const errors = enveloped.validate(args.schema, args.document);
+          return errors.length > 0 ? errors : args;
+        },
+      },
+      wsServer,
+    );
+  }
+
+  function scheduleExpiry(socket: WebSocket, extra: WsExtra) {
+    clearTimeout(extra.expiryTimer);
+    const expiresAt = extra.principal?.expiresAt;
+    if (!expiresAt) return;
+    const delay = Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1);
+    extra.expiryTimer = setTimeout(() => {
+      if (extra.principal?.expiresAt && extra.principal.expiresAt.getTime() <= Date.now()) {
+        socket.close(WS_UNAUTHORIZED, "Unauthorized");
+      } else {
+        scheduleExpiry(socket, extra);
+      }
+    }, delay);
+  }
+
+  /** A revocation on any node: re-check the open connections it may concern, close those now invalid. */
+  function onRevoked(change: AuthInvalidation) {
+    for (const [socket, extra] of sockets) {
+      const principal = extra.principal;
+      if (!principal || (change.orgId !== "*" && principal.orgId !== change.orgId)) continue;
+      const concerned =
+        change.kind === "organization" ||
+        (change.kind === "apiKey" && principal.kind === "apiKey" && principal.apiKeyId === change.id) ||
+        (change.kind === "session" && principal.kind === "session" && principal.sessionId === change.id);
+      if (!concerned || !extra.authorization) continue;
+      resolvePrincipal(services.authenticator, { authorization: extra.authorization }).then(
+        (fresh) => {
+          if (fresh.kind === "anonymous") throw new InvalidCredential();
+          extra.principal = fresh;
+          scheduleExpiry(socket, extra);
+        },
+        () => socket.close(WS_UNAUTHORIZED, "Unauthorized"),
+      );
+    }
+  }
+
+  return {
+    services,
+    async start() {
+      let url = config.databaseUrl;
+      if (!url) {
+        embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+        url = embedded.url;
+      }
+      database = createDatabase(url);
+      await migrateToLatest(database.db);
+      listener = new PgListener(url, logger);
+      await listener.start();
+
+      const authenticator = new Authenticator(database.db, { logger, pepper: config.tokenPepper });
+      await authenticator.attach(listener);
+      authenticator.on("revoked", onRevoked);
+      Object.assign(services, { config, db: database.db, logger, authenticator } satisfies Services);
+
+      const yoga = buildYoga();
+      httpServer = createServer(async (req, res) => {
+        if (await handleHealth(req, res)) return;
+        if (stopping) res.setHeader("Connection", "close");
+        await yoga(req, res, { req, res });
+      });
+      attachWebSockets(httpServer, yoga);
+      const server = httpServer;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+      const appUrl = `http://${host}:${port}`;
+      logger.info({ url: `${appUrl}/graphql` }, `Mailroom is ready: GraphiQL at ${appUrl}/graphql`);
+      return { url: appUrl, port };
+    },
+    stop() {
+      stopping ??= (async () => {
+        const grace = options.shutdownGraceMs ?? 10_000;
+        if (httpServer) {
+          const server = httpServer;
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          server.closeIdleConnections();
+          for (const socket of sockets.keys()) socket.close(1001, "Server shutting down");
+          wsServer?.close();
+          const timer = setTimeout(() => server.closeAllConnections(), grace);
+          await closed;
+          clearTimeout(timer);
+        }
+        await listener?.stop();
+        await database?.destroy();
+        await embedded?.stop();
+        logger.info("Mailroom stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,241 @@
+// Turns a Bearer key or a session cookie into a Principal, with an in-process cache that every node
+// invalidates through LISTEN/NOTIFY, so a deleted key is refused everywhere on its next request.
+import { EventEmitter } from "node:events";
+import { sql } from "kysely";
+import { LRUCache } from "lru-cache";
+import type { Db } from "../db/database.ts";
+import type { PgListener } from "../events/pg-listener.ts";
+import type { Logger } from "../logger.ts";
+import { hashToken, isWellFormedApiKey } from "./keys.ts";
+import {
+  effectivePermissions,
+  type KeyScope,
+  type OrganizationStatus,
+  type Permission,
+  permissionFromFlag,
+  type Role,
+} from "./permissions.ts";
+import {
+  type ApiKeyPrincipal,
+  type AuthenticatedPrincipal,
+  isExpired,
+  type SessionPrincipal,
+} from "./principal.ts";
+
+export const AUTH_CHANNEL = "mailroom_auth";
+
+/** What a NOTIFY on the auth channel says: these credentials changed, forget them. */
+export type AuthInvalidation =
+  | { kind: "apiKey"; orgId: string; id: string }
+  | { kind: "session"; orgId: string; id: string }
+  | { kind: "organization"; orgId: string };
+
+/** Sends an invalidation inside the caller's transaction: delivered to every node iff it commits. */
+export async function notifyAuthChange(trx: Db, change: AuthInvalidation): Promise<void> {
+  await sql`SELECT pg_notify(${AUTH_CHANNEL}, ${JSON.stringify(change)})`.execute(trx);
+}
+
+const SESSION_COOKIE_MAX_TOKEN = 128;
+const LAST_USED_INTERVAL_MS = 60_000;
+
+export interface AuthenticatorOptions {
+  pepper?: string | undefined;
+  logger?: Logger | undefined;
+  /** The backstop: even without a notification, a cached credential is re-read after this long. */
+  cacheTtlMs?: number;
+  cacheMax?: number;
+}
+
+export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }> {
+  private readonly cache: LRUCache<string, AuthenticatedPrincipal>;
+  private readonly lastUsedWrites = new Map<string, number>();
+  private readonly pepper: string | undefined;
+  private readonly logger: Logger | undefined;
+
+  constructor(
+    private readonly db: Db,
+    options: AuthenticatorOptions = {},
+  ) {
+    super();
+    this.pepper = options.pepper;
+    this.logger = options.logger;
+    this.cache = new LRUCache({ max: options.cacheMax ?? 10_000, ttl: options.cacheTtlMs ?? 30_000 });
+  }
+
+  /** Subscribes to invalidations from every node; after a lost connection the whole cache is dropped. */
+  async attach(listener: PgListener): Promise<void> {
+    await listener.listen(AUTH_CHANNEL, (payload) => {
+      try {
+        this.invalidate(JSON.parse(payload) as AuthInvalidation);
+      } catch {
+        this.cache.clear();
+      }
+    });
+    listener.on("reconnected", () => {
+      this.cache.clear();
+      this.emit("revoked", { kind: "organization", orgId: "*" });
+    });
+  }
+
+  invalidate(change: AuthInvalidation): void {
+    for (const [token, principal] of this.cache.entries()) {
+      if (principal.orgId !== change.orgId) continue;
+      if (
+        change.kind === "organization" ||
+        (change.kind === "apiKey" && principal.kind === "apiKey" && principal.apiKeyId === change.id) ||
+        (change.kind === "session" && principal.kind === "session" && principal.sessionId === change.id)
+      ) {
+        this.cache.delete(token);
+      }
+    }
+    this.emit("revoked", change);
+  }
+
+  /** `null` for every failure (malformed, unknown, deleted, expired): the caller answers 401 alike. */
+  async authenticateApiKey(key: string): Promise<ApiKeyPrincipal | null> {
+    if (!isWellFormedApiKey(key)) return null;
+    const hash = hashToken(key, this.pepper);
+    const cacheKey = `k:${hash.toString("base64")}`;
+    let principal = this.cache.get(cacheKey) as ApiKeyPrincipal | undefined;
+    if (!principal) {
+      principal = await this.loadApiKey(hash);
+      if (!principal) return null;
+      this.cache.set(cacheKey, principal);
+    }
+    if (isExpired(principal)) return null;
+    this.touch(principal);
+    return principal;
+  }
+
+  async authenticateSession(token: string): Promise<SessionPrincipal | null> {
+    if (token.length === 0 || token.length > SESSION_COOKIE_MAX_TOKEN) return null;
+    const hash = hashToken(token, this.pepper);
+    const cacheKey = `s:${hash.toString("base64")}`;
+    let principal = this.cache.get(cacheKey) as SessionPrincipal | undefined;
+    if (!principal) {
+      principal = await this.loadSession(hash);
+      if (!principal) return null;
+      this.cache.set(cacheKey, principal);
+    }
+    return isExpired(principal) ? null : principal;
+  }
+
+  /** Re-reads a principal from the database, bypassing the cache (long-lived connections). */
+  async stillValid(principal: AuthenticatedPrincipal): Promise<boolean> {
+    if (isExpired(principal)) return false;
+    if (principal.kind === "apiKey") {
+      const row = await this.db
+        .selectFrom("api_keys")
+        .select("id")
+        .where("org_id", "=", principal.orgId)
+        .where("id", "=", principal.apiKeyId)
+        .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", new Date())]))
+        .executeTakeFirst();
+      return row !== undefined;
+    }
+    const row = await this.db
+      .selectFrom("sessions")
+      .select("id")
+      .where("org_id", "=", principal.orgId)
+      .where("id", "=", principal.sessionId)
+      .where("expires_at", ">", new Date())
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  private async loadApiKey(hash: Buffer): Promise<ApiKeyPrincipal | undefined> {
+    const row = await this.db
+      .selectFrom("api_key_hashes as h")
+      .innerJoin("api_keys as k", (join) =>
+        join.onRef("k.org_id", "=", "h.org_id").onRef("k.id", "=", "h.api_key_id"),
+      )
+      .innerJoin("organizations as o", "o.id", "k.org_id")
+      .select([
+        "k.org_id",
+        "k.id",
+        "k.scope",
+        "k.pod_id",
+        "k.inbox_id",
+        "k.permissions",
+        "k.expires_at",
+        "o.status as organization_status",
+      ])
+      .where("h.key_hash", "=", hash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const whitelist =
+      row.permissions === null
+        ? null
+        : row.permissions.map(permissionFromFlag).filter((p): p is Permission => p !== undefined);
+    const organizationStatus = row.organization_status as OrganizationStatus;
+    const scope = row.scope as KeyScope;
+    return {
+      kind: "apiKey",
+      apiKeyId: row.id,
+      orgId: row.org_id,
+      organizationStatus,
+      scope,
+      podId: row.pod_id,
+      inboxId: row.inbox_id,
+      whitelist,
+      permissions: effectivePermissions({ scope, whitelist, organizationStatus }),
+      expiresAt: row.expires_at,
+    };
+  }
+
+  private async loadSession(hash: Buffer): Promise<SessionPrincipal | undefined> {
+    const row = await this.db
+      .selectFrom("session_tokens as t")
+      .innerJoin("sessions as s", (join) =>
+        join.onRef("s.org_id", "=", "t.org_id").onRef("s.id", "=", "t.session_id"),
+      )
+      .innerJoin("memberships as m", (join) =>
+        join.onRef("m.org_id", "=", "s.org_id").onRef("m.user_id", "=", "s.user_id"),
+      )
+      .innerJoin("organizations as o", "o.id", "s.org_id")
+      .select(["s.org_id", "s.id", "s.user_id", "s.expires_at", "m.role", "o.status as organization_status"])
+      .where("t.token_hash", "=", hash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const organizationStatus = row.organization_status as OrganizationStatus;
+    const role = row.role as Role;
+    return {
+      kind: "session",
+      sessionId: row.id,
+      userId: row.user_id,
+      role,
+      orgId: row.org_id,
+      organizationStatus,
+      scope: "ORGANIZATION",
+      podId: null,
+      inboxId: null,
+      permissions: effectivePermissions({ scope: "ORGANIZATION", whitelist: null, organizationStatus, role }),
+      expiresAt: row.expires_at,
+    };
+  }
+
+  /** `lastUsedAt` at most once a minute per key, never on the request path. */
+  private touch(principal: ApiKeyPrincipal): void {
+    const now = Date.now();
+    const last = this.lastUsedWrites.get(principal.apiKeyId) ?? 0;
+    if (now - last < LAST_USED_INTERVAL_MS) return;
+    this.lastUsedWrites.set(principal.apiKeyId, now);
+    if (this.lastUsedWrites.size > 50_000) this.lastUsedWrites.clear();
+    setImmediate(() => {
+      this.db
+        .updateTable("api_keys")
+        .set({ last_used_at: sql`now()` })
+        .where("org_id", "=", principal.orgId)
+        .where("id", "=", principal.apiKeyId)
+        // Other nodes may have written it within the minute; one write per minute cluster-wide.
+        .where((eb) =>
+          eb.or([
+            eb("last_used_at", "is", null),
+            eb("last_used_at", "<", sql<Date>`now() - interval '1 minute'`),
+          ]),
+        )
+        .execute()
+        .catch((error: unknown) => this.logger?.warn({ err: error }, "could not record lastUsedAt"));
+    });
+  }
+}

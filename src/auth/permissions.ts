@@ -1,0 +1,130 @@
+// The 35 permission flags as one catalog, and the ceilings that cut them down (PERMISSIONS.md).
+
+export const PERMISSIONS = [
+  "INBOX_READ",
+  "INBOX_CREATE",
+  "INBOX_UPDATE",
+  "INBOX_DELETE",
+  "THREAD_READ",
+  "THREAD_DELETE",
+  "MESSAGE_READ",
+  "MESSAGE_SEND",
+  "MESSAGE_UPDATE",
+  "LABEL_SPAM_READ",
+  "LABEL_BLOCKED_READ",
+  "LABEL_TRASH_READ",
+  "DRAFT_READ",
+  "DRAFT_CREATE",
+  "DRAFT_UPDATE",
+  "DRAFT_DELETE",
+  "DRAFT_SEND",
+  "WEBHOOK_READ",
+  "WEBHOOK_CREATE",
+  "WEBHOOK_UPDATE",
+  "WEBHOOK_DELETE",
+  "DOMAIN_READ",
+  "DOMAIN_CREATE",
+  "DOMAIN_UPDATE",
+  "DOMAIN_DELETE",
+  "LIST_ENTRY_READ",
+  "LIST_ENTRY_CREATE",
+  "LIST_ENTRY_DELETE",
+  "METRICS_READ",
+  "API_KEY_READ",
+  "API_KEY_CREATE",
+  "API_KEY_DELETE",
+  "POD_READ",
+  "POD_CREATE",
+  "POD_DELETE",
+] as const;
+
+export type Permission = (typeof PERMISSIONS)[number];
+export type PermissionSet = ReadonlySet<Permission>;
+export type KeyScope = "ORGANIZATION" | "POD" | "INBOX";
+export type OrganizationStatus = "ACTIVE" | "AGENT_UNVERIFIED" | "AGENT_VERIFIED";
+export type Role = "ADMIN" | "MEMBER";
+
+const PERMISSION_NAMES: ReadonlySet<string> = new Set(PERMISSIONS);
+
+export function isPermission(value: string): value is Permission {
+  return PERMISSION_NAMES.has(value);
+}
+
+/** `INBOX_READ` → `inboxRead`: the field name in `ApiKeyPermissions` and its input. */
+export function permissionFieldName(permission: Permission): string {
+  return permission.toLowerCase().replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** `INBOX_READ` → `inbox_read`: the flag as PERMISSIONS.md and the database spell it. */
+export function permissionFlag(permission: Permission): string {
+  return permission.toLowerCase();
+}
+
+export function permissionFromFlag(flag: string): Permission | undefined {
+  const name = flag.toUpperCase();
+  return isPermission(name) ? name : undefined;
+}
+
+const ALL: PermissionSet = new Set(PERMISSIONS);
+
+const family = (...prefixes: string[]) =>
+  PERMISSIONS.filter((p) => prefixes.some((prefix) => p.startsWith(prefix)));
+const isLabelRead = (p: Permission) => p.startsWith("LABEL_") && p.endsWith("_READ");
+
+export const SCOPE_CEILINGS: Readonly<Record<KeyScope, PermissionSet>> = {
+  ORGANIZATION: ALL,
+  POD: new Set(PERMISSIONS.filter((p) => p !== "POD_CREATE" && p !== "POD_DELETE")),
+  INBOX: new Set<Permission>([
+    "INBOX_READ",
+    "INBOX_UPDATE",
+    ...family("THREAD_", "MESSAGE_", "DRAFT_", "LIST_ENTRY_", "API_KEY_"),
+    ...PERMISSIONS.filter(isLabelRead),
+    "METRICS_READ",
+  ]),
+};
+
+/** An organization created by an agent is cut down until a human verifies it. */
+export const ORGANIZATION_CEILINGS: Readonly<Record<OrganizationStatus, PermissionSet>> = {
+  ACTIVE: ALL,
+  AGENT_VERIFIED: ALL,
+  AGENT_UNVERIFIED: new Set<Permission>([
+    "INBOX_READ",
+    "INBOX_UPDATE",
+    ...family("THREAD_", "MESSAGE_", "DRAFT_"),
+    ...PERMISSIONS.filter(isLabelRead),
+    "METRICS_READ",
+    "API_KEY_READ",
+  ]),
+};
+
+/** Signed-in people act at organization scope; only administrators create and delete keys. */
+export const ROLE_CEILINGS: Readonly<Record<Role, PermissionSet>> = {
+  ADMIN: ALL,
+  MEMBER: new Set(PERMISSIONS.filter((p) => p !== "API_KEY_CREATE" && p !== "API_KEY_DELETE")),
+};
+
+export interface EffectivePermissionInput {
+  scope: KeyScope;
+  /** The key's whitelist; `null` means full access within its ceilings. */
+  whitelist: readonly Permission[] | null;
+  organizationStatus: OrganizationStatus;
+  /** Set for a signed-in person. */
+  role?: Role | undefined;
+}
+
+/** Effective permissions = scope ceiling ∩ key whitelist (or all) ∩ organization ceiling ∩ role ceiling. */
+export function effectivePermissions(input: EffectivePermissionInput): PermissionSet {
+  const whitelist = input.whitelist === null ? ALL : new Set(input.whitelist);
+  const organization = ORGANIZATION_CEILINGS[input.organizationStatus];
+  const role = input.role === undefined ? ALL : ROLE_CEILINGS[input.role];
+  const scope = SCOPE_CEILINGS[input.scope];
+  return new Set(
+    PERMISSIONS.filter((p) => scope.has(p) && whitelist.has(p) && organization.has(p) && role.has(p)),
+  );
+}
+
+/** Stable catalog order, for output. */
+export function sortPermissions(set: Iterable<Permission>): Permission[] {
+  const wanted = new Set(set);
+  return PERMISSIONS.filter((p) => wanted.has(p));
+}

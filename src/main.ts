@@ -1,0 +1,47 @@
+// Entry point: config → buildApp → start; SIGINT/SIGTERM stop it gracefully.
+import { buildApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  throw error;
+}
+
+const logger = createLogger(config);
+const app = buildApp(config, { logger });
+
+// npm and the terminal may both deliver the same Ctrl-C; only a signal repeated later forces an exit.
+let firstSignalAt: number | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (firstSignalAt !== undefined) {
+      if (Date.now() - firstSignalAt < 2_000) return;
+      logger.warn("signal repeated: exiting now");
+      process.exit(1);
+    }
+    firstSignalAt = Date.now();
+    logger.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  });
+}
+
+try {
+  await app.start();
+} catch (error) {
+  logger.fatal({ err: error }, "Mailroom could not start");
+  await app.stop().catch(() => {});
+  process.exit(1);
+}

@@ -1,0 +1,40 @@
+// Creating an organization with its first administrator and an organization-scoped key.
+import { insertApiKey } from "../api-keys/repository.ts";
+import { generateApiKey, hashToken, keyDisplayPrefix } from "../auth/keys.ts";
+import type { Db } from "../db/database.ts";
+import { addMember, hashPassword } from "../users/service.ts";
+
+export interface BootstrapInput {
+  name: string;
+  adminEmail: string;
+  adminPassword: string;
+  tokenPepper?: string | undefined;
+}
+
+export async function bootstrapOrganization(db: Db, input: BootstrapInput) {
+  const passwordHash = await hashPassword(input.adminPassword);
+  const apiKey = generateApiKey();
+  return db.transaction().execute(async (trx) => {
+    const organization = await trx
+      .insertInto("organizations")
+      .values({ name: input.name, status: "ACTIVE" })
+      .returning(["id"])
+      .executeTakeFirstOrThrow();
+    const admin = await addMember(trx, organization.id, input.adminEmail, passwordHash, "ADMIN");
+    await insertApiKey(
+      trx,
+      {
+        org_id: organization.id,
+        name: "bootstrap",
+        prefix: keyDisplayPrefix(apiKey),
+        scope: "ORGANIZATION",
+        pod_id: null,
+        inbox_id: null,
+        permissions: null,
+        created_by_user_id: admin.id,
+      },
+      hashToken(apiKey, input.tokenPepper),
+    );
+    return { organizationId: organization.id, adminEmail: admin.email, apiKey };
+  });
+}

@@ -1,0 +1,29 @@
+// Pods: SQL only, always inside the caller's TenantScope.
+import type { Selectable } from "kysely";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import type { PodTable } from "../db/types.ts";
+import type { KeysetPage } from "../schema/connection.ts";
+
+export type Pod = Selectable<PodTable>;
+
+function scoped(db: Db, scope: TenantScope) {
+  let query = db.selectFrom("pods").selectAll().where("org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("id", "=", scope.podId);
+  return query;
+}
+
+export async function listPods(db: Db, scope: TenantScope, page: KeysetPage<string>): Promise<Pod[]> {
+  let query = scoped(db, scope);
+  if (page.after !== undefined) query = query.where("id", "<", page.after);
+  if (page.before !== undefined) query = query.where("id", ">", page.before);
+  return query
+    .orderBy("id", page.inverted ? "asc" : "desc")
+    .limit(page.limit)
+    .execute();
+}
+
+export async function podsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Pod[]> {
+  if (ids.length === 0) return [];
+  return scoped(db, scope).where("id", "in", ids).execute();
+}

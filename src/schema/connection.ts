@@ -1,0 +1,89 @@
+// Relay connections over keyset pagination: opaque cursors that carry the sort key, never OFFSET.
+import { badUserInput } from "../errors.ts";
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 200;
+
+export interface ConnectionArgs {
+  first?: number | null | undefined;
+  last?: number | null | undefined;
+  after?: string | null | undefined;
+  before?: string | null | undefined;
+}
+
+/** What a repository list function receives: decoded cursors, the row limit and the direction. */
+export interface KeysetPage<K> {
+  after: K | undefined;
+  before: K | undefined;
+  limit: number;
+  /** True when paging backwards (`last`/`before`): fetch in reverse order; the caller re-reverses. */
+  inverted: boolean;
+}
+
+export function encodeCursor(key: unknown): string {
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+function decodeCursor<K>(cursor: string, field: string, isKey: (value: unknown) => value is K): K {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (isKey(value)) return value;
+  } catch {
+    // fall through
+  }
+  throw badUserInput(`${field} is not a cursor this list produced.`, field);
+}
+
+export function validatePageSize(args: ConnectionArgs): void {
+  for (const field of ["first", "last"] as const) {
+    const size = args[field];
+    if (size != null && (size < 0 || size > MAX_PAGE_SIZE)) {
+      throw badUserInput(`${field} must be between 0 and ${MAX_PAGE_SIZE}.`, field);
+    }
+  }
+}
+
+export interface Connection<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
+}
+
+/**
+ * One page of a keyset-paginated list: fetches one row more than asked to learn whether another
+ * page follows. Forward by default (`first`/`after`); backward with `last`/`before`.
+ */
+export async function keysetConnection<T, K>(
+  args: ConnectionArgs,
+  keyOf: (node: T) => K,
+  isKey: (value: unknown) => value is K,
+  fetch: (page: KeysetPage<K>) => Promise<readonly T[]>,
+): Promise<Connection<T>> {
+  validatePageSize(args);
+  const after = args.after ? decodeCursor(args.after, "after", isKey) : undefined;
+  const before = args.before ? decodeCursor(args.before, "before", isKey) : undefined;
+  const inverted = args.first == null && (args.last != null || before !== undefined);
+  const size = (inverted ? args.last : args.first) ?? DEFAULT_PAGE_SIZE;
+  const rows = size === 0 ? [] : await fetch({ after, before, limit: size + 1, inverted });
+  const more = rows.length > size;
+  const page = rows.slice(0, size);
+  if (inverted) page.reverse();
+  const edges = page.map((node) => ({ cursor: encodeCursor(keyOf(node)), node }));
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: inverted ? before !== undefined : more,
+      hasPreviousPage: inverted ? more : after !== undefined,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
+
+/** The common key: a numeric id (as a decimal string), newest first. */
+export const isIdKey = (value: unknown): value is string =>
+  typeof value === "string" && /^\d{1,19}$/.test(value);

@@ -1,0 +1,16 @@
+// Imports every type file and exports the finished schema; nothing else.
+import { assertValidSchema, lexicographicSortSchema } from "graphql";
+import { builder } from "./builder.ts";
+import { withRequiresDirective } from "./permission.ts";
+import "./organization.ts";
+import "./pod.ts";
+import "./inbox.ts";
+import "./user.ts";
+import "./api-key.ts";
+import "./viewer.ts";
+
+export const schema = withRequiresDirective(builder.toSchema({ sortSchema: false }));
+export const sortedSchema = () => lexicographicSortSchema(schema);
+
+// Fail at start-up, not on the first request.
+assertValidSchema(schema);
