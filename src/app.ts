@@ -12,6 +12,7 @@ import {
   resolvePrincipal,
   SESSION_COOKIE,
   useAuthentication,
+  useCookieCsrfPrevention,
 } from "./auth/http.ts";
 import type { AuthenticatedPrincipal, Principal } from "./auth/principal.ts";
 import type { Config } from "./config.ts";
@@ -23,6 +24,7 @@ import { unauthenticated } from "./errors.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { schema } from "./schema/index.ts";
+import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
 export const WS_UNAUTHORIZED = 4401;
@@ -75,7 +77,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       batching: false,
       maskedErrors: { isDev: !config.production },
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
-      plugins: [useAuthentication()],
+      plugins: [useCookieCsrfPrevention(), useAuthentication()],
       context: async (initial) => {
         if (initial.wsPrincipal) return createContext(services, initial.wsPrincipal);
         const request = (initial as unknown as { request: Request }).request;
@@ -90,8 +92,12 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
             secure: isSecureRequest(request),
           });
         } catch (error) {
-          if (error instanceof InvalidCredential) throw unauthenticated();
-          throw error;
+          if (!(error instanceof InvalidCredential)) throw error;
+          // A stale session cookie is dropped along with the 401, so the next login can succeed.
+          if (sessionToken !== undefined && !request.headers.has("authorization")) {
+            initial.res?.appendHeader("Set-Cookie", clearedCookie(SESSION_COOKIE, isSecureRequest(request)));
+          }
+          throw unauthenticated();
         }
       },
     });
@@ -246,12 +252,15 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         if (httpServer) {
           const server = httpServer;
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // Keep-alive connections become idle as their last response ends: close them as they do.
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
           server.closeIdleConnections();
           for (const socket of sockets.keys()) socket.close(1001, "Server shutting down");
           wsServer?.close();
           const timer = setTimeout(() => server.closeAllConnections(), grace);
           await closed;
           clearTimeout(timer);
+          clearInterval(idle);
         }
         await listener?.stop();
         await database?.destroy();

@@ -1,6 +1,7 @@
 // Credentials on the wire: the Bearer header, the session cookie, the graphql-ws connection_init
 // payload; and the rule that anonymous callers reach only public fields.
 
+import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import {
   type DocumentNode,
   type FragmentDefinitionNode,
@@ -119,6 +120,24 @@ export function useAuthentication(): Plugin<{ principal: Principal }> {
       if (check(args.document, args.operationName, args.contextValue.principal)) {
         setResultAndStopExecution({ errors: [unauthenticated()] });
       }
+    },
+  };
+}
+
+/**
+ * CSRF prevention for cookie-authenticated requests (yoga's plugin): a browser sends the session
+ * cookie with a cross-site "simple" request (form POST, text/plain, GET) without a preflight, so
+ * such a request must carry a JSON content type or the `x-graphql-yoga-csrf` header. Bearer-key
+ * requests cannot be forged that way and are left alone.
+ */
+export function useCookieCsrfPrevention(): Plugin {
+  const csrf = useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf"] }) as Plugin;
+  return {
+    onRequestParse(payload) {
+      const { headers } = payload.request;
+      if (headers.has("authorization") || readCookie(headers.get("cookie"), SESSION_COOKIE) === undefined)
+        return;
+      return csrf.onRequestParse?.(payload);
     },
   };
 }

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+describe("loadConfig", () => {
+  it("has a default for every variable", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 4000,
+      host: "127.0.0.1",
+      smtpPort: 2525,
+      databaseUrl: undefined,
+      mailDomain: "mailroom.localhost",
+      smtpRelayUrl: undefined,
+      redisUrl: undefined,
+      rateLimitPerMinute: 600,
+      allowPrivateWebhookUrls: false,
+      workerConcurrency: 4,
+      logLevel: "info",
+    });
+    expect(config.dataDir.endsWith(".data")).toBe(true);
+  });
+
+  it("parses every variable", () => {
+    const config = loadConfig({
+      PORT: "8080",
+      HOST: "0.0.0.0",
+      SMTP_PORT: "0",
+      DATABASE_URL: "postgres://u:p@db:5432/mail",
+      DATA_DIR: "/var/lib/mailroom",
+      MAIL_DOMAIN: "Mail.Example.COM",
+      SMTP_RELAY_URL: "smtp://user:pass@relay:587",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      RATE_LIMIT_PER_MINUTE: "0",
+      ALLOW_PRIVATE_WEBHOOK_URLS: "true",
+      WORKER_CONCURRENCY: "8",
+      LOG_LEVEL: "debug",
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "0.0.0.0",
+      smtpPort: 0,
+      databaseUrl: "postgres://u:p@db:5432/mail",
+      dataDir: "/var/lib/mailroom",
+      mailDomain: "mail.example.com",
+      smtpRelayUrl: "smtp://user:pass@relay:587",
+      redisUrl: "redis://127.0.0.1:6379",
+      rateLimitPerMinute: 0,
+      allowPrivateWebhookUrls: true,
+      workerConcurrency: 8,
+      logLevel: "debug",
+    });
+  });
+
+  it.each([
+    ["SMTP_PORT", "-1"],
+    ["MAIL_DOMAIN", "not a domain"],
+    ["SMTP_RELAY_URL", "http://relay"],
+    ["REDIS_URL", "localhost:6379"],
+    ["RATE_LIMIT_PER_MINUTE", "1.5"],
+    ["WORKER_CONCURRENCY", "0"],
+  ])("rejects %s=%s with a message naming the variable", (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(
+      new RegExp(`^Invalid configuration: ${name} expected .*, got "`),
+    );
+  });
+});

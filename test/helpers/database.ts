@@ -1,0 +1,36 @@
+// A database of this test file's own, cloned from the migrated template.
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { inject } from "vitest";
+import { createDatabase, type DatabaseHandle } from "../../src/db/database.ts";
+import { databaseUrl } from "./global-setup.ts";
+
+export interface TestDatabase extends DatabaseHandle {
+  url: string;
+  /** Statements sent through this handle's pool, for "no query" and N+1 checks. */
+  statements: string[];
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject("adminUrl");
+  const name = `${inject("databasePrefix")}_${randomBytes(5).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(adminUrl, name);
+  const handle = createDatabase(url, { max: 5 });
+  const statements: string[] = [];
+  handle.pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      statements.push(typeof first === "string" ? first : String((first as { text?: string })?.text ?? ""));
+      return query(...args);
+    };
+  });
+  return { ...handle, url, statements };
+}

@@ -1,0 +1,83 @@
+// A real Mailroom server on an ephemeral port, talking to this file's database.
+import { type App, buildApp } from "../../src/app.ts";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/logger.ts";
+
+export interface TestServer {
+  app: App;
+  url: string;
+  wsUrl: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export function testConfig(databaseUrl: string, overrides: Partial<Config> = {}): Config {
+  return {
+    ...loadConfig({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    databaseUrl,
+    port: 0,
+    smtpPort: 0,
+    ...overrides,
+  };
+}
+
+export async function startTestServer(
+  databaseUrl: string,
+  overrides: Partial<Config> = {},
+): Promise<TestServer> {
+  const config = testConfig(databaseUrl, overrides);
+  const app = buildApp(config, { logger: createLogger(config) });
+  const { url, port } = await app.start();
+  return { app, url, port, wsUrl: `${url.replace("http", "ws")}/graphql`, stop: () => app.stop() };
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: {
+    data?: T | null;
+    errors?: { message: string; path?: string[]; extensions?: Record<string, unknown> }[];
+  };
+}
+
+export interface RequestOptions {
+  key?: string;
+  cookie?: string;
+  headers?: Record<string, string>;
+}
+
+/** What a client sends: a JSON POST to /graphql. */
+export async function gql<T = Record<string, unknown>>(
+  server: { url: string },
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: RequestOptions = {},
+): Promise<GraphQLResponse<T>> {
+  const headers: Record<string, string> = { "content-type": "application/json", ...options.headers };
+  if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
+  if (options.cookie !== undefined) headers.cookie = options.cookie;
+  const response = await fetch(`${server.url}/graphql`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ query, variables }),
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as GraphQLResponse<T>["body"],
+  };
+}
+
+/** The data, or a thrown error listing the GraphQL errors. */
+export async function ok<T = Record<string, any>>(
+  server: { url: string },
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: RequestOptions = {},
+): Promise<T> {
+  const response = await gql<T>(server, query, variables, options);
+  if (response.body.errors?.length || response.status !== 200) {
+    throw new Error(`GraphQL failed (${response.status}): ${JSON.stringify(response.body.errors)}`);
+  }
+  return response.body.data as T;
+}
