@@ -17,3 +17,66 @@ export async function inboxesByIds(db: Db, scope: TenantScope, ids: readonly str
   if (ids.length === 0) return [];
   return scoped(db, scope).where("id", "in", ids).execute();
 }
+
+export interface InboxFilter {
+  podId?: string | undefined;
+}
+
+export async function listInboxes(
+  db: Db,
+  scope: TenantScope,
+  filter: InboxFilter,
+  page: import("../schema/connection.ts").KeysetPage<string>,
+): Promise<Inbox[]> {
+  let query = scoped(db, scope);
+  if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);
+  if (page.after !== undefined) query = query.where("id", "<", page.after);
+  if (page.before !== undefined) query = query.where("id", ">", page.before);
+  return query
+    .orderBy("id", page.inverted ? "asc" : "desc")
+    .limit(page.limit)
+    .execute();
+}
+
+export async function inboxByEmail(db: Db, scope: TenantScope, email: string): Promise<Inbox | undefined> {
+  return scoped(db, scope).where("email", "=", email.toLowerCase()).executeTakeFirst();
+}
+
+export async function insertInbox(
+  trx: Db,
+  inbox: {
+    org_id: string;
+    pod_id: string;
+    username: string;
+    domain: string;
+    display_name: string | null;
+    client_id: string | null;
+  },
+): Promise<Inbox> {
+  const email = `${inbox.username}@${inbox.domain}`;
+  const row = await trx
+    .insertInto("inboxes")
+    .values({ ...inbox, email })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await trx.insertInto("inbox_addresses").values({ email, org_id: row.org_id, inbox_id: row.id }).execute();
+  return row;
+}
+
+/** Whether `domain` may carry inboxes of `podId`: a verified domain of the pod, or shared by all pods. */
+export async function verifiedDomainFor(
+  db: Db,
+  scope: TenantScope,
+  podId: string,
+  domain: string,
+): Promise<boolean> {
+  const row = await db
+    .selectFrom("domains")
+    .select("id")
+    .where("org_id", "=", scope.orgId)
+    .where("domain", "=", domain)
+    .where("status", "=", "VERIFIED")
+    .where((eb) => eb.or([eb("pod_id", "is", null), eb("pod_id", "=", podId)]))
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -27,3 +27,22 @@ export async function podsByIds(db: Db, scope: TenantScope, ids: readonly string
   if (ids.length === 0) return [];
   return scoped(db, scope).where("id", "in", ids).execute();
 }
+
+export async function insertPod(db: Db, orgId: string, name: string, clientId: string | null): Promise<Pod> {
+  return db
+    .insertInto("pods")
+    .values({ org_id: orgId, name, client_id: clientId })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** The organization's oldest pod, where inboxes go when an organization-scoped caller names none. */
+export async function firstPod(db: Db, scope: TenantScope): Promise<Pod | undefined> {
+  return scoped(db, scope).orderBy("id", "asc").limit(1).executeTakeFirst();
+}
+
+export async function deletePod(db: Db, scope: TenantScope, id: string): Promise<Pod | undefined> {
+  let query = db.deleteFrom("pods").where("org_id", "=", scope.orgId).where("id", "=", id);
+  if (scope.podId !== null) query = query.where("id", "=", scope.podId);
+  return query.returningAll().executeTakeFirst();
+}

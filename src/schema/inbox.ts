@@ -1,6 +1,10 @@
 import { scopeOf } from "../context.ts";
-import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
-import { builder } from "./builder.ts";
+import { badUserInput, notFound } from "../errors.ts";
+import { type Inbox, inboxByEmail, inboxesByIds, listInboxes } from "../inboxes/repository.ts";
+import { createInbox } from "../inboxes/service.ts";
+import { builder, requires } from "./builder.ts";
+import { isIdKey, keysetConnection } from "./connection.ts";
+import { decodeId } from "./delete.ts";
 import { inIdOrder } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
@@ -18,3 +22,78 @@ InboxRef.implement({
     createdAt: t.field({ type: "DateTime", resolve: (inbox) => inbox.created_at }),
   }),
 });
+
+builder.objectField(PodRef, "inboxes", (t) =>
+  t.connection({
+    type: InboxRef,
+    ...requires("INBOX_READ"),
+    resolve: (pod, args, context) =>
+      keysetConnection(
+        args,
+        (inbox: Inbox) => inbox.id,
+        isIdKey,
+        (page) => listInboxes(context.services.db, scopeOf(context), { podId: pod.id }, page),
+      ),
+  }),
+);
+
+builder.queryFields((t) => ({
+  inboxes: t.connection({
+    type: InboxRef,
+    ...requires("INBOX_READ"),
+    args: { podId: t.arg.globalID({ for: PodRef }) },
+    resolve: (_root, args, context) =>
+      keysetConnection(
+        args,
+        (inbox: Inbox) => inbox.id,
+        isIdKey,
+        (page) => listInboxes(context.services.db, scopeOf(context), { podId: args.podId?.id }, page),
+      ),
+  }),
+  inbox: t.field({
+    type: InboxRef,
+    ...requires("INBOX_READ"),
+    description: "One inbox, by id or by email address.",
+    args: { id: t.arg.id(), email: t.arg.string() },
+    resolve: async (_root, args, context) => {
+      if ((args.id == null) === (args.email == null))
+        throw badUserInput("Give exactly one of id and email.", "id");
+      if (args.id != null) return decodeId(String(args.id), "Inbox");
+      const inbox = await inboxByEmail(context.services.db, scopeOf(context), args.email as string);
+      if (!inbox) throw notFound("Inbox");
+      return inbox;
+    },
+  }),
+}));
+
+const CreateInboxInput = builder.inputType("CreateInboxInput", {
+  fields: (t) => ({
+    podId: t.globalID({
+      for: PodRef,
+      description:
+        "Defaults to the caller's pod; for an organization-wide caller, the organization's first pod.",
+    }),
+    username: t.string({ description: "Defaults to a random agent-… name." }),
+    domain: t.string({ description: "MAIL_DOMAIN (the default) or a verified domain of the pod." }),
+    displayName: t.string(),
+    clientId: t.string(),
+  }),
+});
+
+const CreateInboxPayload = builder.simpleObject("CreateInboxPayload", {
+  fields: (t) => ({ inbox: t.field({ type: InboxRef }) }),
+});
+
+builder.mutationField("createInbox", (t) =>
+  t.field({
+    type: CreateInboxPayload,
+    ...requires("INBOX_CREATE"),
+    args: { input: t.arg({ type: CreateInboxInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      inbox: await createInbox(context.services.db, context.services.config, scopeOf(context), {
+        ...input,
+        podId: input.podId?.id,
+      }),
+    }),
+  }),
+);

@@ -1,7 +1,9 @@
 import { scopeOf } from "../context.ts";
 import { listPods, type Pod, podsByIds } from "../pods/repository.ts";
+import { createPod, removePod } from "../pods/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
+import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { inIdOrder } from "./loadable.ts";
 
 export const PodRef = builder.loadableNodeRef<Pod, string, string>("Pod", {
@@ -35,5 +37,34 @@ builder.queryFields((t) => ({
     ...requires("POD_READ"),
     args: { id: t.arg.globalID({ required: true, for: PodRef }) },
     resolve: (_root, args) => args.id.id,
+  }),
+}));
+
+const CreatePodInput = builder.inputType("CreatePodInput", {
+  fields: (t) => ({ name: t.string({ required: true }), clientId: t.string() }),
+});
+
+const CreatePodPayload = builder.simpleObject("CreatePodPayload", {
+  fields: (t) => ({ pod: t.field({ type: PodRef }) }),
+});
+
+builder.mutationFields((t) => ({
+  createPod: t.field({
+    type: CreatePodPayload,
+    ...requires("POD_CREATE"),
+    args: { input: t.arg({ type: CreatePodInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      pod: await createPod(context.services.db, scopeOf(context), input),
+    }),
+  }),
+  deletePod: t.field({
+    type: DeletePayloadRef,
+    description: "Deletes the pod and everything in it: inboxes, mail, drafts, keys scoped to it.",
+    ...requires("POD_DELETE"),
+    args: { input: t.arg({ type: DeleteInputRef, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      await removePod(context.services.db, scopeOf(context), decodeId(String(input.id), "Pod"));
+      return { deletedId: input.id };
+    },
   }),
 }));

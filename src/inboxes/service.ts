@@ -1,0 +1,79 @@
+// Inbox rules: addresses, the pod an inbox lands in, and the domains it may use.
+import { randomBase62 } from "../auth/keys.ts";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Config } from "../config.ts";
+import type { Db } from "../db/database.ts";
+import { uniqueViolation } from "../db/errors.ts";
+import { badUserInput, conflict, notFound } from "../errors.ts";
+import { firstPod, insertPod, podsByIds } from "../pods/repository.ts";
+import { validateClientId } from "../pods/service.ts";
+import { type Inbox, insertInbox, verifiedDomainFor } from "./repository.ts";
+
+const USERNAME = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$/;
+
+export function validateUsername(username: string): string {
+  const value = username.trim().toLowerCase();
+  if (!USERNAME.test(value) || value.includes("..")) {
+    throw badUserInput(
+      "username must be 1 to 64 letters, digits, '.', '_', '+' or '-', starting and ending with a letter or digit.",
+      "username",
+    );
+  }
+  return value;
+}
+
+export interface CreateInboxInput {
+  podId?: string | undefined;
+  username?: string | null | undefined;
+  domain?: string | null | undefined;
+  displayName?: string | null | undefined;
+  clientId?: string | null | undefined;
+}
+
+export async function createInbox(
+  db: Db,
+  config: Config,
+  scope: TenantScope,
+  input: CreateInboxInput,
+): Promise<Inbox> {
+  const username =
+    input.username == null ? `agent-${randomBase62(10).toLowerCase()}` : validateUsername(input.username);
+  const domain = (input.domain ?? config.mailDomain).trim().toLowerCase();
+  const displayName = input.displayName?.trim() || null;
+  if (displayName && displayName.length > 200)
+    throw badUserInput("displayName must be at most 200 characters.", "displayName");
+  const clientId = validateClientId(input.clientId);
+
+  return db.transaction().execute(async (trx) => {
+    let podId: string;
+    if (input.podId !== undefined) {
+      const [pod] = await podsByIds(trx, scope, [input.podId]);
+      if (!pod) throw notFound("Pod");
+      podId = pod.id;
+    } else if (scope.podId !== null) {
+      podId = scope.podId;
+    } else {
+      // An organization-wide caller that names no pod: the organization's first pod, made on demand.
+      podId = (await firstPod(trx, scope))?.id ?? (await insertPod(trx, scope.orgId, "default", null)).id;
+    }
+    if (domain !== config.mailDomain && !(await verifiedDomainFor(trx, scope, podId, domain))) {
+      throw badUserInput(`domain must be ${config.mailDomain} or a verified domain of this pod.`, "domain");
+    }
+    try {
+      return await insertInbox(trx, {
+        org_id: scope.orgId,
+        pod_id: podId,
+        username,
+        domain,
+        display_name: displayName,
+        client_id: clientId,
+      });
+    } catch (error) {
+      const constraint = uniqueViolation(error);
+      if (constraint === undefined) throw error;
+      if (constraint.includes("client_id"))
+        throw conflict("An inbox with this clientId already exists.", "clientId");
+      throw conflict(`${username}@${domain} is taken.`, "username");
+    }
+  });
+}

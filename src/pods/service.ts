@@ -1,0 +1,43 @@
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import { uniqueViolation } from "../db/errors.ts";
+import { badUserInput, conflict, notFound } from "../errors.ts";
+import { deletePod, insertPod, type Pod } from "./repository.ts";
+
+export function validateName(name: string, field = "name"): string {
+  const trimmed = name.trim();
+  if (trimmed.length === 0 || trimmed.length > 200)
+    throw badUserInput(`${field} must be 1 to 200 characters.`, field);
+  return trimmed;
+}
+
+export function validateClientId(clientId: string | null | undefined): string | null {
+  if (clientId == null) return null;
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(clientId)) {
+    throw badUserInput("clientId must be 1 to 128 letters, digits or . _ : -", "clientId");
+  }
+  return clientId;
+}
+
+export async function createPod(
+  db: Db,
+  scope: TenantScope,
+  input: { name: string; clientId?: string | null | undefined },
+): Promise<Pod> {
+  const name = validateName(input.name);
+  const clientId = validateClientId(input.clientId);
+  try {
+    return await insertPod(db, scope.orgId, name, clientId);
+  } catch (error) {
+    if (uniqueViolation(error) !== undefined)
+      throw conflict("A pod with this clientId already exists.", "clientId");
+    throw error;
+  }
+}
+
+/** Deletes the pod with everything in it (inboxes, mail, keys scoped to it). */
+export async function removePod(db: Db, scope: TenantScope, id: string): Promise<Pod> {
+  const pod = await deletePod(db, scope, id);
+  if (!pod) throw notFound("Pod");
+  return pod;
+}
