@@ -1,5 +1,7 @@
 // Creating an organization with its first administrator and an organization-scoped key.
+import { sql } from "kysely";
 import { insertApiKey } from "../api-keys/repository.ts";
+import { notifyAuthChange } from "../auth/authenticator.ts";
 import { generateApiKey, hashToken, keyDisplayPrefix } from "../auth/keys.ts";
 import type { Db } from "../db/database.ts";
 import { addMember, hashPassword } from "../users/service.ts";
@@ -36,5 +38,21 @@ export async function bootstrapOrganization(db: Db, input: BootstrapInput) {
       hashToken(apiKey, input.tokenPepper),
     );
     return { organizationId: organization.id, adminEmail: admin.email, apiKey };
+  });
+}
+
+/** Changes an organization's status (its permission ceiling) and makes every node forget cached principals. */
+export async function setOrganizationStatus(
+  db: Db,
+  orgId: string,
+  status: "ACTIVE" | "AGENT_UNVERIFIED" | "AGENT_VERIFIED",
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable("organizations")
+      .set({ status, updated_at: sql`now()` })
+      .where("id", "=", orgId)
+      .execute();
+    await notifyAuthChange(trx, { kind: "organization", orgId });
   });
 }
