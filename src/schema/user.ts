@@ -26,6 +26,7 @@ const LoginPayload = builder.simpleObject("LoginPayload", {
 builder.mutationField("login", (t) =>
   t.field({
     type: LoginPayload,
+    nullable: true,
     description: "Public. Signs in and sets an HttpOnly, SameSite=Lax session cookie.",
     args: { input: t.arg({ type: LoginInput, required: true }) },
     resolve: async (_root, { input }, context) => {
