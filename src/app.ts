@@ -22,6 +22,7 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { unauthenticated } from "./errors.ts";
 import { PgListener } from "./events/pg-listener.ts";
+import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { schema } from "./schema/index.ts";
 import { clearedCookie } from "./users/service.ts";
@@ -77,6 +78,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       batching: false,
       maskedErrors: { isDev: !config.production },
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
+      renderGraphiQL: renderLocalGraphiQL,
       plugins: [useCookieCsrfPrevention(), useAuthentication()],
       context: async (initial) => {
         if (initial.wsPrincipal) return createContext(services, initial.wsPrincipal);
@@ -107,8 +109,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     return request.url.startsWith("https:") || request.headers.get("x-forwarded-proto") === "https";
   }
 
-  async function handleHealth(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const path = (req.url ?? "").split("?")[0];
+  async function handleOwnRoutes(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (req.method === "GET" && (await serveGraphiQLAsset(path, res))) return true;
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
       return true;
@@ -230,7 +233,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
 
       const yoga = buildYoga();
       httpServer = createServer(async (req, res) => {
-        if (await handleHealth(req, res)) return;
+        if (await handleOwnRoutes(req, res)) return;
         if (stopping) res.setHeader("Connection", "close");
         await yoga(req, res, { req, res });
       });

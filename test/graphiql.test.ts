@@ -1,0 +1,36 @@
+// GraphiQL is served whole by this server: no asset comes from a CDN.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { startTestServer, type TestServer } from "./helpers/server.ts";
+
+let database: TestDatabase;
+let server: TestServer;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  server = await startTestServer(database.url);
+});
+afterAll(async () => {
+  await server?.stop();
+  await database?.destroy();
+});
+
+describe("GraphiQL", () => {
+  it("is served at GET /graphql to a browser, with every asset from this server", async () => {
+    const page = await fetch(`${server.url}/graphql`, { headers: { accept: "text/html" } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain("<title>Mailroom</title>");
+    expect(html).not.toMatch(/https?:\/\//);
+    const assets = [...html.matchAll(/(?:src=|href=|:\s*")(\/graphiql\/[^\s>"]+)/g)].map(
+      (m) => m[1] as string,
+    );
+    expect(assets.length).toBeGreaterThanOrEqual(5);
+    for (const asset of assets) {
+      const response = await fetch(`${server.url}${asset}`);
+      expect(response.status, asset).toBe(200);
+      expect((await response.arrayBuffer()).byteLength, asset).toBeGreaterThan(1000);
+    }
+    expect((await fetch(`${server.url}/graphiql/../package.json`)).status).toBe(404);
+  });
+});
