@@ -10,7 +10,7 @@ import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { scopeOf } from "../context.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder } from "./loadable.ts";
 import { KeyScopeEnum } from "./permission.ts";
@@ -69,8 +69,8 @@ builder.queryField("apiKeys", (t) =>
     type: ApiKeyRef,
     ...requires("API_KEY_READ"),
     args: {
-      podId: t.arg.globalID({ for: PodRef }),
-      inboxId: t.arg.globalID({ for: InboxRef }),
+      podId: t.arg.id(),
+      inboxId: t.arg.id(),
     },
     resolve: (_root, args, context) =>
       keysetConnection(
@@ -81,7 +81,7 @@ builder.queryField("apiKeys", (t) =>
           listApiKeys(
             context.services.db,
             scopeOf(context),
-            { podId: args.podId?.id, inboxId: args.inboxId?.id },
+            { podId: optionalId(args.podId, "Pod"), inboxId: optionalId(args.inboxId, "Inbox") },
             page,
           ),
       ),
@@ -91,8 +91,8 @@ builder.queryField("apiKeys", (t) =>
 const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {
   fields: (t) => ({
     name: t.string({ required: true }),
-    podId: t.globalID({ for: PodRef, description: "Scope the key to this pod." }),
-    inboxId: t.globalID({ for: InboxRef, description: "Scope the key to this inbox." }),
+    podId: t.id({ description: "Scope the key to this pod." }),
+    inboxId: t.id({ description: "Scope the key to this inbox." }),
     permissions: t.field({ type: ApiKeyPermissionsInput }),
     expiresAt: t.field({ type: "DateTime" }),
   }),
@@ -124,8 +124,8 @@ builder.mutationField("createApiKey", (t) =>
         { principal: context.principal as AuthenticatedPrincipal, scope: scopeOf(context) },
         {
           name: input.name,
-          podId: input.podId?.id,
-          inboxId: input.inboxId?.id,
+          podId: optionalId(input.podId, "Pod"),
+          inboxId: optionalId(input.inboxId, "Inbox"),
           permissions: requested,
           expiresAt: input.expiresAt,
         },

@@ -2,13 +2,13 @@
 import SchemaBuilder from "@pothos/core";
 import DataloaderPlugin from "@pothos/plugin-dataloader";
 import DirectivePlugin from "@pothos/plugin-directives";
-import RelayPlugin from "@pothos/plugin-relay";
+import RelayPlugin, { decodeGlobalID } from "@pothos/plugin-relay";
 import ScopeAuthPlugin, { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
 import SimpleObjectsPlugin from "@pothos/plugin-simple-objects";
 import { GraphQLError, Kind } from "graphql";
 import { isPermission, type Permission } from "../auth/permissions.ts";
 import type { Context } from "../context.ts";
-import { badUserInput, forbidden, unauthenticated } from "../errors.ts";
+import { badUserInput, forbidden, notFound, unauthenticated } from "../errors.ts";
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -43,14 +43,54 @@ export const builder = new SchemaBuilder<{
     },
   },
   relay: {
+    // A malformed id is reported like a missing row: NOT_FOUND, never a bare error.
+    decodeGlobalID: (globalID) => {
+      try {
+        const { typename, id } = decodeGlobalID(globalID);
+        if (/^\d{1,19}$/.test(id)) return { typename, id };
+      } catch {
+        // fall through
+      }
+      throw notFound();
+    },
     clientMutationId: "omit",
     cursorType: "String",
-    nodeQueryOptions: { nullable: true },
+    nodeQueryOptions: {
+      nullable: true,
+      description:
+        "Any object by its global id. Needs the read permission of the object's type (Pod: POD_READ, Inbox: INBOX_READ, …).",
+      // node(id:) is direct access: it needs the same read permission as the type's own query.
+      authScopes: (_parent, args) => {
+        const permission = NODE_READ_PERMISSIONS[typenameOf(String(args.id))];
+        return permission ? { permission } : { authenticated: true };
+      },
+    },
     nodesQueryOptions: false,
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
   },
 });
+
+/** The permission that direct access (node(id:)) to an object of each type needs. */
+export const NODE_READ_PERMISSIONS: Readonly<Record<string, Permission>> = {
+  Pod: "POD_READ",
+  Inbox: "INBOX_READ",
+  Thread: "THREAD_READ",
+  Message: "MESSAGE_READ",
+  Draft: "DRAFT_READ",
+  Webhook: "WEBHOOK_READ",
+  Domain: "DOMAIN_READ",
+  ListEntry: "LIST_ENTRY_READ",
+  ApiKey: "API_KEY_READ",
+};
+
+function typenameOf(globalId: string): string {
+  try {
+    return decodeGlobalID(globalId).typename;
+  } catch {
+    return "";
+  }
+}
 
 function requiredPermissionOf(failure: AuthFailure): Permission | undefined {
   switch (failure.kind) {

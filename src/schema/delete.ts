@@ -11,6 +11,14 @@ export const DeletePayloadRef = builder.simpleObject("DeletePayload", {
   fields: (t) => ({ deletedId: t.id() }),
 });
 
+/** decodeId for an optional argument: absent stays undefined. */
+export function optionalId(
+  globalId: string | number | null | undefined,
+  typename: string,
+): string | undefined {
+  return globalId == null ? undefined : decodeId(String(globalId), typename);
+}
+
 /** The row id inside a global id of `typename`; anything else is NOT_FOUND, exactly like a missing row. */
 export function decodeId(globalId: string, typename: string): string {
   try {

@@ -4,7 +4,7 @@ import { type Inbox, inboxByEmail, inboxesByIds, listInboxes } from "../inboxes/
 import { createInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
-import { decodeId } from "./delete.ts";
+import { decodeId, optionalId } from "./delete.ts";
 import { inIdOrder } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
@@ -41,13 +41,14 @@ builder.queryFields((t) => ({
   inboxes: t.connection({
     type: InboxRef,
     ...requires("INBOX_READ"),
-    args: { podId: t.arg.globalID({ for: PodRef }) },
+    args: { podId: t.arg.id() },
     resolve: (_root, args, context) =>
       keysetConnection(
         args,
         (inbox: Inbox) => inbox.id,
         isIdKey,
-        (page) => listInboxes(context.services.db, scopeOf(context), { podId: args.podId?.id }, page),
+        (page) =>
+          listInboxes(context.services.db, scopeOf(context), { podId: optionalId(args.podId, "Pod") }, page),
       ),
   }),
   inbox: t.field({
@@ -68,8 +69,7 @@ builder.queryFields((t) => ({
 
 const CreateInboxInput = builder.inputType("CreateInboxInput", {
   fields: (t) => ({
-    podId: t.globalID({
-      for: PodRef,
+    podId: t.id({
       description:
         "Defaults to the caller's pod; for an organization-wide caller, the organization's first pod.",
     }),
@@ -92,7 +92,7 @@ builder.mutationField("createInbox", (t) =>
     resolve: async (_root, { input }, context) => ({
       inbox: await createInbox(context.services.db, context.services.config, scopeOf(context), {
         ...input,
-        podId: input.podId?.id,
+        podId: optionalId(input.podId, "Pod"),
       }),
     }),
   }),

@@ -35,8 +35,8 @@ builder.queryFields((t) => ({
   pod: t.field({
     type: PodRef,
     ...requires("POD_READ"),
-    args: { id: t.arg.globalID({ required: true, for: PodRef }) },
-    resolve: (_root, args) => args.id.id,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args) => decodeId(String(args.id), "Pod"),
   }),
 }));
 
