@@ -61,7 +61,10 @@ export const builder = new SchemaBuilder<{
         "Any object by its global id. Needs the read permission of the object's type (Pod: POD_READ, Inbox: INBOX_READ, …).",
       // node(id:) is direct access: it needs the same read permission as the type's own query.
       authScopes: (_parent, args) => {
-        const permission = NODE_READ_PERMISSIONS[typenameOf(String(args.id))];
+        // The relay plugin has already parsed the id into { typename, id }.
+        const parsed = args.id as unknown as { typename?: string } | string;
+        const typename = typeof parsed === "string" ? typenameOf(parsed) : (parsed.typename ?? "");
+        const permission = NODE_READ_PERMISSIONS[typename];
         return permission ? { permission } : { authenticated: true };
       },
     },

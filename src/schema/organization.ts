@@ -10,7 +10,9 @@ builder.node(OrganizationRef, {
   id: { resolve: (organization) => organization.id },
   loadOne: async (id, context) => {
     const organization = await organizationOf(context.services.db, scopeOf(context));
-    return organization && organization.id === String(id) ? organization : null;
+    // Any organization but the caller's own is reported exactly like a missing one.
+    if (!organization || organization.id !== String(id)) throw notFound("Organization");
+    return organization;
   },
   fields: (t) => ({
     name: t.exposeString("name"),
