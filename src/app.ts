@@ -229,7 +229,13 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const authenticator = new Authenticator(database.db, { logger, pepper: config.tokenPepper });
       await authenticator.attach(listener);
       authenticator.on("revoked", onRevoked);
-      Object.assign(services, { config, db: database.db, logger, authenticator } satisfies Services);
+      Object.assign(services, {
+        config,
+        db: database.db,
+        logger,
+        authenticator,
+        statementCount: database.statementCount,
+      } satisfies Services);
 
       const yoga = buildYoga();
       httpServer = createServer(async (req, res) => {

@@ -1,4 +1,5 @@
 // Every environment variable Mailroom reads, parsed once. Nothing else reads process.env.
+import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -41,6 +42,31 @@ const domainName = z
       }),
   );
 
+/** `host[:port]` DNS servers, comma-separated: IPv4, IPv4:port, IPv6 or [IPv6]:port (addresses, not names). */
+const dnsServers = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((server) => server.trim())
+      .filter((server) => server !== ""),
+  )
+  .refine((servers) => servers.length > 0 && servers.every(isDnsServer), {
+    error: "expected comma-separated DNS server addresses such as 1.1.1.1,[2606:4700::1111]:53",
+  });
+
+function isDnsServer(server: string): boolean {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(server);
+  if (bracketed) return isIP(bracketed[1] ?? "") === 6 && validPort(bracketed[2]);
+  if (isIP(server) !== 0) return true;
+  const [host, port, ...rest] = server.split(":");
+  return rest.length === 0 && isIP(host ?? "") === 4 && validPort(port);
+}
+
+function validPort(port: string | undefined): boolean {
+  return port === undefined || (/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535);
+}
+
 const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
@@ -54,6 +80,9 @@ const environmentSchema = z.object({
   ALLOW_PRIVATE_WEBHOOK_URLS: booleanString.default(false),
   WORKER_CONCURRENCY: integer(1, 1000).default(4),
   TOKEN_PEPPER: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
+  WEBHOOK_SECRET_KEY: z.string().min(32, { error: "expected at least 32 characters" }).optional(),
+  DNS_SERVERS: dnsServers.optional(),
+  MX_HOST: domainName.optional(),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
       error: "expected one of fatal, error, warn, info, debug, trace, silent",
@@ -76,6 +105,15 @@ export interface Config {
   workerConcurrency: number;
   /** Optional server secret mixed into token hashes (HMAC-SHA256); changing it invalidates every key. */
   tokenPepper: string | undefined;
+  /**
+   * Server key (≥ 32 characters) from which webhook signing secrets are derived; unset: a random key
+   * kept in `DATA_DIR/webhook-secret.key`. Every node must share it (see src/webhooks/secret.ts).
+   */
+  webhookSecretKey: string | undefined;
+  /** DNS servers for domain verification (`host[:port]`); unset: the system's resolvers. */
+  dnsServers: string[] | undefined;
+  /** The host custom domains point their MX record at; unset: MAIL_DOMAIN. */
+  mxHost: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   production: boolean;
 }
@@ -116,6 +154,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowPrivateWebhookUrls: value.ALLOW_PRIVATE_WEBHOOK_URLS,
     workerConcurrency: value.WORKER_CONCURRENCY,
     tokenPepper: value.TOKEN_PEPPER,
+    webhookSecretKey: value.WEBHOOK_SECRET_KEY,
+    dnsServers: value.DNS_SERVERS,
+    mxHost: value.MX_HOST,
     logLevel: value.LOG_LEVEL,
     production: value.NODE_ENV === "production",
   };

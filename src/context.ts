@@ -11,6 +11,7 @@ export interface Services {
   db: Db;
   logger: Logger;
   authenticator: Authenticator;
+  statementCount: () => number;
 }
 
 export interface Context {

@@ -475,3 +475,22 @@ describe("secrets", () => {
     }
   });
 });
+
+describe("deleting a pod", () => {
+  it("revokes the keys scoped to it (and its inboxes) at once", async () => {
+    const pod = await createPodViaApi(server, org.apiKey, "doomed");
+    const inbox = await createInboxViaApi(server, org.apiKey, { podId: pod });
+    const podKey = await createKey(server, org.apiKey, { podId: pod });
+    const inboxKey = await createKey(server, org.apiKey, { inboxId: inbox.id });
+    await ok(server, "{ viewer { scope } }", {}, { key: podKey.secret });
+    await ok(server, "{ viewer { scope } }", {}, { key: inboxKey.secret });
+    await ok(
+      server,
+      "mutation($id: ID!) { deletePod(input: { id: $id }) { deletedId } }",
+      { id: pod },
+      { key: org.apiKey },
+    );
+    expect((await gql(server, "{ viewer { scope } }", {}, { key: podKey.secret })).status).toBe(401);
+    expect((await gql(server, "{ viewer { scope } }", {}, { key: inboxKey.secret })).status).toBe(401);
+  });
+});

@@ -10,6 +10,7 @@ import {
 } from "../auth/permissions.ts";
 import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
 import type { Services } from "../context.ts";
+import type { Db } from "../db/database.ts";
 import type { PermissionFlag } from "../db/types.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
@@ -120,4 +121,22 @@ export async function revokeApiKey(services: Services, scope: TenantScope, id: s
   // Our own node must not wait for the notification to loop back.
   services.authenticator.invalidate({ kind: "apiKey", orgId: deleted.org_id, id: deleted.id });
   return deleted;
+}
+
+/**
+ * Runs a delete whose cascade removes API keys (a pod's or an inbox's), and revokes those keys on
+ * every node: one notification each inside the transaction, then our own cache at once.
+ */
+export async function deleteRevokingKeys<T>(
+  services: Services,
+  orgId: string,
+  work: (trx: Db) => Promise<{ deleted: T; apiKeyIds: readonly string[] } | undefined>,
+): Promise<T | undefined> {
+  const outcome = await services.db.transaction().execute(async (trx) => {
+    const result = await work(trx);
+    for (const id of result?.apiKeyIds ?? []) await notifyAuthChange(trx, { kind: "apiKey", orgId, id });
+    return result;
+  });
+  for (const id of outcome?.apiKeyIds ?? []) services.authenticator.invalidate({ kind: "apiKey", orgId, id });
+  return outcome?.deleted;
 }

@@ -9,6 +9,8 @@ export interface DatabaseHandle {
   db: Db;
   pool: pg.Pool;
   destroy(): Promise<void>;
+  /** SQL statements this handle has executed: the measure behind "a list must not issue a query per item". */
+  statementCount(): number;
 }
 
 export function createDatabase(connectionString: string, options: { max?: number } = {}): DatabaseHandle {
@@ -21,6 +23,12 @@ export function createDatabase(connectionString: string, options: { max?: number
   });
   // An idle client's error (the server went away) must not crash the process; the next query fails instead.
   pool.on("error", () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, pool, destroy: () => db.destroy() };
+  let statements = 0;
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    log: () => {
+      statements++;
+    },
+  });
+  return { db, pool, destroy: () => db.destroy(), statementCount: () => statements };
 }

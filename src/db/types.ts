@@ -130,6 +130,12 @@ export interface DomainTable {
   last_error: string | null;
   verified_at: Timestamp | null;
   last_checked_at: Timestamp | null;
+  /** Per-record results of the last verification (migration 000002); null = never checked. */
+  dns_checks: ColumnType<
+    JsonObject | null,
+    JsonObject | string | null | undefined,
+    JsonObject | string | null
+  >;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

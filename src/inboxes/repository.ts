@@ -1,5 +1,5 @@
 // Inboxes: SQL only, always inside the caller's TenantScope.
-import type { Selectable } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { InboxTable } from "../db/types.ts";
@@ -79,4 +79,50 @@ export async function verifiedDomainFor(
     .where((eb) => eb.or([eb("pod_id", "is", null), eb("pod_id", "=", podId)]))
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** Sets the display name of an inbox the scope contains; undefined when there is none. */
+export async function updateInboxDisplayName(
+  db: Db,
+  scope: TenantScope,
+  id: string,
+  displayName: string | null,
+): Promise<Inbox | undefined> {
+  let query = db
+    .updateTable("inboxes")
+    .set({ display_name: displayName, updated_at: sql<Date>`now()` })
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("id", "=", scope.inboxId);
+  return query.returningAll().executeTakeFirst();
+}
+
+/**
+ * Deletes an inbox the scope contains; its address, mail, drafts and keys go with it by cascade.
+ * Returns the inbox and the ids of the keys that died with it, or undefined when there is none.
+ * Run it in a transaction: the inbox row is locked first, so no key can be created for it between
+ * reading its keys and deleting it (a key's foreign-key check needs a lock that conflicts).
+ */
+export async function deleteInbox(
+  trx: Db,
+  scope: TenantScope,
+  id: string,
+): Promise<{ inbox: Inbox; apiKeyIds: string[] } | undefined> {
+  const locked = await scoped(trx, scope).where("id", "=", id).forUpdate().executeTakeFirst();
+  if (!locked) return undefined;
+  const keys = await trx
+    .selectFrom("api_keys")
+    .select("id")
+    .where("org_id", "=", scope.orgId)
+    .where("pod_id", "=", locked.pod_id)
+    .where("inbox_id", "=", locked.id)
+    .execute();
+  const inbox = await trx
+    .deleteFrom("inboxes")
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", locked.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { inbox, apiKeyIds: keys.map((key) => key.id) };
 }

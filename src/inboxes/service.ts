@@ -1,13 +1,22 @@
 // Inbox rules: addresses, the pod an inbox lands in, and the domains it may use.
+
+import { deleteRevokingKeys } from "../api-keys/service.ts";
 import { randomBase62 } from "../auth/keys.ts";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
+import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import { firstPod, insertPod, podsByIds } from "../pods/repository.ts";
 import { validateClientId } from "../pods/service.ts";
-import { type Inbox, insertInbox, verifiedDomainFor } from "./repository.ts";
+import {
+  deleteInbox,
+  type Inbox,
+  insertInbox,
+  updateInboxDisplayName,
+  verifiedDomainFor,
+} from "./repository.ts";
 
 const USERNAME = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$/;
 
@@ -76,4 +85,35 @@ export async function createInbox(
       throw conflict(`${username}@${domain} is taken.`, "username");
     }
   });
+}
+
+/** A display name as stored: trimmed, at most 200 characters, empty meaning none. */
+export function validateDisplayName(displayName: string | null | undefined): string | null {
+  const value = displayName?.trim() || null;
+  if (value && value.length > 200)
+    throw badUserInput("displayName must be at most 200 characters.", "displayName");
+  return value;
+}
+
+export async function updateInbox(
+  db: Db,
+  scope: TenantScope,
+  input: { id: string; displayName: string | null | undefined },
+): Promise<Inbox> {
+  const inbox = await updateInboxDisplayName(db, scope, input.id, validateDisplayName(input.displayName));
+  if (!inbox) throw notFound("Inbox");
+  return inbox;
+}
+
+/**
+ * Deletes an inbox with its mail, drafts and the keys scoped to it. Those keys are revoked on every
+ * node by notifications sent in the deleting transaction, and on this node before answering.
+ */
+export async function removeInbox(services: Services, scope: TenantScope, id: string): Promise<Inbox> {
+  const deleted = await deleteRevokingKeys(services, scope.orgId, async (trx) => {
+    const result = await deleteInbox(trx, scope, id);
+    return result && { deleted: result.inbox, apiKeyIds: result.apiKeyIds };
+  });
+  if (!deleted) throw notFound("Inbox");
+  return deleted;
 }

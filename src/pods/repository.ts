@@ -41,8 +41,26 @@ export async function firstPod(db: Db, scope: TenantScope): Promise<Pod | undefi
   return scoped(db, scope).orderBy("id", "asc").limit(1).executeTakeFirst();
 }
 
-export async function deletePod(db: Db, scope: TenantScope, id: string): Promise<Pod | undefined> {
-  let query = db.deleteFrom("pods").where("org_id", "=", scope.orgId).where("id", "=", id);
-  if (scope.podId !== null) query = query.where("id", "=", scope.podId);
-  return query.returningAll().executeTakeFirst();
+/** Deletes a pod (everything in it cascades) and says which API keys went with it. */
+export async function deletePod(
+  trx: Db,
+  scope: TenantScope,
+  id: string,
+): Promise<{ pod: Pod; apiKeyIds: string[] } | undefined> {
+  // Locked first, so no key can be created in the pod between reading its keys and deleting it.
+  const locked = await scoped(trx, scope).where("id", "=", id).forUpdate().executeTakeFirst();
+  if (!locked) return undefined;
+  const keys = await trx
+    .selectFrom("api_keys")
+    .select("id")
+    .where("org_id", "=", scope.orgId)
+    .where("pod_id", "=", locked.id)
+    .execute();
+  const pod = await trx
+    .deleteFrom("pods")
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", locked.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { pod, apiKeyIds: keys.map((key) => key.id) };
 }

@@ -1,4 +1,6 @@
+import { deleteRevokingKeys } from "../api-keys/service.ts";
 import type { TenantScope } from "../auth/principal.ts";
+import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
@@ -35,9 +37,12 @@ export async function createPod(
   }
 }
 
-/** Deletes the pod with everything in it (inboxes, mail, keys scoped to it). */
-export async function removePod(db: Db, scope: TenantScope, id: string): Promise<Pod> {
-  const pod = await deletePod(db, scope, id);
+/** Deletes the pod with everything in it (inboxes, mail, keys scoped to it, revoked at once). */
+export async function removePod(services: Services, scope: TenantScope, id: string): Promise<Pod> {
+  const pod = await deleteRevokingKeys(services, scope.orgId, async (trx) => {
+    const result = await deletePod(trx, scope, id);
+    return result && { deleted: result.pod, apiKeyIds: result.apiKeyIds };
+  });
   if (!pod) throw notFound("Pod");
   return pod;
 }

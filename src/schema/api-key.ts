@@ -10,6 +10,7 @@ import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { scopeOf } from "../context.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder } from "./loadable.ts";
@@ -65,27 +66,30 @@ ApiKeyRef.implement({
 });
 
 builder.queryField("apiKeys", (t) =>
-  t.connection({
-    type: ApiKeyRef,
-    ...requires("API_KEY_READ"),
-    args: {
-      podId: t.arg.id(),
-      inboxId: t.arg.id(),
+  t.connection(
+    {
+      type: ApiKeyRef,
+      ...requires("API_KEY_READ"),
+      args: {
+        podId: t.arg.id(),
+        inboxId: t.arg.id(),
+      },
+      resolve: (_root, args, context) =>
+        keysetConnection(
+          args,
+          (key: ApiKey) => key.id,
+          isIdKey,
+          (page) =>
+            listApiKeys(
+              context.services.db,
+              scopeOf(context),
+              { podId: optionalId(args.podId, "Pod"), inboxId: optionalId(args.inboxId, "Inbox") },
+              page,
+            ),
+        ),
     },
-    resolve: (_root, args, context) =>
-      keysetConnection(
-        args,
-        (key: ApiKey) => key.id,
-        isIdKey,
-        (page) =>
-          listApiKeys(
-            context.services.db,
-            scopeOf(context),
-            { podId: optionalId(args.podId, "Pod"), inboxId: optionalId(args.inboxId, "Inbox") },
-            page,
-          ),
-      ),
-  }),
+    connectionOf(ApiKeyRef),
+  ),
 );
 
 const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {

@@ -4,6 +4,7 @@ import { type Inbox, inboxByEmail, inboxesByIds, listInboxes } from "../inboxes/
 import { createInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { inIdOrder } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
@@ -24,33 +25,44 @@ InboxRef.implement({
 });
 
 builder.objectField(PodRef, "inboxes", (t) =>
-  t.connection({
-    type: InboxRef,
-    ...requires("INBOX_READ"),
-    resolve: (pod, args, context) =>
-      keysetConnection(
-        args,
-        (inbox: Inbox) => inbox.id,
-        isIdKey,
-        (page) => listInboxes(context.services.db, scopeOf(context), { podId: pod.id }, page),
-      ),
-  }),
+  t.connection(
+    {
+      type: InboxRef,
+      ...requires("INBOX_READ"),
+      resolve: (pod, args, context) =>
+        keysetConnection(
+          args,
+          (inbox: Inbox) => inbox.id,
+          isIdKey,
+          (page) => listInboxes(context.services.db, scopeOf(context), { podId: pod.id }, page),
+        ),
+    },
+    connectionOf(InboxRef),
+  ),
 );
 
 builder.queryFields((t) => ({
-  inboxes: t.connection({
-    type: InboxRef,
-    ...requires("INBOX_READ"),
-    args: { podId: t.arg.id() },
-    resolve: (_root, args, context) =>
-      keysetConnection(
-        args,
-        (inbox: Inbox) => inbox.id,
-        isIdKey,
-        (page) =>
-          listInboxes(context.services.db, scopeOf(context), { podId: optionalId(args.podId, "Pod") }, page),
-      ),
-  }),
+  inboxes: t.connection(
+    {
+      type: InboxRef,
+      ...requires("INBOX_READ"),
+      args: { podId: t.arg.id() },
+      resolve: (_root, args, context) =>
+        keysetConnection(
+          args,
+          (inbox: Inbox) => inbox.id,
+          isIdKey,
+          (page) =>
+            listInboxes(
+              context.services.db,
+              scopeOf(context),
+              { podId: optionalId(args.podId, "Pod") },
+              page,
+            ),
+        ),
+    },
+    connectionOf(InboxRef),
+  ),
   inbox: t.field({
     type: InboxRef,
     ...requires("INBOX_READ"),

@@ -5,9 +5,18 @@ import { withRequiresDirective } from "./permission.ts";
 import "./organization.ts";
 import "./pod.ts";
 import "./inbox.ts";
+import "./message.ts";
+import "./thread.ts";
 import "./user.ts";
 import "./api-key.ts";
 import "./viewer.ts";
+import "./event-type.ts";
+import "./webhook.ts";
+import "./domain.ts";
+import "./list-entry.ts";
+import "./inbox-mutations.ts";
+import "./draft.ts";
+import "./metrics.ts";
 
 export const schema = withRequiresDirective(builder.toSchema({ sortSchema: false }));
 export const sortedSchema = () => lexicographicSortSchema(schema);

@@ -3,6 +3,7 @@ import { listPods, type Pod, podsByIds } from "../pods/repository.ts";
 import { createPod, removePod } from "../pods/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { inIdOrder } from "./loadable.ts";
 
@@ -21,17 +22,20 @@ PodRef.implement({
 });
 
 builder.queryFields((t) => ({
-  pods: t.connection({
-    type: PodRef,
-    ...requires("POD_READ"),
-    resolve: (_root, args, context) =>
-      keysetConnection(
-        args,
-        (pod: Pod) => pod.id,
-        isIdKey,
-        (page) => listPods(context.services.db, scopeOf(context), page),
-      ),
-  }),
+  pods: t.connection(
+    {
+      type: PodRef,
+      ...requires("POD_READ"),
+      resolve: (_root, args, context) =>
+        keysetConnection(
+          args,
+          (pod: Pod) => pod.id,
+          isIdKey,
+          (page) => listPods(context.services.db, scopeOf(context), page),
+        ),
+    },
+    connectionOf(PodRef),
+  ),
   pod: t.field({
     type: PodRef,
     ...requires("POD_READ"),
@@ -63,7 +67,7 @@ builder.mutationFields((t) => ({
     ...requires("POD_DELETE"),
     args: { input: t.arg({ type: DeleteInputRef, required: true }) },
     resolve: async (_root, { input }, context) => {
-      await removePod(context.services.db, scopeOf(context), decodeId(String(input.id), "Pod"));
+      await removePod(context.services, scopeOf(context), decodeId(String(input.id), "Pod"));
       return { deletedId: input.id };
     },
   }),

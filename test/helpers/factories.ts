@@ -1,6 +1,8 @@
 // Test data made through the application's own services and API, never by hand-written SQL.
 import { randomBytes } from "node:crypto";
+import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import type { Db } from "../../src/db/database.ts";
+import { type MessageData, storeMessage } from "../../src/mail/store.ts";
 import { bootstrapOrganization } from "../../src/organizations/service.ts";
 import { ok } from "./server.ts";
 
@@ -58,4 +60,49 @@ export async function createInboxViaApi(
     { key },
   );
   return data.createInbox.inbox;
+}
+
+let messageCounter = 0;
+
+/** Stores a received message in an inbox (given by global id) through the same code the mail pipeline uses. */
+export async function deliver(
+  db: Db,
+  inboxGlobalId: string,
+  data: Partial<MessageData> = {},
+): Promise<{ id: string; threadId: string; messageIdHeader: string }> {
+  const inboxId = decodeGlobalID(inboxGlobalId).id;
+  const inbox = await db
+    .selectFrom("inboxes")
+    .select(["org_id", "pod_id", "id"])
+    .where("id", "=", inboxId)
+    .executeTakeFirstOrThrow();
+  messageCounter++;
+  const messageIdHeader = data.messageIdHeader ?? `<m${messageCounter}.${Date.now()}@sender.test>`;
+  const { message } = await db.transaction().execute((trx) =>
+    storeMessage(
+      trx,
+      { orgId: inbox.org_id, podId: inbox.pod_id, inboxId: inbox.id },
+      {
+        messageIdHeader,
+        from: "sender@sender.test",
+        to: ["inbox@mailroom.localhost"],
+        subject: `Message ${messageCounter}`,
+        text: `Body ${messageCounter}`,
+        html: null,
+        inReplyTo: null,
+        references: [],
+        labels: ["received", "unread"],
+        direction: "INBOUND",
+        sizeBytes: 100,
+        createdAt: new Date(Date.now() + messageCounter),
+        ...data,
+      },
+      "MESSAGE_RECEIVED",
+    ),
+  );
+  return {
+    id: encodeGlobalID("Message", message.id),
+    threadId: encodeGlobalID("Thread", message.thread_id),
+    messageIdHeader,
+  };
 }

@@ -1,0 +1,113 @@
+// Custom domain rules: who may register which name, its DKIM key, and DNS verification.
+import { domainToASCII } from "node:url";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Config } from "../config.ts";
+import type { Db } from "../db/database.ts";
+import { uniqueViolation } from "../db/errors.ts";
+import { conflict, notFound } from "../errors.ts";
+import { podsByIds } from "../pods/repository.ts";
+import { normalizeDomainName } from "./name.ts";
+import { checkRecords, checksToJson, DKIM_SELECTOR, generateDkimKeyPair, mxHostOf } from "./records.ts";
+import {
+  type Domain,
+  deleteDomain,
+  domainHasInboxes,
+  domainNameRegistered,
+  insertDomain,
+  insertDomainVerifiedEvent,
+  saveVerification,
+  writableDomain,
+} from "./repository.ts";
+
+export interface CreateDomainInput {
+  domain: string;
+  podId?: string | undefined;
+}
+
+/**
+ * Registers a domain. An organization-wide caller's domain is shared by every pod unless it names
+ * one; a pod-scoped caller's belongs to its own pod. Names are unique across all organizations.
+ */
+export async function createDomain(
+  db: Db,
+  config: Config,
+  scope: TenantScope,
+  input: CreateDomainInput,
+): Promise<Domain> {
+  // The service's own names first: they are taken (CONFLICT) even where they would not be valid
+  // custom domains (the default MAIL_DOMAIN, mailroom.localhost).
+  const asked = domainToASCII(input.domain.trim().replace(/\.$/, ""));
+  for (const hosted of new Set([config.mailDomain, mxHostOf(config)])) {
+    if (asked === hosted || asked.endsWith(`.${hosted}`)) {
+      throw conflict(`${asked} is this service's own domain.`, "domain");
+    }
+  }
+  const name = normalizeDomainName(input.domain, "domain");
+  // Domains are not among an inbox-scoped caller's rows (its ceiling has no DOMAIN_* permission).
+  if (scope.inboxId !== null) throw notFound("Pod");
+  let podId: string | null = scope.podId;
+  if (input.podId !== undefined) {
+    const [pod] = await podsByIds(db, scope, [input.podId]);
+    if (!pod) throw notFound("Pod");
+    podId = pod.id;
+  }
+  const taken = () => conflict(`${name} is already registered.`, "domain");
+  // Checked first to spare generating a key for a name that is taken; the unique lookup decides races.
+  if (await domainNameRegistered(db, name)) throw taken();
+  const keys = await generateDkimKeyPair();
+  try {
+    return await db.transaction().execute((trx) =>
+      insertDomain(trx, scope, {
+        podId,
+        domain: name,
+        dkimSelector: DKIM_SELECTOR,
+        dkimPrivateKey: keys.privateKey,
+        dkimPublicKey: keys.publicKey,
+      }),
+    );
+  } catch (error) {
+    if (uniqueViolation(error) !== undefined) throw taken();
+    throw error;
+  }
+}
+
+/**
+ * Looks up the domain's records and records the outcome: VERIFIED when MX, SPF and DKIM match
+ * (DMARC is reported but optional), FAILED otherwise, with each record's own status. The first
+ * successful verification writes a DOMAIN_VERIFIED event in the same transaction.
+ */
+export async function verifyDomain(db: Db, config: Config, scope: TenantScope, id: string): Promise<Domain> {
+  const domain = await writableDomain(db, scope, id);
+  if (!domain) throw notFound("Domain");
+  // DNS first, outside any transaction: a slow resolver must not hold a row lock.
+  const result = await checkRecords(config, domain);
+  return db.transaction().execute(async (trx) => {
+    const current = await writableDomain(trx, scope, id, { lock: true });
+    if (!current) throw notFound("Domain");
+    // "First" means ever: a domain that fails later and recovers does not announce itself again.
+    const firstVerification = result.verified && current.verified_at === null;
+    const saved = await saveVerification(trx, scope, id, {
+      status: result.verified ? "VERIFIED" : "FAILED",
+      dnsChecks: checksToJson(result.checks),
+      lastError: result.error,
+      verifiedAt: firstVerification ? new Date() : null,
+    });
+    if (!saved) throw notFound("Domain");
+    if (firstVerification) await insertDomainVerifiedEvent(trx, scope, saved);
+    return saved;
+  });
+}
+
+/** Deletes a domain no inbox uses any more (its addresses would otherwise be left dangling). */
+export async function removeDomain(db: Db, scope: TenantScope, id: string): Promise<Domain> {
+  return db.transaction().execute(async (trx) => {
+    const domain = await writableDomain(trx, scope, id, { lock: true });
+    if (!domain) throw notFound("Domain");
+    if (await domainHasInboxes(trx, scope, domain.domain)) {
+      throw conflict(`Inboxes still use ${domain.domain}; delete them first.`, "id");
+    }
+    const deleted = await deleteDomain(trx, scope, id);
+    if (!deleted) throw notFound("Domain");
+    return deleted;
+  });
+}

@@ -1,0 +1,173 @@
+// Drafts: SQL only, always inside the caller's TenantScope.
+import { type Selectable, sql } from "kysely";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import type { DraftTable } from "../db/types.ts";
+import type { KeysetPage } from "../schema/connection.ts";
+
+export type Draft = Selectable<DraftTable> & {
+  /** `in_reply_to_message_id` when that message is visible to the caller (no hidden label), else null. */
+  in_reply_to_visible_id: string | null;
+};
+
+/**
+ * The replied-to message's id, or null when a label the caller may not see hides that message: a
+ * hidden message must not surface through a draft either. Computed in the same statement, for a
+ * whole page at once.
+ */
+function visibleReplyTo(scope: TenantScope) {
+  if (scope.hiddenLabels.length === 0)
+    return sql<string | null>`drafts.in_reply_to_message_id`.as("in_reply_to_visible_id");
+  return sql<string | null>`CASE WHEN NOT EXISTS (
+      SELECT 1 FROM messages m
+      WHERE m.org_id = drafts.org_id AND m.inbox_id = drafts.inbox_id AND m.id = drafts.in_reply_to_message_id
+        AND m.labels && ${[...scope.hiddenLabels]}::text[]
+    ) THEN drafts.in_reply_to_message_id END`.as("in_reply_to_visible_id");
+}
+
+function scoped(db: Db, scope: TenantScope) {
+  let query = db
+    .selectFrom("drafts")
+    .selectAll("drafts")
+    .select(visibleReplyTo(scope))
+    .where("drafts.org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("drafts.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("drafts.inbox_id", "=", scope.inboxId);
+  return query;
+}
+
+export async function draftsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Draft[]> {
+  if (ids.length === 0) return [];
+  return scoped(db, scope).where("drafts.id", "in", ids).execute();
+}
+
+export interface DraftFilter {
+  inboxId?: string | undefined;
+}
+
+/** Newest first (ids increase), keyset on id. */
+export async function listDrafts(
+  db: Db,
+  scope: TenantScope,
+  filter: DraftFilter,
+  page: KeysetPage<string>,
+): Promise<Draft[]> {
+  let query = scoped(db, scope);
+  if (filter.inboxId !== undefined) query = query.where("drafts.inbox_id", "=", filter.inboxId);
+  if (page.after !== undefined) query = query.where("drafts.id", "<", page.after);
+  if (page.before !== undefined) query = query.where("drafts.id", ">", page.before);
+  return query
+    .orderBy("drafts.id", page.inverted ? "asc" : "desc")
+    .limit(page.limit)
+    .execute();
+}
+
+/**
+ * Whether `messageId` is a message of `inboxId` that the caller can see: inside its scope and
+ * carrying none of its hidden labels.
+ */
+export async function visibleMessageOfInbox(
+  db: Db,
+  scope: TenantScope,
+  inboxId: string,
+  messageId: string,
+): Promise<boolean> {
+  let query = db
+    .selectFrom("messages")
+    .select("id")
+    .where("org_id", "=", scope.orgId)
+    .where("inbox_id", "=", inboxId)
+    .where("id", "=", messageId);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  if (scope.hiddenLabels.length > 0)
+    query = query.where(sql<boolean>`NOT (labels && ${[...scope.hiddenLabels]}::text[])`);
+  return (await query.executeTakeFirst()) !== undefined;
+}
+
+export interface DraftContent {
+  to_addresses: string[];
+  cc_addresses: string[];
+  bcc_addresses: string[];
+  subject: string | null;
+  text_body: string | null;
+  html_body: string | null;
+}
+
+/**
+ * Creates a draft in `inboxId` when the scope contains that inbox (one INSERT … SELECT from the
+ * scoped inbox, which also supplies the pod); undefined when it does not.
+ */
+export async function insertDraft(
+  db: Db,
+  scope: TenantScope,
+  inboxId: string,
+  content: DraftContent & { in_reply_to_message_id: string | null },
+): Promise<Draft | undefined> {
+  let inbox = db
+    .selectFrom("inboxes")
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", inboxId)
+    .select([
+      "org_id",
+      "pod_id",
+      "id",
+      sql<string[]>`${content.to_addresses}::text[]`.as("to_addresses"),
+      sql<string[]>`${content.cc_addresses}::text[]`.as("cc_addresses"),
+      sql<string[]>`${content.bcc_addresses}::text[]`.as("bcc_addresses"),
+      sql<string | null>`${content.subject}::text`.as("subject"),
+      sql<string | null>`${content.text_body}::text`.as("text_body"),
+      sql<string | null>`${content.html_body}::text`.as("html_body"),
+      sql<string | null>`${content.in_reply_to_message_id}::bigint`.as("in_reply_to_message_id"),
+    ]);
+  if (scope.podId !== null) inbox = inbox.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) inbox = inbox.where("id", "=", scope.inboxId);
+  return db
+    .insertInto("drafts")
+    .columns([
+      "org_id",
+      "pod_id",
+      "inbox_id",
+      "to_addresses",
+      "cc_addresses",
+      "bcc_addresses",
+      "subject",
+      "text_body",
+      "html_body",
+      "in_reply_to_message_id",
+    ])
+    .expression(inbox)
+    .returningAll()
+    .returning(visibleReplyTo(scope))
+    .executeTakeFirst();
+}
+
+/** Changes the given columns of a draft the scope contains and bumps updated_at; undefined when there is none. */
+export async function updateDraft(
+  db: Db,
+  scope: TenantScope,
+  id: string,
+  changes: Partial<DraftContent>,
+): Promise<Draft | undefined> {
+  let query = db
+    .updateTable("drafts")
+    // clock_timestamp(), not now(): two updates in one transaction still move updated_at forward.
+    .set({ ...changes, updated_at: sql<Date>`clock_timestamp()` })
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query.returningAll().returning(visibleReplyTo(scope)).executeTakeFirst();
+}
+
+/** Deletes a draft the scope contains; undefined when there is none. */
+export async function deleteDraft(
+  db: Db,
+  scope: TenantScope,
+  id: string,
+): Promise<{ id: string } | undefined> {
+  let query = db.deleteFrom("drafts").where("org_id", "=", scope.orgId).where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query.returning("id").executeTakeFirst();
+}

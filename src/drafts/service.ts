@@ -1,0 +1,128 @@
+// Draft rules: recipient addresses, limits, and the message a draft may reply to.
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import { badUserInput, notFound } from "../errors.ts";
+import {
+  type Draft,
+  type DraftContent,
+  deleteDraft,
+  insertDraft,
+  updateDraft as updateDraftRow,
+  visibleMessageOfInbox,
+} from "./repository.ts";
+
+export const MAX_RECIPIENTS_PER_FIELD = 100;
+/** RFC 5322's line limit; a subject is one header line. */
+export const MAX_SUBJECT_LENGTH = 998;
+
+// A pragmatic RFC 5322 addr-spec: dot-atom or quoted-string local part, a host name or address
+// literal as the domain; non-ASCII allowed (RFC 6531); no control characters anywhere, so nothing
+// typed here can break out of a header line.
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-\\u0080-\\uFFFF]";
+const DOT_ATOM = `${ATEXT}+(?:\\.${ATEXT}+)*`;
+const QUOTED = '"(?:[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E\\u0080-\\uFFFF]|\\\\[\\x20-\\x7E])*"';
+const LABEL = "[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\-\\u0080-\\uFFFF]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?";
+const HOST = `${LABEL}(?:\\.${LABEL})+`;
+const LITERAL = "\\[(?:\\d{1,3}(?:\\.\\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]{2,45})\\]";
+const ADDR_SPEC = new RegExp(`^(${DOT_ATOM}|${QUOTED})@(${HOST}|${LITERAL})$`);
+// `Name <addr>`: the name a phrase of words (dots allowed, as in "John Q. Public") or one quoted string.
+const PHRASE = `(?:${ATEXT}|\\.)+(?:[ \\t]+(?:${ATEXT}|\\.)+)*`;
+const NAME_ADDR = new RegExp(`^(?:(?:${PHRASE}|${QUOTED})[ \\t]*)?<([^<>]*)>$`);
+
+/** Whether `value` is an addr-spec (`a@example.com`) or a name-addr (`Ann <a@example.com>`). */
+export function isValidAddress(value: string): boolean {
+  const addr = NAME_ADDR.exec(value)?.[1] ?? value;
+  const match = ADDR_SPEC.exec(addr);
+  if (!match) return false;
+  const local = match[1] as string;
+  return local.length <= 64 && addr.length <= 254 && value.length <= 998;
+}
+
+/** Trimmed addresses of one recipient field; BAD_USER_INPUT naming the field on the first bad one. */
+export function validateRecipients(field: string, addresses: readonly string[] | null | undefined): string[] {
+  const list = (addresses ?? []).map((address) => address.trim());
+  if (list.length > MAX_RECIPIENTS_PER_FIELD)
+    throw badUserInput(`${field} may list at most ${MAX_RECIPIENTS_PER_FIELD} addresses.`, field);
+  list.forEach((address, index) => {
+    if (!isValidAddress(address))
+      throw badUserInput(`${field}[${index}] is not a valid email address.`, field);
+  });
+  return list;
+}
+
+export function validateSubject(subject: string | null | undefined): string | null {
+  if (subject == null) return null;
+  if (subject.length > MAX_SUBJECT_LENGTH)
+    throw badUserInput(`subject must be at most ${MAX_SUBJECT_LENGTH} characters.`, "subject");
+  if (/[\r\n]/.test(subject)) throw badUserInput("subject must be a single line.", "subject");
+  return subject;
+}
+
+export interface DraftFieldsInput {
+  to?: readonly string[] | null | undefined;
+  cc?: readonly string[] | null | undefined;
+  bcc?: readonly string[] | null | undefined;
+  subject?: string | null | undefined;
+  text?: string | null | undefined;
+  html?: string | null | undefined;
+}
+
+/** The columns to write for the fields given; an absent field is left out, an explicit null clears it. */
+function contentChanges(input: DraftFieldsInput): Partial<DraftContent> {
+  const changes: Partial<DraftContent> = {};
+  if (input.to !== undefined) changes.to_addresses = validateRecipients("to", input.to);
+  if (input.cc !== undefined) changes.cc_addresses = validateRecipients("cc", input.cc);
+  if (input.bcc !== undefined) changes.bcc_addresses = validateRecipients("bcc", input.bcc);
+  if (input.subject !== undefined) changes.subject = validateSubject(input.subject);
+  if (input.text !== undefined) changes.text_body = input.text;
+  if (input.html !== undefined) changes.html_body = input.html;
+  return changes;
+}
+
+export async function createDraft(
+  db: Db,
+  scope: TenantScope,
+  input: DraftFieldsInput & { inboxId: string; inReplyToMessageId?: string | undefined },
+): Promise<Draft> {
+  const changes = contentChanges(input);
+  // Only a message of the draft's own inbox that the caller can see; anything else looks missing.
+  if (
+    input.inReplyToMessageId !== undefined &&
+    !(await visibleMessageOfInbox(db, scope, input.inboxId, input.inReplyToMessageId))
+  ) {
+    throw notFound("Message");
+  }
+  let draft: Draft | undefined;
+  try {
+    draft = await insertDraft(db, scope, input.inboxId, {
+      to_addresses: changes.to_addresses ?? [],
+      cc_addresses: changes.cc_addresses ?? [],
+      bcc_addresses: changes.bcc_addresses ?? [],
+      subject: changes.subject ?? null,
+      text_body: changes.text_body ?? null,
+      html_body: changes.html_body ?? null,
+      in_reply_to_message_id: input.inReplyToMessageId ?? null,
+    });
+  } catch (error) {
+    // The replied-to message was deleted between the check and the insert.
+    if ((error as { code?: string })?.code === "23503") throw notFound("Message");
+    throw error;
+  }
+  if (!draft) throw notFound("Inbox");
+  return draft;
+}
+
+/** Changes only the fields given; updatedAt moves forward even when none is. */
+export async function updateDraft(
+  db: Db,
+  scope: TenantScope,
+  input: DraftFieldsInput & { id: string },
+): Promise<Draft> {
+  const draft = await updateDraftRow(db, scope, input.id, contentChanges(input));
+  if (!draft) throw notFound("Draft");
+  return draft;
+}
+
+export async function removeDraft(db: Db, scope: TenantScope, id: string): Promise<void> {
+  if (!(await deleteDraft(db, scope, id))) throw notFound("Draft");
+}

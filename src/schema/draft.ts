@@ -1,0 +1,138 @@
+import { scopeOf } from "../context.ts";
+import { type Draft, draftsByIds, listDrafts } from "../drafts/repository.ts";
+import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
+import { builder, requires } from "./builder.ts";
+import { isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
+import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { InboxRef } from "./inbox.ts";
+import { inIdOrder } from "./loadable.ts";
+import { MessageRef } from "./message.ts";
+
+export const DraftRef = builder.loadableNodeRef<Draft, string, string>("Draft", {
+  id: { resolve: (draft) => draft.id },
+  load: async (ids, context) =>
+    inIdOrder(ids, await draftsByIds(context.services.db, scopeOf(context), ids), "Draft"),
+});
+
+DraftRef.implement({
+  description: "An unsent message being composed in an inbox.",
+  fields: (t) => ({
+    inbox: t.field({ type: InboxRef, resolve: (draft) => draft.inbox_id }),
+    to: t.exposeStringList("to_addresses"),
+    cc: t.exposeStringList("cc_addresses"),
+    bcc: t.exposeStringList("bcc_addresses"),
+    subject: t.exposeString("subject", { nullable: true }),
+    text: t.exposeString("text_body", { nullable: true }),
+    html: t.exposeString("html_body", { nullable: true }),
+    inReplyTo: t.field({
+      type: MessageRef,
+      ...requires("MESSAGE_READ"),
+      description:
+        "The message this draft replies to; null when there is none, or when it is deleted or hidden from the caller.",
+      resolve: (draft) => draft.in_reply_to_visible_id,
+    }),
+    createdAt: t.field({ type: "DateTime", resolve: (draft) => draft.created_at }),
+    updatedAt: t.field({ type: "DateTime", resolve: (draft) => draft.updated_at }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  drafts: t.connection(
+    {
+      type: DraftRef,
+      ...requires("DRAFT_READ"),
+      description: "Drafts the caller can see, newest first.",
+      args: { inboxId: t.arg.id() },
+      resolve: (_root, args, context) =>
+        keysetConnection(
+          args,
+          (draft: Draft) => draft.id,
+          isIdKey,
+          (page) =>
+            listDrafts(
+              context.services.db,
+              scopeOf(context),
+              { inboxId: optionalId(args.inboxId, "Inbox") },
+              page,
+            ),
+        ),
+    },
+    connectionOf(DraftRef),
+  ),
+  draft: t.field({
+    type: DraftRef,
+    ...requires("DRAFT_READ"),
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args) => decodeId(String(args.id), "Draft"),
+  }),
+}));
+
+const recipients = (description: string) => ({
+  description: `${description} Each an address (a@example.com) or a name and address (Ann <a@example.com>); at most 100.`,
+});
+
+const CreateDraftInput = builder.inputType("CreateDraftInput", {
+  fields: (t) => ({
+    inboxId: t.id({ required: true }),
+    to: t.stringList(recipients("Recipients.")),
+    cc: t.stringList(recipients("Copy recipients.")),
+    bcc: t.stringList(recipients("Blind copy recipients.")),
+    subject: t.string({ description: "One line, at most 998 characters." }),
+    text: t.string(),
+    html: t.string(),
+    inReplyToMessageId: t.id({ description: "A message of the same inbox this draft replies to." }),
+  }),
+});
+
+const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
+  description: "Only the fields given change; an explicit null clears one.",
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    to: t.stringList(recipients("Recipients.")),
+    cc: t.stringList(recipients("Copy recipients.")),
+    bcc: t.stringList(recipients("Blind copy recipients.")),
+    subject: t.string({ description: "One line, at most 998 characters." }),
+    text: t.string(),
+    html: t.string(),
+  }),
+});
+
+const DraftPayload = builder.simpleObject("DraftPayload", {
+  fields: (t) => ({ draft: t.field({ type: DraftRef }) }),
+});
+
+builder.mutationFields((t) => ({
+  createDraft: t.field({
+    type: DraftPayload,
+    ...requires("DRAFT_CREATE"),
+    args: { input: t.arg({ type: CreateDraftInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      draft: await createDraft(context.services.db, scopeOf(context), {
+        ...input,
+        inboxId: decodeId(String(input.inboxId), "Inbox"),
+        inReplyToMessageId: optionalId(input.inReplyToMessageId, "Message"),
+      }),
+    }),
+  }),
+  updateDraft: t.field({
+    type: DraftPayload,
+    ...requires("DRAFT_UPDATE"),
+    args: { input: t.arg({ type: UpdateDraftInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      draft: await updateDraft(context.services.db, scopeOf(context), {
+        ...input,
+        id: decodeId(String(input.id), "Draft"),
+      }),
+    }),
+  }),
+  deleteDraft: t.field({
+    type: DeletePayloadRef,
+    ...requires("DRAFT_DELETE"),
+    args: { input: t.arg({ type: DeleteInputRef, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      await removeDraft(context.services.db, scopeOf(context), decodeId(String(input.id), "Draft"));
+      return { deletedId: input.id };
+    },
+  }),
+}));

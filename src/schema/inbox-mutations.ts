@@ -1,0 +1,45 @@
+// updateInbox and deleteInbox: the inbox mutations after creation (createInbox lives beside the type).
+import { scopeOf } from "../context.ts";
+import { removeInbox, updateInbox } from "../inboxes/service.ts";
+import { builder, requires } from "./builder.ts";
+import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
+import { InboxRef } from "./inbox.ts";
+
+const UpdateInboxInput = builder.inputType("UpdateInboxInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    displayName: t.string({
+      required: true,
+      description: "Trimmed; at most 200 characters. An empty string removes the display name.",
+    }),
+  }),
+});
+
+const UpdateInboxPayload = builder.simpleObject("UpdateInboxPayload", {
+  fields: (t) => ({ inbox: t.field({ type: InboxRef }) }),
+});
+
+builder.mutationFields((t) => ({
+  updateInbox: t.field({
+    type: UpdateInboxPayload,
+    ...requires("INBOX_UPDATE"),
+    args: { input: t.arg({ type: UpdateInboxInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      inbox: await updateInbox(context.services.db, scopeOf(context), {
+        id: decodeId(String(input.id), "Inbox"),
+        displayName: input.displayName,
+      }),
+    }),
+  }),
+  deleteInbox: t.field({
+    type: DeletePayloadRef,
+    description:
+      "Deletes the inbox and everything in it: mail, drafts, and the keys scoped to it (revoked at once).",
+    ...requires("INBOX_DELETE"),
+    args: { input: t.arg({ type: DeleteInputRef, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      await removeInbox(context.services, scopeOf(context), decodeId(String(input.id), "Inbox"));
+      return { deletedId: input.id };
+    },
+  }),
+}));

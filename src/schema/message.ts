@@ -1,0 +1,162 @@
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import { scopeOf } from "../context.ts";
+import {
+  type Attachment,
+  attachmentContents,
+  attachmentsOfMessages,
+  listMessages,
+  type Message,
+  messagesByIds,
+} from "../mail/repository.ts";
+import { updateLabels } from "../mail/service.ts";
+import { builder, requires } from "./builder.ts";
+import { isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
+import { contextLoader } from "./context-loader.ts";
+import { decodeId, optionalId } from "./delete.ts";
+import { InboxRef } from "./inbox.ts";
+import { inIdOrder } from "./loadable.ts";
+
+export const MessageRef = builder.loadableNodeRef<Message, string, string>("Message", {
+  id: { resolve: (message) => message.id },
+  load: async (ids, context) =>
+    inIdOrder(ids, await messagesByIds(context.services.db, scopeOf(context), ids), "Message"),
+});
+
+const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
+  fields: (t) => ({
+    id: t.id({ resolve: (attachment) => encodeGlobalID("Attachment", attachment.id) }),
+    filename: t.exposeString("filename", { nullable: true }),
+    contentType: t.exposeString("content_type"),
+    size: t.int({ resolve: (attachment) => attachment.size_bytes }),
+    contentId: t.exposeString("content_id", { nullable: true }),
+    disposition: t.exposeString("disposition", { nullable: true }),
+    contentBase64: t.string({
+      description: "The attachment's bytes, base64-encoded. Fetched only when selected.",
+      resolve: async (attachment, _args, context) => {
+        const loader = contextLoader<string, Buffer>(context, "attachmentContent", async (ids) => {
+          const contents = await attachmentContents(context.services.db, scopeOf(context), ids);
+          return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
+        });
+        return (await loader.load(attachment.id)).toString("base64");
+      },
+    }),
+  }),
+});
+
+MessageRef.implement({
+  description: "One email message, received or sent.",
+  fields: (t) => ({
+    inbox: t.field({ type: InboxRef, resolve: (message) => message.inbox_id }),
+    messageId: t.exposeString("message_id_header", { description: "The RFC 5322 Message-ID header." }),
+    from: t.exposeString("from_address"),
+    to: t.exposeStringList("to_addresses"),
+    cc: t.exposeStringList("cc_addresses"),
+    bcc: t.exposeStringList("bcc_addresses"),
+    replyTo: t.exposeStringList("reply_to_addresses"),
+    subject: t.exposeString("subject", { nullable: true }),
+    text: t.exposeString("text_body", { nullable: true }),
+    html: t.exposeString("html_body", { nullable: true }),
+    preview: t.exposeString("preview", { nullable: true }),
+    labels: t.exposeStringList("labels"),
+    inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
+    references: t.exposeStringList("reference_ids"),
+    size: t.int({ resolve: (message) => message.size_bytes }),
+    attachments: t.field({
+      type: [AttachmentRef],
+      resolve: (message, _args, context) =>
+        contextLoader<string, Attachment[]>(context, "attachments", async (ids) => {
+          const byMessage = await attachmentsOfMessages(context.services.db, scopeOf(context), ids);
+          return ids.map((id) => byMessage.get(id) ?? []);
+        }).load(message.id),
+    }),
+    createdAt: t.field({ type: "DateTime", resolve: (message) => message.created_at }),
+  }),
+});
+
+builder.objectField(InboxRef, "messages", (t) =>
+  t.connection(
+    {
+      type: MessageRef,
+      ...requires("MESSAGE_READ"),
+      args: {
+        labels: t.arg.stringList({ description: "Only messages carrying every one of these labels." }),
+      },
+      resolve: (inbox, args, context) =>
+        keysetConnection(
+          args,
+          (message: Message) => message.id,
+          isIdKey,
+          (page) =>
+            listMessages(
+              context.services.db,
+              scopeOf(context),
+              { inboxId: inbox.id, labels: args.labels ?? undefined },
+              page,
+            ),
+        ),
+    },
+    connectionOf(MessageRef),
+  ),
+);
+
+builder.queryFields((t) => ({
+  messages: t.connection(
+    {
+      type: MessageRef,
+      ...requires("MESSAGE_READ"),
+      description: "Messages the caller can see, newest first.",
+      args: { inboxId: t.arg.id(), labels: t.arg.stringList() },
+      resolve: (_root, args, context) =>
+        keysetConnection(
+          args,
+          (message: Message) => message.id,
+          isIdKey,
+          (page) =>
+            listMessages(
+              context.services.db,
+              scopeOf(context),
+              { inboxId: optionalId(args.inboxId, "Inbox"), labels: args.labels ?? undefined },
+              page,
+            ),
+        ),
+    },
+    connectionOf(MessageRef),
+  ),
+  message: t.field({
+    type: MessageRef,
+    ...requires("MESSAGE_READ"),
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args) => decodeId(String(args.id), "Message"),
+  }),
+}));
+
+const UpdateMessageInput = builder.inputType("UpdateMessageInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    addLabels: t.stringList(),
+    removeLabels: t.stringList({ description: "Remove `unread` to mark a message read." }),
+  }),
+});
+
+const UpdateMessagePayload = builder.simpleObject("UpdateMessagePayload", {
+  fields: (t) => ({ message: t.field({ type: MessageRef }) }),
+});
+
+builder.mutationField("updateMessage", (t) =>
+  t.field({
+    type: UpdateMessagePayload,
+    ...requires("MESSAGE_UPDATE"),
+    description: "Adds and removes labels. The system labels `received` and `sent` cannot be changed.",
+    args: { input: t.arg({ type: UpdateMessageInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      message: await updateLabels(
+        context.services.db,
+        scopeOf(context),
+        decodeId(String(input.id), "Message"),
+        input.addLabels,
+        input.removeLabels,
+      ),
+    }),
+  }),
+);

@@ -1,0 +1,156 @@
+import { scopeOf } from "../context.ts";
+import {
+  isThreadKey,
+  listThreads,
+  type Message,
+  type MessageKey,
+  messageKey,
+  messagesOfThreads,
+  type Thread,
+  threadKey,
+  threadsByIds,
+} from "../mail/repository.ts";
+import { deleteThread } from "../mail/service.ts";
+import { builder, requires } from "./builder.ts";
+import { keysetConnection } from "./connection.ts";
+import { connectionOf } from "./connection-types.ts";
+import { contextLoader } from "./context-loader.ts";
+import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { InboxRef } from "./inbox.ts";
+import { inIdOrder } from "./loadable.ts";
+import { MessageRef } from "./message.ts";
+
+export const ThreadRef = builder.loadableNodeRef<Thread, string, string>("Thread", {
+  id: { resolve: (thread) => thread.id },
+  load: async (ids, context) =>
+    inIdOrder(ids, await threadsByIds(context.services.db, scopeOf(context), ids), "Thread"),
+});
+
+const isMessageKey = (value: unknown): value is MessageKey => isThreadKey(value);
+
+ThreadRef.implement({
+  description:
+    "A conversation in one inbox. Every aggregate (count, subject, preview, labels, senders, recipients, " +
+    "lastMessageAt) is computed over the messages the caller can see.",
+  fields: (t) => ({
+    inbox: t.field({ type: InboxRef, resolve: (thread) => thread.inbox_id }),
+    subject: t.exposeString("subject", { nullable: true }),
+    preview: t.exposeString("preview", { nullable: true }),
+    labels: t.exposeStringList("labels"),
+    senders: t.exposeStringList("senders"),
+    recipients: t.exposeStringList("recipients"),
+    messageCount: t.exposeInt("message_count"),
+    lastMessageAt: t.field({ type: "DateTime", resolve: (thread) => thread.last_message_at }),
+    messages: t.connection(
+      {
+        type: MessageRef,
+        ...requires("MESSAGE_READ"),
+        description: "The thread's messages, oldest first.",
+        resolve: (thread, args, context) =>
+          keysetConnection(args, messageKey, isMessageKey, (page) => {
+            // One statement for this page size across every thread of the response.
+            const loader = contextLoader<{ threadId: string; page: typeof page }, Message[]>(
+              context,
+              `threadMessages:${JSON.stringify({ ...page, threadId: undefined })}`,
+              async (keys) => {
+                const byThread = await messagesOfThreads(
+                  context.services.db,
+                  scopeOf(context),
+                  keys.map((key) => key.threadId),
+                  page,
+                );
+                return keys.map((key) => byThread.get(key.threadId) ?? []);
+              },
+              (key) => key.threadId,
+            );
+            return loader.load({ threadId: thread.id, page });
+          }),
+      },
+      connectionOf(MessageRef),
+    ),
+  }),
+});
+
+builder.objectField(MessageRef, "thread", (t) =>
+  t.field({ type: ThreadRef, resolve: (message) => message.thread_id }),
+);
+
+builder.objectField(InboxRef, "threads", (t) =>
+  t.connection(
+    {
+      type: ThreadRef,
+      ...requires("THREAD_READ"),
+      args: {
+        labels: t.arg.stringList({ description: "Only threads whose visible labels include all of these." }),
+      },
+      resolve: (inbox, args, context) =>
+        keysetConnection(args, threadKey, isThreadKey, (page) =>
+          listThreads(
+            context.services.db,
+            scopeOf(context),
+            { inboxId: inbox.id, labels: args.labels ?? undefined },
+            page,
+          ),
+        ),
+    },
+    connectionOf(ThreadRef),
+  ),
+);
+
+builder.queryFields((t) => ({
+  threads: t.connection(
+    {
+      type: ThreadRef,
+      ...requires("THREAD_READ"),
+      description: "Threads the caller can see, most recent activity first.",
+      args: { inboxId: t.arg.id(), podId: t.arg.id(), labels: t.arg.stringList() },
+      resolve: (_root, args, context) =>
+        keysetConnection(args, threadKey, isThreadKey, (page) =>
+          listThreads(
+            context.services.db,
+            scopeOf(context),
+            {
+              inboxId: optionalId(args.inboxId, "Inbox"),
+              podId: optionalId(args.podId, "Pod"),
+              labels: args.labels ?? undefined,
+            },
+            page,
+          ),
+        ),
+    },
+    connectionOf(ThreadRef),
+  ),
+  thread: t.field({
+    type: ThreadRef,
+    ...requires("THREAD_READ"),
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args) => decodeId(String(args.id), "Thread"),
+  }),
+}));
+
+const DeleteThreadInput = builder.inputType("DeleteThreadInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    permanent: t.boolean({ description: "Delete for good now instead of moving to trash first." }),
+  }),
+});
+
+builder.mutationField("deleteThread", (t) =>
+  t.field({
+    type: DeletePayloadRef,
+    ...requires("THREAD_DELETE"),
+    description:
+      "The first delete moves the thread's messages to trash; deleting a thread already in trash, " +
+      "or with permanent: true, removes them for good.",
+    args: { input: t.arg({ type: DeleteThreadInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      await deleteThread(
+        context.services.db,
+        scopeOf(context),
+        decodeId(String(input.id), "Thread"),
+        input.permanent ?? false,
+      );
+      return { deletedId: input.id };
+    },
+  }),
+);
