@@ -2,6 +2,7 @@
 import type { Insertable, Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { ApiKeyTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -34,12 +35,7 @@ export async function listApiKeys(
   let query = scoped(db, scope);
   if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);
   if (filter.inboxId !== undefined) query = query.where("inbox_id", "=", filter.inboxId);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  return pageById(query, "id", page).execute();
 }
 
 /** Inserts the key and its hash lookup. Scope checks happen before, in the service. */

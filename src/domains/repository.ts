@@ -2,6 +2,7 @@
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { DomainStatus, DomainTable, JsonObject } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -27,13 +28,8 @@ export async function domainsByIds(db: Db, scope: TenantScope, ids: readonly str
 }
 
 export async function listDomains(db: Db, scope: TenantScope, page: KeysetPage<string>): Promise<Domain[]> {
-  let query = readable(db, scope);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  const query = readable(db, scope);
+  return pageById(query, "id", page).execute();
 }
 
 /** Whether any organization has registered `domain` (the global lookup; reveals no row). */

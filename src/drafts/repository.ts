@@ -2,6 +2,7 @@
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { DraftTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -54,12 +55,7 @@ export async function listDrafts(
 ): Promise<Draft[]> {
   let query = scoped(db, scope);
   if (filter.inboxId !== undefined) query = query.where("drafts.inbox_id", "=", filter.inboxId);
-  if (page.after !== undefined) query = query.where("drafts.id", "<", page.after);
-  if (page.before !== undefined) query = query.where("drafts.id", ">", page.before);
-  return query
-    .orderBy("drafts.id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  return pageById(query, "drafts.id", page).execute();
 }
 
 /**

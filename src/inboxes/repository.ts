@@ -2,6 +2,7 @@
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { InboxTable } from "../db/types.ts";
 
 export type Inbox = Selectable<InboxTable>;
@@ -30,12 +31,7 @@ export async function listInboxes(
 ): Promise<Inbox[]> {
   let query = scoped(db, scope);
   if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  return pageById(query, "id", page).execute();
 }
 
 export async function inboxByEmail(db: Db, scope: TenantScope, email: string): Promise<Inbox | undefined> {

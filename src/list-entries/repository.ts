@@ -3,6 +3,7 @@
 import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { ListDirection, ListEntryTable, ListType } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -46,12 +47,7 @@ export async function listListEntries(
   let query = scoped(db, scope).where("direction", "=", filter.direction).where("type", "=", filter.type);
   if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);
   if (filter.inboxId !== undefined) query = query.where("inbox_id", "=", filter.inboxId);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  return pageById(query, "id", page).execute();
 }
 
 export interface NewListEntry {

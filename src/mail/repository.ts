@@ -5,6 +5,7 @@
 import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -173,12 +174,7 @@ export async function listMessages(
   if (filter.inboxId !== undefined) query = query.where("m.inbox_id", "=", filter.inboxId);
   if (filter.podId !== undefined) query = query.where("m.pod_id", "=", filter.podId);
   if (filter.labels?.length) query = query.where(sql<SqlBool>`m.labels @> ${textArray(filter.labels)}`);
-  if (page.after !== undefined) query = query.where("m.id", "<", page.after);
-  if (page.before !== undefined) query = query.where("m.id", ">", page.before);
-  return query
-    .orderBy("m.id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  return pageById(query, "m.id", page).execute();
 }
 
 export interface ThreadPageRequest {

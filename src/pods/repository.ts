@@ -2,6 +2,7 @@
 import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { PodTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -14,13 +15,8 @@ function scoped(db: Db, scope: TenantScope) {
 }
 
 export async function listPods(db: Db, scope: TenantScope, page: KeysetPage<string>): Promise<Pod[]> {
-  let query = scoped(db, scope);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  const query = scoped(db, scope);
+  return pageById(query, "id", page).execute();
 }
 
 export async function podsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Pod[]> {

@@ -2,6 +2,7 @@
 import type { Selectable, Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { pageById } from "../db/keyset.ts";
 import type { EventType, WebhookTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
@@ -24,13 +25,8 @@ export async function webhooksByIds(db: Db, scope: TenantScope, ids: readonly st
 }
 
 export async function listWebhooks(db: Db, scope: TenantScope, page: KeysetPage<string>): Promise<Webhook[]> {
-  let query = scoped(db, scope);
-  if (page.after !== undefined) query = query.where("id", "<", page.after);
-  if (page.before !== undefined) query = query.where("id", ">", page.before);
-  return query
-    .orderBy("id", page.inverted ? "asc" : "desc")
-    .limit(page.limit)
-    .execute();
+  const query = scoped(db, scope);
+  return pageById(query, "id", page).execute();
 }
 
 export interface NewWebhook {
