@@ -21,6 +21,7 @@ import { createDatabase, type DatabaseHandle } from "./db/database.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { unauthenticated } from "./errors.ts";
+import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -229,11 +230,14 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const authenticator = new Authenticator(database.db, { logger, pepper: config.tokenPepper });
       await authenticator.attach(listener);
       authenticator.on("revoked", onRevoked);
+      const events = new EventBus(logger);
+      await events.attach(listener);
       Object.assign(services, {
         config,
         db: database.db,
         logger,
         authenticator,
+        events,
         statementCount: database.statementCount,
       } satisfies Services);
 

@@ -3,6 +3,7 @@ import type { Authenticator } from "./auth/authenticator.ts";
 import { type Principal, type TenantScope, tenantScopeOf } from "./auth/principal.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
+import type { EventBus } from "./events/bus.ts";
 import type { Logger } from "./logger.ts";
 
 /** Process-wide dependencies, built once by buildApp(). */
@@ -11,6 +12,8 @@ export interface Services {
   db: Db;
   logger: Logger;
   authenticator: Authenticator;
+  /** This node's fan-out of committed events to its subscribers. */
+  events: EventBus;
   statementCount: () => number;
 }
 

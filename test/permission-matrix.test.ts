@@ -35,6 +35,7 @@ import {
   type TestOrganization,
 } from "./helpers/factories.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { sseSubscribe } from "./helpers/subscriptions.ts";
 
 const printed = buildSchema(printSchemaSdl());
 
@@ -315,6 +316,24 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
     "%s",
     async (_name, g) => {
       const ceiling = SCOPE_CEILINGS[scope];
+      if (g.typeName === "Subscription") {
+        // Subscriptions are authorized when they start (over SSE here; graphql-ws runs the same pipeline).
+        const query = `subscription { ${g.fieldName} { __typename } }`;
+        const refusalOf = async (permissions: Permission[]) => {
+          const subscriber = await sseSubscribe(server.url, await keyFor(scope, permissions), query);
+          await new Promise((r) => setTimeout(r, 150));
+          await subscriber.dispose();
+          return (subscriber.errors as { extensions?: Record<string, unknown> }[]).find(
+            (e) => e.extensions?.code === "FORBIDDEN",
+          );
+        };
+        const granted = await refusalOf([g.permission]);
+        if (ceiling.has(g.permission)) expect(granted).toBeUndefined();
+        else expect(granted?.extensions).toEqual({ code: "FORBIDDEN", requiredPermission: g.permission });
+        const denied = await refusalOf([...ceiling].filter((p) => p !== g.permission));
+        expect(denied?.extensions).toEqual({ code: "FORBIDDEN", requiredPermission: g.permission });
+        return;
+      }
       const op = await operationFor(g);
       const route = op.route && op.route !== g.permission ? [op.route] : [];
       if (route.length && !ceiling.has(route[0] as Permission)) {

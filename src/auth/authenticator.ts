@@ -98,7 +98,13 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
     const cacheKey = `k:${hash.toString("base64")}`;
     let principal = this.cache.get(cacheKey) as ApiKeyPrincipal | undefined;
     if (!principal) {
-      principal = await this.loadApiKey(hash);
+      principal = await this.loadApiKey((query) =>
+        query
+          .innerJoin("api_key_hashes as h", (join) =>
+            join.onRef("h.org_id", "=", "k.org_id").onRef("h.api_key_id", "=", "k.id"),
+          )
+          .where("h.key_hash", "=", hash),
+      );
       if (!principal) return null;
       this.cache.set(cacheKey, principal);
     }
@@ -113,42 +119,35 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
     const cacheKey = `s:${hash.toString("base64")}`;
     let principal = this.cache.get(cacheKey) as SessionPrincipal | undefined;
     if (!principal) {
-      principal = await this.loadSession(hash);
+      principal = await this.loadSession((query) =>
+        query
+          .innerJoin("session_tokens as t", (join) =>
+            join.onRef("t.org_id", "=", "s.org_id").onRef("t.session_id", "=", "s.id"),
+          )
+          .where("t.token_hash", "=", hash),
+      );
       if (!principal) return null;
       this.cache.set(cacheKey, principal);
     }
     return isExpired(principal) ? null : principal;
   }
 
-  /** Re-reads a principal from the database, bypassing the cache (long-lived connections). */
-  async stillValid(principal: AuthenticatedPrincipal): Promise<boolean> {
-    if (isExpired(principal)) return false;
-    if (principal.kind === "apiKey") {
-      const row = await this.db
-        .selectFrom("api_keys")
-        .select("id")
-        .where("org_id", "=", principal.orgId)
-        .where("id", "=", principal.apiKeyId)
-        .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", new Date())]))
-        .executeTakeFirst();
-      return row !== undefined;
-    }
-    const row = await this.db
-      .selectFrom("sessions")
-      .select("id")
-      .where("org_id", "=", principal.orgId)
-      .where("id", "=", principal.sessionId)
-      .where("expires_at", ">", new Date())
-      .executeTakeFirst();
-    return row !== undefined;
+  /** Re-reads a principal by its id, bypassing the cache: null when it is gone or expired. */
+  async refresh(principal: AuthenticatedPrincipal): Promise<AuthenticatedPrincipal | null> {
+    const fresh =
+      principal.kind === "apiKey"
+        ? await this.loadApiKey((query) =>
+            query.where("k.org_id", "=", principal.orgId).where("k.id", "=", principal.apiKeyId),
+          )
+        : await this.loadSession((query) =>
+            query.where("s.org_id", "=", principal.orgId).where("s.id", "=", principal.sessionId),
+          );
+    return fresh && !isExpired(fresh) ? fresh : null;
   }
 
-  private async loadApiKey(hash: Buffer): Promise<ApiKeyPrincipal | undefined> {
-    const row = await this.db
-      .selectFrom("api_key_hashes as h")
-      .innerJoin("api_keys as k", (join) =>
-        join.onRef("k.org_id", "=", "h.org_id").onRef("k.id", "=", "h.api_key_id"),
-      )
+  private apiKeyQuery() {
+    return this.db
+      .selectFrom("api_keys as k")
       .innerJoin("organizations as o", "o.id", "k.org_id")
       .select([
         "k.org_id",
@@ -159,9 +158,13 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
         "k.permissions",
         "k.expires_at",
         "o.status as organization_status",
-      ])
-      .where("h.key_hash", "=", hash)
-      .executeTakeFirst();
+      ]);
+  }
+
+  private async loadApiKey(
+    narrow: (query: ReturnType<Authenticator["apiKeyQuery"]>) => ReturnType<Authenticator["apiKeyQuery"]>,
+  ): Promise<ApiKeyPrincipal | undefined> {
+    const row = await narrow(this.apiKeyQuery()).executeTakeFirst();
     if (!row) return undefined;
     const whitelist =
       row.permissions === null
@@ -183,19 +186,20 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
     };
   }
 
-  private async loadSession(hash: Buffer): Promise<SessionPrincipal | undefined> {
-    const row = await this.db
-      .selectFrom("session_tokens as t")
-      .innerJoin("sessions as s", (join) =>
-        join.onRef("s.org_id", "=", "t.org_id").onRef("s.id", "=", "t.session_id"),
-      )
+  private sessionQuery() {
+    return this.db
+      .selectFrom("sessions as s")
       .innerJoin("memberships as m", (join) =>
         join.onRef("m.org_id", "=", "s.org_id").onRef("m.user_id", "=", "s.user_id"),
       )
       .innerJoin("organizations as o", "o.id", "s.org_id")
-      .select(["s.org_id", "s.id", "s.user_id", "s.expires_at", "m.role", "o.status as organization_status"])
-      .where("t.token_hash", "=", hash)
-      .executeTakeFirst();
+      .select(["s.org_id", "s.id", "s.user_id", "s.expires_at", "m.role", "o.status as organization_status"]);
+  }
+
+  private async loadSession(
+    narrow: (query: ReturnType<Authenticator["sessionQuery"]>) => ReturnType<Authenticator["sessionQuery"]>,
+  ): Promise<SessionPrincipal | undefined> {
+    const row = await narrow(this.sessionQuery()).executeTakeFirst();
     if (!row) return undefined;
     const organizationStatus = row.organization_status as OrganizationStatus;
     const role = row.role as Role;

@@ -4,6 +4,7 @@ import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { pageById } from "../db/keyset.ts";
 import type { DomainStatus, DomainTable, JsonObject } from "../db/types.ts";
+import { recordEvent } from "../events/outbox.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
 export type Domain = Selectable<DomainTable>;
@@ -128,16 +129,13 @@ export async function saveVerification(
 
 /** The DOMAIN_VERIFIED event, written in the transaction that marks the domain verified. */
 export async function insertDomainVerifiedEvent(trx: Db, scope: TenantScope, domain: Domain): Promise<void> {
-  await trx
-    .insertInto("events")
-    .values({
-      org_id: scope.orgId,
-      type: "DOMAIN_VERIFIED",
-      pod_id: domain.pod_id,
-      domain_id: domain.id,
-      payload: { domain: domain.domain },
-    })
-    .execute();
+  await recordEvent(trx, {
+    orgId: scope.orgId,
+    type: "DOMAIN_VERIFIED",
+    podId: domain.pod_id,
+    domainId: domain.id,
+    payload: { domain: domain.domain },
+  });
 }
 
 /** Whether an inbox of the organization has an address on `domain` (then it may not be deleted). */

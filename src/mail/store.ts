@@ -4,6 +4,7 @@
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
+import { recordEvent } from "../events/outbox.ts";
 import type { Message } from "./repository.ts";
 
 export interface InboxRef {
@@ -174,18 +175,14 @@ export async function storeMessage(
       .execute();
   }
 
-  await trx
-    .insertInto("events")
-    .values({
-      org_id: inbox.orgId,
-      type: event,
-      pod_id: inbox.podId,
-      inbox_id: inbox.inboxId,
-      thread_id: threadId,
-      message_id: message.id,
-      payload: JSON.stringify({ labels: message.labels }),
-      created_at: createdAt,
-    })
-    .execute();
+  // Last, so the per-organization ordering lock it takes is held as briefly as possible.
+  await recordEvent(trx, {
+    orgId: inbox.orgId,
+    type: event,
+    podId: inbox.podId,
+    inboxId: inbox.inboxId,
+    threadId,
+    messageId: message.id,
+  });
   return { message, created: true };
 }

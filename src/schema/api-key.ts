@@ -13,7 +13,7 @@ import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { KeyScopeEnum } from "./permission.ts";
 import { PodRef } from "./pod.ts";
 
@@ -35,7 +35,7 @@ const ApiKeyPermissionsInput = builder.inputType("ApiKeyPermissionsInput", {
     Object.fromEntries(PERMISSIONS.map((permission) => [permissionFieldName(permission), t.boolean()])),
 });
 
-export const ApiKeyRef = builder.loadableNodeRef<ApiKey, string, string>("ApiKey", {
+export const ApiKeyRef = loadableNodeRef<ApiKey, string, string>("ApiKey", {
   id: { resolve: (key) => key.id },
   load: async (ids, context) =>
     inIdOrder(ids, await apiKeysByIds(context.services.db, scopeOf(context), ids), "ApiKey"),

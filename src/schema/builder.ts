@@ -28,6 +28,8 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin, DirectivePlugin, RelayPlugin, DataloaderPlugin, SimpleObjectsPlugin],
   directives: { useGraphQLToolsUnorderedDirectives: true },
   scopeAuth: {
+    // Subscriptions are authorized once, when they start; each event is then filtered at delivery.
+    authorizeOnSubscribe: true,
     // Introspection and public fields never reach here; scopes are evaluated per field.
     authScopes: (context) => ({
       authenticated: context.principal.kind !== "anonymous",

@@ -23,3 +23,7 @@ export function contextLoader<K, V>(
   }
   return loader;
 }
+
+export function clearContextLoaders(context: Context): void {
+  loaders.delete(context);
+}

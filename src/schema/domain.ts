@@ -6,7 +6,7 @@ import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
 export const DomainStatusEnum = builder.enumType("DomainStatus", {
@@ -55,7 +55,7 @@ const DnsRecordRef = builder.objectRef<DnsRecord>("DnsRecord").implement({
   }),
 });
 
-export const DomainRef = builder.loadableNodeRef<Domain, string, string>("Domain", {
+export const DomainRef = loadableNodeRef<Domain, string, string>("Domain", {
   id: { resolve: (domain) => domain.id },
   load: async (ids, context) =>
     inIdOrder(ids, await domainsByIds(context.services.db, scopeOf(context), ids), "Domain"),

@@ -6,10 +6,10 @@ import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { MessageRef } from "./message.ts";
 
-export const DraftRef = builder.loadableNodeRef<Draft, string, string>("Draft", {
+export const DraftRef = loadableNodeRef<Draft, string, string>("Draft", {
   id: { resolve: (draft) => draft.id },
   load: async (ids, context) =>
     inIdOrder(ids, await draftsByIds(context.services.db, scopeOf(context), ids), "Draft"),

@@ -6,10 +6,10 @@ import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { decodeId, optionalId } from "./delete.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
-export const InboxRef = builder.loadableNodeRef<Inbox, string, string>("Inbox", {
+export const InboxRef = loadableNodeRef<Inbox, string, string>("Inbox", {
   id: { resolve: (inbox) => inbox.id },
   load: async (ids, context) =>
     inIdOrder(ids, await inboxesByIds(context.services.db, scopeOf(context), ids), "Inbox"),

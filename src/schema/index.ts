@@ -10,6 +10,7 @@ import "./thread.ts";
 import "./user.ts";
 import "./api-key.ts";
 import "./viewer.ts";
+import "./event.ts";
 import "./event-type.ts";
 import "./webhook.ts";
 import "./domain.ts";

@@ -6,7 +6,7 @@ import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
 export const ListDirectionEnum = builder.enumType("ListDirection", {
@@ -18,7 +18,7 @@ export const ListDirectionEnum = builder.enumType("ListDirection", {
 
 export const ListTypeEnum = builder.enumType("ListType", { values: ["ALLOW", "BLOCK"] as const });
 
-export const ListEntryRef = builder.loadableNodeRef<ListEntry, string, string>("ListEntry", {
+export const ListEntryRef = loadableNodeRef<ListEntry, string, string>("ListEntry", {
   id: { resolve: (entry) => entry.id },
   load: async (ids, context) =>
     inIdOrder(ids, await listEntriesByIds(context.services.db, scopeOf(context), ids), "ListEntry"),

@@ -15,9 +15,9 @@ import { connectionOf } from "./connection-types.ts";
 import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 
-export const MessageRef = builder.loadableNodeRef<Message, string, string>("Message", {
+export const MessageRef = loadableNodeRef<Message, string, string>("Message", {
   id: { resolve: (message) => message.id },
   load: async (ids, context) =>
     inIdOrder(ids, await messagesByIds(context.services.db, scopeOf(context), ids), "Message"),

@@ -5,9 +5,9 @@ import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 
-export const PodRef = builder.loadableNodeRef<Pod, string, string>("Pod", {
+export const PodRef = loadableNodeRef<Pod, string, string>("Pod", {
   id: { resolve: (pod) => pod.id },
   load: async (ids, context) =>
     inIdOrder(ids, await podsByIds(context.services.db, scopeOf(context), ids), "Pod"),

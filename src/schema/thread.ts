@@ -17,10 +17,10 @@ import { connectionOf } from "./connection-types.ts";
 import { contextLoader } from "./context-loader.ts";
 import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { MessageRef } from "./message.ts";
 
-export const ThreadRef = builder.loadableNodeRef<Thread, string, string>("Thread", {
+export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
   id: { resolve: (thread) => thread.id },
   load: async (ids, context) =>
     inIdOrder(ids, await threadsByIds(context.services.db, scopeOf(context), ids), "Thread"),

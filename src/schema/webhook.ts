@@ -8,10 +8,10 @@ import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";
 
-export const WebhookRef = builder.loadableNodeRef<Webhook, string, string>("Webhook", {
+export const WebhookRef = loadableNodeRef<Webhook, string, string>("Webhook", {
   id: { resolve: (webhook) => webhook.id },
   load: async (ids, context) =>
     inIdOrder(ids, await webhooksByIds(context.services.db, scopeOf(context), ids), "Webhook"),

@@ -1,0 +1,55 @@
+// Fans events out to this node's subscribers. One LISTEN connection per node receives every
+// committed event; subscribers register per organization and get announcements in commit order.
+import type { Logger } from "../logger.ts";
+import { EVENTS_CHANNEL, type EventAnnouncement } from "./outbox.ts";
+import type { PgListener } from "./pg-listener.ts";
+
+type Subscriber = (announcement: EventAnnouncement) => void;
+
+export class EventBus {
+  private readonly byOrg = new Map<string, Set<Subscriber>>();
+  /** Bumped when the LISTEN connection was lost: subscribers must re-read from their cursor. */
+  private readonly resyncListeners = new Set<() => void>();
+
+  constructor(private readonly logger?: Logger) {}
+
+  async attach(listener: PgListener): Promise<void> {
+    await listener.listen(EVENTS_CHANNEL, (payload) => this.publish(payload));
+    listener.on("reconnected", () => {
+      for (const resync of this.resyncListeners) resync();
+    });
+  }
+
+  private publish(payload: string): void {
+    let announcement: EventAnnouncement;
+    try {
+      announcement = JSON.parse(payload) as EventAnnouncement;
+    } catch {
+      this.logger?.warn("ignoring a malformed event announcement");
+      return;
+    }
+    for (const subscriber of this.byOrg.get(announcement.orgId) ?? []) subscriber(announcement);
+  }
+
+  /** Calls `subscriber` for each event of the organization; `resync` after a lost connection. */
+  subscribe(orgId: string, subscriber: Subscriber, resync: () => void): () => void {
+    let set = this.byOrg.get(orgId);
+    if (!set) {
+      set = new Set();
+      this.byOrg.set(orgId, set);
+    }
+    set.add(subscriber);
+    this.resyncListeners.add(resync);
+    return () => {
+      set.delete(subscriber);
+      if (set.size === 0) this.byOrg.delete(orgId);
+      this.resyncListeners.delete(resync);
+    };
+  }
+
+  subscriberCount(): number {
+    let count = 0;
+    for (const set of this.byOrg.values()) count += set.size;
+    return count;
+  }
+}

@@ -1,0 +1,77 @@
+// Events: SQL only. Reads apply the caller's TenantScope; `eventMessages` reads for a whole
+// organization once per event so that every subscriber of the node can be served from one read.
+import type { Selectable } from "kysely";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import type { EventTable, EventType } from "../db/types.ts";
+import type { Message } from "../mail/repository.ts";
+
+export type Event = Selectable<EventTable>;
+
+export interface EventFilter {
+  types?: readonly EventType[] | undefined;
+  podIds?: readonly string[] | undefined;
+  inboxIds?: readonly string[] | undefined;
+}
+
+export async function eventsAfter(
+  db: Db,
+  scope: TenantScope,
+  afterId: string,
+  filter: EventFilter,
+  limit: number,
+): Promise<Event[]> {
+  let query = db.selectFrom("events").selectAll().where("org_id", "=", scope.orgId).where("id", ">", afterId);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  if (filter.types?.length) query = query.where("type", "in", filter.types);
+  if (filter.podIds?.length) query = query.where("pod_id", "in", filter.podIds);
+  if (filter.inboxIds?.length) query = query.where("inbox_id", "in", filter.inboxIds);
+  return query.orderBy("id", "asc").limit(limit).execute();
+}
+
+/** The newest event id of the organization (the cursor "now"), or "0". */
+export async function latestEventId(db: Db, scope: TenantScope): Promise<string> {
+  const row = await db
+    .selectFrom("events")
+    .select("id")
+    .where("org_id", "=", scope.orgId)
+    .orderBy("id", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id ?? "0";
+}
+
+export async function eventsByIds(db: Db, orgId: string, ids: readonly string[]): Promise<Event[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom("events").selectAll().where("org_id", "=", orgId).where("id", "in", ids).execute();
+}
+
+/**
+ * The messages events refer to, as they are now, across the organization: each subscriber then
+ * applies its own scope and hidden labels in memory with `messageVisibleTo`, the same rule the
+ * SQL of src/mail/repository.ts applies.
+ */
+export async function eventMessages(
+  db: Db,
+  orgId: string,
+  messageIds: readonly string[],
+): Promise<Map<string, Message>> {
+  if (messageIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("messages")
+    .selectAll()
+    .where("org_id", "=", orgId)
+    .where("id", "in", messageIds)
+    .execute();
+  return new Map(rows.map((row) => [String(row.id), row]));
+}
+
+export function messageVisibleTo(scope: TenantScope, message: Message): boolean {
+  return (
+    message.org_id === scope.orgId &&
+    (scope.podId === null || message.pod_id === scope.podId) &&
+    (scope.inboxId === null || message.inbox_id === scope.inboxId) &&
+    !message.labels.some((label) => scope.hiddenLabels.includes(label))
+  );
+}

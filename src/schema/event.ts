@@ -1,0 +1,250 @@
+// Subscriptions: the event stream (with replay from a cursor) and messageReceived, over graphql-ws
+// and SSE. Each event is checked at delivery against the subscriber's scope, permissions and the
+// message's labels as they are then; a subscription ends when its credential is revoked or expires.
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import type { AuthInvalidation } from "../auth/authenticator.ts";
+import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
+import { tenantScopeOf } from "../auth/principal.ts";
+import { type Context, scopeOf } from "../context.ts";
+import { badUserInput } from "../errors.ts";
+import type { EventAnnouncement } from "../events/outbox.ts";
+import {
+  type Event,
+  type EventFilter,
+  eventMessages,
+  eventsAfter,
+  eventsByIds,
+  messageVisibleTo,
+} from "../events/repository.ts";
+import type { Message } from "../mail/repository.ts";
+import { builder, requires } from "./builder.ts";
+import { decodeId } from "./delete.ts";
+import { DomainRef } from "./domain.ts";
+import { EventTypeEnum } from "./event-type.ts";
+import { InboxRef } from "./inbox.ts";
+import { clearLoaders } from "./loadable.ts";
+import { MessageRef } from "./message.ts";
+import { ThreadRef } from "./thread.ts";
+
+/** An event as delivered to one subscriber: the row and, for message events, the message it saw. */
+interface DeliveredEvent {
+  event: Event;
+  message: Message | null;
+}
+
+const REPLAY_PAGE = 500;
+
+const encodeCursor = (id: string) => Buffer.from(`event:${id}`).toString("base64url");
+function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, "base64url").toString("utf8");
+  const match = /^event:(\d{1,19})$/.exec(text);
+  if (!match?.[1]) throw badUserInput("after is not an event cursor.", "after");
+  return match[1];
+}
+
+export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({
+  description: "Something that happened. `cursor` resumes a subscription right after this event.",
+  fields: (t) => ({
+    id: t.id({ resolve: ({ event }) => encodeGlobalID("Event", event.id) }),
+    cursor: t.string({ resolve: ({ event }) => encodeCursor(event.id) }),
+    type: t.field({ type: EventTypeEnum, resolve: ({ event }) => event.type }),
+    createdAt: t.field({ type: "DateTime", resolve: ({ event }) => event.created_at }),
+    inbox: t.field({ type: InboxRef, nullable: true, resolve: ({ event }) => event.inbox_id }),
+    thread: t.field({ type: ThreadRef, nullable: true, resolve: ({ event }) => event.thread_id }),
+    message: t.field({ type: MessageRef, nullable: true, resolve: ({ message }) => message }),
+    domain: t.field({ type: DomainRef, nullable: true, resolve: ({ event }) => event.domain_id }),
+  }),
+});
+
+/** Whether a subscriber may see this event at all (before any field is resolved). */
+function admits(
+  principal: AuthenticatedPrincipal,
+  scope: TenantScope,
+  event: Event,
+  message: Message | null,
+): boolean {
+  if (event.org_id !== scope.orgId) return false;
+  if (scope.podId !== null && event.pod_id !== scope.podId) return false;
+  if (scope.inboxId !== null && event.inbox_id !== scope.inboxId) return false;
+  if (event.type === "DOMAIN_VERIFIED") return principal.permissions.has("DOMAIN_READ");
+  if (!principal.permissions.has("MESSAGE_READ")) return false;
+  return message !== null && messageVisibleTo(scope, message);
+}
+
+function matches(event: Event, filter: EventFilter): boolean {
+  return (
+    (!filter.types?.length || filter.types.includes(event.type)) &&
+    (!filter.podIds?.length || (event.pod_id !== null && filter.podIds.includes(event.pod_id))) &&
+    (!filter.inboxIds?.length || (event.inbox_id !== null && filter.inboxIds.includes(event.inbox_id)))
+  );
+}
+
+/** Events and their messages, read once per batch for the organization. */
+async function withMessages(context: Context, events: Event[]): Promise<DeliveredEvent[]> {
+  const orgId = scopeOf(context).orgId;
+  const ids = events.map((e) => e.message_id).filter((id): id is string => id !== null);
+  const messages = await eventMessages(context.services.db, orgId, ids);
+  return events.map((event) => ({
+    event,
+    message: event.message_id ? (messages.get(event.message_id) ?? null) : null,
+  }));
+}
+
+/**
+ * The stream of events a subscriber may see: replay from `after` (if given), then live, with no gap
+ * and no duplicate. It listens before it replays and skips what the replay already delivered.
+ */
+async function* eventStream(context: Context, filter: EventFilter, after: string | undefined) {
+  const { services } = context;
+  let principal = context.principal as AuthenticatedPrincipal;
+  let scope = scopeOf(context);
+  const controller = new AbortController();
+  const pending: EventAnnouncement[] = [];
+  let wake: (() => void) | undefined;
+  let resync = false;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+
+  const unsubscribe = services.events.subscribe(
+    scope.orgId,
+    (announcement) => {
+      pending.push(announcement);
+      notify();
+    },
+    () => {
+      resync = true;
+      notify();
+    },
+  );
+  // Revocation or a new organization ceiling: re-check this subscriber's credential.
+  const onRevoked = (change: AuthInvalidation) => {
+    if (change.orgId !== "*" && change.orgId !== principal.orgId) return;
+    services.authenticator.refresh(principal).then(
+      (fresh) => {
+        if (!fresh) controller.abort();
+        else {
+          principal = fresh;
+          scope = tenantScopeOf(fresh);
+        }
+      },
+      () => controller.abort(),
+    );
+  };
+  services.authenticator.on("revoked", onRevoked);
+  const expiry = principal.expiresAt
+    ? setTimeout(
+        () => controller.abort(),
+        Math.min(Math.max(principal.expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1),
+      )
+    : undefined;
+  controller.signal.addEventListener("abort", notify);
+
+  try {
+    let cursor = after;
+    const replay = async function* () {
+      for (;;) {
+        const page = await eventsAfter(services.db, scope, cursor as string, filter, REPLAY_PAGE);
+        for (const delivered of await withMessages(context, page)) {
+          cursor = delivered.event.id;
+          if (admits(principal, scope, delivered.event, delivered.message)) yield delivered;
+        }
+        if (page.length < REPLAY_PAGE) return;
+      }
+    };
+    if (cursor !== undefined) yield* replay();
+
+    while (!controller.signal.aborted) {
+      if (resync && cursor !== undefined) {
+        // Notifications were lost with the connection: the table has everything since our cursor.
+        resync = false;
+        pending.length = 0;
+        yield* replay();
+        continue;
+      }
+      const batch = pending.splice(0).filter((a) => cursor === undefined || BigInt(a.id) > BigInt(cursor));
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (pending.length > 0 || resync || controller.signal.aborted) resolve();
+        });
+        continue;
+      }
+      const rows = await eventsByIds(
+        services.db,
+        scope.orgId,
+        batch.map((a) => a.id),
+      );
+      rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+      for (const delivered of await withMessages(context, rows)) {
+        cursor = delivered.event.id;
+        if (controller.signal.aborted) break;
+        if (
+          matches(delivered.event, filter) &&
+          admits(principal, scope, delivered.event, delivered.message)
+        ) {
+          resetLoaders(context);
+          yield delivered;
+        }
+      }
+    }
+  } finally {
+    clearTimeout(expiry);
+    unsubscribe();
+    services.authenticator.off("revoked", onRevoked);
+  }
+}
+
+/** Each event is resolved with fresh loaders, so a thread's aggregates are as of that event. */
+function resetLoaders(context: Context): void {
+  clearLoaders(context);
+}
+
+builder.subscriptionType({});
+
+builder.subscriptionFields((t) => ({
+  events: t.field({
+    type: EventRef,
+    authScopes: { authenticated: true },
+    description:
+      "Every event the caller may see: of its scope; message events need MESSAGE_READ and a message no hidden " +
+      "label hides; DOMAIN_VERIFIED needs DOMAIN_READ. `after` replays every such event since that cursor first.",
+    args: {
+      types: t.arg({ type: [EventTypeEnum] }),
+      podIds: t.arg.idList(),
+      inboxIds: t.arg.idList(),
+      after: t.arg.string({ description: "A cursor from a delivered event: resume right after it." }),
+    },
+    subscribe: (_root, args, context) =>
+      eventStream(
+        context,
+        {
+          types: args.types ?? undefined,
+          podIds: args.podIds?.map((id) => decodeId(String(id), "Pod")),
+          inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
+        },
+        args.after ? decodeCursor(args.after) : undefined,
+      ),
+    resolve: (delivered) => delivered,
+  }),
+  messageReceived: t.field({
+    type: MessageRef,
+    ...requires("MESSAGE_READ"),
+    nullable: false,
+    description: "Each message arriving in the caller's inboxes (or in `inboxId`).",
+    args: { inboxId: t.arg.id() },
+    subscribe: (_root, args, context) =>
+      (async function* () {
+        const inboxIds = args.inboxId ? [decodeId(String(args.inboxId), "Inbox")] : undefined;
+        for await (const delivered of eventStream(
+          context,
+          { types: ["MESSAGE_RECEIVED"], inboxIds },
+          undefined,
+        )) {
+          if (delivered.message) yield delivered.message;
+        }
+      })(),
+    resolve: (message) => message,
+  }),
+}));

@@ -1,0 +1,156 @@
+// Real subscription clients: graphql-ws over a WebSocket, and SSE over HTTP, as a client sends them.
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+
+export interface Subscriber<T = any> {
+  received: T[];
+  errors: unknown[];
+  completed: boolean;
+  closedCode?: number;
+  /** Resolves once `count` results arrived (rejects after `timeoutMs`). */
+  waitFor(count: number, timeoutMs?: number): Promise<T[]>;
+  dispose(): Promise<void>;
+}
+
+async function until(check: () => boolean, timeoutMs: number, what: () => string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export async function wsSubscribe<T = any>(
+  wsUrl: string,
+  key: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<Subscriber<T>> {
+  const state: Subscriber<T> = {
+    received: [],
+    errors: [],
+    completed: false,
+    waitFor: async (count, timeoutMs = 5000) => {
+      await until(
+        () => state.received.length >= count || state.completed,
+        timeoutMs,
+        () => `${count} events, got ${state.received.length}`,
+      );
+      return state.received;
+    },
+    dispose: async () => {
+      unsubscribe();
+      await client.dispose();
+    },
+  };
+  let acknowledged = false;
+  const client = createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    onNonLazyError: () => {},
+    connectionParams: { Authorization: `Bearer ${key}` },
+    on: {
+      connected: () => {
+        acknowledged = true;
+      },
+      closed: (event) => {
+        state.closedCode = (event as { code: number }).code;
+      },
+    },
+  });
+  const unsubscribe = client.subscribe<T>(
+    { query, variables },
+    {
+      next: (value) => {
+        if (value.errors) state.errors.push(...value.errors);
+        else state.received.push(value.data as T);
+      },
+      error: (error) => {
+        state.errors.push(error);
+        state.completed = true;
+      },
+      complete: () => {
+        state.completed = true;
+      },
+    },
+  );
+  await until(
+    () => acknowledged || state.closedCode !== undefined,
+    5000,
+    () => "the connection",
+  );
+  // The server subscribes to the bus before it answers the first event; give it a moment to register.
+  await new Promise((r) => setTimeout(r, 100));
+  return state;
+}
+
+/** A subscription over SSE (yoga's GraphQL over SSE, "distinct connections" mode). */
+export async function sseSubscribe<T = any>(
+  url: string,
+  key: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<Subscriber<T>> {
+  const controller = new AbortController();
+  const response = await fetch(`${url}/graphql`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "text/event-stream",
+      authorization: `Bearer ${key}`,
+    },
+    body: JSON.stringify({ query, variables }),
+    signal: controller.signal,
+  });
+  const state: Subscriber<T> = {
+    received: [],
+    errors: [],
+    completed: false,
+    waitFor: async (count, timeoutMs = 5000) => {
+      await until(
+        () => state.received.length >= count || state.completed,
+        timeoutMs,
+        () => `${count} events, got ${state.received.length}`,
+      );
+      return state.received;
+    },
+    dispose: async () => controller.abort(),
+  };
+  const reader = response.body?.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  (async () => {
+    try {
+      for (;;) {
+        const { done, value } = (await reader?.read()) ?? { done: true, value: undefined };
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let index = buffer.indexOf("\n\n");
+        while (index >= 0) {
+          const block = buffer.slice(0, index);
+          buffer = buffer.slice(index + 2);
+          const event = /^event: (\w+)/m.exec(block)?.[1];
+          const data = block
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trim())
+            .join("\n");
+          if (event === "complete") state.completed = true;
+          else if (data) {
+            const payload = JSON.parse(data);
+            if (payload.errors) state.errors.push(...payload.errors);
+            else state.received.push(payload.data);
+          }
+          index = buffer.indexOf("\n\n");
+        }
+      }
+    } catch {
+      // aborted
+    }
+    state.completed = true;
+  })();
+  await new Promise((r) => setTimeout(r, 150));
+  return state;
+}
