@@ -14,6 +14,7 @@ import {
   eventMessages,
   eventsAfter,
   eventsByIds,
+  latestEventId,
   messageVisibleTo,
 } from "../events/repository.ts";
 import type { Message } from "../mail/repository.ts";
@@ -142,10 +143,14 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
   controller.signal.addEventListener("abort", notify);
 
   try {
-    let cursor = after;
+    // Live-only subscribers start from "now", so a lost LISTEN connection can be caught up from the table.
+    // Events announced while "now" was being read committed after we subscribed: they are new even
+    // when their id is not above it.
+    let cursor = after ?? (await latestEventId(services.db, scope));
+    const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
     const replay = async function* () {
       for (;;) {
-        const page = await eventsAfter(services.db, scope, cursor as string, filter, REPLAY_PAGE);
+        const page = await eventsAfter(services.db, scope, cursor, filter, REPLAY_PAGE);
         for (const delivered of await withMessages(context, page)) {
           cursor = delivered.event.id;
           if (admits(principal, scope, delivered.event, delivered.message)) yield delivered;
@@ -153,17 +158,19 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
         if (page.length < REPLAY_PAGE) return;
       }
     };
-    if (cursor !== undefined) yield* replay();
+    if (after !== undefined) yield* replay();
 
     while (!controller.signal.aborted) {
-      if (resync && cursor !== undefined) {
+      if (resync) {
         // Notifications were lost with the connection: the table has everything since our cursor.
         resync = false;
         pending.length = 0;
         yield* replay();
         continue;
       }
-      const batch = pending.splice(0).filter((a) => cursor === undefined || BigInt(a.id) > BigInt(cursor));
+      const batch = pending
+        .splice(0)
+        .filter((a) => BigInt(a.id) > BigInt(cursor) || announcedWhileStarting.delete(a.id));
       if (batch.length === 0) {
         await new Promise<void>((resolve) => {
           wake = resolve;
