@@ -1,5 +1,6 @@
 // Fans events out to this node's subscribers. One LISTEN connection per node receives every
 // committed event; subscribers register per organization and get announcements in commit order.
+import { LRUCache } from "lru-cache";
 import type { Logger } from "../logger.ts";
 import { EVENTS_CHANNEL, type EventAnnouncement } from "./outbox.ts";
 import type { PgListener } from "./pg-listener.ts";
@@ -10,6 +11,7 @@ export class EventBus {
   private readonly byOrg = new Map<string, Set<Subscriber>>();
   /** Bumped when the LISTEN connection was lost: subscribers must re-read from their cursor. */
   private readonly resyncListeners = new Set<() => void>();
+  private readonly reads = new LRUCache<string, Promise<unknown>>({ max: 10_000, ttl: 2_000 });
 
   constructor(private readonly logger?: Logger) {}
 
@@ -45,6 +47,20 @@ export class EventBus {
       if (set.size === 0) this.byOrg.delete(orgId);
       this.resyncListeners.delete(resync);
     };
+  }
+
+  /**
+   * One read per event for every subscriber of this node: the first subscriber to handle an event
+   * loads it (and its message), the others share that promise. Kept briefly: labels are "as at delivery".
+   */
+  shared<T>(key: string, load: () => Promise<T>): Promise<T> {
+    let promise = this.reads.get(key) as Promise<T> | undefined;
+    if (!promise) {
+      promise = load();
+      this.reads.set(key, promise);
+      promise.catch(() => this.reads.delete(key));
+    }
+    return promise;
   }
 
   subscriberCount(): number {

@@ -178,13 +178,13 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
         });
         continue;
       }
-      const rows = await eventsByIds(
-        services.db,
-        scope.orgId,
-        batch.map((a) => a.id),
+      // Every subscriber of this node handling the same announcements shares one read.
+      const ids = batch.map((a) => a.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      const loaded = await services.events.shared(`${scope.orgId}:${ids.join(",")}`, async () =>
+        withMessages(context, await eventsByIds(services.db, scope.orgId, ids)),
       );
-      rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
-      for (const delivered of await withMessages(context, rows)) {
+      const ordered = [...loaded].sort((a, b) => (BigInt(a.event.id) < BigInt(b.event.id) ? -1 : 1));
+      for (const delivered of ordered) {
         cursor = delivered.event.id;
         if (controller.signal.aborted) break;
         if (
