@@ -102,7 +102,7 @@ describe("fan-out", () => {
     }
     const expected = audiences.map((a) =>
       sent
-        .filter((m) => a.messageRead)
+        .filter(() => a.messageRead)
         .filter((m) => a.pod === undefined || inboxes[m.inbox]?.pod === a.pod)
         .filter((m) => a.inbox === undefined || m.inbox === a.inbox)
         .filter((m) => m.label === null || a.labels.has(m.label))
