@@ -1,6 +1,7 @@
 // buildApp(): HTTP (GraphQL, GraphiQL, SSE, health) and graphql-ws on one port → { start, stop }.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { sql } from "kysely";
@@ -24,7 +25,16 @@ import { unauthenticated } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
+import { MAX_REQUEST_BODY_BYTES, useOperationLimits } from "./http/armor.ts";
+import {
+  authenticateOnce,
+  clientAddress,
+  limitOperation,
+  RateLimiter,
+  useRateLimit,
+} from "./http/rate-limit.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
 import { schema } from "./schema/index.ts";
 import { clearedCookie } from "./users/service.ts";
 
@@ -33,7 +43,7 @@ export const WS_UNAUTHORIZED = 4401;
 
 export interface App {
   /** Starts everything; resolves once the port is listening. */
-  start(): Promise<{ url: string; port: number }>;
+  start(): Promise<{ url: string; port: number; smtpPort: number | null }>;
   /** Stops accepting, lets in-flight requests finish, then closes the database (and the embedded server). */
   stop(): Promise<void>;
   readonly services: Services;
@@ -43,6 +53,8 @@ export interface BuildOptions {
   logger?: Logger;
   /** How long stop() waits for in-flight requests before closing their connections. */
   shutdownGraceMs?: number;
+  /** Overrides `config.smtpPort` (where 0 disables SMTP): 0 here binds an ephemeral port (tests). */
+  smtpPort?: number;
 }
 
 interface ServerContext {
@@ -50,6 +62,7 @@ interface ServerContext {
   res?: ServerResponse;
   /** Set by the WebSocket layer, which authenticates once at connection_init. */
   wsPrincipal?: Principal;
+  wsClientIp?: string;
 }
 
 type WsExtra = {
@@ -65,6 +78,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let listener: PgListener | undefined;
   let httpServer: Server | undefined;
   let wsServer: WebSocketServer | undefined;
+  let smtp: SmtpListener | undefined;
   const sockets = new Map<WebSocket, WsExtra>();
   let stopping: Promise<void> | undefined;
 
@@ -77,22 +91,30 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       landingPage: false,
       logging: logger,
       batching: false,
-      maskedErrors: { isDev: !config.production },
+      // Details of unexpected errors only when NODE_ENV=development: a default start leaks no stack.
+      maskedErrors: { isDev: config.development },
+      maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
       renderGraphiQL: renderLocalGraphiQL,
-      plugins: [useCookieCsrfPrevention(), useAuthentication()],
+      plugins: [
+        useRateLimit(services),
+        useOperationLimits({ blockFieldSuggestions: !config.development }),
+        useCookieCsrfPrevention(),
+        useAuthentication(),
+      ],
       context: async (initial) => {
-        if (initial.wsPrincipal) return createContext(services, initial.wsPrincipal);
+        if (initial.wsPrincipal) {
+          return createContext(services, initial.wsPrincipal, { clientIp: initial.wsClientIp });
+        }
         const request = (initial as unknown as { request: Request }).request;
         const sessionToken = readCookie(request.headers.get("cookie"), SESSION_COOKIE);
         try {
-          const principal = await resolvePrincipal(services.authenticator, {
-            authorization: request.headers.get("authorization"),
-            sessionToken,
-          });
+          // The rate limiter has usually authenticated this request already.
+          const principal = await authenticateOnce(services.authenticator, initial.req, request);
           return createContext(services, principal, {
             setCookie: (cookie) => initial.res?.appendHeader("Set-Cookie", cookie),
             secure: isSecureRequest(request),
+            clientIp: clientAddress(initial.req),
           });
         } catch (error) {
           if (!(error instanceof InvalidCredential)) throw error;
@@ -162,11 +184,25 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         subscribe: (args) =>
           (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
         onSubscribe: async (ctx, _id, payload) => {
-          const enveloped = yoga.getEnveloped({ wsPrincipal: ctx.extra.principal } as ServerContext);
+          const clientIp = clientAddress(ctx.extra.request);
+          const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
+          if (limited) return [limited];
+          const enveloped = yoga.getEnveloped({
+            wsPrincipal: ctx.extra.principal,
+            wsClientIp: clientIp,
+          } as ServerContext);
+          let document: ReturnType<typeof enveloped.parse>;
+          try {
+            document = enveloped.parse(payload.query);
+          } catch (error) {
+            // A syntax error or an over-long query fails this operation, not the whole connection.
+            if (error instanceof GraphQLError) return [error];
+            throw error;
+          }
           const args = {
             schema: enveloped.schema,
             operationName: payload.operationName,
-            document: enveloped.parse(payload.query),
+            document,
             variableValues: payload.variables,
             contextValue: await enveloped.contextFactory(),
             rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
@@ -239,6 +275,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         authenticator,
         events,
         statementCount: database.statementCount,
+        rateLimiter: new RateLimiter(config, logger),
       } satisfies Services);
 
       const yoga = buildYoga();
@@ -256,12 +293,21 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(":") ? `[${config.host}]` : config.host;
       const appUrl = `http://${host}:${port}`;
+      // SMTP last, once everything storing mail needs is up; "ready" below means both ports listen.
+      let smtpPort: number | null = null;
+      const wantedSmtpPort = options.smtpPort ?? (config.smtpPort === 0 ? undefined : config.smtpPort);
+      if (wantedSmtpPort !== undefined) {
+        smtp = createSmtpListener(services, { port: wantedSmtpPort, logger });
+        smtpPort = (await smtp.start()).port;
+      }
       logger.info({ url: `${appUrl}/graphql` }, `Mailroom is ready: GraphiQL at ${appUrl}/graphql`);
-      return { url: appUrl, port };
+      return { url: appUrl, port, smtpPort };
     },
     stop() {
       stopping ??= (async () => {
         const grace = options.shutdownGraceMs ?? 10_000;
+        // Stops taking mail now; messages in DATA commit and get their 250 before the database closes.
+        const smtpStopped = smtp?.stop(grace);
         if (httpServer) {
           const server = httpServer;
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -275,6 +321,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           clearTimeout(timer);
           clearInterval(idle);
         }
+        await smtpStopped;
+        await services.rateLimiter?.close();
         await listener?.stop();
         await database?.destroy();
         await embedded?.stop();

@@ -71,14 +71,23 @@ const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
   SMTP_PORT: integer(0, 65535).default(2525),
+  SMTP_HOST: z.string().min(1, { error: "expected a host name or address" }).optional(),
+  SMTP_MAX_MESSAGE_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
+  SMTP_TLS_KEY_FILE: z.string().min(1, { error: "expected a file path" }).optional(),
+  SMTP_TLS_CERT_FILE: z.string().min(1, { error: "expected a file path" }).optional(),
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
   DATA_DIR: z.string().min(1, { error: "expected a directory path" }).default("./.data"),
   MAIL_DOMAIN: domainName.default("mailroom.localhost"),
   SMTP_RELAY_URL: url(["smtp:", "smtps:"]).optional(),
   REDIS_URL: url(["redis:", "rediss:"]).optional(),
+  REDIS_KEY_PREFIX: z.string().min(1, { error: "expected a non-empty prefix" }).default("mailroom:"),
   RATE_LIMIT_PER_MINUTE: integer(0, 10_000_000).default(600),
   ALLOW_PRIVATE_WEBHOOK_URLS: booleanString.default(false),
   WORKER_CONCURRENCY: integer(1, 1000).default(4),
+  WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
+  MAX_OUTBOUND_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
+  OUTBOUND_MAX_ATTEMPTS: integer(1, 100).default(25),
+  OUTBOUND_RETRY_BASE_MS: integer(1, 86_400_000).optional(),
   TOKEN_PEPPER: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
   WEBHOOK_SECRET_KEY: z.string().min(32, { error: "expected at least 32 characters" }).optional(),
   DNS_SERVERS: dnsServers.optional(),
@@ -88,21 +97,43 @@ const environmentSchema = z.object({
       error: "expected one of fatal, error, warn, info, debug, trace, silent",
     })
     .default("info"),
-  NODE_ENV: z.string().default("development"),
+  // Unset is not development: a default start masks unexpected errors (no stack traces).
+  NODE_ENV: z.string().optional(),
 });
 
 export interface Config {
   port: number;
   host: string;
+  /** Inbound SMTP port; `0` disables the listener. */
   smtpPort: number;
+  /** Address the SMTP listener binds; defaults to HOST. */
+  smtpHost: string;
+  /** Largest message accepted over SMTP (advertised as SIZE, `552` above it). */
+  smtpMaxMessageBytes: number;
+  /** PEM key and certificate files for STARTTLS; both or neither. Unset: STARTTLS is not offered. */
+  smtpTlsKeyFile: string | undefined;
+  smtpTlsCertFile: string | undefined;
   databaseUrl: string | undefined;
   dataDir: string;
   mailDomain: string;
   smtpRelayUrl: string | undefined;
   redisUrl: string | undefined;
+  /** Prefix of every key Mailroom writes to Redis, so deployments can share one Redis. */
+  redisKeyPrefix: string;
   rateLimitPerMinute: number;
   allowPrivateWebhookUrls: boolean;
   workerConcurrency: number;
+  /** How often the job worker looks for jobs scheduled for later (retries); new jobs arrive by NOTIFY. */
+  workerPollIntervalMs: number;
+  /** Largest outbound message (the composed MIME, attachments included). */
+  maxOutboundBytes: number;
+  /** Delivery attempts of one outbound message before it bounces. */
+  outboundMaxAttempts: number;
+  /**
+   * First retry delay of an outbound delivery, doubling per attempt (at most 6 hours); unset:
+   * graphile-worker's own backoff (e^attempt seconds, capped at e^10 s ≈ 6.1 h).
+   */
+  outboundRetryBaseMs: number | undefined;
   /** Optional server secret mixed into token hashes (HMAC-SHA256); changing it invalidates every key. */
   tokenPepper: string | undefined;
   /**
@@ -116,6 +147,8 @@ export interface Config {
   mxHost: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   production: boolean;
+  /** Only `NODE_ENV=development` shows unexpected errors' details and field suggestions. */
+  development: boolean;
 }
 
 /** A configuration error: its message is one line naming the variable and what it expected. */
@@ -141,23 +174,40 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const value = parsed.data;
+  if ((value.SMTP_TLS_KEY_FILE === undefined) !== (value.SMTP_TLS_CERT_FILE === undefined)) {
+    const missing = value.SMTP_TLS_KEY_FILE === undefined ? "SMTP_TLS_KEY_FILE" : "SMTP_TLS_CERT_FILE";
+    throw new ConfigError(
+      `Invalid configuration: ${missing} expected a file path, as SMTP_TLS_KEY_FILE and SMTP_TLS_CERT_FILE go together`,
+    );
+  }
   return {
     port: value.PORT,
     host: value.HOST,
     smtpPort: value.SMTP_PORT,
+    smtpHost: value.SMTP_HOST ?? value.HOST,
+    smtpMaxMessageBytes: value.SMTP_MAX_MESSAGE_BYTES,
+    smtpTlsKeyFile: value.SMTP_TLS_KEY_FILE === undefined ? undefined : path.resolve(value.SMTP_TLS_KEY_FILE),
+    smtpTlsCertFile:
+      value.SMTP_TLS_CERT_FILE === undefined ? undefined : path.resolve(value.SMTP_TLS_CERT_FILE),
     databaseUrl: value.DATABASE_URL,
     dataDir: path.resolve(value.DATA_DIR),
     mailDomain: value.MAIL_DOMAIN,
     smtpRelayUrl: value.SMTP_RELAY_URL,
     redisUrl: value.REDIS_URL,
+    redisKeyPrefix: value.REDIS_KEY_PREFIX,
     rateLimitPerMinute: value.RATE_LIMIT_PER_MINUTE,
     allowPrivateWebhookUrls: value.ALLOW_PRIVATE_WEBHOOK_URLS,
     workerConcurrency: value.WORKER_CONCURRENCY,
+    workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
+    maxOutboundBytes: value.MAX_OUTBOUND_BYTES,
+    outboundMaxAttempts: value.OUTBOUND_MAX_ATTEMPTS,
+    outboundRetryBaseMs: value.OUTBOUND_RETRY_BASE_MS,
     tokenPepper: value.TOKEN_PEPPER,
     webhookSecretKey: value.WEBHOOK_SECRET_KEY,
     dnsServers: value.DNS_SERVERS,
     mxHost: value.MX_HOST,
     logLevel: value.LOG_LEVEL,
     production: value.NODE_ENV === "production",
+    development: value.NODE_ENV === "development",
   };
 }

@@ -4,6 +4,7 @@ import { type Principal, type TenantScope, tenantScopeOf } from "./auth/principa
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
 import type { EventBus } from "./events/bus.ts";
+import type { RateLimiter } from "./http/rate-limit.ts";
 import type { Logger } from "./logger.ts";
 
 /** Process-wide dependencies, built once by buildApp(). */
@@ -15,6 +16,8 @@ export interface Services {
   /** This node's fan-out of committed events to its subscribers. */
   events: EventBus;
   statementCount: () => number;
+  /** Request limits (memory, or Redis shared by every node). */
+  rateLimiter: RateLimiter;
 }
 
 export interface Context {
@@ -26,6 +29,8 @@ export interface Context {
   setCookie?: ((cookie: string) => void) | undefined;
   /** Whether the request came over HTTPS (directly or through a proxy), for the cookie's Secure flag. */
   secure?: boolean;
+  /** The caller's address, for the per-IP limits of login and sign-up (src/http/rate-limit.ts). */
+  clientIp?: string | undefined;
 }
 
 export function createContext(

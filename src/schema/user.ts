@@ -1,5 +1,6 @@
 import { SESSION_COOKIE } from "../auth/http.ts";
 import type { SessionPrincipal } from "../auth/principal.ts";
+import { enforceSensitiveLimit } from "../http/rate-limit.ts";
 import { clearedCookie, login, logout, sessionCookie, type User } from "../users/service.ts";
 import { builder } from "./builder.ts";
 
@@ -30,6 +31,8 @@ builder.mutationField("login", (t) =>
     description: "Public. Signs in and sets an HttpOnly, SameSite=Lax session cookie.",
     args: { input: t.arg({ type: LoginInput, required: true }) },
     resolve: async (_root, { input }, context) => {
+      // Before the password hash is computed: per IP and per email, much stricter than the default.
+      await enforceSensitiveLimit(context, "login", input.email);
       const session = await login(context.services, input.email, input.password);
       context.setCookie?.(
         sessionCookie(SESSION_COOKIE, session.token, session.expiresAt, context.secure ?? false),

@@ -1,5 +1,5 @@
 // A real Mailroom server on an ephemeral port, talking to this file's database.
-import { type App, buildApp } from "../../src/app.ts";
+import { type App, type BuildOptions, buildApp } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 
@@ -8,6 +8,8 @@ export interface TestServer {
   url: string;
   wsUrl: string;
   port: number;
+  /** The bound SMTP port, when the server was started with `{ smtpPort: 0 }` (or a port). */
+  smtpPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -24,11 +26,12 @@ export function testConfig(databaseUrl: string, overrides: Partial<Config> = {})
 export async function startTestServer(
   databaseUrl: string,
   overrides: Partial<Config> = {},
+  options: Omit<BuildOptions, "logger"> = {},
 ): Promise<TestServer> {
   const config = testConfig(databaseUrl, overrides);
-  const app = buildApp(config, { logger: createLogger(config) });
-  const { url, port } = await app.start();
-  return { app, url, port, wsUrl: `${url.replace("http", "ws")}/graphql`, stop: () => app.stop() };
+  const app = buildApp(config, { logger: createLogger(config), ...options });
+  const { url, port, smtpPort } = await app.start();
+  return { app, url, port, smtpPort, wsUrl: `${url.replace("http", "ws")}/graphql`, stop: () => app.stop() };
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {

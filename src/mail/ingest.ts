@@ -1,0 +1,332 @@
+// Inbound mail: a raw RFC 5322 message is parsed once and stored in every hosted inbox it is
+// addressed to, in one transaction. The SMTP listener calls this for mail from outside; outbound
+// delivery calls it for mail between hosted inboxes, so both get the same labels and threading.
+import { createHash } from "node:crypto";
+import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
+import type { Services } from "../context.ts";
+import type { Db } from "../db/database.ts";
+import { type ListEntry, listEntriesFor } from "../list-entries/repository.ts";
+import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
+import { type AttachmentData, type MessageData, storeMessage } from "./store.ts";
+
+export type { HostedInbox } from "./recipient-repository.ts";
+
+export interface IngestEnvelope {
+  /** SMTP `MAIL FROM` (the return path); null for the null sender `<>` (bounces). */
+  mailFrom: string | null;
+  /** SMTP `RCPT TO` addresses. Those that are no hosted inbox are skipped and reported. */
+  recipients: readonly string[];
+}
+
+export interface IngestedCopy {
+  inbox: HostedInbox;
+  /** Row ids of the stored message and its thread in this inbox. */
+  messageId: string;
+  threadId: string;
+  labels: string[];
+  /** False when the inbox already held this Message-ID (a retried delivery): nothing was written. */
+  created: boolean;
+}
+
+export interface IngestResult {
+  /** The message's Message-ID, or the one generated for it (stable for the same raw bytes). */
+  messageIdHeader: string;
+  /** One entry per distinct recipient inbox, all committed together. */
+  delivered: IngestedCopy[];
+  /** Recipients that are no hosted inbox (unknown, or on a domain that is not verified). */
+  rejected: string[];
+}
+
+/** RFC 5322 caps a header line at 998 octets; so does the column. */
+const MAX_HEADER_OCTETS = 998;
+const MAX_REFERENCES = 100;
+/** Transient conflicts worth one more try: a concurrent identical delivery, a deadlock, serialization. */
+const RETRYABLE = new Set(["23505", "40P01", "40001"]);
+const ATTEMPTS = 3;
+
+/** `<Name@Example.COM>` → `name@example.com`; inboxes are stored lower-case. */
+export function normalizeAddress(address: string): string {
+  return address
+    .trim()
+    .replace(/^<(.*)>$/, "$1")
+    .trim()
+    .toLowerCase();
+}
+
+/** The inbox that accepts mail for `address` here, or undefined (for a `550 5.1.1` at RCPT time). */
+export async function resolveRecipient(
+  services: Pick<Services, "db" | "config">,
+  address: string,
+): Promise<HostedInbox | undefined> {
+  const email = normalizeAddress(address);
+  if (!email.includes("@")) return undefined;
+  const [inbox] = await hostedInboxesByAddress(services.db, services.config.mailDomain, [email]);
+  return inbox;
+}
+
+/**
+ * Stores `raw` in each hosted recipient inbox, labelled `received` and `unread`, plus `spam` for an
+ * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
+ * `message.received` event. Everything commits in one transaction: when this resolves, every copy
+ * is durable; when it rejects (the database failed), nothing was stored and the caller should
+ * retry later. It never rejects for the message's content: malformed MIME is stored as best it can
+ * be read, with the raw bytes kept. Delivering the same Message-ID to an inbox again stores nothing
+ * (`created: false`), so a retried delivery is safe.
+ *
+ * Used by the SMTP listener and by outbound delivery to hosted inboxes; keep this signature stable.
+ */
+export async function ingestMessage(
+  services: Services,
+  envelope: IngestEnvelope,
+  raw: Buffer,
+): Promise<IngestResult> {
+  const { db, config, logger } = services;
+  const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
+  const inboxes = await hostedInboxesByAddress(db, config.mailDomain, wanted);
+  const hosted = new Set(inboxes.map((inbox) => inbox.email));
+  const rejected = envelope.recipients.filter((address) => !hosted.has(normalizeAddress(address)));
+
+  const content = await readMessage(raw, envelope, (error) =>
+    logger.warn({ err: error, bytes: raw.length }, "unparseable message: stored with its raw text"),
+  );
+  const messageIdHeader = content.messageIdHeader ?? generatedMessageId(raw, config.mailDomain);
+  if (inboxes.length === 0) return { messageIdHeader, delivered: [], rejected };
+
+  // Each copy's event takes its organization's ordering lock until commit: taking them in one
+  // order everywhere keeps two multi-organization deliveries from deadlocking.
+  const targets = [...inboxes].sort(
+    (a, b) => compareIds(a.orgId, b.orgId) || compareIds(a.inboxId, b.inboxId),
+  );
+  const senders = senderAddresses(content.from, envelope.mailFrom);
+  const spam = hasSpamVerdict(raw);
+  const byEmail = new Map<string, IngestedCopy>();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const copies = await db.transaction().execute(async (trx) => {
+        const stored: IngestedCopy[] = [];
+        for (const inbox of targets) {
+          const labels = ["received", "unread"];
+          if (spam) labels.push("spam");
+          if (await blockedFor(trx, inbox, senders)) labels.push("blocked");
+          const data = messageData(content, messageIdHeader, inbox, labels, raw);
+          const { message, created } = await storeMessage(trx, inbox, data, "MESSAGE_RECEIVED");
+          stored.push({
+            inbox,
+            messageId: message.id,
+            threadId: message.thread_id,
+            labels: message.labels,
+            created,
+          });
+        }
+        return stored;
+      });
+      for (const copy of copies) byEmail.set(copy.inbox.email, copy);
+      break;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (attempt >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) throw error;
+    }
+  }
+  // In the order the recipients were given, as callers report them.
+  const delivered = wanted.flatMap((email) => byEmail.get(email) ?? []);
+  return { messageIdHeader, delivered, rejected };
+}
+
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** What is kept of a message, whatever state its MIME is in. */
+interface MessageContent {
+  messageIdHeader: string | null;
+  from: string | null;
+  to: string[];
+  cc: string[];
+  replyTo: string[];
+  subject: string | null;
+  text: string | null;
+  html: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  attachments: AttachmentData[];
+}
+
+async function readMessage(
+  raw: Buffer,
+  envelope: IngestEnvelope,
+  onUnparseable: (error: unknown) => void,
+): Promise<MessageContent> {
+  let parsed: ParsedMail;
+  try {
+    // Bodies are kept as sent: no cid: links rewritten into data: URLs, no text generated from the
+    // HTML (nor HTML from the text), no links added.
+    parsed = await simpleParser(raw, {
+      skipImageLinks: true,
+      skipHtmlToText: true,
+      skipTextToHtml: true,
+      skipTextLinks: true,
+    });
+  } catch (error) {
+    onUnparseable(error);
+    const messageId = headerValues(raw, "message-id")[0];
+    return {
+      messageIdHeader: messageId ? normalizeMessageId(messageId) : null,
+      from: envelope.mailFrom ? clean(envelope.mailFrom) : null,
+      to: envelope.recipients.map(clean),
+      cc: [],
+      replyTo: [],
+      subject: null,
+      text: clean(raw.toString("utf8")),
+      html: null,
+      inReplyTo: null,
+      references: [],
+      attachments: [],
+    };
+  }
+  const inReplyTo = messageIds(parsed.inReplyTo)[0] ?? null;
+  const html = typeof parsed.html === "string" ? clean(parsed.html) : null;
+  // Without a text part the parser still reports an empty text next to the HTML: there is none.
+  const text =
+    typeof parsed.text === "string" && (html === null || parsed.text.trim() !== "")
+      ? clean(parsed.text)
+      : null;
+  return {
+    messageIdHeader: parsed.messageId ? normalizeMessageId(parsed.messageId) : null,
+    from: addresses(parsed.from)[0] ?? null,
+    to: addresses(parsed.to),
+    cc: addresses(parsed.cc),
+    replyTo: addresses(parsed.replyTo),
+    subject: parsed.subject === undefined ? null : clean(parsed.subject),
+    text,
+    html,
+    inReplyTo,
+    references: messageIds(parsed.references).slice(-MAX_REFERENCES),
+    attachments: parsed.attachments.map((attachment) => ({
+      filename: attachment.filename === undefined ? null : clean(attachment.filename),
+      contentType: clean(attachment.contentType || "application/octet-stream"),
+      content: attachment.content,
+      contentId: attachment.cid ? clean(attachment.cid) : null,
+      disposition: attachment.contentDisposition ? clean(attachment.contentDisposition) : null,
+    })),
+  };
+}
+
+function messageData(
+  content: MessageContent,
+  messageIdHeader: string,
+  inbox: HostedInbox,
+  labels: string[],
+  raw: Buffer,
+): MessageData {
+  // A copy that reached the inbox without naming it in To or Cc was Bcc'd to it: say so.
+  const named = [...content.to, ...content.cc].some((address) => address.toLowerCase() === inbox.email);
+  return {
+    messageIdHeader,
+    from: content.from ?? "",
+    to: content.to,
+    cc: content.cc,
+    bcc: named ? [] : [inbox.email],
+    replyTo: content.replyTo,
+    subject: content.subject,
+    text: content.text,
+    html: content.html,
+    inReplyTo: content.inReplyTo,
+    references: content.references,
+    labels,
+    direction: "INBOUND",
+    rawMime: raw,
+    sizeBytes: raw.length,
+    attachments: content.attachments,
+  };
+}
+
+/**
+ * Whether the inbox's RECEIVE lists (organization, pod and inbox level) refuse these senders: a
+ * BLOCK entry naming one of them or its domain; or ALLOW entries that name none of them.
+ */
+async function blockedFor(trx: Db, inbox: HostedInbox, senders: readonly string[]): Promise<boolean> {
+  const entries = await listEntriesFor(trx, inbox.orgId, inbox.podId, inbox.inboxId, "RECEIVE");
+  if (entries.length === 0) return false;
+  const matches = (type: ListEntry["type"]) =>
+    entries.some(
+      (entry) => entry.type === type && senders.some((sender) => entryMatches(entry.entry, sender)),
+    );
+  if (matches("BLOCK")) return true;
+  return entries.some((entry) => entry.type === "ALLOW") && !matches("ALLOW");
+}
+
+/** An address entry matches that address; a domain entry matches addresses at exactly that domain. */
+function entryMatches(entry: string, sender: string): boolean {
+  if (entry.includes("@")) return entry === sender;
+  return sender.slice(sender.lastIndexOf("@") + 1) === entry;
+}
+
+/** The sender as the From header and as the envelope give it; either can be checked against lists. */
+function senderAddresses(from: string | null, mailFrom: string | null): string[] {
+  return [...new Set([from, mailFrom].map((a) => normalizeAddress(a ?? "")).filter((a) => a.includes("@")))];
+}
+
+/** An upstream filter's verdict: `X-Spam-Flag: YES` or `X-Spam-Status: Yes, score=…`. */
+function hasSpamVerdict(raw: Buffer): boolean {
+  return [...headerValues(raw, "x-spam-flag"), ...headerValues(raw, "x-spam-status")].some((value) =>
+    /^yes\b/i.test(value),
+  );
+}
+
+/**
+ * The values of one header, read straight from the raw header block (unfolded), so a verdict is
+ * seen even in a message the MIME parser cannot make sense of.
+ */
+function headerValues(raw: Buffer, name: string): string[] {
+  const head = raw.subarray(0, Math.min(raw.length, 256 * 1024)).toString("latin1");
+  const end = head.search(/\r?\n\r?\n/);
+  const block = (end === -1 ? head : head.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+  const prefix = `${name}:`;
+  return block
+    .split(/\r?\n/)
+    .filter((line) => line.toLowerCase().startsWith(prefix))
+    .map((line) => line.slice(prefix.length).trim());
+}
+
+function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+  const objects = field === undefined ? [] : Array.isArray(field) ? field : [field];
+  const out: string[] = [];
+  const visit = (values: AddressObject["value"]) => {
+    for (const value of values) {
+      if (value.address) out.push(clean(value.address));
+      if (value.group) visit(value.group);
+    }
+  };
+  for (const object of objects) visit(object.value);
+  return out;
+}
+
+/** `<id>` tokens of In-Reply-To or References; a bare value is bracketed. */
+function messageIds(value: string | string[] | undefined): string[] {
+  const values = value === undefined ? [] : Array.isArray(value) ? value : [value];
+  const ids: string[] = [];
+  for (const item of values) {
+    const tokens = clean(item).match(/<[^<>\s]+>/g);
+    if (tokens) ids.push(...tokens);
+    else if (item.trim() !== "" && !/\s/.test(item.trim())) ids.push(normalizeMessageId(item));
+  }
+  return ids.filter((id) => Buffer.byteLength(id) <= MAX_HEADER_OCTETS);
+}
+
+function normalizeMessageId(value: string): string {
+  const trimmed = clean(value).trim();
+  const bracketed = trimmed.startsWith("<") ? trimmed : `<${trimmed}>`;
+  return Buffer.byteLength(bracketed) <= MAX_HEADER_OCTETS && bracketed !== "<>"
+    ? bracketed
+    : `<${createHash("sha256").update(bracketed).digest("hex")}@message-id.invalid>`;
+}
+
+/** For a message without a Message-ID: the same bytes get the same id, so a retry deduplicates. */
+function generatedMessageId(raw: Buffer, mailDomain: string): string {
+  return `<${createHash("sha256").update(raw).digest("hex")}@${mailDomain}>`;
+}
+
+/** PostgreSQL text cannot hold NUL; a malformed message must still be stored. */
+function clean(value: string): string {
+  return value.includes("\u0000") ? value.replaceAll("\u0000", "") : value;
+}
