@@ -57,6 +57,8 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
     options: AuthenticatorOptions = {},
   ) {
     super();
+    // Every open subscription listens for revocations: thousands of listeners are expected.
+    this.setMaxListeners(0);
     this.pepper = options.pepper;
     this.logger = options.logger;
     this.cache = new LRUCache({ max: options.cacheMax ?? 10_000, ttl: options.cacheTtlMs ?? 30_000 });
