@@ -25,7 +25,7 @@ import { unauthenticated } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
-import { MAX_REQUEST_BODY_BYTES, useOperationLimits } from "./http/armor.ts";
+import { maxRequestBodyBytes, useOperationLimits } from "./http/armor.ts";
 import {
   authenticateOnce,
   clientAddress,
@@ -33,6 +33,8 @@ import {
   RateLimiter,
   useRateLimit,
 } from "./http/rate-limit.ts";
+import { jobTasks } from "./jobs/tasks.ts";
+import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
 import { schema } from "./schema/index.ts";
@@ -79,6 +81,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let httpServer: Server | undefined;
   let wsServer: WebSocketServer | undefined;
   let smtp: SmtpListener | undefined;
+  let worker: JobWorker | undefined;
   const sockets = new Map<WebSocket, WsExtra>();
   let stopping: Promise<void> | undefined;
 
@@ -93,7 +96,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       batching: false,
       // Details of unexpected errors only when NODE_ENV=development: a default start leaks no stack.
       maskedErrors: { isDev: config.development },
-      maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
+      maxRequestBodySize: maxRequestBodyBytes(config),
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
       renderGraphiQL: renderLocalGraphiQL,
       plugins: [
@@ -277,6 +280,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         statementCount: database.statementCount,
         rateLimiter: new RateLimiter(config, logger),
       } satisfies Services);
+      // Jobs left by a previous run start now; graphile-worker installs or upgrades its schema first.
+      worker = await startWorker(database.pool, config, jobTasks(services), logger);
 
       const yoga = buildYoga();
       httpServer = createServer(async (req, res) => {
@@ -322,6 +327,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           clearInterval(idle);
         }
         await smtpStopped;
+        // Jobs under way finish (their work commits) before the database goes.
+        await worker?.stop();
         await services.rateLimiter?.close();
         await listener?.stop();
         await database?.destroy();

@@ -228,6 +228,18 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
     );
     return { id: data.createListEntry.listEntry.id };
   },
+  sendMessage: async () => ({ inboxId: ids.Inbox, to: ["matrix@mailroom.localhost"], subject: "matrix" }),
+  replyToMessage: async () => ({ messageId: ids.Message, text: "matrix" }),
+  forwardMessage: async () => ({ messageId: ids.Message, to: ["matrix@mailroom.localhost"] }),
+  sendDraft: async () => {
+    const data = await ok(
+      server,
+      "mutation($input: CreateDraftInput!) { createDraft(input: $input) { draft { id } } }",
+      { input: { inboxId: ids.Inbox, to: ["matrix@mailroom.localhost"] } },
+      { key: org.apiKey },
+    );
+    return { id: data.createDraft.draft.id };
+  },
   createApiKey: async () => ({ name: "matrix" }),
   deleteApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
 };

@@ -17,6 +17,7 @@ import "./domain.ts";
 import "./list-entry.ts";
 import "./inbox-mutations.ts";
 import "./draft.ts";
+import "./send.ts";
 import "./metrics.ts";
 
 export const schema = withRequiresDirective(builder.toSchema({ sortSchema: false }));

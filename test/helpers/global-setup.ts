@@ -9,6 +9,7 @@ import type { TestProject } from "vitest/node";
 import { createDatabase } from "../../src/db/database.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { migrateToLatest } from "../../src/db/migrate.ts";
+import { migrateJobs } from "../../src/jobs/worker.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -40,6 +41,8 @@ export async function setup(project: TestProject) {
   await admin.query(`CREATE DATABASE ${templateDatabase}`);
   const template = createDatabase(databaseUrl(adminUrl, templateDatabase), { max: 1 });
   await migrateToLatest(template.db);
+  // graphile-worker's schema too, so that no server started by a test has to install it.
+  await migrateJobs(template.pool);
   await template.destroy();
 
   project.provide("adminUrl", adminUrl);

@@ -1,0 +1,119 @@
+// Durable background jobs (graphile-worker): a worker running inside this process, and addJob(),
+// which enqueues in the caller's transaction so that a job exists if and only if its data committed.
+import {
+  type Job,
+  Logger as JobLogger,
+  type Runner,
+  run,
+  runMigrations,
+  type TaskList,
+} from "graphile-worker";
+import { sql } from "kysely";
+import type pg from "pg";
+import type { Config } from "../config.ts";
+import type { Db } from "../db/database.ts";
+import type { Logger } from "../logger.ts";
+
+export interface AddJobOptions {
+  /** Attempts before graphile-worker gives up (its default: 25). */
+  maxAttempts?: number;
+  runAt?: Date;
+  /** Jobs sharing a queue name run one at a time, in order. */
+  queueName?: string;
+  /** A second job with the same key replaces a pending one instead of adding another. */
+  jobKey?: string;
+}
+
+/**
+ * Enqueues `name` with `payload` through graphile-worker's `add_job` inside `trx`: rolled back with
+ * the caller's data, and announced to workers (NOTIFY) only when it commits. Payloads carry ids,
+ * never message bodies or secrets: the job reads what it needs when it runs.
+ */
+export async function addJob(
+  trx: Db,
+  name: string,
+  payload: Record<string, unknown>,
+  options: AddJobOptions = {},
+): Promise<string> {
+  const result = await sql<{ id: string }>`
+    SELECT (graphile_worker.add_job(
+      ${name},
+      ${JSON.stringify(payload)}::json,
+      queue_name => ${options.queueName ?? null}::text,
+      run_at => ${options.runAt ?? null}::timestamptz,
+      max_attempts => ${options.maxAttempts ?? null}::int,
+      job_key => ${options.jobKey ?? null}::text
+    )).id::text AS id`.execute(trx);
+  return result.rows[0]?.id as string;
+}
+
+export interface JobTask {
+  run: TaskList[string];
+  /**
+   * The delay before retry number `attempts` (1 after the first failure); undefined keeps
+   * graphile-worker's own backoff (e^attempts seconds).
+   */
+  retryDelayMs?: (attempts: number) => number | undefined;
+}
+
+export interface JobWorker {
+  /** Stops taking jobs and waits for those running to finish. */
+  stop(): Promise<void>;
+}
+
+/** Installs or upgrades graphile-worker's schema (idempotent; the worker also does it at start). */
+export async function migrateJobs(pool: pg.Pool): Promise<void> {
+  await runMigrations({ pgPool: pool, logger: new JobLogger(() => () => {}) });
+}
+
+export async function startWorker(
+  pool: pg.Pool,
+  config: Pick<Config, "workerConcurrency" | "workerPollIntervalMs">,
+  tasks: Record<string, JobTask>,
+  logger: Logger,
+): Promise<JobWorker> {
+  const runner: Runner = await run({
+    pgPool: pool,
+    concurrency: config.workerConcurrency,
+    pollInterval: config.workerPollIntervalMs,
+    // The application owns the process's signals and calls stop() itself.
+    noHandleSignals: true,
+    logger: jobLogger(logger),
+    taskList: Object.fromEntries(Object.entries(tasks).map(([name, task]) => [name, task.run])),
+  });
+  // A failed attempt has just been rescheduled by graphile-worker's fixed backoff; a task with its
+  // own schedule moves the retry (if the process dies first, the built-in backoff still holds).
+  runner.events.on("job:complete", ({ job, error }: { job: Job; error: unknown }) => {
+    if (!error || job.attempts >= job.max_attempts) return;
+    const delay = tasks[job.task_identifier]?.retryDelayMs?.(job.attempts);
+    if (delay === undefined) return;
+    pool
+      .query("SELECT graphile_worker.reschedule_jobs(ARRAY[$1::bigint], run_at => $2::timestamptz)", [
+        job.id,
+        new Date(Date.now() + delay),
+      ])
+      .catch((err: unknown) => logger.warn({ err, jobId: job.id }, "could not reschedule a job's retry"));
+  });
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= runner.stop();
+      return stopped;
+    },
+  };
+}
+
+/** graphile-worker's log lines through pino; a failed attempt that will be retried is a warning. */
+function jobLogger(logger: Logger): JobLogger {
+  const jobs = logger.child({ component: "jobs" });
+  return new JobLogger(() => (level: string, message: string, meta?: Record<string, unknown>) => {
+    const fields = meta?.job ? { jobId: (meta.job as Job).id, task: (meta.job as Job).task_identifier } : {};
+    if (level === "error") {
+      const job = meta?.job as Job | undefined;
+      if (meta?.failure && job && job.attempts < job.max_attempts) jobs.warn(fields, message);
+      else jobs.error(fields, message);
+    } else if (level === "warning") jobs.warn(fields, message);
+    else if (level === "info") jobs.debug(fields, message);
+    else jobs.trace(fields, message);
+  });
+}

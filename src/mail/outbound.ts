@@ -1,0 +1,528 @@
+// Sending mail: check the input and the sender's rules, compose the MIME with nodemailer, and store
+// the sent copy, its `message.sent` event and its delivery job in one transaction. Delivery itself
+// is the job's (delivery.ts): a send that returns has committed exactly one job for its message.
+import { randomUUID } from "node:crypto";
+import MailComposer from "nodemailer/lib/mail-composer";
+import { detectMimeType } from "nodemailer/lib/mime-funcs";
+import type { TenantScope } from "../auth/principal.ts";
+import type { Services } from "../context.ts";
+import type { Db } from "../db/database.ts";
+import { deleteDraft, draftsByIds } from "../drafts/repository.ts";
+import { MAX_SUBJECT_LENGTH, validateRecipients, validateSubject } from "../drafts/service.ts";
+import { badUserInput, notFound } from "../errors.ts";
+import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
+import { addJob } from "../jobs/worker.ts";
+import { listEntriesFor } from "../list-entries/repository.ts";
+import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
+import { sendingPolicy } from "./outbound-repository.ts";
+import { hostedInboxesByAddress } from "./recipient-repository.ts";
+import { attachmentContents, attachmentsOfMessages, type Message, messagesByIds } from "./repository.ts";
+import { normaliseLabels, SYSTEM_LABELS } from "./service.ts";
+import { type AttachmentData, storeMessage } from "./store.ts";
+
+export interface AttachmentInput {
+  filename: string;
+  contentType?: string | null | undefined;
+  contentBase64: string;
+}
+
+type Addresses = readonly string[] | null | undefined;
+
+export interface SendMessageInput {
+  inboxId: string;
+  to: Addresses;
+  cc?: Addresses;
+  bcc?: Addresses;
+  replyTo?: Addresses;
+  subject?: string | null | undefined;
+  text?: string | null | undefined;
+  html?: string | null | undefined;
+  labels?: readonly string[] | null | undefined;
+  attachments?: readonly AttachmentInput[] | null | undefined;
+}
+
+export interface ReplyInput {
+  messageId: string;
+  replyAll?: boolean | null | undefined;
+  text?: string | null | undefined;
+  html?: string | null | undefined;
+  labels?: readonly string[] | null | undefined;
+  attachments?: readonly AttachmentInput[] | null | undefined;
+}
+
+export interface ForwardInput {
+  messageId: string;
+  to: Addresses;
+  cc?: Addresses;
+  bcc?: Addresses;
+  text?: string | null | undefined;
+  html?: string | null | undefined;
+}
+
+const MAX_ATTACHMENTS = 100;
+/** Like inbound mail: the newest References are the ones threading needs. */
+const MAX_REFERENCES = 100;
+/** Labels only the system sets on mail (besides `sent`, which every sent message gets). */
+const RESERVED_LABELS: ReadonlySet<string> = new Set([...SYSTEM_LABELS, "spam", "blocked", "trash"]);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
+
+type RecipientField = "to" | "cc" | "bcc";
+
+interface Mailbox {
+  name: string;
+  address: string;
+}
+
+/** A message about to be composed, its input already checked. */
+interface Outgoing {
+  to: Mailbox[];
+  cc: Mailbox[];
+  bcc: Mailbox[];
+  replyTo: Mailbox[];
+  subject: string | null;
+  text: string | null;
+  html: string | null;
+  attachments: AttachmentData[];
+  inReplyTo: string | null;
+  references: string[];
+  labels: string[];
+}
+
+export async function sendMessage(
+  services: Services,
+  scope: TenantScope,
+  input: SendMessageInput,
+): Promise<Message> {
+  const outgoing: Outgoing = {
+    ...recipients(input),
+    replyTo: mailboxes("replyTo", input.replyTo),
+    subject: validateSubject(input.subject),
+    text: input.text ?? null,
+    html: input.html ?? null,
+    attachments: decodeAttachments(input.attachments, services.config.maxOutboundBytes),
+    inReplyTo: null,
+    references: [],
+    labels: userLabels(input.labels),
+  };
+  return send(services, scope, input.inboxId, outgoing);
+}
+
+/**
+ * Replies from the inbox that holds `messageId`: to its Reply-To (else its sender); with `replyAll`
+ * also to its other To and Cc recipients, the inbox itself left out. Replying to a sent message
+ * writes to that message's recipients again. Threads with the original through In-Reply-To/References.
+ */
+export async function replyToMessage(
+  services: Services,
+  scope: TenantScope,
+  input: ReplyInput,
+): Promise<Message> {
+  const attachments = decodeAttachments(input.attachments, services.config.maxOutboundBytes);
+  const labels = userLabels(input.labels);
+  const original = await visibleMessage(services.db, scope, input.messageId);
+  const own = await sendingInbox(services.db, scope, original.inbox_id);
+  const { to, cc } = replyRecipients(original, own.email, input.replyAll ?? false);
+  if (to.length + cc.length === 0) throw badUserInput("The message has no one to reply to.", "messageId");
+  const outgoing: Outgoing = {
+    to: mailboxes("to", to),
+    cc: mailboxes("cc", cc),
+    bcc: [],
+    replyTo: [],
+    subject: prefixedSubject("Re", original.subject),
+    text: input.text ?? null,
+    html: input.html ?? null,
+    attachments,
+    inReplyTo: original.message_id_header,
+    references: referencesOf(original),
+    labels,
+  };
+  return send(services, scope, own, outgoing);
+}
+
+/**
+ * Forwards `messageId` from the inbox that holds it: the caller's text/html, and the original
+ * attached whole, byte for byte, as a message/rfc822 part. References name the original so the
+ * forward joins its thread in the sending inbox; there is no In-Reply-To (it is not a reply).
+ */
+export async function forwardMessage(
+  services: Services,
+  scope: TenantScope,
+  input: ForwardInput,
+): Promise<Message> {
+  const addressed = recipients(input);
+  const original = await visibleMessage(services.db, scope, input.messageId);
+  const own = await sendingInbox(services.db, scope, original.inbox_id);
+  const raw = original.raw_mime ?? (await recomposed(services.db, scope, original));
+  const outgoing: Outgoing = {
+    ...addressed,
+    replyTo: [],
+    subject: prefixedSubject("Fwd", original.subject),
+    text: input.text ?? null,
+    html: input.html ?? null,
+    attachments: [
+      {
+        filename: `${fileSafe(original.subject) || "forwarded message"}.eml`,
+        contentType: "message/rfc822",
+        content: raw,
+        disposition: "attachment",
+      },
+    ],
+    inReplyTo: null,
+    references: referencesOf(original),
+    labels: [],
+  };
+  return send(services, scope, own, outgoing);
+}
+
+/** Sends a draft as it stands, and deletes it in the same transaction: it is sent at most once. */
+export async function sendDraft(services: Services, scope: TenantScope, draftId: string): Promise<Message> {
+  const [draft] = await draftsByIds(services.db, scope, [draftId]);
+  if (!draft) throw notFound("Draft");
+  const addressed = recipients({ to: draft.to_addresses, cc: draft.cc_addresses, bcc: draft.bcc_addresses });
+  // A draft replying to a message that is gone, or hidden from the caller, goes out as a new message.
+  const [original] = draft.in_reply_to_visible_id
+    ? await messagesByIds(services.db, scope, [draft.in_reply_to_visible_id])
+    : [];
+  const outgoing: Outgoing = {
+    ...addressed,
+    replyTo: [],
+    subject: validateSubject(draft.subject),
+    text: draft.text_body,
+    html: draft.html_body,
+    attachments: [],
+    inReplyTo: original?.message_id_header ?? null,
+    references: original ? referencesOf(original) : [],
+    labels: [],
+  };
+  return send(services, scope, draft.inbox_id, outgoing, async (trx) => {
+    // Row-locked until commit: a concurrent sendDraft of the same draft finds it gone.
+    if (!(await deleteDraft(trx, scope, draftId))) throw notFound("Draft");
+  });
+}
+
+async function send(
+  services: Services,
+  scope: TenantScope,
+  from: string | Inbox,
+  outgoing: Outgoing,
+  beforeStore?: (trx: Db) => Promise<void>,
+): Promise<Message> {
+  const { db, config } = services;
+  const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
+  await checkRecipients(services, scope, inbox, outgoing);
+
+  const messageIdHeader = `<${randomUUID()}@${inbox.domain}>`;
+  const date = new Date();
+  const raw = await compose(inbox, outgoing, messageIdHeader, date);
+  if (raw.length > config.maxOutboundBytes) {
+    throw badUserInput(
+      `The message is ${raw.length} bytes once composed; at most ${config.maxOutboundBytes} may be sent.`,
+      outgoing.attachments.length > 0 ? "attachments" : outgoing.html ? "html" : "text",
+    );
+  }
+  const bare = (list: Mailbox[]) => list.map((mailbox) => mailbox.address);
+  return db.transaction().execute(async (trx) => {
+    await beforeStore?.(trx);
+    const { message } = await storeMessage(
+      trx,
+      { orgId: inbox.org_id, podId: inbox.pod_id, inboxId: inbox.id },
+      {
+        messageIdHeader,
+        from: inbox.email,
+        to: bare(outgoing.to),
+        cc: bare(outgoing.cc),
+        bcc: bare(outgoing.bcc),
+        replyTo: bare(outgoing.replyTo),
+        subject: outgoing.subject,
+        text: outgoing.text,
+        html: outgoing.html,
+        inReplyTo: outgoing.inReplyTo,
+        references: outgoing.references,
+        labels: ["sent", ...outgoing.labels],
+        direction: "OUTBOUND",
+        deliveryStatus: "QUEUED",
+        rawMime: raw,
+        sizeBytes: raw.length,
+        attachments: outgoing.attachments,
+        createdAt: date,
+      },
+      "MESSAGE_SENT",
+    );
+    const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
+    await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
+    return message;
+  });
+}
+
+async function sendingInbox(db: Db, scope: TenantScope, inboxId: string): Promise<Inbox> {
+  const [inbox] = await inboxesByIds(db, scope, [inboxId]);
+  if (!inbox) throw notFound("Inbox");
+  return inbox;
+}
+
+async function visibleMessage(db: Db, scope: TenantScope, id: string): Promise<Message> {
+  const [message] = await messagesByIds(db, scope, [id]);
+  if (!message) throw notFound("Message");
+  return message;
+}
+
+/**
+ * The sender's rules, recipient by recipient (the field of the first offender is named): an
+ * unverified agent organization writes only to its human; SEND list entries of the organization,
+ * the inbox's pod and the inbox (a BLOCK entry refuses an address or domain; ALLOW entries, when
+ * there are any, refuse everyone they do not name); and without a relay, only hosted inboxes.
+ */
+async function checkRecipients(services: Services, scope: TenantScope, inbox: Inbox, outgoing: Outgoing) {
+  const { db, config } = services;
+  const all = (["to", "cc", "bcc"] as const).flatMap((field) =>
+    outgoing[field].map((mailbox) => ({
+      field,
+      address: mailbox.address,
+      key: mailbox.address.toLowerCase(),
+    })),
+  );
+  const policy = await sendingPolicy(db, scope);
+  if (policy?.status === "AGENT_UNVERIFIED") {
+    const outsider = all.find((recipient) => recipient.key !== policy.humanEmail);
+    if (outsider) {
+      throw badUserInput(
+        `${outsider.field}: until the organization is verified it may send only to the address that signed it up.`,
+        outsider.field,
+      );
+    }
+  }
+  const entries = await listEntriesFor(db, inbox.org_id, inbox.pod_id, inbox.id, "SEND");
+  const blocks = entries.filter((entry) => entry.type === "BLOCK");
+  const allows = entries.filter((entry) => entry.type === "ALLOW");
+  for (const recipient of all) {
+    if (blocks.some((entry) => entryMatches(entry.entry, recipient.key))) {
+      throw badUserInput(`${recipient.field}: ${recipient.address} is blocked for sending.`, recipient.field);
+    }
+    if (allows.length > 0 && !allows.some((entry) => entryMatches(entry.entry, recipient.key))) {
+      throw badUserInput(
+        `${recipient.field}: ${recipient.address} is not on the send allow-list.`,
+        recipient.field,
+      );
+    }
+  }
+  const hosted = await hostedInboxesByAddress(
+    db,
+    config.mailDomain,
+    all.map((recipient) => recipient.key),
+  );
+  const emails = new Set(hosted.map((hostedInbox) => hostedInbox.email));
+  for (const recipient of all) {
+    if (emails.has(recipient.key)) continue;
+    // Our own domain: no relay would deliver it anywhere but back here, where it does not exist.
+    if (domainOf(recipient.key) === config.mailDomain) {
+      throw badUserInput(`${recipient.field}: there is no inbox ${recipient.address}.`, recipient.field);
+    }
+    if (!config.smtpRelayUrl) {
+      throw badUserInput(
+        `${recipient.field}: ${recipient.address} is not hosted here, and no SMTP relay is configured for other addresses.`,
+        recipient.field,
+      );
+    }
+  }
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+/** An address entry matches that address; a domain entry, addresses at exactly that domain. */
+function entryMatches(entry: string, address: string): boolean {
+  if (entry.includes("@")) return entry === address;
+  return domainOf(address) === entry;
+}
+
+function recipients(input: { to: Addresses; cc?: Addresses; bcc?: Addresses }) {
+  const addressed = {
+    to: mailboxes("to", input.to),
+    cc: mailboxes("cc", input.cc),
+    bcc: mailboxes("bcc", input.bcc),
+  };
+  if (addressed.to.length + addressed.cc.length + addressed.bcc.length === 0) {
+    throw badUserInput("At least one recipient is required.", "to");
+  }
+  return addressed;
+}
+
+/** Checked addresses of one field (BAD_USER_INPUT naming it), split into display name and address. */
+function mailboxes(field: RecipientField | "replyTo", list: Addresses): Mailbox[] {
+  return validateRecipients(field, list).map((value) => {
+    const open = value.lastIndexOf("<");
+    if (!value.endsWith(">") || open === -1) return { name: "", address: value };
+    let name = value.slice(0, open).trim();
+    if (name.length >= 2 && name.startsWith('"') && name.endsWith('"')) {
+      name = name.slice(1, -1).replace(/\\(.)/g, "$1");
+    }
+    return { name, address: value.slice(open + 1, -1).trim() };
+  });
+}
+
+function userLabels(labels: readonly string[] | null | undefined): string[] {
+  const list = normaliseLabels(labels, "labels");
+  const reserved = list.find((label) => RESERVED_LABELS.has(label));
+  if (reserved)
+    throw badUserInput(`"${reserved}" is a system label: it cannot be set on a message sent.`, "labels");
+  return list;
+}
+
+function decodeAttachments(
+  list: readonly AttachmentInput[] | null | undefined,
+  maxBytes: number,
+): AttachmentData[] {
+  const attachments = list ?? [];
+  if (attachments.length > MAX_ATTACHMENTS) {
+    throw badUserInput(`At most ${MAX_ATTACHMENTS} attachments may be sent.`, "attachments");
+  }
+  let total = 0;
+  return attachments.map((attachment, index) => {
+    const filename = attachment.filename.trim();
+    if (filename === "" || filename.length > 255 || hasControlCharacter(filename)) {
+      throw badUserInput(
+        `attachments[${index}].filename must be 1 to 255 characters, without control characters.`,
+        "attachments",
+      );
+    }
+    const contentType = attachment.contentType?.trim().toLowerCase() || detectMimeType(filename);
+    if (!CONTENT_TYPE.test(contentType)) {
+      throw badUserInput(
+        `attachments[${index}].contentType is not a MIME type such as application/pdf.`,
+        "attachments",
+      );
+    }
+    const encoded = attachment.contentBase64.replace(/\s+/g, "");
+    // Counted before decoding, so an oversized input is refused without allocating it.
+    total += Math.floor((encoded.length * 3) / 4);
+    if (total > maxBytes) {
+      throw badUserInput(`Attachments may total at most ${maxBytes} bytes.`, "attachments");
+    }
+    if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
+      throw badUserInput(`attachments[${index}].contentBase64 is not valid base64.`, "attachments");
+    }
+    return { filename, contentType, content: Buffer.from(encoded, "base64"), disposition: "attachment" };
+  });
+}
+
+function replyRecipients(original: Message, ownAddress: string, replyAll: boolean) {
+  const seen = new Set([ownAddress.toLowerCase()]);
+  const fresh = (list: readonly string[]) =>
+    list.filter((address) => {
+      const key = address.toLowerCase();
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  const inbound = original.direction === "INBOUND";
+  const to = fresh(
+    inbound
+      ? original.reply_to_addresses.length > 0
+        ? original.reply_to_addresses
+        : [original.from_address]
+      : original.to_addresses,
+  );
+  const others = inbound ? [...original.to_addresses, ...original.cc_addresses] : original.cc_addresses;
+  return { to, cc: replyAll ? fresh(others) : [] };
+}
+
+/** RFC 5322 §3.6.4: the parent's References (or its In-Reply-To), then the parent's Message-ID. */
+function referencesOf(original: Message): string[] {
+  const chain =
+    original.reference_ids.length > 0
+      ? original.reference_ids
+      : original.in_reply_to
+        ? [original.in_reply_to]
+        : [];
+  return [...new Set([...chain, original.message_id_header])].slice(-MAX_REFERENCES);
+}
+
+function prefixedSubject(prefix: "Re" | "Fwd", subject: string | null): string {
+  const line = (subject ?? "").replace(/[\r\n]+/g, " ").trim();
+  const already = prefix === "Re" ? /^re:/i : /^(fwd?|fw):/i;
+  return (already.test(line) ? line : `${prefix}: ${line}`.trim()).slice(0, MAX_SUBJECT_LENGTH);
+}
+
+function fileSafe(subject: string | null): string {
+  const printable = [...(subject ?? "")].map((c) => (hasControlCharacter(c) ? " " : c)).join("");
+  return printable
+    .replace(/[\\/:*?"<>|]+/g, " ")
+    .trim()
+    .slice(0, 100);
+}
+
+/** C0 controls and DEL: nothing a header parameter may carry. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+async function compose(inbox: Inbox, outgoing: Outgoing, messageId: string, date: Date): Promise<Buffer> {
+  const address = (mailbox: Mailbox) => (mailbox.name ? mailbox : mailbox.address);
+  const list = (mailboxes: Mailbox[]) => (mailboxes.length > 0 ? mailboxes.map(address) : undefined);
+  const composer = new MailComposer({
+    from: inbox.display_name ? { name: inbox.display_name, address: inbox.email } : inbox.email,
+    to: list(outgoing.to),
+    cc: list(outgoing.cc),
+    // No Bcc header: blind recipients are only in the envelope (and on the sender's copy).
+    replyTo: list(outgoing.replyTo),
+    subject: outgoing.subject ?? undefined,
+    text: outgoing.text ?? undefined,
+    html: outgoing.html ?? undefined,
+    messageId,
+    date,
+    inReplyTo: outgoing.inReplyTo ?? undefined,
+    references: outgoing.references.length > 0 ? outgoing.references : undefined,
+    attachments: outgoing.attachments.map((attachment) => ({
+      filename: attachment.filename ?? undefined,
+      contentType: attachment.contentType,
+      content: attachment.content,
+      contentDisposition: attachment.disposition ?? "attachment",
+    })),
+    // Content is always given inline; nothing a caller sends may make us read a file or a URL.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    // CRLF throughout, as SMTP carries it: the stored bytes are the bytes the recipients get.
+    newline: "windows",
+  });
+  return composer.compile().build();
+}
+
+/** The MIME of a stored message that has no raw copy (one not received over SMTP), for forwarding. */
+async function recomposed(db: Db, scope: TenantScope, message: Message): Promise<Buffer> {
+  const attachments = (await attachmentsOfMessages(db, scope, [message.id])).get(message.id) ?? [];
+  const contents = await attachmentContents(
+    db,
+    scope,
+    attachments.map((attachment) => attachment.id),
+  );
+  return new MailComposer({
+    from: message.from_address,
+    to: message.to_addresses,
+    cc: message.cc_addresses.length > 0 ? message.cc_addresses : undefined,
+    replyTo: message.reply_to_addresses.length > 0 ? message.reply_to_addresses : undefined,
+    subject: message.subject ?? undefined,
+    text: message.text_body ?? undefined,
+    html: message.html_body ?? undefined,
+    messageId: message.message_id_header,
+    date: message.created_at,
+    inReplyTo: message.in_reply_to ?? undefined,
+    references: message.reference_ids.length > 0 ? message.reference_ids : undefined,
+    attachments: attachments.map((attachment) => ({
+      filename: attachment.filename ?? undefined,
+      contentType: attachment.content_type,
+      content: contents.get(attachment.id) ?? Buffer.alloc(0),
+      cid: attachment.content_id ?? undefined,
+    })),
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    newline: "windows",
+  })
+    .compile()
+    .build();
+}
