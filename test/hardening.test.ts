@@ -7,10 +7,13 @@ import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.ts";
-import { MAX_REQUEST_BODY_BYTES, OPERATION_LIMITS } from "../src/http/armor.ts";
+import { maxRequestBodyBytes, OPERATION_LIMITS } from "../src/http/armor.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+
+// The server under test runs with the default configuration.
+const MAX_REQUEST_BODY_BYTES = maxRequestBodyBytes(loadConfig({}));
 
 let database: TestDatabase;
 let server: TestServer;

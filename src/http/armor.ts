@@ -3,6 +3,7 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { GraphQLError, type ValidationContext } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import type { Config } from "../config.ts";
 
 /** The bounds, also listed in the README ("Limits"). */
 export const OPERATION_LIMITS = {
@@ -15,8 +16,14 @@ export const OPERATION_LIMITS = {
   maxTokens: 2000,
 } as const;
 
-/** JSON request bodies larger than this are refused with 413, before they are read whole. */
-export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+/**
+ * JSON request bodies larger than this are refused with 413, before they are read whole. It is as
+ * large as the biggest message a caller may send (its attachments arrive base64-encoded in the
+ * JSON, 4/3 of their size) plus room for the rest of the request, and never under 1 MiB.
+ */
+export function maxRequestBodyBytes(config: Pick<Config, "maxOutboundBytes">): number {
+  return Math.max(1024 * 1024, Math.ceil((config.maxOutboundBytes * 4) / 3) + 256 * 1024);
+}
 
 const rejection = (message: string) =>
   new GraphQLError(message, { extensions: { code: "GRAPHQL_VALIDATION_FAILED" } });
