@@ -85,6 +85,11 @@ const environmentSchema = z.object({
   ALLOW_PRIVATE_WEBHOOK_URLS: booleanString.default(false),
   WORKER_CONCURRENCY: integer(1, 1000).default(4),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
+  WEBHOOK_RETRY_DELAYS_MS: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, { error: "expected comma-separated milliseconds, e.g. 5000,300000" })
+    .transform((value) => value.split(",").map(Number))
+    .default([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
   MAX_OUTBOUND_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
   OUTBOUND_MAX_ATTEMPTS: integer(1, 100).default(25),
   OUTBOUND_RETRY_BASE_MS: integer(1, 86_400_000).optional(),
@@ -125,6 +130,8 @@ export interface Config {
   workerConcurrency: number;
   /** How often the job worker looks for jobs scheduled for later (retries); new jobs arrive by NOTIFY. */
   workerPollIntervalMs: number;
+  /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
+  webhookRetryDelaysMs: number[];
   /** Largest outbound message (the composed MIME, attachments included). */
   maxOutboundBytes: number;
   /** Delivery attempts of one outbound message before it bounces. */
@@ -199,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowPrivateWebhookUrls: value.ALLOW_PRIVATE_WEBHOOK_URLS,
     workerConcurrency: value.WORKER_CONCURRENCY,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
+    webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
     maxOutboundBytes: value.MAX_OUTBOUND_BYTES,
     outboundMaxAttempts: value.OUTBOUND_MAX_ATTEMPTS,
     outboundRetryBaseMs: value.OUTBOUND_RETRY_BASE_MS,

@@ -11,6 +11,7 @@ import "./user.ts";
 import "./api-key.ts";
 import "./viewer.ts";
 import "./event.ts";
+import "./webhook-delivery.ts";
 import "./event-type.ts";
 import "./webhook.ts";
 import "./domain.ts";

@@ -3,7 +3,7 @@ import type { Selectable, Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { pageById } from "../db/keyset.ts";
-import type { EventType, WebhookTable } from "../db/types.ts";
+import type { EventType, WebhookDeliveryTable, WebhookTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
 export type Webhook = Selectable<WebhookTable>;
@@ -88,4 +88,30 @@ export async function deleteWebhook(db: Db, scope: TenantScope, id: string): Pro
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
   return query.returningAll().executeTakeFirst();
+}
+
+export type WebhookDelivery = Selectable<WebhookDeliveryTable> & { event_type: string };
+
+/** A webhook's deliveries, newest first, inside the caller's scope (through the webhook's own scope). */
+export async function listDeliveries(
+  db: Db,
+  scope: TenantScope,
+  webhookId: string,
+  page: KeysetPage<string>,
+): Promise<WebhookDelivery[]> {
+  let query = db
+    .selectFrom("webhook_deliveries as d")
+    .innerJoin("webhooks as w", (join) =>
+      join.onRef("w.org_id", "=", "d.org_id").onRef("w.id", "=", "d.webhook_id"),
+    )
+    .innerJoin("events as e", (join) =>
+      join.onRef("e.org_id", "=", "d.org_id").onRef("e.id", "=", "d.event_id"),
+    )
+    .selectAll("d")
+    .select("e.type as event_type")
+    .where("d.org_id", "=", scope.orgId)
+    .where("d.webhook_id", "=", webhookId);
+  if (scope.podId !== null) query = query.where("w.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("w.inbox_id", "=", scope.inboxId);
+  return pageById(query, "d.id", page).execute();
 }

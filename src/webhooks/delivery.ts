@@ -1,0 +1,273 @@
+// The deliver-webhook job: a signed POST (Standard Webhooks) of one event to one webhook, retried on
+// the Standard Webhooks schedule with the same webhook-id every time; 410 Gone disables the webhook.
+import { lookup } from "node:dns/promises";
+import http from "node:http";
+import https from "node:https";
+import { isIP, type LookupFunction } from "node:net";
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import { sql } from "kysely";
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import type { Services } from "../context.ts";
+import type { Db } from "../db/database.ts";
+import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
+import type { JobTask } from "../jobs/worker.ts";
+import { isPublicAddress } from "./address-policy.ts";
+import { webhookSigningSecret } from "./secret.ts";
+
+const TIMEOUT_MS = 15_000;
+const MAX_ERROR_LENGTH = 500;
+
+class DeliveryFailed extends Error {}
+
+/** `MESSAGE_RECEIVED` → `message.received`, as API.md spells webhook event types. */
+export function webhookEventType(type: string): string {
+  return type.toLowerCase().replace("_", ".");
+}
+
+/** This job reads by the ids in its payload: it acts for the system, for one organization. */
+async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
+  return db
+    .selectFrom("webhook_deliveries as d")
+    .innerJoin("webhooks as w", (join) =>
+      join.onRef("w.org_id", "=", "d.org_id").onRef("w.id", "=", "d.webhook_id"),
+    )
+    .innerJoin("events as e", (join) =>
+      join.onRef("e.org_id", "=", "d.org_id").onRef("e.id", "=", "d.event_id"),
+    )
+    .leftJoin("messages as m", (join) =>
+      join.onRef("m.org_id", "=", "e.org_id").onRef("m.id", "=", "e.message_id"),
+    )
+    .leftJoin("domains as dm", (join) =>
+      join.onRef("dm.org_id", "=", "e.org_id").onRef("dm.id", "=", "e.domain_id"),
+    )
+    .select([
+      "d.id as delivery_id",
+      "d.status",
+      "w.id as webhook_id",
+      "w.url",
+      "w.enabled",
+      "w.secret_salt",
+      "e.id as event_id",
+      "e.type",
+      "e.created_at",
+      "e.pod_id",
+      "e.inbox_id",
+      "e.thread_id",
+      "e.message_id",
+      "e.domain_id",
+      "m.message_id_header",
+      "m.from_address",
+      "m.to_addresses",
+      "m.subject",
+      "m.preview",
+      "m.labels",
+      "dm.domain",
+    ])
+    .where("d.org_id", "=", orgId)
+    .where("d.id", "=", deliveryId)
+    .executeTakeFirst();
+}
+
+type LoadedDelivery = NonNullable<Awaited<ReturnType<typeof loadDelivery>>>;
+
+export function webhookBody(row: LoadedDelivery): string {
+  const id = (type: string, value: string | null) => (value === null ? null : encodeGlobalID(type, value));
+  const data: Record<string, unknown> = {
+    podId: id("Pod", row.pod_id),
+    inboxId: id("Inbox", row.inbox_id),
+  };
+  if (row.message_id !== null) {
+    Object.assign(data, {
+      messageId: id("Message", row.message_id),
+      threadId: id("Thread", row.thread_id),
+      message: {
+        messageId: row.message_id_header,
+        from: row.from_address,
+        to: row.to_addresses,
+        subject: row.subject,
+        preview: row.preview,
+        labels: row.labels,
+      },
+    });
+  }
+  if (row.domain_id !== null)
+    Object.assign(data, { domainId: id("Domain", row.domain_id), domain: row.domain });
+  return JSON.stringify({
+    type: webhookEventType(row.type),
+    eventId: encodeGlobalID("Event", row.event_id),
+    createdAt: row.created_at.toISOString(),
+    data,
+  });
+}
+
+/**
+ * Resolves the target now and connects to exactly the address that was checked, so a DNS answer
+ * that changes between the check and the connection (rebinding) cannot reach a private address.
+ */
+async function pinnedLookup(hostname: string, allowPrivate: boolean): Promise<LookupFunction> {
+  const host = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
+  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true });
+  const allowed = allowPrivate ? addresses : addresses.filter(({ address }) => isPublicAddress(address));
+  const chosen = allowed[0];
+  if (!chosen || (!allowPrivate && allowed.length !== addresses.length)) {
+    throw new DeliveryFailed(`refused: ${host} resolves to a private or internal address`);
+  }
+  return (_hostname, options, callback) => {
+    if ((options as { all?: boolean }).all)
+      callback(null, [{ address: chosen.address, family: chosen.family }]);
+    else callback(null, chosen.address, chosen.family);
+  };
+}
+
+function post(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  lookupFn: LookupFunction,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === "https:" ? https : http).request(
+      url,
+      {
+        method: "POST",
+        headers: {
+          ...headers,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        },
+        lookup: lookupFn,
+        timeout: TIMEOUT_MS,
+      },
+      (response) => {
+        response.resume();
+        response.on("end", () => resolve(response.statusCode ?? 0));
+        response.on("error", reject);
+      },
+    );
+    request.on("timeout", () =>
+      request.destroy(new DeliveryFailed(`timed out after ${TIMEOUT_MS / 1000} s`)),
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+async function record(
+  db: Db,
+  orgId: string,
+  deliveryId: string,
+  outcome: {
+    status: "PENDING" | "SUCCEEDED" | "FAILED";
+    code: number | null;
+    error: string | null;
+    next: Date | null;
+  },
+) {
+  await db
+    .updateTable("webhook_deliveries")
+    .set({
+      attempts: sql`attempts + 1`,
+      status: outcome.status,
+      last_status_code: outcome.code,
+      last_error: outcome.error?.slice(0, MAX_ERROR_LENGTH) ?? null,
+      next_attempt_at: outcome.next,
+      delivered_at: outcome.status === "SUCCEEDED" ? new Date() : null,
+      updated_at: new Date(),
+    })
+    .where("org_id", "=", orgId)
+    .where("id", "=", deliveryId)
+    .execute();
+}
+
+export function deliverWebhookTask(services: Services): JobTask {
+  const { db, config } = services;
+  const delays = config.webhookRetryDelaysMs;
+  const delayBefore = (retry: number) => delays[Math.min(retry - 1, delays.length - 1)] ?? 0;
+  return {
+    retryDelayMs: (attempts) => delayBefore(attempts),
+    run: async (payload, helpers) => {
+      const { orgId, deliveryId } = payload as { orgId: string; deliveryId: string };
+      const row = await loadDelivery(db, orgId, deliveryId);
+      if (row?.status !== "PENDING") return;
+      if (!row.enabled) {
+        await record(db, orgId, deliveryId, {
+          status: "FAILED",
+          code: null,
+          error: "webhook disabled",
+          next: null,
+        });
+        return;
+      }
+      const attempt = helpers.job.attempts; // graphile-worker counts this run already
+      const last = attempt >= Math.min(helpers.job.max_attempts, WEBHOOK_MAX_ATTEMPTS);
+      const body = webhookBody(row);
+      // The same webhook-id on every attempt lets the receiver deduplicate.
+      const webhookId = `msg_${orgId}_${deliveryId}`;
+      const timestamp = new Date();
+      const signature = new StandardWebhook(webhookSigningSecret(config, row.secret_salt)).sign(
+        webhookId,
+        timestamp,
+        body,
+      );
+      let code: number | null = null;
+      let error: string | null = null;
+      try {
+        const url = new URL(row.url);
+        const lookupFn = await pinnedLookup(url.hostname, config.allowPrivateWebhookUrls);
+        code = await post(
+          url,
+          body,
+          {
+            "webhook-id": webhookId,
+            "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
+            "webhook-signature": signature,
+            "user-agent": "Mailroom-Webhooks/1",
+          },
+          lookupFn,
+        );
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      if (code !== null && code >= 200 && code < 300) {
+        await record(db, orgId, deliveryId, { status: "SUCCEEDED", code, error: null, next: null });
+        return;
+      }
+      if (code === 410) {
+        // The receiver says this endpoint is gone for good: stop sending to it.
+        await db.transaction().execute(async (trx) => {
+          await trx
+            .updateTable("webhooks")
+            .set({
+              enabled: false,
+              disabled_reason: "The endpoint answered 410 Gone.",
+              updated_at: new Date(),
+            })
+            .where("org_id", "=", orgId)
+            .where("id", "=", row.webhook_id)
+            .execute();
+          await record(trx, orgId, deliveryId, {
+            status: "FAILED",
+            code,
+            error: "410 Gone: webhook disabled",
+            next: null,
+          });
+        });
+        return;
+      }
+      const message = error ?? `HTTP ${code}`;
+      if (last) {
+        await record(db, orgId, deliveryId, { status: "FAILED", code, error: message, next: null });
+        return;
+      }
+      await record(db, orgId, deliveryId, {
+        status: "PENDING",
+        code,
+        error: message,
+        next: new Date(Date.now() + delayBefore(attempt)),
+      });
+      throw new DeliveryFailed(`webhook delivery ${deliveryId} failed (${message}); retrying`);
+    },
+  };
+}
+
+export { DELIVER_WEBHOOK };
