@@ -11,6 +11,7 @@ import {
   type TestOrganization,
 } from "./helpers/factories.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { smtpTransport } from "./helpers/smtp.ts";
 import { sseSubscribe, wsSubscribe } from "./helpers/subscriptions.ts";
 
 let database: TestDatabase;
@@ -55,6 +56,28 @@ describe("Subscription.events", () => {
       });
       expect(subscriber.errors).toEqual([]);
       await subscriber.dispose();
+    }
+  });
+
+  it("delivers to a subscriber on one node mail received over SMTP by another node", async () => {
+    const mx = await startTestServer(database.url, {}, { smtpPort: 0 });
+    try {
+      const subscriber = await wsSubscribe(server.wsUrl, org.apiKey, EVENTS, { types: ["MESSAGE_RECEIVED"] });
+      await smtpTransport(mx.smtpPort as number).sendMail({
+        from: "someone@example.test",
+        to: inboxB.email,
+        subject: "Across nodes",
+        text: "hello",
+      });
+      const [first] = await subscriber.waitFor(1);
+      expect(first.events).toMatchObject({
+        type: "MESSAGE_RECEIVED",
+        message: { subject: "Across nodes" },
+        inbox: { id: inboxB.id },
+      });
+      await subscriber.dispose();
+    } finally {
+      await mx.stop();
     }
   });
 
