@@ -16,6 +16,7 @@ import {
   useCookieCsrfPrevention,
 } from "./auth/http.ts";
 import type { AuthenticatedPrincipal, Principal } from "./auth/principal.ts";
+import { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { type Context, createContext, type Services } from "./context.ts";
 import { createDatabase, type DatabaseHandle } from "./db/database.ts";
@@ -277,6 +278,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         logger,
         authenticator,
         events,
+        clock: new Clock(),
         statementCount: database.statementCount,
         rateLimiter: new RateLimiter(config, logger),
       } satisfies Services);

@@ -1,6 +1,7 @@
 // One context for HTTP, SSE and WebSocket operations: who is calling and what they may touch.
 import type { Authenticator } from "./auth/authenticator.ts";
 import { type Principal, type TenantScope, tenantScopeOf } from "./auth/principal.ts";
+import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
 import type { EventBus } from "./events/bus.ts";
@@ -15,6 +16,7 @@ export interface Services {
   authenticator: Authenticator;
   /** This node's fan-out of committed events to its subscribers. */
   events: EventBus;
+  clock: Clock;
   statementCount: () => number;
   /** Request limits (memory, or Redis shared by every node). */
   rateLimiter: RateLimiter;

@@ -10,6 +10,7 @@ import "./thread.ts";
 import "./user.ts";
 import "./api-key.ts";
 import "./viewer.ts";
+import "./agent.ts";
 import "./event.ts";
 import "./webhook-delivery.ts";
 import "./event-type.ts";

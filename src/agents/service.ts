@@ -1,0 +1,277 @@
+// Agent sign-up (PERMISSIONS.md): an agent creates an unverified organization, an inbox and a key;
+// a human proves the agent may act by reading a code mailed to them and handing it back.
+import { randomInt } from "node:crypto";
+import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
+import { sql } from "kysely";
+import { createTransport } from "nodemailer";
+import MailComposer from "nodemailer/lib/mail-composer/index.js";
+import { insertApiKey } from "../api-keys/repository.ts";
+import { notifyAuthChange } from "../auth/authenticator.ts";
+import { generateApiKey, hashToken, keyDisplayPrefix } from "../auth/keys.ts";
+import type { ApiKeyPrincipal } from "../auth/principal.ts";
+import type { Services } from "../context.ts";
+import type { Db } from "../db/database.ts";
+import { uniqueViolation } from "../db/errors.ts";
+import { badUserInput, conflict } from "../errors.ts";
+import { validateUsername } from "../inboxes/service.ts";
+import { ingestMessage, resolveRecipient } from "../mail/ingest.ts";
+import { setOrganizationStatus } from "../organizations/service.ts";
+import { normaliseEmail } from "../users/service.ts";
+
+export const OTP_TTL_MS = 24 * 60 * 60 * 1000;
+export const MAX_OTP_ATTEMPTS = 10;
+const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
+
+export interface SignUpResult {
+  organizationId: string;
+  inboxId: string;
+  apiKey: string;
+}
+
+/** A 6-digit code from the CSPRNG (uniform: randomInt rejects biased draws). */
+export function newOtp(): string {
+  return String(randomInt(0, 1_000_000)).padStart(6, "0");
+}
+
+/**
+ * Mails the code from the system address, never through the agent's own inbox: a code the agent
+ * could read in its sent mail would prove nothing. Hosted addresses get it through the ingest path,
+ * others through the relay.
+ */
+async function mailCode(services: Services, to: string, code: string): Promise<void> {
+  const { config } = services;
+  const from = `no-reply@${config.mailDomain}`;
+  const raw = await new MailComposer({
+    from: `Mailroom <${from}>`,
+    to,
+    subject: `Your Mailroom verification code: ${code}`,
+    text: `An agent signed up for Mailroom and named you as its human.\n\nIts verification code is ${code}. It is valid for 24 hours.\n\nIf you did not expect this, ignore this message: without the code the agent stays limited to writing to you.\n`,
+  })
+    .compile()
+    .build();
+  if (await resolveRecipient(services, to)) {
+    await ingestMessage(services, { mailFrom: from, recipients: [to] }, raw);
+    return;
+  }
+  if (!config.smtpRelayUrl)
+    throw badUserInput("humanEmail is not hosted here and no SMTP relay is configured.", "humanEmail");
+  const transport = createTransport(config.smtpRelayUrl);
+  try {
+    await transport.sendMail({ envelope: { from, to: [to] }, raw });
+  } finally {
+    transport.close();
+  }
+}
+
+async function mintKey(trx: Db, orgId: string, pepper: string | undefined) {
+  const secret = generateApiKey();
+  const key = await insertApiKey(
+    trx,
+    {
+      org_id: orgId,
+      name: "agent",
+      prefix: keyDisplayPrefix(secret),
+      scope: "ORGANIZATION",
+      pod_id: null,
+      inbox_id: null,
+      permissions: null,
+    },
+    hashToken(secret, pepper),
+  );
+  return { secret, id: key.id };
+}
+
+export async function agentSignUp(
+  services: Services,
+  humanEmailInput: string,
+  usernameInput: string,
+): Promise<SignUpResult> {
+  const { db, config } = services;
+  const humanEmail = normaliseEmail(humanEmailInput);
+  if (!EMAIL.test(humanEmail) || humanEmail.length > 254)
+    throw badUserInput("humanEmail is not an email address.", "humanEmail");
+  const username = validateUsername(usernameInput);
+  if (!(await resolveRecipient(services, humanEmail)) && !config.smtpRelayUrl) {
+    throw badUserInput(
+      "humanEmail is not hosted here and no SMTP relay is configured to reach it.",
+      "humanEmail",
+    );
+  }
+  const now = services.clock.now();
+
+  const outcome = await db.transaction().execute(async (trx) => {
+    const existing = await trx
+      .selectFrom("agent_signup_emails as e")
+      .innerJoin("agent_signups as s", (join) =>
+        join.onRef("s.org_id", "=", "e.org_id").onRef("s.id", "=", "e.agent_signup_id"),
+      )
+      .innerJoin("organizations as o", "o.id", "s.org_id")
+      .select(["s.org_id", "s.id", "s.inbox_id", "s.api_key_id", "s.otp_expires_at", "o.status"])
+      .where("e.human_email", "=", humanEmail)
+      .forUpdate()
+      .executeTakeFirst();
+
+    if (existing) {
+      // Rotation hands a new organization key to whoever knows the human's email: only while the
+      // organization is unverified, as the lost-key recovery it is meant to be.
+      if (existing.status !== "AGENT_UNVERIFIED") {
+        throw conflict(
+          "This human already verified an agent; sign in and create keys instead.",
+          "humanEmail",
+        );
+      }
+      if (existing.api_key_id !== null) {
+        await trx
+          .deleteFrom("api_keys")
+          .where("org_id", "=", existing.org_id)
+          .where("id", "=", existing.api_key_id)
+          .execute();
+        await notifyAuthChange(trx, { kind: "apiKey", orgId: existing.org_id, id: existing.api_key_id });
+      }
+      const key = await mintKey(trx, existing.org_id, config.tokenPepper);
+      const expired = existing.otp_expires_at === null || existing.otp_expires_at.getTime() <= now.getTime();
+      const code = expired ? newOtp() : undefined;
+      await trx
+        .updateTable("agent_signups")
+        .set({
+          api_key_id: key.id,
+          ...(code
+            ? {
+                otp_hash: await argon2Hash(code),
+                otp_expires_at: new Date(now.getTime() + OTP_TTL_MS),
+                otp_attempts: 0,
+              }
+            : {}),
+          updated_at: now,
+        })
+        .where("org_id", "=", existing.org_id)
+        .where("id", "=", existing.id)
+        .execute();
+      return {
+        orgId: existing.org_id,
+        inboxId: existing.inbox_id as string,
+        key,
+        code,
+        revoked: existing.api_key_id,
+        signupId: existing.id,
+      };
+    }
+
+    const org = await trx
+      .insertInto("organizations")
+      .values({ name: username, status: "AGENT_UNVERIFIED" })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const pod = await trx
+      .insertInto("pods")
+      .values({ org_id: org.id, name: "default" })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const email = `${username}@${config.mailDomain}`;
+    let inboxId: string;
+    try {
+      const inbox = await trx
+        .insertInto("inboxes")
+        .values({ org_id: org.id, pod_id: pod.id, username, domain: config.mailDomain, email })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      await trx.insertInto("inbox_addresses").values({ email, org_id: org.id, inbox_id: inbox.id }).execute();
+      inboxId = inbox.id;
+    } catch (error) {
+      if (uniqueViolation(error) !== undefined) throw conflict(`${email} is taken.`, "username");
+      throw error;
+    }
+    const key = await mintKey(trx, org.id, config.tokenPepper);
+    const code = newOtp();
+    const signup = await trx
+      .insertInto("agent_signups")
+      .values({
+        org_id: org.id,
+        human_email: humanEmail,
+        username,
+        inbox_id: inboxId,
+        api_key_id: key.id,
+        otp_hash: await argon2Hash(code),
+        otp_expires_at: new Date(now.getTime() + OTP_TTL_MS),
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await trx
+      .insertInto("agent_signup_emails")
+      .values({ human_email: humanEmail, org_id: org.id, agent_signup_id: signup.id })
+      .execute();
+    return { orgId: org.id, inboxId, key, code, revoked: null, signupId: signup.id };
+  });
+
+  if (outcome.revoked !== null)
+    services.authenticator.invalidate({ kind: "apiKey", orgId: outcome.orgId, id: outcome.revoked });
+  if (outcome.code) {
+    try {
+      await mailCode(services, humanEmail, outcome.code);
+    } catch (error) {
+      // Not mailed: expire it, so the next sign-up call sends a fresh one instead of waiting a day.
+      await db
+        .updateTable("agent_signups")
+        .set({ otp_expires_at: now })
+        .where("org_id", "=", outcome.orgId)
+        .where("id", "=", outcome.signupId)
+        .execute();
+      throw error;
+    }
+  }
+  return { organizationId: outcome.orgId, inboxId: outcome.inboxId, apiKey: outcome.key.secret };
+}
+
+/** Checks the code; on success the organization is verified and its ceiling and allow-list lifted. */
+export async function agentVerify(
+  services: Services,
+  principal: ApiKeyPrincipal,
+  otpCode: string,
+): Promise<void> {
+  const { db } = services;
+  const code = otpCode.trim();
+  const now = services.clock.now();
+  const signup = await db
+    .selectFrom("agent_signups")
+    .selectAll()
+    .where("org_id", "=", principal.orgId)
+    .executeTakeFirst();
+  if (!signup || principal.organizationStatus !== "AGENT_UNVERIFIED") {
+    throw badUserInput("This organization has no pending agent verification.", "otpCode");
+  }
+  if (signup.otp_attempts >= MAX_OTP_ATTEMPTS) {
+    throw badUserInput(
+      "Too many attempts: call agentSignUp again for a new code once this one expires.",
+      "otpCode",
+    );
+  }
+  if (!signup.otp_hash || !signup.otp_expires_at || signup.otp_expires_at.getTime() <= now.getTime()) {
+    throw badUserInput("The code has expired: call agentSignUp again for a new one.", "otpCode");
+  }
+  // Count the attempt before checking it, so parallel guesses cannot exceed the limit.
+  const counted = await db
+    .updateTable("agent_signups")
+    .set({ otp_attempts: sql`otp_attempts + 1`, updated_at: now })
+    .where("org_id", "=", signup.org_id)
+    .where("id", "=", signup.id)
+    .where("otp_attempts", "<", MAX_OTP_ATTEMPTS)
+    .returning("otp_attempts")
+    .executeTakeFirst();
+  if (!counted)
+    throw badUserInput(
+      "Too many attempts: call agentSignUp again for a new code once this one expires.",
+      "otpCode",
+    );
+  const valid = /^\d{6}$/.test(code) && (await argon2Verify(signup.otp_hash, code).catch(() => false));
+  if (!valid) {
+    throw badUserInput(`Wrong code (${MAX_OTP_ATTEMPTS - counted.otp_attempts} attempts left).`, "otpCode");
+  }
+  await db
+    .updateTable("agent_signups")
+    .set({ verified_at: now, otp_hash: null, otp_expires_at: null, updated_at: now })
+    .where("org_id", "=", signup.org_id)
+    .where("id", "=", signup.id)
+    .execute();
+  await setOrganizationStatus(db, signup.org_id, "AGENT_VERIFIED");
+  services.authenticator.invalidate({ kind: "organization", orgId: signup.org_id });
+}
