@@ -5,12 +5,10 @@ import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import { sql } from "kysely";
 import { createTransport } from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
-import { insertApiKey } from "../api-keys/repository.ts";
+import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
-import { generateApiKey, hashToken, keyDisplayPrefix } from "../auth/keys.ts";
 import type { ApiKeyPrincipal } from "../auth/principal.ts";
 import type { Services } from "../context.ts";
-import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict } from "../errors.ts";
 import { validateUsername } from "../inboxes/service.ts";
@@ -63,24 +61,6 @@ async function mailCode(services: Services, to: string, code: string): Promise<v
   }
 }
 
-async function mintKey(trx: Db, orgId: string, pepper: string | undefined) {
-  const secret = generateApiKey();
-  const key = await insertApiKey(
-    trx,
-    {
-      org_id: orgId,
-      name: "agent",
-      prefix: keyDisplayPrefix(secret),
-      scope: "ORGANIZATION",
-      pod_id: null,
-      inbox_id: null,
-      permissions: null,
-    },
-    hashToken(secret, pepper),
-  );
-  return { secret, id: key.id };
-}
-
 export async function agentSignUp(
   services: Services,
   humanEmailInput: string,
@@ -128,7 +108,10 @@ export async function agentSignUp(
           .execute();
         await notifyAuthChange(trx, { kind: "apiKey", orgId: existing.org_id, id: existing.api_key_id });
       }
-      const key = await mintKey(trx, existing.org_id, config.tokenPepper);
+      const key = await mintOrganizationKey(trx, existing.org_id, {
+        name: "agent",
+        pepper: config.tokenPepper,
+      });
       const expired = existing.otp_expires_at === null || existing.otp_expires_at.getTime() <= now.getTime();
       const code = expired ? newOtp() : undefined;
       await trx
@@ -181,7 +164,7 @@ export async function agentSignUp(
       if (uniqueViolation(error) !== undefined) throw conflict(`${email} is taken.`, "username");
       throw error;
     }
-    const key = await mintKey(trx, org.id, config.tokenPepper);
+    const key = await mintOrganizationKey(trx, org.id, { name: "agent", pepper: config.tokenPepper });
     const code = newOtp();
     const signup = await trx
       .insertInto("agent_signups")

@@ -140,3 +140,27 @@ export async function deleteRevokingKeys<T>(
   for (const id of outcome?.apiKeyIds ?? []) services.authenticator.invalidate({ kind: "apiKey", orgId, id });
   return outcome?.deleted;
 }
+
+/** A new full-access organization key (bootstrap, agent sign-up): its secret, shown once, and its id. */
+export async function mintOrganizationKey(
+  trx: Db,
+  orgId: string,
+  options: { name: string; pepper: string | undefined; createdByUserId?: string },
+): Promise<{ secret: string; id: string }> {
+  const secret = generateApiKey();
+  const key = await insertApiKey(
+    trx,
+    {
+      org_id: orgId,
+      name: options.name,
+      prefix: keyDisplayPrefix(secret),
+      scope: "ORGANIZATION",
+      pod_id: null,
+      inbox_id: null,
+      permissions: null,
+      created_by_user_id: options.createdByUserId ?? null,
+    },
+    hashToken(secret, options.pepper),
+  );
+  return { secret, id: key.id };
+}

@@ -1,8 +1,7 @@
 // Creating an organization with its first administrator and an organization-scoped key.
 import { sql } from "kysely";
-import { insertApiKey } from "../api-keys/repository.ts";
+import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
-import { generateApiKey, hashToken, keyDisplayPrefix } from "../auth/keys.ts";
 import type { Db } from "../db/database.ts";
 import { addMember, hashPassword } from "../users/service.ts";
 
@@ -15,7 +14,6 @@ export interface BootstrapInput {
 
 export async function bootstrapOrganization(db: Db, input: BootstrapInput) {
   const passwordHash = await hashPassword(input.adminPassword);
-  const apiKey = generateApiKey();
   return db.transaction().execute(async (trx) => {
     const organization = await trx
       .insertInto("organizations")
@@ -23,21 +21,12 @@ export async function bootstrapOrganization(db: Db, input: BootstrapInput) {
       .returning(["id"])
       .executeTakeFirstOrThrow();
     const admin = await addMember(trx, organization.id, input.adminEmail, passwordHash, "ADMIN");
-    await insertApiKey(
-      trx,
-      {
-        org_id: organization.id,
-        name: "bootstrap",
-        prefix: keyDisplayPrefix(apiKey),
-        scope: "ORGANIZATION",
-        pod_id: null,
-        inbox_id: null,
-        permissions: null,
-        created_by_user_id: admin.id,
-      },
-      hashToken(apiKey, input.tokenPepper),
-    );
-    return { organizationId: organization.id, adminEmail: admin.email, apiKey };
+    const key = await mintOrganizationKey(trx, organization.id, {
+      name: "bootstrap",
+      pepper: input.tokenPepper,
+      createdByUserId: admin.id,
+    });
+    return { organizationId: organization.id, adminEmail: admin.email, apiKey: key.secret };
   });
 }
 
