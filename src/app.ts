@@ -6,7 +6,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { sql } from "kysely";
 import { type WebSocket, WebSocketServer } from "ws";
-import { Authenticator, type AuthInvalidation } from "./auth/authenticator.ts";
+import { Authenticator, type AuthInvalidation, concerns } from "./auth/authenticator.ts";
 import {
   InvalidCredential,
   readCookie,
@@ -70,7 +70,6 @@ interface ServerContext {
 
 type WsExtra = {
   principal?: AuthenticatedPrincipal;
-  authorization?: string;
   expiryTimer?: NodeJS.Timeout;
 };
 
@@ -171,7 +170,6 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
                 : undefined;
             if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
             ctx.extra.principal = principal;
-            ctx.extra.authorization = authorization as string;
             sockets.set(ctx.extra.socket, ctx.extra);
             scheduleExpiry(ctx.extra.socket, ctx.extra);
             return true;
@@ -237,20 +235,13 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   function onRevoked(change: AuthInvalidation) {
     for (const [socket, extra] of sockets) {
       const principal = extra.principal;
-      if (!principal || (change.orgId !== "*" && principal.orgId !== change.orgId)) continue;
-      const concerned =
-        change.kind === "organization" ||
-        (change.kind === "apiKey" && principal.kind === "apiKey" && principal.apiKeyId === change.id) ||
-        (change.kind === "session" && principal.kind === "session" && principal.sessionId === change.id);
-      if (!concerned || !extra.authorization) continue;
-      resolvePrincipal(services.authenticator, { authorization: extra.authorization }).then(
-        (fresh) => {
-          if (fresh.kind === "anonymous") throw new InvalidCredential();
-          extra.principal = fresh;
-          scheduleExpiry(socket, extra);
-        },
-        () => socket.close(WS_UNAUTHORIZED, "Unauthorized"),
-      );
+      if (!principal || !concerns(change, principal)) continue;
+      const close = () => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+      services.authenticator.refresh(principal).then((fresh) => {
+        if (!fresh) return close();
+        extra.principal = fresh;
+        scheduleExpiry(socket, extra);
+      }, close);
     }
   }
 

@@ -30,6 +30,16 @@ export type AuthInvalidation =
   | { kind: "session"; orgId: string; id: string }
   | { kind: "organization"; orgId: string };
 
+/** Whether a change concerns this principal; orgId "*" (a lost LISTEN connection) concerns everyone. */
+export function concerns(change: AuthInvalidation, principal: AuthenticatedPrincipal): boolean {
+  if (change.orgId !== "*" && change.orgId !== principal.orgId) return false;
+  return (
+    change.kind === "organization" ||
+    (change.kind === "apiKey" && principal.kind === "apiKey" && principal.apiKeyId === change.id) ||
+    (change.kind === "session" && principal.kind === "session" && principal.sessionId === change.id)
+  );
+}
+
 /** Sends an invalidation inside the caller's transaction: delivered to every node iff it commits. */
 export async function notifyAuthChange(trx: Db, change: AuthInvalidation): Promise<void> {
   await sql`SELECT pg_notify(${AUTH_CHANNEL}, ${JSON.stringify(change)})`.execute(trx);
@@ -81,14 +91,7 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
 
   invalidate(change: AuthInvalidation): void {
     for (const [token, principal] of this.cache.entries()) {
-      if (principal.orgId !== change.orgId) continue;
-      if (
-        change.kind === "organization" ||
-        (change.kind === "apiKey" && principal.kind === "apiKey" && principal.apiKeyId === change.id) ||
-        (change.kind === "session" && principal.kind === "session" && principal.sessionId === change.id)
-      ) {
-        this.cache.delete(token);
-      }
+      if (concerns(change, principal)) this.cache.delete(token);
     }
     this.emit("revoked", change);
   }

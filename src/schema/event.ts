@@ -2,7 +2,7 @@
 // and SSE. Each event is checked at delivery against the subscriber's scope, permissions and the
 // message's labels as they are then; a subscription ends when its credential is revoked or expires.
 import { encodeGlobalID } from "@pothos/plugin-relay";
-import type { AuthInvalidation } from "../auth/authenticator.ts";
+import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { type Context, scopeOf } from "../context.ts";
@@ -121,7 +121,7 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
   );
   // Revocation or a new organization ceiling: re-check this subscriber's credential.
   const onRevoked = (change: AuthInvalidation) => {
-    if (change.orgId !== "*" && change.orgId !== principal.orgId) return;
+    if (!concerns(change, principal)) return;
     services.authenticator.refresh(principal).then(
       (fresh) => {
         if (!fresh) controller.abort();
