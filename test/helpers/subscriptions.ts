@@ -20,12 +20,8 @@ async function until(check: () => boolean, timeoutMs: number, what: () => string
   }
 }
 
-export async function wsSubscribe<T = any>(
-  wsUrl: string,
-  key: string,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<Subscriber<T>> {
+/** A subscriber's shared state: what arrived, and waiting for it. */
+function newSubscriber<T>(dispose: () => Promise<void>): Subscriber<T> {
   const state: Subscriber<T> = {
     received: [],
     errors: [],
@@ -38,11 +34,21 @@ export async function wsSubscribe<T = any>(
       );
       return state.received;
     },
-    dispose: async () => {
-      unsubscribe();
-      await client.dispose();
-    },
+    dispose,
   };
+  return state;
+}
+
+export async function wsSubscribe<T = any>(
+  wsUrl: string,
+  key: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<Subscriber<T>> {
+  const state = newSubscriber<T>(async () => {
+    unsubscribe();
+    await client.dispose();
+  });
   let acknowledged = false;
   const client = createClient({
     url: wsUrl,
@@ -104,20 +110,7 @@ export async function sseSubscribe<T = any>(
     body: JSON.stringify({ query, variables }),
     signal: controller.signal,
   });
-  const state: Subscriber<T> = {
-    received: [],
-    errors: [],
-    completed: false,
-    waitFor: async (count, timeoutMs = 5000) => {
-      await until(
-        () => state.received.length >= count || state.completed,
-        timeoutMs,
-        () => `${count} events, got ${state.received.length}`,
-      );
-      return state.received;
-    },
-    dispose: async () => controller.abort(),
-  };
+  const state = newSubscriber<T>(async () => controller.abort());
   const reader = response.body?.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
