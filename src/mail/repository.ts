@@ -10,6 +10,13 @@ import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
 export type Message = Selectable<MessageTable>;
+/**
+ * A message as lists and GraphQL read it: every column but the bodies and the raw MIME, which can be
+ * large and are loaded only when a field asks for them (messageBodies). Rows read whole carry them.
+ */
+export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime"> &
+  Partial<Pick<Message, "text_body" | "html_body">>;
+export type MessageBodies = Pick<Message, "text_body" | "html_body">;
 export type Attachment = Omit<Selectable<AttachmentTable>, "content"> & { content?: Buffer };
 
 export interface Thread {
@@ -39,7 +46,10 @@ export const threadKey = (thread: Thread): ThreadKey => [thread.last_message_at.
 
 /** Messages inside a thread are listed oldest first: (created_at, id). */
 export type MessageKey = [string, string];
-export const messageKey = (message: Message): MessageKey => [message.created_at.toISOString(), message.id];
+export const messageKey = (message: Pick<Message, "created_at" | "id">): MessageKey => [
+  message.created_at.toISOString(),
+  message.id,
+];
 
 export interface ListFilter {
   inboxId?: string | undefined;
@@ -65,26 +75,47 @@ function visible(scope: TenantScope, alias = "m"): Expression<SqlBool> {
   return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
 }
 
-/** The per-thread aggregates over visible messages, as a LATERAL subquery on thread alias `t`. */
-function threadAggregates(scope: TenantScope) {
+/** Thread aggregates that cost a scan of their own; the rest come from one pass over the messages. */
+export type CostlyThreadAggregate = "labels" | "senders" | "recipients";
+export const COSTLY_THREAD_AGGREGATES: readonly CostlyThreadAggregate[] = ["labels", "senders", "recipients"];
+
+/**
+ * The per-thread aggregates over visible messages, as a LATERAL subquery on thread alias `t`. Count,
+ * last time, subject and preview come from one pass; each costly aggregate not in `wanted` is left
+ * empty (a list computes only what its selection reads).
+ */
+function threadAggregates(scope: TenantScope, wanted: ReadonlySet<CostlyThreadAggregate>) {
+  const costly = (name: CostlyThreadAggregate, query: ReturnType<typeof sql>) =>
+    wanted.has(name) ? sql`coalesce((${query}), '{}')` : sql`'{}'::text[]`;
   return sql`
     CROSS JOIN LATERAL (
       SELECT count(*)::int AS message_count,
              max(m.created_at) AS visible_last_message_at,
              (array_agg(m.subject ORDER BY m.created_at, m.id))[1] AS visible_subject,
              (array_agg(m.preview ORDER BY m.created_at DESC, m.id DESC))[1] AS preview,
-             coalesce((SELECT array_agg(DISTINCT l ORDER BY l) FROM messages m4, unnest(m4.labels) AS l
-                WHERE m4.org_id = t.org_id AND m4.thread_id = t.id AND ${visible(scope, "m4")}), '{}') AS labels,
-             coalesce((SELECT array_agg(f ORDER BY first_at) FROM (
+             ${costly(
+               "labels",
+               sql`SELECT array_agg(DISTINCT l ORDER BY l) FROM messages m4, unnest(m4.labels) AS l
+                WHERE m4.org_id = t.org_id AND m4.thread_id = t.id AND ${visible(scope, "m4")}`,
+             )} AS labels,
+             ${costly(
+               "senders",
+               sql`SELECT array_agg(f ORDER BY first_at) FROM (
                 SELECT m2.from_address AS f, min(m2.created_at) AS first_at FROM messages m2
                 WHERE m2.org_id = t.org_id AND m2.thread_id = t.id AND ${visible(scope, "m2")}
-                GROUP BY m2.from_address) s), '{}') AS senders,
-             coalesce((SELECT array_agg(DISTINCT r ORDER BY r) FROM messages m3, unnest(m3.to_addresses || m3.cc_addresses) AS r
-                WHERE m3.org_id = t.org_id AND m3.thread_id = t.id AND ${visible(scope, "m3")}), '{}') AS recipients
+                GROUP BY m2.from_address) s`,
+             )} AS senders,
+             ${costly(
+               "recipients",
+               sql`SELECT array_agg(DISTINCT r ORDER BY r) FROM messages m3, unnest(m3.to_addresses || m3.cc_addresses) AS r
+                WHERE m3.org_id = t.org_id AND m3.thread_id = t.id AND ${visible(scope, "m3")}`,
+             )} AS recipients
       FROM messages m
       WHERE m.org_id = t.org_id AND m.thread_id = t.id AND ${visible(scope)}
     ) a`;
 }
+
+const ALL_AGGREGATES: ReadonlySet<CostlyThreadAggregate> = new Set(COSTLY_THREAD_AGGREGATES);
 
 function threadScope(scope: TenantScope) {
   const parts = [sql`t.org_id = ${scope.orgId}`];
@@ -101,8 +132,11 @@ export async function listThreads(
   scope: TenantScope,
   filter: ListFilter,
   page: KeysetPage<ThreadKey>,
+  wanted: ReadonlySet<CostlyThreadAggregate> = ALL_AGGREGATES,
 ): Promise<Thread[]> {
   if (asksForHiddenLabel(scope, filter.labels)) return [];
+  // A label filter reads the labels aggregate whatever the selection.
+  const aggregates = filter.labels?.length ? new Set([...wanted, "labels" as const]) : wanted;
   const where = [threadScope(scope), sql`a.message_count > 0`];
   if (filter.inboxId !== undefined) where.push(sql`t.inbox_id = ${filter.inboxId}`);
   if (filter.podId !== undefined) where.push(sql`t.pod_id = ${filter.podId}`);
@@ -119,7 +153,7 @@ export async function listThreads(
         sql`(t.last_message_at, t.id) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
       );
     const result = await sql<Thread>`
-      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope)}
+      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, aggregates)}
       WHERE ${sql.join(where, sql` AND `)}
       ORDER BY t.last_message_at ${order}, t.id ${order}
       LIMIT ${page.limit}`.execute(db);
@@ -133,7 +167,7 @@ export async function listThreads(
     outer.push(sql`(x.last_message_at, x.id) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`);
   const result = await sql<Thread>`
     SELECT * FROM (
-      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope)}
+      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, aggregates)}
       WHERE ${sql.join(where, sql` AND `)}
     ) x
     WHERE ${sql.join(outer, sql` AND `)}
@@ -145,21 +179,90 @@ export async function listThreads(
 export async function threadsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Thread[]> {
   if (ids.length === 0) return [];
   const result = await sql<Thread>`
-    SELECT ${threadColumns} FROM threads t ${threadAggregates(scope)}
+    SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, ALL_AGGREGATES)}
     WHERE ${threadScope(scope)} AND t.id = ANY(${[...ids]}::bigint[]) AND a.message_count > 0`.execute(db);
   return result.rows;
 }
 
-function scopedMessages(db: Db, scope: TenantScope) {
-  return db
-    .selectFrom("messages as m")
-    .selectAll("m")
-    .where(() => visible(scope));
+export const SUMMARY_COLUMNS = [
+  "org_id",
+  "id",
+  "pod_id",
+  "inbox_id",
+  "thread_id",
+  "message_id_header",
+  "from_address",
+  "to_addresses",
+  "cc_addresses",
+  "bcc_addresses",
+  "reply_to_addresses",
+  "subject",
+  "preview",
+  "labels",
+  "in_reply_to",
+  "reference_ids",
+  "direction",
+  "delivery_status",
+  "delivery_error",
+  "delivered_at",
+  "size_bytes",
+  "created_at",
+  "updated_at",
+] as const satisfies readonly (keyof MessageSummary)[];
+export type MessageColumn = (typeof SUMMARY_COLUMNS)[number];
+
+/** Read by every list whatever its selection: keys, cursors and the parents of nested fields. */
+const KEY_COLUMNS: readonly MessageColumn[] = [
+  "org_id",
+  "id",
+  "pod_id",
+  "inbox_id",
+  "thread_id",
+  "created_at",
+];
+
+/**
+ * A list's columns: the key columns and `wanted`. A row read this way carries only those columns,
+ * so it must only reach the fields its selection asked for (src/schema/message.ts).
+ */
+function listColumns(wanted: readonly MessageColumn[]): MessageColumn[] {
+  return [...new Set([...KEY_COLUMNS, ...wanted])];
 }
 
+function scopedMessages(db: Db, scope: TenantScope) {
+  return db.selectFrom("messages as m").where(() => visible(scope));
+}
+
+/** Whole rows, bodies and raw MIME included: for services that compose or forward mail. */
 export async function messagesByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Message[]> {
   if (ids.length === 0) return [];
-  return scopedMessages(db, scope).where("m.id", "in", ids).execute();
+  return scopedMessages(db, scope).selectAll("m").where("m.id", "in", ids).execute();
+}
+
+export async function messageSummariesByIds(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<MessageSummary[]> {
+  if (ids.length === 0) return [];
+  return scopedMessages(db, scope)
+    .select(SUMMARY_COLUMNS.map((column) => `m.${column}` as const))
+    .where("m.id", "in", ids)
+    .execute();
+}
+
+/** The text and HTML bodies of visible messages, for the fields that show them. */
+export async function messageBodies(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<Map<string, MessageBodies>> {
+  if (ids.length === 0) return new Map();
+  const rows = await scopedMessages(db, scope)
+    .select(["m.id", "m.text_body", "m.html_body"])
+    .where("m.id", "in", ids)
+    .execute();
+  return new Map(rows.map(({ id, ...bodies }) => [String(id), bodies]));
 }
 
 /** Newest first, keyed by id. */
@@ -168,13 +271,15 @@ export async function listMessages(
   scope: TenantScope,
   filter: ListFilter,
   page: KeysetPage<string>,
-): Promise<Message[]> {
+  columns: readonly MessageColumn[] = SUMMARY_COLUMNS,
+): Promise<MessageSummary[]> {
   if (asksForHiddenLabel(scope, filter.labels)) return [];
   let query = scopedMessages(db, scope);
   if (filter.inboxId !== undefined) query = query.where("m.inbox_id", "=", filter.inboxId);
   if (filter.podId !== undefined) query = query.where("m.pod_id", "=", filter.podId);
   if (filter.labels?.length) query = query.where(sql<SqlBool>`m.labels @> ${textArray(filter.labels)}`);
-  return pageById(query, "m.id", page).execute();
+  const selected = query.select(listColumns(columns).map((column) => `m.${column}` as const));
+  return (await pageById(selected, "m.id", page).execute()) as MessageSummary[];
 }
 
 export interface ThreadPageRequest {
@@ -187,29 +292,33 @@ export interface ThreadPageRequest {
 
 /**
  * The first messages (oldest first) of many threads in one statement: the same page size for a
- * whole page of threads costs one query, not one per thread.
+ * whole page of threads costs one query, not one per thread, and each thread's page is a walk of
+ * the (org_id, thread_id, created_at, id) index that stops at the limit.
  */
 export async function messagesOfThreads(
   db: Db,
   scope: TenantScope,
   threadIds: readonly string[],
   page: Omit<ThreadPageRequest, "threadId">,
-): Promise<Map<string, Message[]>> {
-  const byThread = new Map<string, Message[]>(threadIds.map((id) => [id, []]));
+  columns: readonly MessageColumn[] = SUMMARY_COLUMNS,
+): Promise<Map<string, MessageSummary[]>> {
+  const byThread = new Map<string, MessageSummary[]>(threadIds.map((id) => [id, []]));
   if (threadIds.length === 0) return byThread;
-  const where = [visible(scope), sql`m.thread_id = ANY(${[...threadIds]}::bigint[])`];
+  const where = [visible(scope), sql`m.thread_id = ids.thread_id`];
   if (page.after)
     where.push(sql`(m.created_at, m.id) > (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`);
   if (page.before)
     where.push(sql`(m.created_at, m.id) < (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`);
   const order = page.inverted ? sql`DESC` : sql`ASC`;
-  const result = await sql<Message & { rn: number }>`
-    SELECT * FROM (
-      SELECT m.*, row_number() OVER (PARTITION BY m.thread_id ORDER BY m.created_at ${order}, m.id ${order}) AS rn
-      FROM messages m WHERE ${sql.join(where, sql` AND `)}
-    ) x WHERE x.rn <= ${page.limit}
-    ORDER BY x.thread_id, x.rn`.execute(db);
-  for (const { rn: _rn, ...row } of result.rows) byThread.get(String(row.thread_id))?.push(row as Message);
+  const result = await sql<MessageSummary>`
+    SELECT m.* FROM unnest(${[...threadIds]}::bigint[]) AS ids(thread_id)
+    CROSS JOIN LATERAL (
+      SELECT ${sql.join(listColumns(columns).map((column) => sql.ref(`m.${column}`)))} FROM messages m WHERE ${sql.join(where, sql` AND `)}
+      ORDER BY m.created_at ${order}, m.id ${order}
+      LIMIT ${page.limit}
+    ) m
+    ORDER BY m.thread_id, m.created_at ${order}, m.id ${order}`.execute(db);
+  for (const row of result.rows) byThread.get(String(row.thread_id))?.push(row);
   return byThread;
 }
 

@@ -72,14 +72,25 @@ export async function keysetConnection<T, K>(
   const more = rows.length > size;
   const page = rows.slice(0, size);
   if (inverted) page.reverse();
-  const edges = page.map((node) => ({ cursor: encodeCursor(keyOf(node)), node }));
+  // Cursors are encoded only when a selection reads them.
+  const cursorOf = (node: T | undefined) => (node === undefined ? null : encodeCursor(keyOf(node)));
+  const edges = page.map((node) => ({
+    node,
+    get cursor() {
+      return encodeCursor(keyOf(node));
+    },
+  }));
   return {
     edges,
     pageInfo: {
       hasNextPage: inverted ? before !== undefined : more,
       hasPreviousPage: inverted ? more : after !== undefined,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return cursorOf(page[0]);
+      },
+      get endCursor() {
+        return cursorOf(page.at(-1));
+      },
     },
   };
 }

@@ -1,12 +1,17 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
-import { scopeOf } from "../context.ts";
+import type { GraphQLResolveInfo } from "graphql";
+import { type Context, scopeOf } from "../context.ts";
 import {
   type Attachment,
   attachmentContents,
   attachmentsOfMessages,
   listMessages,
-  type Message,
-  messagesByIds,
+  type MessageBodies,
+  type MessageColumn,
+  type MessageSummary,
+  messageBodies,
+  messageSummariesByIds,
+  SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
 import { updateLabels } from "../mail/service.ts";
 import { builder, requires } from "./builder.ts";
@@ -16,12 +21,64 @@ import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { selectedFieldNames } from "./selection.ts";
 
-export const MessageRef = loadableNodeRef<Message, string, string>("Message", {
+export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
   id: { resolve: (message) => message.id },
   load: async (ids, context) =>
-    inIdOrder(ids, await messagesByIds(context.services.db, scopeOf(context), ids), "Message"),
+    inIdOrder(ids, await messageSummariesByIds(context.services.db, scopeOf(context), ids), "Message"),
 });
+
+/**
+ * The columns each Message field reads. A list reads only those of its selection (parsing arrays and
+ * timestamps nobody asked for is most of a list's cost); a field missing here makes it read every
+ * column, so a new field is never served from a column that was not read.
+ */
+const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
+  __typename: [],
+  id: [],
+  inbox: [],
+  thread: [],
+  attachments: [],
+  text: [],
+  html: [],
+  createdAt: [],
+  messageId: ["message_id_header"],
+  from: ["from_address"],
+  to: ["to_addresses"],
+  cc: ["cc_addresses"],
+  bcc: ["bcc_addresses"],
+  replyTo: ["reply_to_addresses"],
+  subject: ["subject"],
+  preview: ["preview"],
+  labels: ["labels"],
+  inReplyTo: ["in_reply_to"],
+  references: ["reference_ids"],
+  size: ["size_bytes"],
+};
+
+/** The columns a message list's selection (below `path`, e.g. edges.node) reads. */
+export function messageColumns(info: GraphQLResolveInfo, path: readonly string[]): readonly MessageColumn[] {
+  const columns = new Set<MessageColumn>();
+  for (const field of selectedFieldNames(info, path)) {
+    const read = FIELD_COLUMNS[field];
+    if (!read) return SUMMARY_COLUMNS;
+    for (const column of read) columns.add(column);
+  }
+  return [...columns];
+}
+
+/** A body field: from the row when it was read whole, else one batched read for the whole response. */
+function body(field: "text_body" | "html_body") {
+  return async (message: MessageSummary, _args: unknown, context: Context) => {
+    if (message[field] !== undefined) return message[field];
+    const loader = contextLoader<string, MessageBodies>(context, "messageBodies", async (ids) => {
+      const bodies = await messageBodies(context.services.db, scopeOf(context), ids);
+      return ids.map((id) => bodies.get(id) ?? { text_body: null, html_body: null });
+    });
+    return (await loader.load(message.id))[field];
+  };
+}
 
 const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
   fields: (t) => ({
@@ -55,8 +112,8 @@ MessageRef.implement({
     bcc: t.exposeStringList("bcc_addresses"),
     replyTo: t.exposeStringList("reply_to_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.exposeString("text_body", { nullable: true }),
-    html: t.exposeString("html_body", { nullable: true }),
+    text: t.string({ nullable: true, resolve: body("text_body") }),
+    html: t.string({ nullable: true, resolve: body("html_body") }),
     preview: t.exposeString("preview", { nullable: true }),
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
@@ -82,10 +139,10 @@ builder.objectField(InboxRef, "messages", (t) =>
       args: {
         labels: t.arg.stringList({ description: "Only messages carrying every one of these labels." }),
       },
-      resolve: (inbox, args, context) =>
+      resolve: (inbox, args, context, info) =>
         keysetConnection(
           args,
-          (message: Message) => message.id,
+          (message: MessageSummary) => message.id,
           isIdKey,
           (page) =>
             listMessages(
@@ -93,6 +150,7 @@ builder.objectField(InboxRef, "messages", (t) =>
               scopeOf(context),
               { inboxId: inbox.id, labels: args.labels ?? undefined },
               page,
+              messageColumns(info, ["edges", "node"]),
             ),
         ),
     },
@@ -107,10 +165,10 @@ builder.queryFields((t) => ({
       ...requires("MESSAGE_READ"),
       description: "Messages the caller can see, newest first.",
       args: { inboxId: t.arg.id(), labels: t.arg.stringList() },
-      resolve: (_root, args, context) =>
+      resolve: (_root, args, context, info) =>
         keysetConnection(
           args,
-          (message: Message) => message.id,
+          (message: MessageSummary) => message.id,
           isIdKey,
           (page) =>
             listMessages(
@@ -118,6 +176,7 @@ builder.queryFields((t) => ({
               scopeOf(context),
               { inboxId: optionalId(args.inboxId, "Inbox"), labels: args.labels ?? undefined },
               page,
+              messageColumns(info, ["edges", "node"]),
             ),
         ),
     },

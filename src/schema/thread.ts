@@ -1,9 +1,12 @@
+import type { GraphQLResolveInfo } from "graphql";
 import { scopeOf } from "../context.ts";
 import {
+  COSTLY_THREAD_AGGREGATES,
+  type CostlyThreadAggregate,
   isThreadKey,
   listThreads,
-  type Message,
   type MessageKey,
+  type MessageSummary,
   messageKey,
   messagesOfThreads,
   type Thread,
@@ -18,7 +21,8 @@ import { contextLoader } from "./context-loader.ts";
 import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
-import { MessageRef } from "./message.ts";
+import { MessageRef, messageColumns } from "./message.ts";
+import { selectedFieldNames } from "./selection.ts";
 
 export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
   id: { resolve: (thread) => thread.id },
@@ -27,6 +31,12 @@ export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
 });
 
 const isMessageKey = (value: unknown): value is MessageKey => isThreadKey(value);
+
+/** The costly aggregates a thread list's selection reads (edges.node); the others are left empty. */
+function wantedAggregates(info: GraphQLResolveInfo): Set<CostlyThreadAggregate> {
+  const fields = selectedFieldNames(info, ["edges", "node"]);
+  return new Set(COSTLY_THREAD_AGGREGATES.filter((name) => fields.has(name)));
+}
 
 ThreadRef.implement({
   description:
@@ -46,18 +56,20 @@ ThreadRef.implement({
         type: MessageRef,
         ...requires("MESSAGE_READ"),
         description: "The thread's messages, oldest first.",
-        resolve: (thread, args, context) =>
+        resolve: (thread, args, context, info) =>
           keysetConnection(args, messageKey, isMessageKey, (page) => {
-            // One statement for this page size across every thread of the response.
-            const loader = contextLoader<{ threadId: string; page: typeof page }, Message[]>(
+            const columns = messageColumns(info, ["edges", "node"]);
+            // One statement for this page size and selection across every thread of the response.
+            const loader = contextLoader<{ threadId: string; page: typeof page }, MessageSummary[]>(
               context,
-              `threadMessages:${JSON.stringify({ ...page, threadId: undefined })}`,
+              `threadMessages:${JSON.stringify({ ...page, threadId: undefined, columns })}`,
               async (keys) => {
                 const byThread = await messagesOfThreads(
                   context.services.db,
                   scopeOf(context),
                   keys.map((key) => key.threadId),
                   page,
+                  columns,
                 );
                 return keys.map((key) => byThread.get(key.threadId) ?? []);
               },
@@ -83,13 +95,14 @@ builder.objectField(InboxRef, "threads", (t) =>
       args: {
         labels: t.arg.stringList({ description: "Only threads whose visible labels include all of these." }),
       },
-      resolve: (inbox, args, context) =>
+      resolve: (inbox, args, context, info) =>
         keysetConnection(args, threadKey, isThreadKey, (page) =>
           listThreads(
             context.services.db,
             scopeOf(context),
             { inboxId: inbox.id, labels: args.labels ?? undefined },
             page,
+            wantedAggregates(info),
           ),
         ),
     },
@@ -104,7 +117,7 @@ builder.queryFields((t) => ({
       ...requires("THREAD_READ"),
       description: "Threads the caller can see, most recent activity first.",
       args: { inboxId: t.arg.id(), podId: t.arg.id(), labels: t.arg.stringList() },
-      resolve: (_root, args, context) =>
+      resolve: (_root, args, context, info) =>
         keysetConnection(args, threadKey, isThreadKey, (page) =>
           listThreads(
             context.services.db,
@@ -115,6 +128,7 @@ builder.queryFields((t) => ({
               labels: args.labels ?? undefined,
             },
             page,
+            wantedAggregates(info),
           ),
         ),
     },
