@@ -38,7 +38,7 @@ import { jobTasks } from "./jobs/tasks.ts";
 import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
-import { schema } from "./schema/index.ts";
+import { schema, schemaWithoutAuthorization } from "./schema/index.ts";
 import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
@@ -88,8 +88,11 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   const services = {} as Services;
 
   function buildYoga(): YogaServerInstance<ServerContext, Context> {
+    if (config.benchDisableAuthorization) {
+      logger.warn("BENCH_DISABLE_AUTHORIZATION: permission checks are OFF (benchmarks only)");
+    }
     return createYoga<ServerContext, Context>({
-      schema,
+      schema: config.benchDisableAuthorization ? schemaWithoutAuthorization() : schema,
       graphqlEndpoint: "/graphql",
       landingPage: false,
       logging: logger,

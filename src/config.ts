@@ -104,6 +104,7 @@ const environmentSchema = z.object({
     .default("info"),
   // Unset is not development: a default start masks unexpected errors (no stack traces).
   NODE_ENV: z.string().optional(),
+  BENCH_DISABLE_AUTHORIZATION: booleanString.default(false),
 });
 
 export interface Config {
@@ -156,7 +157,14 @@ export interface Config {
   production: boolean;
   /** Only `NODE_ENV=development` shows unexpected errors' details and field suggestions. */
   development: boolean;
+  /**
+   * Benchmarks only (bench/run.ts measures the cost of authorization): serve the schema without its
+   * permission checks. Rows stay cut to the caller's TenantScope. Refused unless HOST is loopback.
+   */
+  benchDisableAuthorization: boolean;
 }
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
 
 /** A configuration error: its message is one line naming the variable and what it expected. */
 export class ConfigError extends Error {
@@ -185,6 +193,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const missing = value.SMTP_TLS_KEY_FILE === undefined ? "SMTP_TLS_KEY_FILE" : "SMTP_TLS_CERT_FILE";
     throw new ConfigError(
       `Invalid configuration: ${missing} expected a file path, as SMTP_TLS_KEY_FILE and SMTP_TLS_CERT_FILE go together`,
+    );
+  }
+  if (value.BENCH_DISABLE_AUTHORIZATION && !LOOPBACK_HOSTS.has(value.HOST)) {
+    throw new ConfigError(
+      `Invalid configuration: BENCH_DISABLE_AUTHORIZATION is for benchmarks on a loopback HOST only, got HOST ${JSON.stringify(value.HOST)}`,
     );
   }
   return {
@@ -217,5 +230,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: value.LOG_LEVEL,
     production: value.NODE_ENV === "production",
     development: value.NODE_ENV === "development",
+    benchDisableAuthorization: value.BENCH_DISABLE_AUTHORIZATION,
   };
 }

@@ -64,4 +64,18 @@ describe("loadConfig", () => {
       new RegExp(`^Invalid configuration: ${name} expected .*, got "`),
     );
   });
+
+  it("turns permission checks off only for benchmarks on a loopback HOST", () => {
+    expect(loadConfig({}).benchDisableAuthorization).toBe(false);
+    for (const host of ["127.0.0.1", "::1", "localhost"]) {
+      expect(loadConfig({ BENCH_DISABLE_AUTHORIZATION: "true", HOST: host }).benchDisableAuthorization).toBe(
+        true,
+      );
+    }
+    for (const host of ["0.0.0.0", "::", "10.0.0.5", "mail.example.com"]) {
+      expect(() => loadConfig({ BENCH_DISABLE_AUTHORIZATION: "1", HOST: host })).toThrow(
+        /^Invalid configuration: BENCH_DISABLE_AUTHORIZATION is for benchmarks on a loopback HOST only/,
+      );
+    }
+  });
 });

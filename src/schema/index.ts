@@ -26,3 +26,8 @@ export const schema = withRequiresDirective(builder.toSchema({ sortSchema: false
 
 // Fail at start-up, not on the first request.
 assertValidSchema(schema);
+
+/** The same schema without permission checks: only for BENCH_DISABLE_AUTHORIZATION (src/config.ts). */
+export function schemaWithoutAuthorization() {
+  return withRequiresDirective(builder.toSchema({ sortSchema: false, disableScopeAuth: true }));
+}
