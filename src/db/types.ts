@@ -164,6 +164,17 @@ export interface ThreadTable {
   last_message_at: GeneratedTimestamp;
 }
 
+/** Where callers hiding some labels see a thread that holds such mail (db/migrations/…_thread_visibility.ts). */
+export interface ThreadVisibilityTable {
+  org_id: Int8;
+  thread_id: Int8;
+  pod_id: Int8;
+  inbox_id: Int8;
+  /** Bit i set: HIDDEN_LABEL_PERMISSIONS' i-th label (spam, blocked, trash) is hidden. */
+  hidden_mask: number;
+  last_message_at: Timestamp;
+}
+
 export interface MessageTable {
   org_id: Int8;
   id: Id;
@@ -362,6 +373,7 @@ export interface Database {
   domains: DomainTable;
   inboxes: InboxTable;
   threads: ThreadTable;
+  thread_visibility: ThreadVisibilityTable;
   messages: MessageTable;
   attachments: AttachmentTable;
   drafts: DraftTable;

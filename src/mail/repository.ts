@@ -3,7 +3,7 @@
 // (count, subject, preview, labels, senders, recipients, last message time) are computed over the
 // caller's visible messages only, so a hidden message leaks through no field.
 import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
-import type { TenantScope } from "../auth/principal.ts";
+import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
@@ -75,113 +75,231 @@ function visible(scope: TenantScope, alias = "m"): Expression<SqlBool> {
   return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
 }
 
-/** Thread aggregates that cost a scan of their own; the rest come from one pass over the messages. */
-export type CostlyThreadAggregate = "labels" | "senders" | "recipients";
-export const COSTLY_THREAD_AGGREGATES: readonly CostlyThreadAggregate[] = ["labels", "senders", "recipients"];
+/** The per-thread aggregates a list computes when its selection reads them. */
+export type ThreadAggregate = "subject" | "preview" | "messageCount" | "labels" | "senders" | "recipients";
+export const THREAD_AGGREGATES: readonly ThreadAggregate[] = [
+  "subject",
+  "preview",
+  "messageCount",
+  "labels",
+  "senders",
+  "recipients",
+];
+const ALL_AGGREGATES: ReadonlySet<ThreadAggregate> = new Set(THREAD_AGGREGATES);
+
+/** Visible messages of thread alias `t`, for the subqueries below (FROM messages m WHERE …). */
+const ofThread = (scope: TenantScope, alias = "m") =>
+  sql`${sql.ref(`${alias}.org_id`)} = t.org_id AND ${sql.ref(`${alias}.thread_id`)} = t.id AND ${visible(scope, alias)}`;
 
 /**
- * The per-thread aggregates over visible messages, as a LATERAL subquery on thread alias `t`. Count,
- * last time, subject and preview come from one pass; each costly aggregate not in `wanted` is left
- * empty (a list computes only what its selection reads).
+ * Aggregates over the visible messages of thread alias `t`, one scalar subquery each, every one an
+ * index walk over (org_id, thread_id, created_at, id); those not in `wanted` are constants.
  */
-function threadAggregates(scope: TenantScope, wanted: ReadonlySet<CostlyThreadAggregate>) {
-  const costly = (name: CostlyThreadAggregate, query: ReturnType<typeof sql>) =>
-    wanted.has(name) ? sql`coalesce((${query}), '{}')` : sql`'{}'::text[]`;
-  return sql`
-    CROSS JOIN LATERAL (
-      SELECT count(*)::int AS message_count,
-             max(m.created_at) AS visible_last_message_at,
-             (array_agg(m.subject ORDER BY m.created_at, m.id))[1] AS visible_subject,
-             (array_agg(m.preview ORDER BY m.created_at DESC, m.id DESC))[1] AS preview,
-             ${costly(
-               "labels",
-               sql`SELECT array_agg(DISTINCT l ORDER BY l) FROM messages m4, unnest(m4.labels) AS l
-                WHERE m4.org_id = t.org_id AND m4.thread_id = t.id AND ${visible(scope, "m4")}`,
-             )} AS labels,
-             ${costly(
-               "senders",
-               sql`SELECT array_agg(f ORDER BY first_at) FROM (
-                SELECT m2.from_address AS f, min(m2.created_at) AS first_at FROM messages m2
-                WHERE m2.org_id = t.org_id AND m2.thread_id = t.id AND ${visible(scope, "m2")}
-                GROUP BY m2.from_address) s`,
-             )} AS senders,
-             ${costly(
-               "recipients",
-               sql`SELECT array_agg(DISTINCT r ORDER BY r) FROM messages m3, unnest(m3.to_addresses || m3.cc_addresses) AS r
-                WHERE m3.org_id = t.org_id AND m3.thread_id = t.id AND ${visible(scope, "m3")}`,
-             )} AS recipients
-      FROM messages m
-      WHERE m.org_id = t.org_id AND m.thread_id = t.id AND ${visible(scope)}
-    ) a`;
+function threadAggregates(scope: TenantScope, wanted: ReadonlySet<ThreadAggregate>) {
+  const pick = (name: ThreadAggregate, query: ReturnType<typeof sql>, otherwise: ReturnType<typeof sql>) =>
+    wanted.has(name) ? query : otherwise;
+  return sql.join(
+    [
+      pick(
+        "subject",
+        sql`(SELECT m.subject FROM messages m WHERE ${ofThread(scope)} ORDER BY m.created_at, m.id LIMIT 1)`,
+        sql`NULL::text`,
+      ),
+      pick(
+        "preview",
+        sql`(SELECT m.preview FROM messages m WHERE ${ofThread(scope)} ORDER BY m.created_at DESC, m.id DESC LIMIT 1)`,
+        sql`NULL::text`,
+      ),
+      pick("messageCount", sql`(SELECT count(*)::int FROM messages m WHERE ${ofThread(scope)})`, sql`0`),
+      pick(
+        "labels",
+        sql`coalesce((SELECT array_agg(DISTINCT l ORDER BY l) FROM messages m, unnest(m.labels) AS l
+          WHERE ${ofThread(scope)}), '{}')`,
+        sql`'{}'::text[]`,
+      ),
+      pick(
+        "senders",
+        sql`coalesce((SELECT array_agg(f ORDER BY first_at) FROM (
+          SELECT m.from_address AS f, min(m.created_at) AS first_at FROM messages m
+          WHERE ${ofThread(scope)} GROUP BY m.from_address) s), '{}')`,
+        sql`'{}'::text[]`,
+      ),
+      pick(
+        "recipients",
+        sql`coalesce((SELECT array_agg(DISTINCT r ORDER BY r) FROM messages m, unnest(m.to_addresses || m.cc_addresses) AS r
+          WHERE ${ofThread(scope)}), '{}')`,
+        sql`'{}'::text[]`,
+      ),
+    ],
+    sql`, `,
+  );
 }
 
-const ALL_AGGREGATES: ReadonlySet<CostlyThreadAggregate> = new Set(COSTLY_THREAD_AGGREGATES);
+const AGGREGATE_NAMES = sql`subject, preview, message_count, labels, senders, recipients`;
 
-function threadScope(scope: TenantScope) {
-  const parts = [sql`t.org_id = ${scope.orgId}`];
-  if (scope.podId !== null) parts.push(sql`t.pod_id = ${scope.podId}`);
-  if (scope.inboxId !== null) parts.push(sql`t.inbox_id = ${scope.inboxId}`);
+/** Rows of `table` (alias) inside the scope: organization, and the caller's pod or inbox. */
+function inScope(scope: TenantScope, alias: string) {
+  const parts = [sql`${sql.ref(`${alias}.org_id`)} = ${scope.orgId}`];
+  if (scope.podId !== null) parts.push(sql`${sql.ref(`${alias}.pod_id`)} = ${scope.podId}`);
+  if (scope.inboxId !== null) parts.push(sql`${sql.ref(`${alias}.inbox_id`)} = ${scope.inboxId}`);
   return sql.join(parts, sql` AND `);
 }
 
-const threadColumns = sql`t.org_id, t.id, t.pod_id, t.inbox_id, a.visible_subject AS subject, a.preview, a.labels,
-  a.senders, a.recipients, a.message_count, a.visible_last_message_at AS last_message_at`;
+/** The labels a thread_visibility.hidden_mask bit stands for: bit i is HIDING_LABELS[i]. */
+const HIDING_LABELS = Object.keys(HIDDEN_LABEL_PERMISSIONS);
+
+function hiddenMask(scope: TenantScope): number {
+  return HIDING_LABELS.reduce(
+    (mask, label, bit) => (scope.hiddenLabels.includes(label) ? mask | (1 << bit) : mask),
+    0,
+  );
+}
+
+/** (key, id) beyond the page's cursor, on columns `key` and `id` of alias `a`, in list order. */
+function keysetCondition(page: KeysetPage<ThreadKey>, key: string, id: string) {
+  const parts = [];
+  if (page.after) {
+    parts.push(
+      sql`(${sql.ref(key)}, ${sql.ref(id)}) < (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`,
+    );
+  }
+  if (page.before) {
+    parts.push(
+      sql`(${sql.ref(key)}, ${sql.ref(id)}) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
+    );
+  }
+  return parts;
+}
+
+/**
+ * One page of (thread id, visible last time) keys. Nothing hidden: a walk of the threads index.
+ * Some labels hidden: threads holding no spam, blocked or trash message have the same visible time
+ * for everyone, so the threads index serves them (skipping the others); the others come from
+ * thread_visibility's index for this combination of hidden labels; the two sorted walks merge.
+ * Either way the page costs reading about `limit` index entries, whatever the size of the scope.
+ */
+function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
+  const order = page.inverted ? sql`ASC` : sql`DESC`;
+  const threadWhere = [inScope(scope, "t"), ...keysetCondition(page, "t.last_message_at", "t.id")];
+  if (filter.inboxId !== undefined) threadWhere.push(sql`t.inbox_id = ${filter.inboxId}`);
+  if (filter.podId !== undefined) threadWhere.push(sql`t.pod_id = ${filter.podId}`);
+  const mask = hiddenMask(scope);
+  if (mask === 0) {
+    return sql`
+      SELECT t.id, t.last_message_at AS key FROM threads t WHERE ${sql.join(threadWhere, sql` AND `)}
+      ORDER BY t.last_message_at ${order}, t.id ${order} LIMIT ${page.limit}`;
+  }
+  const markedWhere = [
+    inScope(scope, "v"),
+    sql`v.hidden_mask = ${mask}`,
+    ...keysetCondition(page, "v.last_message_at", "v.thread_id"),
+  ];
+  if (filter.inboxId !== undefined) markedWhere.push(sql`v.inbox_id = ${filter.inboxId}`);
+  if (filter.podId !== undefined) markedWhere.push(sql`v.pod_id = ${filter.podId}`);
+  return sql`
+    SELECT id, key FROM (
+      (SELECT t.id, t.last_message_at AS key FROM threads t
+        WHERE ${sql.join(threadWhere, sql` AND `)} AND NOT EXISTS (
+          SELECT 1 FROM thread_visibility x WHERE x.org_id = t.org_id AND x.thread_id = t.id AND x.hidden_mask = 0)
+        ORDER BY t.last_message_at ${order}, t.id ${order} LIMIT ${page.limit})
+      UNION ALL
+      (SELECT v.thread_id, v.last_message_at FROM thread_visibility v WHERE ${sql.join(markedWhere, sql` AND `)}
+        ORDER BY v.last_message_at ${order}, v.thread_id ${order} LIMIT ${page.limit})
+    ) merged ORDER BY key ${order}, id ${order} LIMIT ${page.limit}`;
+}
+
+/**
+ * Keys of threads whose visible labels include every filter label: each must be on some visible
+ * message. No index orders these, so the scope's threads are all examined.
+ */
+function filteredPageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
+  const order = page.inverted ? sql`ASC` : sql`DESC`;
+  const where = [inScope(scope, "t")];
+  if (filter.inboxId !== undefined) where.push(sql`t.inbox_id = ${filter.inboxId}`);
+  if (filter.podId !== undefined) where.push(sql`t.pod_id = ${filter.podId}`);
+  for (const label of filter.labels ?? []) {
+    where.push(
+      sql`EXISTS (SELECT 1 FROM messages m WHERE ${ofThread(scope)} AND m.labels @> ARRAY[${label}]::text[])`,
+    );
+  }
+  return sql`
+    SELECT id, key FROM (
+      SELECT t.id, (SELECT max(m.created_at) FROM messages m WHERE ${ofThread(scope)}) AS key
+      FROM threads t WHERE ${sql.join(where, sql` AND `)}
+    ) candidates
+    WHERE ${sql.join([sql`key IS NOT NULL`, ...keysetCondition(page, "key", "id")], sql` AND `)}
+    ORDER BY key ${order}, id ${order} LIMIT ${page.limit}`;
+}
 
 export async function listThreads(
   db: Db,
   scope: TenantScope,
   filter: ListFilter,
   page: KeysetPage<ThreadKey>,
-  wanted: ReadonlySet<CostlyThreadAggregate> = ALL_AGGREGATES,
+  wanted: ReadonlySet<ThreadAggregate> = ALL_AGGREGATES,
 ): Promise<Thread[]> {
   if (asksForHiddenLabel(scope, filter.labels)) return [];
-  // A label filter reads the labels aggregate whatever the selection.
-  const aggregates = filter.labels?.length ? new Set([...wanted, "labels" as const]) : wanted;
-  const where = [threadScope(scope), sql`a.message_count > 0`];
-  if (filter.inboxId !== undefined) where.push(sql`t.inbox_id = ${filter.inboxId}`);
-  if (filter.podId !== undefined) where.push(sql`t.pod_id = ${filter.podId}`);
-  if (filter.labels?.length) where.push(sql`a.labels @> ${textArray(filter.labels)}`);
   const order = page.inverted ? sql`ASC` : sql`DESC`;
-
-  if (scope.hiddenLabels.length === 0) {
-    // Nothing hidden: the stored last_message_at is the visible one, so the keyset walks the
-    // threads index and the aggregates are computed for the returned page only.
-    if (page.after)
-      where.push(sql`(t.last_message_at, t.id) < (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`);
-    if (page.before)
-      where.push(
-        sql`(t.last_message_at, t.id) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
-      );
-    const result = await sql<Thread>`
-      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, aggregates)}
-      WHERE ${sql.join(where, sql` AND `)}
-      ORDER BY t.last_message_at ${order}, t.id ${order}
-      LIMIT ${page.limit}`.execute(db);
-    return result.rows;
-  }
-  // Some labels hidden: order by the last *visible* message, which only the aggregate knows.
-  const outer = [sql`true`];
-  if (page.after)
-    outer.push(sql`(x.last_message_at, x.id) < (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`);
-  if (page.before)
-    outer.push(sql`(x.last_message_at, x.id) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`);
+  const keys = filter.labels?.length ? filteredPageKeys(scope, filter, page) : pageKeys(scope, filter, page);
   const result = await sql<Thread>`
-    SELECT * FROM (
-      SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, aggregates)}
-      WHERE ${sql.join(where, sql` AND `)}
-    ) x
-    WHERE ${sql.join(outer, sql` AND `)}
-    ORDER BY x.last_message_at ${order}, x.id ${order}
-    LIMIT ${page.limit}`.execute(db);
+    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, p.key AS last_message_at, a.*
+    FROM (${keys}) p
+    JOIN threads t ON t.org_id = ${scope.orgId} AND t.id = p.id
+    CROSS JOIN LATERAL (SELECT ${threadAggregates(scope, wanted)}) AS a(${AGGREGATE_NAMES})
+    ORDER BY p.key ${order}, p.id ${order}`.execute(db);
   return result.rows;
 }
 
+/** Threads by id, with every aggregate; a thread without a visible message is not found. */
 export async function threadsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Thread[]> {
   if (ids.length === 0) return [];
   const result = await sql<Thread>`
-    SELECT ${threadColumns} FROM threads t ${threadAggregates(scope, ALL_AGGREGATES)}
-    WHERE ${threadScope(scope)} AND t.id = ANY(${[...ids]}::bigint[]) AND a.message_count > 0`.execute(db);
+    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, last.at AS last_message_at, a.*
+    FROM threads t
+    CROSS JOIN LATERAL (SELECT max(m.created_at) AS at FROM messages m WHERE ${ofThread(scope)}) last
+    CROSS JOIN LATERAL (SELECT ${threadAggregates(scope, ALL_AGGREGATES)}) AS a(${AGGREGATE_NAMES})
+    WHERE ${inScope(scope, "t")} AND t.id = ANY(${[...ids]}::bigint[]) AND last.at IS NOT NULL`.execute(db);
   return result.rows;
+}
+
+/**
+ * Rebuilds the thread_visibility rows of threads whose messages changed in a way that can move a
+ * hidden-label caller's view of them: a message carrying spam, blocked or trash came, went, or
+ * gained or lost one of those labels. Locks the threads first, so two transactions changing one
+ * thread rebuild its rows one after the other, each from everything the other committed.
+ */
+export async function refreshThreadVisibility(
+  db: Db,
+  orgId: string,
+  threadIds: readonly string[],
+): Promise<void> {
+  if (threadIds.length === 0) return;
+  const ids = [...new Set(threadIds)].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  await sql`SELECT 1 FROM threads WHERE org_id = ${orgId} AND id = ANY(${ids}::bigint[]) ORDER BY id FOR NO KEY UPDATE`.execute(
+    db,
+  );
+  await sql`DELETE FROM thread_visibility WHERE org_id = ${orgId} AND thread_id = ANY(${ids}::bigint[])`.execute(
+    db,
+  );
+  await sql`
+    INSERT INTO thread_visibility (org_id, thread_id, pod_id, inbox_id, hidden_mask, last_message_at)
+    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, k.mask, max(m.created_at)
+    FROM threads t
+    JOIN messages m ON m.org_id = t.org_id AND m.thread_id = t.id
+    CROSS JOIN LATERAL (
+      SELECT mask, ARRAY(SELECT (${textArray(HIDING_LABELS)})[i + 1] FROM generate_series(0, ${HIDING_LABELS.length - 1}) i
+        WHERE mask & (1 << i) <> 0) AS hidden
+      FROM generate_series(0, ${(1 << HIDING_LABELS.length) - 1}) mask
+    ) k
+    WHERE t.org_id = ${orgId} AND t.id = ANY(${ids}::bigint[]) AND NOT (m.labels && k.hidden)
+      AND EXISTS (SELECT 1 FROM messages x WHERE x.org_id = t.org_id AND x.thread_id = t.id
+        AND x.labels && ${textArray(HIDING_LABELS)})
+    GROUP BY t.org_id, t.id, t.pod_id, t.inbox_id, k.mask`.execute(db);
+}
+
+/** Whether labels include one that hides a message from some callers (spam, blocked, trash). */
+export function hasHidingLabel(labels: readonly string[]): boolean {
+  return labels.some((label) => HIDING_LABELS.includes(label));
 }
 
 export const SUMMARY_COLUMNS = [
@@ -411,7 +529,7 @@ export async function deleteThreadMessages(db: Db, scope: TenantScope, threadId:
   const result =
     await sql`DELETE FROM messages m WHERE m.thread_id = ${threadId} AND ${visible(scope)}`.execute(db);
   await sql`
-    DELETE FROM threads t WHERE ${threadScope(scope)} AND t.id = ${threadId}
+    DELETE FROM threads t WHERE ${inScope(scope, "t")} AND t.id = ${threadId}
       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.org_id = t.org_id AND m.thread_id = t.id)`.execute(db);
   return Number(result.numAffectedRows ?? 0);
 }

@@ -4,9 +4,11 @@ import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import {
   deleteThreadMessages,
+  hasHidingLabel,
   labelThread,
   type Message,
   refreshThread,
+  refreshThreadVisibility,
   threadsByIds,
   updateMessageLabels,
 } from "./repository.ts";
@@ -50,7 +52,14 @@ export async function updateLabels(
   }
   const both = add.find((label) => remove.includes(label));
   if (both) throw badUserInput(`"${both}" is both added and removed.`, "removeLabels");
-  const message = await updateMessageLabels(db, scope, id, add, remove);
+  // Spam, blocked and trash decide where hidden-label callers see the thread.
+  const message = hasHidingLabel([...add, ...remove])
+    ? await db.transaction().execute(async (trx) => {
+        const updated = await updateMessageLabels(trx, scope, id, add, remove);
+        if (updated) await refreshThreadVisibility(trx, updated.org_id, [updated.thread_id]);
+        return updated;
+      })
+    : await updateMessageLabels(db, scope, id, add, remove);
   if (!message) throw notFound("Message");
   return message;
 }
@@ -68,9 +77,13 @@ export async function deleteThread(
   return db.transaction().execute(async (trx) => {
     const [thread] = await threadsByIds(trx, scope, [id]);
     if (!thread) throw notFound("Thread");
-    if (!permanent && (await labelThread(trx, scope, id, "trash")) > 0) return "trashed";
+    if (!permanent && (await labelThread(trx, scope, id, "trash")) > 0) {
+      await refreshThreadVisibility(trx, scope.orgId, [id]);
+      return "trashed";
+    }
     await deleteThreadMessages(trx, scope, id);
     await refreshThread(trx, scope.orgId, id);
+    await refreshThreadVisibility(trx, scope.orgId, [id]);
     return "deleted";
   });
 }

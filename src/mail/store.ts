@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { recordEvent } from "../events/outbox.ts";
-import type { Message } from "./repository.ts";
+import { hasHidingLabel, type Message, refreshThreadVisibility } from "./repository.ts";
 
 export interface InboxRef {
   orgId: string;
@@ -103,6 +103,7 @@ export async function storeMessage(
   if (existing) return { message: existing, created: false };
 
   const createdAt = data.createdAt ?? new Date();
+  let marked = false;
   let threadId = await findThread(trx, inbox, data);
   if (threadId === undefined) {
     const thread = await trx
@@ -119,12 +120,18 @@ export async function storeMessage(
       .executeTakeFirstOrThrow();
     threadId = thread.id;
   } else {
-    await trx
+    // Also tells whether the thread holds spam, blocked or trash mail (a thread_visibility mark).
+    const updated = await trx
       .updateTable("threads")
       .set({ last_message_at: sql`greatest(last_message_at, ${createdAt})` })
       .where("org_id", "=", inbox.orgId)
       .where("id", "=", threadId)
-      .execute();
+      .returning(
+        sql<boolean>`EXISTS (SELECT 1 FROM thread_visibility v
+          WHERE v.org_id = threads.org_id AND v.thread_id = threads.id AND v.hidden_mask = 0)`.as("marked"),
+      )
+      .executeTakeFirst();
+    marked = updated?.marked === true;
   }
 
   const message = await trx
@@ -174,6 +181,8 @@ export async function storeMessage(
       )
       .execute();
   }
+
+  if (marked || hasHidingLabel(data.labels)) await refreshThreadVisibility(trx, inbox.orgId, [threadId]);
 
   // Last, so the per-organization ordering lock it takes is held as briefly as possible.
   await recordEvent(trx, {

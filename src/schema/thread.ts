@@ -1,15 +1,15 @@
 import type { GraphQLResolveInfo } from "graphql";
 import { scopeOf } from "../context.ts";
 import {
-  COSTLY_THREAD_AGGREGATES,
-  type CostlyThreadAggregate,
   isThreadKey,
   listThreads,
   type MessageKey,
   type MessageSummary,
   messageKey,
   messagesOfThreads,
+  THREAD_AGGREGATES,
   type Thread,
+  type ThreadAggregate,
   threadKey,
   threadsByIds,
 } from "../mail/repository.ts";
@@ -32,10 +32,10 @@ export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
 
 const isMessageKey = (value: unknown): value is MessageKey => isThreadKey(value);
 
-/** The costly aggregates a thread list's selection reads (edges.node); the others are left empty. */
-function wantedAggregates(info: GraphQLResolveInfo): Set<CostlyThreadAggregate> {
+/** The aggregates a thread list's selection reads (edges.node; each is named as its field). */
+function wantedAggregates(info: GraphQLResolveInfo): Set<ThreadAggregate> {
   const fields = selectedFieldNames(info, ["edges", "node"]);
-  return new Set(COSTLY_THREAD_AGGREGATES.filter((name) => fields.has(name)));
+  return new Set(THREAD_AGGREGATES.filter((name) => fields.has(name)));
 }
 
 ThreadRef.implement({
