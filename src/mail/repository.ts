@@ -281,20 +281,23 @@ export async function refreshThreadVisibility(
   await sql`DELETE FROM thread_visibility WHERE org_id = ${orgId} AND thread_id = ANY(${ids}::bigint[])`.execute(
     db,
   );
+  // Per thread and mask, one walk of the thread's messages by index, however many threads.
   await sql`
     INSERT INTO thread_visibility (org_id, thread_id, pod_id, inbox_id, hidden_mask, last_message_at)
-    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, k.mask, max(m.created_at)
+    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, k.mask, last.at
     FROM threads t
-    JOIN messages m ON m.org_id = t.org_id AND m.thread_id = t.id
     CROSS JOIN LATERAL (
       SELECT mask, ARRAY(SELECT (${textArray(HIDING_LABELS)})[i + 1] FROM generate_series(0, ${HIDING_LABELS.length - 1}) i
         WHERE mask & (1 << i) <> 0) AS hidden
       FROM generate_series(0, ${(1 << HIDING_LABELS.length) - 1}) mask
     ) k
-    WHERE t.org_id = ${orgId} AND t.id = ANY(${ids}::bigint[]) AND NOT (m.labels && k.hidden)
+    CROSS JOIN LATERAL (
+      SELECT max(m.created_at) AS at FROM messages m
+      WHERE m.org_id = t.org_id AND m.thread_id = t.id AND NOT (m.labels && k.hidden)
+    ) last
+    WHERE t.org_id = ${orgId} AND t.id = ANY(${ids}::bigint[]) AND last.at IS NOT NULL
       AND EXISTS (SELECT 1 FROM messages x WHERE x.org_id = t.org_id AND x.thread_id = t.id
-        AND x.labels && ${textArray(HIDING_LABELS)})
-    GROUP BY t.org_id, t.id, t.pod_id, t.inbox_id, k.mask`.execute(db);
+        AND x.labels && ${textArray(HIDING_LABELS)})`.execute(db);
 }
 
 /** Whether labels include one that hides a message from some callers (spam, blocked, trash). */
