@@ -87,6 +87,8 @@ interface Measurement {
   p50: number;
   p95: number;
   size: number;
+  /** Mailroom only: messages per committed transaction (group commit). */
+  batch?: number;
 }
 
 /**
@@ -202,6 +204,7 @@ interface Row {
   baselineP50: number;
   baselineP95: number;
   messages: number;
+  batch: number | null;
 }
 
 try {
@@ -250,24 +253,27 @@ try {
       baselineP50: base.p50,
       baselineP95: base.p95,
       messages: real.messages,
+      batch: real.batch ?? null,
     };
     rows.push(row);
     const line =
       `| ${label} (${(real.size / 1024).toFixed(1)} KiB raw) | ${clients} | ${base.perSecond.toFixed(0)} | ` +
       `${real.perSecond.toFixed(0)} | ${row.ratio.toFixed(2)} | ` +
-      `${real.p50.toFixed(1)} / ${real.p95.toFixed(1)} | ${real.messages} |`;
+      `${real.p50.toFixed(1)} / ${real.p95.toFixed(1)} | ${real.batch?.toFixed(1) ?? "-"} | ${real.messages} |`;
     lines.push(line);
     process.stdout.write(`${line}\n`);
   };
   process.stdout.write(
-    "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages stored |\n",
+    "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |\n",
   );
   const baselines = new Map<string, Measurement>();
   for (const clients of CONCURRENCY) {
     for (const size of SIZES) {
       const tag = `${clients}-${size.bytes}`;
       const base = await measure(baseline.port, [inbox.email], size.bytes, clients, `${run}-base-${tag}`);
-      const real = await measure(smtpPort, [inbox.email], size.bytes, clients, `${run}-real-${tag}`);
+      const real = await measureMailroom(() =>
+        measure(smtpPort, [inbox.email], size.bytes, clients, `${run}-real-${tag}`),
+      );
       baselines.set(tag, base);
       report(size.label, size.label, 1, base, real, clients);
     }
@@ -292,7 +298,7 @@ try {
       "1 KB",
       clients,
       base1k,
-      await measure(smtpPort, spread, 1024, clients, `${run}-spread`),
+      await measureMailroom(() => measure(smtpPort, spread, 1024, clients, `${run}-spread`)),
       clients,
     );
   }
@@ -324,8 +330,8 @@ try {
       "Baseline: smtp-server + mailparser with the same settings in the same process, storing nothing",
       "(the first 1 KB baseline is the reference for the several-organization row).",
       "",
-      "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages stored |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
+      "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
       ...lines,
       "",
       `${stored.count} messages in the database at the end (including warm-up).`,
@@ -345,6 +351,15 @@ try {
 } finally {
   await app.stop();
   await rm(dataDir, { recursive: true, force: true });
+}
+
+/** A measurement against Mailroom, with how many messages its transactions committed at once. */
+async function measureMailroom(run: () => Promise<Measurement>): Promise<Measurement> {
+  const before = app.services.ingestQueue.stats();
+  const measurement = await run();
+  const after = app.services.ingestQueue.stats();
+  const commits = after.commits - before.commits;
+  return { ...measurement, batch: commits === 0 ? 0 : (after.messages - before.messages) / commits };
 }
 
 async function measureQuick(port: number, to: string) {
