@@ -247,13 +247,25 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
     SELECT 'duplicate' AS kind, i.index, m.id, m.thread_id AS "threadId", m.labels
     FROM unnest(${own.index}::int[], ${own.org}::bigint[], ${own.inbox}::bigint[], ${own.header}::text[],
       ${direction}::text[]) AS i(index, org_id, inbox_id, message_id_header, direction)
-    JOIN messages m ON m.org_id = i.org_id AND m.inbox_id = i.inbox_id
-      AND m.message_id_header = i.message_id_header AND m.direction = i.direction
+    CROSS JOIN LATERAL (
+      SELECT id, thread_id, labels FROM messages
+      WHERE org_id = i.org_id AND inbox_id = i.inbox_id AND message_id_header = i.message_id_header
+        AND direction = i.direction
+      -- In the unique key's order, which only its index gives without sorting: without statistics
+      -- (a young database) the planner could otherwise read the (org_id, inbox_id, id) index and
+      -- filter the whole inbox for every message.
+      ORDER BY org_id, inbox_id, message_id_header, direction
+      LIMIT 1
+    ) AS m
     UNION ALL (
       SELECT DISTINCT ON (c.index) 'thread', c.index, m.id, m.thread_id, NULL
       FROM unnest(${cited.index}::int[], ${cited.org}::bigint[], ${cited.inbox}::bigint[], ${cited.header}::text[])
         AS c(index, org_id, inbox_id, message_id_header)
-      JOIN messages m ON m.org_id = c.org_id AND m.inbox_id = c.inbox_id AND m.message_id_header = c.message_id_header
+      CROSS JOIN LATERAL (
+        SELECT id, thread_id, created_at FROM messages
+        WHERE org_id = c.org_id AND inbox_id = c.inbox_id AND message_id_header = c.message_id_header
+        ORDER BY org_id, inbox_id, message_id_header, direction
+      ) AS m
       ORDER BY c.index, m.created_at DESC, m.id DESC
     )`.execute(trx);
   const known: Known = { duplicates: new Map(), threads: new Map() };
