@@ -69,16 +69,34 @@ export async function resolveRecipient(
  * be read, with the raw bytes kept. Delivering the same Message-ID to an inbox again stores nothing
  * (`created: false`), so a retried delivery is safe.
  *
- * Used by the SMTP listener and by outbound delivery to hosted inboxes; keep this signature stable.
+ * Used by outbound delivery to hosted inboxes (and, through ingestForInboxes, by the SMTP
+ * listener); keep this signature stable.
  */
 export async function ingestMessage(
   services: Services,
   envelope: IngestEnvelope,
   raw: Buffer,
 ): Promise<IngestResult> {
-  const { db, config, logger } = services;
   const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
-  const inboxes = await hostedInboxesByAddress(db, config.mailDomain, wanted);
+  const inboxes = await hostedInboxesByAddress(services.db, services.config.mailDomain, wanted);
+  return ingestForInboxes(services, envelope, raw, inboxes);
+}
+
+/**
+ * ingestMessage for recipients already looked up: `inboxes` are the hosted inboxes among
+ * `envelope.recipients`. The SMTP listener looked each one up when it accepted it at RCPT time,
+ * so a message costs no second lookup. (An inbox deleted since then fails its copy's foreign keys:
+ * the message is refused with 451, and the sender's retry gets 550 at RCPT.)
+ */
+export async function ingestForInboxes(
+  services: Services,
+  envelope: IngestEnvelope,
+  raw: Buffer,
+  recipientInboxes: readonly HostedInbox[],
+): Promise<IngestResult> {
+  const { config, logger } = services;
+  const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
+  const inboxes = [...new Map(recipientInboxes.map((inbox) => [inbox.inboxId, inbox])).values()];
   const hosted = new Set(inboxes.map((inbox) => inbox.email));
   const rejected = envelope.recipients.filter((address) => !hosted.has(normalizeAddress(address)));
 
