@@ -133,15 +133,16 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
     const trx = await db.startTransaction().execute();
     let outcomes: Outcome[];
     try {
-      // Every lock first, in one order, before any row is written (see lockEventOrder).
-      await lockEventOrder(
-        trx,
-        batch.flatMap((job) => job.copies.map((copy) => copy.inbox.orgId)),
-      );
       const lists = await listEntriesForInboxes(
         trx,
         batch.flatMap((job) => job.copies.map((copy) => copy.inbox)),
         "RECEIVE",
+      );
+      // Every lock, in one order, before any row is written or looked up for deduplication and
+      // threading (a transaction of another node may have just stored what we look for).
+      await lockEventOrder(
+        trx,
+        batch.flatMap((job) => job.copies.map((copy) => copy.inbox.orgId)),
       );
       const messages = batch.map((job) => job.copies.map((copy) => labelled(copy, lists)));
       outcomes = isolated
