@@ -2,7 +2,7 @@
 // connection each, reused) get acknowledged, against Mailroom on the embedded PostgreSQL (default
 // settings: synchronous_commit on). Measured in the same run against a baseline of smtp-server +
 // mailparser alone (no storage), so the ratio says what storing costs on this machine.
-//   npm run bench:smtp -- [--sizes 1k,100k] [--concurrency 10,20] [--seconds 6] [--quick] [--record]
+//   npm run bench:smtp -- [--sizes 1k,100k] [--concurrency 10,20] [--seconds 6] [--rounds 1] [--quick] [--record]
 // --quick: about two seconds per measurement and no 10-organization row, for a combined run.
 // --record: also append the table to bench/RESULTS.md. The last line printed is one JSON object
 // with every measurement, for scripts that collect results.
@@ -28,12 +28,15 @@ const { values: flags } = parseArgs({
     sizes: { type: "string", default: "1k,100k" },
     concurrency: { type: "string", default: "10" },
     seconds: { type: "string" },
+    rounds: { type: "string", default: "1" },
     quick: { type: "boolean", default: false },
     record: { type: "boolean", default: false },
   },
 });
 const QUICK = flags.quick;
 const SECONDS = Number(flags.seconds ?? process.env.BENCH_SECONDS ?? (QUICK ? 2 : 6));
+/** Baseline and Mailroom measured in turn this many times each, so that a change in the machine's load hits both. */
+const ROUNDS = Number(flags.rounds);
 const SIZE_CHOICES: Record<string, { label: string; bytes: number }> = {
   "1k": { label: "1 KB", bytes: 1024 },
   "100k": { label: "100 KB", bytes: 100 * 1024 },
@@ -87,8 +90,44 @@ interface Measurement {
   p50: number;
   p95: number;
   size: number;
+  latencies: number[];
   /** Mailroom only: messages per committed transaction (group commit). */
   batch?: number;
+}
+
+/** Rounds of one measurement as one: all their messages over all their time. */
+function combined(rounds: Measurement[]): Measurement {
+  const latencies = rounds.flatMap((round) => round.latencies).sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const messages = latencies.length;
+  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
+  const batches = rounds.filter((round) => round.batch !== undefined);
+  return {
+    messages,
+    seconds,
+    perSecond: messages / seconds,
+    p50: at(0.5),
+    p95: at(0.95),
+    size: rounds[0]?.size ?? 0,
+    latencies,
+    ...(batches.length > 0
+      ? { batch: batches.reduce((sum, round) => sum + (round.batch as number), 0) / batches.length }
+      : {}),
+  };
+}
+
+/** The baseline and Mailroom, measured in turn ROUNDS times. */
+async function inTurn(
+  base: () => Promise<Measurement>,
+  real: () => Promise<Measurement>,
+): Promise<[Measurement, Measurement]> {
+  const bases: Measurement[] = [];
+  const reals: Measurement[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    bases.push(await base());
+    reals.push(await real());
+  }
+  return [combined(bases), combined(reals)];
 }
 
 /**
@@ -143,6 +182,7 @@ async function measure(
     p50: at(0.5),
     p95: at(0.95),
     size,
+    latencies,
   };
 }
 
@@ -266,22 +306,23 @@ try {
   process.stdout.write(
     "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |\n",
   );
-  const baselines = new Map<string, Measurement>();
   for (const clients of CONCURRENCY) {
     for (const size of SIZES) {
       const tag = `${clients}-${size.bytes}`;
-      const base = await measure(baseline.port, [inbox.email], size.bytes, clients, `${run}-base-${tag}`);
-      const real = await measureMailroom(() =>
-        measure(smtpPort, [inbox.email], size.bytes, clients, `${run}-real-${tag}`),
+      let round = 0;
+      const [base, real] = await inTurn(
+        () => measure(baseline.port, [inbox.email], size.bytes, clients, `${run}-base-${tag}-${++round}`),
+        () =>
+          measureMailroom(() =>
+            measure(smtpPort, [inbox.email], size.bytes, clients, `${run}-real-${tag}-${round}`),
+          ),
       );
-      baselines.set(tag, base);
       report(size.label, size.label, 1, base, real, clients);
     }
   }
   // The same 1 KB load spread over as many organizations as clients: each organization's events
   // commit in order (the outbox's ordering lock), so this shows what one busy organization costs.
-  const base1k = baselines.get(`${CONCURRENCY[0]}-1024`);
-  if (!QUICK && base1k) {
+  if (!QUICK) {
     const clients = CONCURRENCY[0] as number;
     const spread: string[] = [];
     for (let i = 0; i < clients; i++) {
@@ -293,14 +334,12 @@ try {
       const scope = { orgId: other.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
       spread.push((await createInbox(app.services.db, config, scope, { username: `bench${i}` })).email);
     }
-    report(
-      `1 KB, ${clients} organizations`,
-      "1 KB",
-      clients,
-      base1k,
-      await measureMailroom(() => measure(smtpPort, spread, 1024, clients, `${run}-spread`)),
-      clients,
+    let round = 0;
+    const [base, real] = await inTurn(
+      () => measure(baseline.port, [inbox.email], 1024, clients, `${run}-spread-base-${++round}`),
+      () => measureMailroom(() => measure(smtpPort, spread, 1024, clients, `${run}-spread-${round}`)),
     );
+    report(`1 KB, ${clients} organizations`, "1 KB", clients, base, real, clients);
   }
   await baseline.stop();
 
@@ -328,7 +367,7 @@ try {
       `Machine: nproc ${machine.nproc}, ${machine.memoryGiB} GiB memory, ${machine.cpu}, Node ${machine.node},`,
       `${machine.os}; load average ${loadBefore.toFixed(2)} when the run started (other work on the machine shares its cores).`,
       "Baseline: smtp-server + mailparser with the same settings in the same process, storing nothing",
-      "(the first 1 KB baseline is the reference for the several-organization row).",
+      `(measured in turn with Mailroom, ${ROUNDS} time(s) each; each row has its own baseline).`,
       "",
       "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |",
       "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -346,7 +385,7 @@ try {
     process.stdout.write(`appended to ${path.relative(process.cwd(), RESULTS)}\n`);
   }
   process.stdout.write(
-    `${JSON.stringify({ bench: "smtp-ingest", quick: QUICK, seconds: SECONDS, machine, rows })}\n`,
+    `${JSON.stringify({ bench: "smtp-ingest", quick: QUICK, seconds: SECONDS, rounds: ROUNDS, machine, rows })}\n`,
   );
 } finally {
   await app.stop();
