@@ -1,6 +1,6 @@
 // The events table is the outbox: an event row is written in the transaction that writes its data
 // and announced with NOTIFY inside that transaction, so it is published iff the data committed.
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType, JsonObject } from "../db/types.ts";
 
@@ -63,38 +63,54 @@ export async function lockEventOrder(trx: Db, orgIds: Iterable<string>): Promise
  * Records events, in order, announces them (NOTIFY, delivered at commit) and queues their webhook
  * deliveries, in one statement, and returns their ids. The caller must already hold lockEventOrder
  * for every organization named (until commit), so that the ids are drawn after the lock is held.
- * Ids are drawn before the rows are inserted, so each is known to belong to its event without
- * relying on the order in which an INSERT returns rows.
  */
 export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
   const { rows } = await sql<{ id: string }>`
-    WITH input AS MATERIALIZED (
+    WITH ${eventWrites(sql`
+      SELECT * FROM unnest(
+        ${events.map((e) => e.orgId)}::bigint[], ${events.map((e) => e.type)}::text[],
+        ${events.map((e) => e.podId ?? null)}::bigint[], ${events.map((e) => e.inboxId ?? null)}::bigint[],
+        ${events.map((e) => e.threadId ?? null)}::bigint[], ${events.map((e) => e.messageId ?? null)}::bigint[],
+        ${events.map((e) => e.domainId ?? null)}::bigint[],
+        ${events.map((e) => JSON.stringify(e.payload ?? {}))}::jsonb[],
+        ${events.map((e) => e.createdAt ?? null)}::timestamptz[]
+      ) WITH ORDINALITY AS e(org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at, ord)`)}
+    SELECT id, (SELECT count(*) FROM announced_events) AS announced FROM event_rows ORDER BY ord`.execute(
+    trx,
+  );
+  return rows.map((row) => row.id);
+}
+
+/**
+ * appendEvents as CTEs of a larger statement (to add to its WITH list), so that a statement that
+ * writes rows can record their events without another round trip. `rows` selects one row per event
+ * with the columns org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload,
+ * created_at (NULL for now()) and ord (their order); it may read the statement's earlier CTEs.
+ * The CTE `event_rows` gives each event its `id`. The statement must read `announced_events` (say
+ * `(SELECT count(*) FROM announced_events)`): that announces the events and queues their webhook
+ * jobs. The caller holds lockEventOrder as for appendEvents.
+ *
+ * Ids are drawn before the rows are inserted, so each is known to belong to its event without
+ * relying on the order in which an INSERT returns rows.
+ */
+export function eventWrites(rows: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`event_rows AS MATERIALIZED (
       SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, e.*
-      FROM (
-        SELECT * FROM unnest(
-          ${events.map((e) => e.orgId)}::bigint[], ${events.map((e) => e.type)}::text[],
-          ${events.map((e) => e.podId ?? null)}::bigint[], ${events.map((e) => e.inboxId ?? null)}::bigint[],
-          ${events.map((e) => e.threadId ?? null)}::bigint[], ${events.map((e) => e.messageId ?? null)}::bigint[],
-          ${events.map((e) => e.domainId ?? null)}::bigint[],
-          ${events.map((e) => JSON.stringify(e.payload ?? {}))}::jsonb[],
-          ${events.map((e) => e.createdAt ?? null)}::timestamptz[]
-        ) WITH ORDINALITY AS e(org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at, ord)
-        ORDER BY ord
-      ) AS e
-    ), inserted AS (
+      FROM (SELECT * FROM (${rows}) AS e ORDER BY ord) AS e
+    ), inserted_events AS (
       INSERT INTO events (id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at)
       OVERRIDING SYSTEM VALUE
       SELECT id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, coalesce(created_at, now())
-      FROM input
-    ), ${webhookDeliveries()}
-    -- Announced at commit in this order: each organization's ids ascending. (Output expressions
-    -- with side effects are evaluated after the sort.)
-    SELECT id, pg_notify(${EVENTS_CHANNEL}, json_build_object('orgId', org_id::text, 'id', id::text, 'type', type,
-        'podId', pod_id::text, 'inboxId', inbox_id::text, 'messageId', message_id::text)::text),
-      (SELECT count(*) FROM jobs) AS jobs
-    FROM input ORDER BY ord`.execute(trx);
-  return rows.map((row) => row.id);
+      FROM event_rows
+    ), ${webhookDeliveries()}, announced_events AS MATERIALIZED (
+      -- Announced at commit in this order: each organization's ids ascending. (Output expressions
+      -- with side effects are evaluated after the sort.)
+      SELECT pg_notify(${EVENTS_CHANNEL}, json_build_object('orgId', org_id::text, 'id', id::text, 'type', type,
+          'podId', pod_id::text, 'inboxId', inbox_id::text, 'messageId', message_id::text)::text),
+        (SELECT count(*) FROM webhook_jobs) AS jobs
+      FROM event_rows ORDER BY ord
+    )`;
 }
 
 /** Advisory lock namespace for event ordering (two-int form: class, organization). */
@@ -107,16 +123,16 @@ function lockKey(orgId: string): number {
 export const DELIVER_WEBHOOK = "deliver-webhook";
 
 /**
- * CTEs of appendEvents: one delivery row (`deliveries`) and one job (`jobs`) per (event in `input`,
- * matching webhook). A webhook matches when it is enabled, subscribes to the type, and the event
+ * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
+ * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, subscribes to the type, and the event
  * lies inside the pod or inbox it belongs to (webhooks are scoped like the key that created them)
  * and inside its podIds/inboxIds filters. The job's key is the delivery's, so the same delivery is
  * never queued twice.
  */
 function webhookDeliveries() {
-  return sql`deliveries AS (
+  return sql`webhook_delivery_rows AS (
       INSERT INTO webhook_deliveries (org_id, webhook_id, event_id)
-      SELECT e.org_id, w.id, e.id FROM input e
+      SELECT e.org_id, w.id, e.id FROM event_rows e
       JOIN webhooks w ON w.org_id = e.org_id
       WHERE w.enabled AND e.type = ANY(w.event_types)
         AND (w.pod_id IS NULL OR w.pod_id = e.pod_id)
@@ -125,13 +141,13 @@ function webhookDeliveries() {
         AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR e.inbox_id = ANY(w.inbox_ids))
       ON CONFLICT DO NOTHING
       RETURNING org_id, id
-    ), jobs AS (
+    ), webhook_jobs AS (
       SELECT graphile_worker.add_job(
         ${DELIVER_WEBHOOK},
         json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
         max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
         job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
-      ) FROM deliveries d
+      ) FROM webhook_delivery_rows d
     )`;
 }
 

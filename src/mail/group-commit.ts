@@ -7,18 +7,11 @@
 import type { ControlledTransaction } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { Database } from "../db/types.ts";
-import { appendEvents, lockEventOrder, type NewEvent } from "../events/outbox.ts";
+import { lockEventOrder } from "../events/outbox.ts";
 import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
 import type { Logger } from "../logger.ts";
 import type { HostedInbox } from "./recipient-repository.ts";
-import {
-  eventFor,
-  type InboxRef,
-  type MessageData,
-  type NewMessage,
-  type StoredCopy,
-  storeMessages,
-} from "./store.ts";
+import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "./store.ts";
 
 /** One copy of an inbound message, for one inbox. */
 export interface InboundCopy {
@@ -147,16 +140,7 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
       const messages = batch.map((job) => job.copies.map((copy) => labelled(copy, lists)));
       outcomes = isolated
         ? await storeIsolated(trx, messages)
-        : split(await storeMessages(trx, messages.flat()), messages);
-      const events: NewEvent[] = [];
-      outcomes.forEach((stored, i) => {
-        if (stored instanceof Failure) return;
-        stored.forEach((copy, j) => {
-          const inbox = (messages[i] as NewMessage[])[j]?.inbox as InboxRef;
-          if (copy.created) events.push(eventFor(inbox, copy, "MESSAGE_RECEIVED"));
-        });
-      });
-      await appendEvents(trx, events);
+        : split(await storeMessages(trx, messages.flat(), "MESSAGE_RECEIVED"), messages);
     } catch (error) {
       try {
         await trx.rollback().execute();
@@ -188,7 +172,7 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
     for (const copies of messages) {
       const one = await trx.savepoint("message").execute();
       try {
-        outcomes.push(await storeMessages(one, copies));
+        outcomes.push(await storeMessages(one, copies, "MESSAGE_RECEIVED"));
         await one.releaseSavepoint("message").execute();
       } catch (error) {
         // Throws in turn when the connection is gone: then the whole batch fails.

@@ -4,7 +4,7 @@
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
-import { appendEvents, lockEventOrder } from "../events/outbox.ts";
+import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import type { Message } from "./repository.ts";
 
 export interface InboxRef {
@@ -80,8 +80,7 @@ export async function storeMessage(
   event: EventType,
 ): Promise<StoredMessage> {
   await lockEventOrder(trx, [inbox.orgId]);
-  const [copy] = (await storeMessages(trx, [{ inbox, data }])) as [StoredCopy];
-  if (copy.created) await appendEvents(trx, [eventFor(inbox, copy, event)]);
+  const [copy] = (await storeMessages(trx, [{ inbox, data }], event)) as [StoredCopy];
   const message = await trx
     .selectFrom("messages")
     .selectAll()
@@ -105,18 +104,6 @@ export interface StoredCopy {
   created: boolean;
 }
 
-/** The event announcing a stored copy. */
-export function eventFor(inbox: InboxRef, copy: StoredCopy, type: EventType) {
-  return {
-    orgId: inbox.orgId,
-    type,
-    podId: inbox.podId,
-    inboxId: inbox.inboxId,
-    threadId: copy.threadId,
-    messageId: copy.messageId,
-  };
-}
-
 /** At most this many In-Reply-To/References ids are looked up to thread a message. */
 const MAX_THREAD_CANDIDATES = 100;
 
@@ -135,16 +122,21 @@ type Plan =
   | { kind: "same-as"; index: number };
 
 /**
- * Stores messages, in order, with a fixed number of statements however many there are (a batch
- * of inbound mail shares one transaction). Each is stored as if alone, one after the other:
+ * Stores messages, each with an `event` (message.received, message.sent), in order, with two
+ * statements however many there are (a batch of inbound mail shares one transaction). Each is
+ * stored as if alone, one after the other:
  * - a message whose Message-ID and direction its inbox already holds, in the database or earlier
  *   in `messages`, is not stored again (`created: false`, with the first copy's ids);
  * - a message joins the thread of the most recent message of its inbox that it replies to or
  *   references (an earlier one in `messages` is the most recent), else starts a thread.
- * Writes no event: the caller appends one per created copy (appendEvents), holding lockEventOrder
- * for these organizations since before this writes (see storeMessage).
+ * The caller holds lockEventOrder for these organizations since before anything of its transaction
+ * was written (see storeMessage).
  */
-export async function storeMessages(trx: Db, messages: readonly NewMessage[]): Promise<StoredCopy[]> {
+export async function storeMessages(
+  trx: Db,
+  messages: readonly NewMessage[],
+  event: EventType,
+): Promise<StoredCopy[]> {
   if (messages.length === 0) return [];
   const known = await knownMessages(trx, messages);
   const now = new Date();
@@ -195,7 +187,7 @@ export async function storeMessages(trx: Db, messages: readonly NewMessage[]): P
     headersHere.set(`${inbox.orgId}/${inbox.inboxId}/${data.messageIdHeader}`, index);
   });
 
-  const written = await writeMessages(trx, messages, plans, newThreads, [...existingThreads.values()]);
+  const written = await writeMessages(trx, messages, plans, newThreads, [...existingThreads.values()], event);
   const copies: StoredCopy[] = [];
   plans.forEach((plan, index) => {
     if (plan.kind === "stored") copies.push(plan.copy);
@@ -287,7 +279,7 @@ type Written = Pick<StoredCopy, "messageId" | "threadId">;
 
 /**
  * One statement writes every planned row: the new threads, the activity of existing ones, the
- * messages and their attachments. Ids are drawn (nextval) in materialized CTEs before the rows are
+ * messages, their attachments and their events. Ids are drawn (nextval) in materialized CTEs before the rows are
  * inserted, so each message knows its new thread's id, each attachment its message's id, and the
  * caller each message's ids, without relying on the order in which an INSERT returns rows.
  * Foreign keys between rows of one statement are checked at its end, when all of them exist.
@@ -298,6 +290,7 @@ async function writeMessages(
   plans: readonly Plan[],
   newThreads: readonly ThreadSlot[],
   existingThreads: readonly ThreadSlot[],
+  event: EventType,
 ): Promise<Map<number, Written>> {
   const written = new Map<number, Written>();
   const created = plans.flatMap((plan, index) => (plan.kind === "create" ? [{ plan, index }] : []));
@@ -375,8 +368,12 @@ async function writeMessages(
         bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to, reference_ids,
         direction, delivery_status, size_bytes, raw_mime, created_at, created_at
       FROM new_messages
-    )${attachments}
-    SELECT index, id, thread_id AS "threadId" FROM new_messages`.execute(trx);
+    )${attachments}, ${eventWrites(sql`
+      SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
+        '{}'::jsonb AS payload, NULL::timestamptz AS created_at, index AS ord
+      FROM new_messages`)}
+    SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM announced_events) AS announced
+    FROM new_messages`.execute(trx);
   for (const row of rows) written.set(row.index, { messageId: row.id, threadId: row.threadId });
   return written;
 }
