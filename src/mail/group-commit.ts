@@ -123,14 +123,22 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
    * fault); anything else thrown means the batch cannot be stored now.
    */
   async function attempt(batch: Job[], isolated: boolean): Promise<Outcome[]> {
-    const trx = await db.startTransaction().execute();
-    let outcomes: Outcome[];
-    try {
-      const lists = await listEntriesForInboxes(
-        trx,
+    // The lists are read beside the transaction, while it begins: one round trip less to wait for.
+    // (Read inside it they would be read before the locks anyway, and nothing else depends on them.)
+    const [begun, read] = await Promise.allSettled([
+      db.startTransaction().execute(),
+      listEntriesForInboxes(
+        db,
         batch.flatMap((job) => job.copies.map((copy) => copy.inbox)),
         "RECEIVE",
-      );
+      ),
+    ]);
+    if (begun.status === "rejected") throw begun.reason;
+    const trx = begun.value;
+    let outcomes: Outcome[];
+    try {
+      if (read.status === "rejected") throw read.reason;
+      const lists = read.value;
       // Every lock, in one order, before any row is written or looked up for deduplication and
       // threading (a transaction of another node may have just stored what we look for).
       await lockEventOrder(
