@@ -61,6 +61,50 @@ export async function resolveRecipient(
 }
 
 /**
+ * resolveRecipient for many SMTP sessions at once: the addresses asked for while a lookup is under
+ * way are looked up together in the next one, one statement for all of them. When nothing is under
+ * way, a lookup starts at once.
+ */
+export function recipientResolver(
+  services: Pick<Services, "db" | "config">,
+): (address: string) => Promise<HostedInbox | undefined> {
+  type Waiting = { resolve(inbox: HostedInbox | undefined): void; reject(error: unknown): void };
+  let waiting = new Map<string, Waiting[]>();
+  let looking = false;
+  const next = () => {
+    if (looking || waiting.size === 0) return;
+    looking = true;
+    const batch = waiting;
+    waiting = new Map();
+    hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()])
+      .then(
+        (inboxes) => {
+          const byEmail = new Map(inboxes.map((inbox) => [inbox.email, inbox]));
+          for (const [email, callers] of batch)
+            for (const caller of callers) caller.resolve(byEmail.get(email));
+        },
+        (error: unknown) => {
+          for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
+        },
+      )
+      .finally(() => {
+        looking = false;
+        next();
+      });
+  };
+  return (address) => {
+    const email = normalizeAddress(address);
+    if (!email.includes("@")) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const callers = waiting.get(email) ?? [];
+      callers.push({ resolve, reject });
+      waiting.set(email, callers);
+      next();
+    });
+  };
+}
+
+/**
  * Stores `raw` in each hosted recipient inbox, labelled `received` and `unread`, plus `spam` for an
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
  * `message.received` event. Everything commits in one transaction: when this resolves, every copy

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Services } from "../context.ts";
 import type { Logger } from "../logger.ts";
-import { type HostedInbox, ingestForInboxes, resolveRecipient } from "./ingest.ts";
+import { type HostedInbox, ingestForInboxes, recipientResolver } from "./ingest.ts";
 
 export interface SmtpListenerOptions {
   /** Overrides `config.smtpPort` (where 0 means disabled); here 0 binds an ephemeral port. */
@@ -51,6 +51,7 @@ export function createSmtpListener(services: Services, options: SmtpListenerOpti
   const inFlight = new Set<Promise<void>>();
   /** The inbox each accepted recipient (smtp-server's object for it) was found to be at RCPT time. */
   const recipientInboxes = new WeakMap<object, HostedInbox>();
+  const resolveRecipient = recipientResolver(services);
   let server: SMTPServer | undefined;
 
   async function tlsOptions() {
@@ -68,7 +69,7 @@ export function createSmtpListener(services: Services, options: SmtpListenerOpti
       callback(new SmtpReply(452, `Too many recipients (at most ${MAX_RECIPIENTS} per message)`));
       return;
     }
-    resolveRecipient(services, address.address).then(
+    resolveRecipient(address.address).then(
       (inbox) => {
         if (inbox) recipientInboxes.set(address, inbox);
         callback(inbox ? null : new SmtpReply(550, `No such mailbox here: ${address.address}`));
