@@ -13,7 +13,7 @@ import { lockEventOrder } from "../src/events/outbox.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
-import { compose, sendRaw } from "./helpers/smtp.ts";
+import { compose, SmtpDialogue, sendRaw } from "./helpers/smtp.ts";
 
 let database: TestDatabase;
 let server: TestServer;
@@ -234,6 +234,57 @@ describe("many sessions at once", () => {
       expect(seen.get(orgId), `events of organization ${orgId} as replayed`).toEqual(
         all.map((row) => row.id),
       );
+    }
+  });
+});
+
+describe("recipients", () => {
+  it("answers each RCPT TO of many sessions for its own address when their lookups are made together", async () => {
+    const inboxes = [await newInbox(), await newInbox(), await newInbox()];
+    const SESSIONS = 12;
+    const sessions = await Promise.all(
+      Array.from({ length: SESSIONS }, async () => {
+        const { session } = await SmtpDialogue.open(port);
+        await session.command("EHLO client.test");
+        await session.command("MAIL FROM:<alice@sender.test>");
+        return session;
+      }),
+    );
+    // The lookups wait for the table while every session asks: then one statement answers them.
+    const block = await database.db.startTransaction().execute();
+    await sql`LOCK TABLE inbox_addresses IN ACCESS EXCLUSIVE MODE`.execute(block);
+    const asked = sessions.map(async (session, i) => {
+      const known = inboxes[i % inboxes.length]?.email as string;
+      const address = i % 2 === 0 ? known : known.toUpperCase();
+      return [
+        await session.command(`RCPT TO:<${address}>`),
+        await session.command(`RCPT TO:<nobody-${i}@mailroom.localhost>`),
+      ] as const;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await block.rollback().execute();
+    const replies = await Promise.all(asked);
+    for (const [accepted, refused] of replies) {
+      expect(accepted.code).toBe(250);
+      expect(refused.text).toMatch(/^550 5\.1\.1 /);
+    }
+    // And each message goes to its own session's inbox.
+    const sent = await Promise.all(
+      sessions.map((session, i) =>
+        session.data(`Subject: rcpt ${i}\r\nMessage-ID: <${unique("rcpt")}@sender.test>\r\n\r\nhi\r\n`),
+      ),
+    );
+    expect(sent.map((reply) => reply.code)).toEqual(sessions.map(() => 250));
+    for (const session of sessions) session.close();
+    for (const [i, inbox] of inboxes.entries()) {
+      const subjects = await database.db
+        .selectFrom("messages")
+        .select("subject")
+        .where("inbox_id", "=", inbox.rowId)
+        .orderBy("subject")
+        .execute();
+      const expected = sessions.map((_, j) => j).filter((j) => j % inboxes.length === i);
+      expect(subjects.map((row) => row.subject).sort()).toEqual(expected.map((j) => `rcpt ${j}`).sort());
     }
   });
 });
