@@ -289,6 +289,41 @@ describe("recipients", () => {
   });
 });
 
+describe("large messages", () => {
+  it("stores a message too large to write to all its inboxes in one statement, each copy whole", async () => {
+    const inboxes = await Promise.all(Array.from({ length: 8 }, () => newInbox()));
+    // About 4.7 MB a copy (raw and decoded): over 32 MB for the eight, so it is written in two parts.
+    const attachment = randomBytes(2 * 1024 * 1024);
+    const sent = await send(
+      inboxes.map((inbox) => inbox.email),
+      { subject: "Large", attachments: [{ filename: "large.bin", content: attachment }] },
+    );
+    expect(sent.code).toBe(250);
+    const rows = await database.db
+      .selectFrom("attachments")
+      .innerJoin("messages", (join) =>
+        join
+          .onRef("messages.org_id", "=", "attachments.org_id")
+          .onRef("messages.id", "=", "attachments.message_id"),
+      )
+      .select(["messages.inbox_id", "messages.id", "attachments.content"])
+      .where("messages.message_id_header", "=", sent.messageId)
+      .execute();
+    expect(new Set(rows.map((row) => row.inbox_id))).toEqual(new Set(inboxes.map((inbox) => inbox.rowId)));
+    for (const row of rows) expect(row.content.equals(attachment)).toBe(true);
+    const events = await database.db
+      .selectFrom("events")
+      .select("id")
+      .where(
+        "message_id",
+        "in",
+        rows.map((row) => row.id),
+      )
+      .execute();
+    expect(events).toHaveLength(inboxes.length);
+  });
+});
+
 describe("one batch", () => {
   it("stores and acknowledges the others when the database refuses one message, and refuses that one", async () => {
     const plugInbox = await newInbox();

@@ -123,8 +123,8 @@ type Plan =
 
 /**
  * Stores messages, each with an `event` (message.received, message.sent), in order, with two
- * statements however many there are (a batch of inbound mail shares one transaction). Each is
- * stored as if alone, one after the other:
+ * statements however many there are (a batch of inbound mail shares one transaction; only one over
+ * STATEMENT_BYTES takes two more per part). Each is stored as if alone, one after the other:
  * - a message whose Message-ID and direction its inbox already holds, in the database or earlier
  *   in `messages`, is not stored again (`created: false`, with the first copy's ids);
  * - a message joins the thread of the most recent message of its inbox that it replies to or
@@ -137,7 +137,46 @@ export async function storeMessages(
   messages: readonly NewMessage[],
   event: EventType,
 ): Promise<StoredCopy[]> {
-  if (messages.length === 0) return [];
+  const copies: StoredCopy[] = [];
+  // Each part sees what the parts before it wrote, so the rules hold across parts too.
+  for (const part of partsOf(messages)) copies.push(...(await storeInOneGo(trx, part, event)));
+  return copies;
+}
+
+/**
+ * Bytes one statement carries at most (PostgreSQL refuses a message over 1 GB): a message to 100
+ * inboxes is 100 copies of its bytes. A larger single message goes alone.
+ */
+const STATEMENT_BYTES = 32 * 1024 * 1024;
+
+function partsOf(messages: readonly NewMessage[]): NewMessage[][] {
+  const parts: NewMessage[][] = [];
+  let part: NewMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const { data } = message;
+    const size =
+      (data.rawMime?.length ?? 0) +
+      (data.attachments ?? []).reduce((sum, attachment) => sum + attachment.content.length, 0) +
+      (data.text?.length ?? 0) +
+      (data.html?.length ?? 0);
+    if (part.length > 0 && bytes + size > STATEMENT_BYTES) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(message);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
+async function storeInOneGo(
+  trx: Db,
+  messages: readonly NewMessage[],
+  event: EventType,
+): Promise<StoredCopy[]> {
   const known = await knownMessages(trx, messages);
   const now = new Date();
   const plans: Plan[] = [];
