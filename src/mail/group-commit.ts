@@ -16,7 +16,7 @@ import { type MessageData, type NewMessage, type StoredCopy, storeMessages } fro
 /** One copy of an inbound message, for one inbox. */
 export interface InboundCopy {
   inbox: HostedInbox;
-  /** Its labels before the inbox's RECEIVE lists are applied (those are read in the transaction). */
+  /** Its labels before the inbox's RECEIVE lists apply (they are read when its batch is stored). */
   data: MessageData;
   /** The sender as the From header and the envelope give it, checked against the RECEIVE lists. */
   senders: readonly string[];

@@ -107,9 +107,9 @@ export function recipientResolver(
 /**
  * Stores `raw` in each hosted recipient inbox, labelled `received` and `unread`, plus `spam` for an
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
- * `message.received` event. Everything commits in one transaction: when this resolves, every copy
- * is durable; when it rejects (the database failed), nothing was stored and the caller should
- * retry later. It never rejects for the message's content: malformed MIME is stored as best it can
+ * `message.received` event. Everything commits in one transaction (which other messages stored at
+ * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
+ * rejects (the database failed), nothing was stored and the caller should retry later. It never rejects for the message's content: malformed MIME is stored as best it can
  * be read, with the raw bytes kept. Delivering the same Message-ID to an inbox again stores nothing
  * (`created: false`), so a retried delivery is safe.
  *
