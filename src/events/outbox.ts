@@ -18,7 +18,10 @@ export interface NewEvent {
   createdAt?: Date;
 }
 
-/** What NOTIFY carries (appendEvents builds it in SQL): enough to route an event to subscribers without reading it back. */
+/**
+ * What NOTIFY carries (eventWrites builds it in SQL): enough to route an event to subscribers
+ * without reading it back.
+ */
 export interface EventAnnouncement {
   orgId: string;
   id: string;
@@ -124,10 +127,10 @@ export const DELIVER_WEBHOOK = "deliver-webhook";
 
 /**
  * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
- * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, subscribes to the type, and the event
- * lies inside the pod or inbox it belongs to (webhooks are scoped like the key that created them)
- * and inside its podIds/inboxIds filters. The job's key is the delivery's, so the same delivery is
- * never queued twice.
+ * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, subscribes to the
+ * type, and the event lies inside the pod or inbox it belongs to (webhooks are scoped like the key
+ * that created them) and inside its podIds/inboxIds filters. The job's key is the delivery's, so
+ * the same delivery is never queued twice.
  */
 function webhookDeliveries() {
   return sql`webhook_delivery_rows AS (
