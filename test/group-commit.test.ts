@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { lockEventOrder } from "../src/events/outbox.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
@@ -125,6 +125,7 @@ describe("many sessions at once", () => {
   it("stores each message once, with one event each, and event ids that never go back in commit order", async () => {
     // Two nodes on one database, as behind a load balancer: their transactions run at the same time.
     const other = await startTestServer(database.url, {}, { smtpPort: 0 });
+    onTestFinished(() => other.stop());
     const nodes = [server, other];
     const orgs = [
       org,
@@ -187,8 +188,6 @@ describe("many sessions at once", () => {
     sending = false;
     await reader;
     await readOnce();
-
-    await other.stop();
 
     expect(sent.every((one) => one.code === 250)).toBe(true);
     const after = totals();
