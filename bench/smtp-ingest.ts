@@ -1,8 +1,11 @@
-// SMTP ingest throughput: messages per second that 10 concurrent SMTP clients (nodemailer, one
-// connection each, reused) get acknowledged, for 1 KB and 100 KB messages, against Mailroom on
-// the embedded PostgreSQL. Measured in the same run against a baseline of smtp-server + mailparser
-// alone (no storage), so the ratio says what storing costs on this machine. Appends the numbers to
-// bench/RESULTS.md. Run: npm run bench:smtp  (BENCH_SECONDS=n per measurement, default 6)
+// SMTP ingest throughput: messages per second that N concurrent SMTP clients (nodemailer, one
+// connection each, reused) get acknowledged, against Mailroom on the embedded PostgreSQL (default
+// settings: synchronous_commit on). Measured in the same run against a baseline of smtp-server +
+// mailparser alone (no storage), so the ratio says what storing costs on this machine.
+//   npm run bench:smtp -- [--sizes 1k,100k] [--concurrency 10,20] [--seconds 6] [--rounds 1] [--quick] [--record]
+// --quick: about two seconds per measurement and no 10-organization row, for a combined run.
+// --record: also append the table to bench/RESULTS.md. The last line printed is one JSON object
+// with every measurement, for scripts that collect results.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
@@ -10,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { simpleParser } from "mailparser";
 import { createTransport } from "nodemailer";
 import { SMTPServer } from "smtp-server";
@@ -19,12 +23,35 @@ import { createInbox } from "../src/inboxes/service.ts";
 import { createLogger } from "../src/logger.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 
-const CLIENTS = 10;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
-const SIZES = [
-  { label: "1 KB", bytes: 1024 },
-  { label: "100 KB", bytes: 100 * 1024 },
-];
+const { values: flags } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "1k,100k" },
+    concurrency: { type: "string", default: "10" },
+    seconds: { type: "string" },
+    rounds: { type: "string", default: "1" },
+    quick: { type: "boolean", default: false },
+    record: { type: "boolean", default: false },
+  },
+});
+const QUICK = flags.quick;
+const SECONDS = Number(flags.seconds ?? process.env.BENCH_SECONDS ?? (QUICK ? 2 : 6));
+/** Baseline and Mailroom measured in turn this many times each, so that a change in the machine's load hits both. */
+const ROUNDS = Number(flags.rounds);
+const SIZE_CHOICES: Record<string, { label: string; bytes: number }> = {
+  "1k": { label: "1 KB", bytes: 1024 },
+  "100k": { label: "100 KB", bytes: 100 * 1024 },
+};
+const SIZES = flags.sizes.split(",").map((name) => {
+  const size = SIZE_CHOICES[name.trim().toLowerCase()];
+  if (!size)
+    throw new Error(`--sizes: unknown size ${name} (known: ${Object.keys(SIZE_CHOICES).join(", ")})`);
+  return size;
+});
+const CONCURRENCY = flags.concurrency.split(",").map((value) => {
+  const clients = Number(value);
+  if (!Number.isInteger(clients) || clients < 1) throw new Error(`--concurrency: not a count: ${value}`);
+  return clients;
+});
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "RESULTS.md");
 
 /** A message of about `bytes` bytes: a text body, plus a binary attachment for the larger sizes. */
@@ -63,14 +90,59 @@ interface Measurement {
   p50: number;
   p95: number;
   size: number;
+  latencies: number[];
+  /** Mailroom only: messages per committed transaction (group commit). */
+  batch?: number;
+}
+
+/** Rounds of one measurement as one: all their messages over all their time. */
+function combined(rounds: Measurement[]): Measurement {
+  const latencies = rounds.flatMap((round) => round.latencies).sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const messages = latencies.length;
+  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
+  const batches = rounds.filter((round) => round.batch !== undefined);
+  return {
+    messages,
+    seconds,
+    perSecond: messages / seconds,
+    p50: at(0.5),
+    p95: at(0.95),
+    size: rounds[0]?.size ?? 0,
+    latencies,
+    ...(batches.length > 0
+      ? { batch: batches.reduce((sum, round) => sum + (round.batch as number), 0) / batches.length }
+      : {}),
+  };
+}
+
+/** The baseline and Mailroom, measured in turn ROUNDS times. */
+async function inTurn(
+  base: () => Promise<Measurement>,
+  real: () => Promise<Measurement>,
+): Promise<[Measurement, Measurement]> {
+  const bases: Measurement[] = [];
+  const reals: Measurement[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    bases.push(await base());
+    reals.push(await real());
+  }
+  return [combined(bases), combined(reals)];
 }
 
 /**
- * CLIENTS senders, each on its own reused connection, sending back to back for SECONDS; client i
- * sends to recipients[i % recipients.length].
+ * `clients` senders, each on its own reused connection, sending back to back for `seconds`;
+ * client i sends to recipients[i % recipients.length].
  */
-async function measure(port: number, recipients: string[], bytes: number, run: string): Promise<Measurement> {
-  const transports = Array.from({ length: CLIENTS }, () =>
+async function measure(
+  port: number,
+  recipients: string[],
+  bytes: number,
+  clients: number,
+  run: string,
+  seconds = SECONDS,
+): Promise<Measurement> {
+  const transports = Array.from({ length: clients }, () =>
     createTransport({
       host: "127.0.0.1",
       port,
@@ -84,7 +156,7 @@ async function measure(port: number, recipients: string[], bytes: number, run: s
   let sequence = 0;
   let size = 0;
   const started = performance.now();
-  const deadline = started + SECONDS * 1000;
+  const deadline = started + seconds * 1000;
   await Promise.all(
     transports.map(async (transport, client) => {
       const to = recipients[client % recipients.length] as string;
@@ -99,17 +171,18 @@ async function measure(port: number, recipients: string[], bytes: number, run: s
       }
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
+  const elapsed = (performance.now() - started) / 1000;
   for (const transport of transports) transport.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return {
     messages: latencies.length,
-    seconds,
-    perSecond: latencies.length / seconds,
+    seconds: elapsed,
+    perSecond: latencies.length / elapsed,
     p50: at(0.5),
     p95: at(0.95),
     size,
+    latencies,
   };
 }
 
@@ -156,6 +229,24 @@ const config = {
 const app = buildApp(config, { logger: createLogger(config), smtpPort: 0 });
 const run = randomBytes(4).toString("hex");
 const loadBefore = os.loadavg()[0] ?? 0;
+
+interface Row {
+  label: string;
+  size: string;
+  clients: number;
+  organizations: number;
+  rawBytes: number;
+  baselinePerSecond: number;
+  perSecond: number;
+  ratio: number;
+  p50: number;
+  p95: number;
+  baselineP50: number;
+  baselineP95: number;
+  messages: number;
+  batch: number | null;
+}
+
 try {
   const startedAt = performance.now();
   const smtpPort = (await app.start()).smtpPort as number;
@@ -178,71 +269,136 @@ try {
   // Warm both paths (JIT, connection pools, first thread) before measuring.
   for (const port of [baseline.port, smtpPort]) await measureQuick(port, inbox.email);
 
-  const rows: string[] = [];
-  const report = (label: string, base: Measurement, real: Measurement) => {
-    const row =
-      `| ${label} (${(real.size / 1024).toFixed(1)} KiB raw) | ${base.perSecond.toFixed(0)} | ` +
-      `${real.perSecond.toFixed(0)} | ${(real.perSecond / base.perSecond).toFixed(2)} | ` +
-      `${real.p50.toFixed(1)} / ${real.p95.toFixed(1)} | ${real.messages} |`;
+  const rows: Row[] = [];
+  const lines: string[] = [];
+  const report = (
+    label: string,
+    size: string,
+    organizations: number,
+    base: Measurement,
+    real: Measurement,
+    clients: number,
+  ) => {
+    const row: Row = {
+      label,
+      size,
+      clients,
+      organizations,
+      rawBytes: real.size,
+      baselinePerSecond: base.perSecond,
+      perSecond: real.perSecond,
+      ratio: real.perSecond / base.perSecond,
+      p50: real.p50,
+      p95: real.p95,
+      baselineP50: base.p50,
+      baselineP95: base.p95,
+      messages: real.messages,
+      batch: real.batch ?? null,
+    };
     rows.push(row);
-    process.stdout.write(`${row}\n`);
+    const line =
+      `| ${label} (${(real.size / 1024).toFixed(1)} KiB raw) | ${clients} | ${base.perSecond.toFixed(0)} | ` +
+      `${real.perSecond.toFixed(0)} | ${row.ratio.toFixed(2)} | ` +
+      `${real.p50.toFixed(1)} / ${real.p95.toFixed(1)} | ${real.batch?.toFixed(1) ?? "-"} | ${real.messages} |`;
+    lines.push(line);
+    process.stdout.write(`${line}\n`);
   };
-  let baseline1k: Measurement | undefined;
-  for (const size of SIZES) {
-    const base = await measure(baseline.port, [inbox.email], size.bytes, `${run}-base-${size.bytes}`);
-    const real = await measure(smtpPort, [inbox.email], size.bytes, `${run}-real-${size.bytes}`);
-    baseline1k ??= base;
-    report(size.label, base, real);
-  }
-  // The same 1 KB load spread over 10 organizations: an organization's events commit one at a
-  // time (the outbox's ordering lock), so this shows what one busy organization costs.
-  const spread: string[] = [];
-  for (let i = 0; i < CLIENTS; i++) {
-    const other = await bootstrapOrganization(app.services.db, {
-      name: `Bench ${i}`,
-      adminEmail: `bench${i}@bench.test`,
-      adminPassword: "bench password 1234",
-    });
-    const scope = { orgId: other.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
-    spread.push((await createInbox(app.services.db, config, scope, { username: `bench${i}` })).email);
-  }
-  report(
-    "1 KB, 10 organizations",
-    baseline1k as Measurement,
-    await measure(smtpPort, spread, 1024, `${run}-spread`),
+  process.stdout.write(
+    "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |\n",
   );
+  for (const clients of CONCURRENCY) {
+    for (const size of SIZES) {
+      const tag = `${clients}-${size.bytes}`;
+      let round = 0;
+      const [base, real] = await inTurn(
+        () => measure(baseline.port, [inbox.email], size.bytes, clients, `${run}-base-${tag}-${++round}`),
+        () =>
+          measureMailroom(() =>
+            measure(smtpPort, [inbox.email], size.bytes, clients, `${run}-real-${tag}-${round}`),
+          ),
+      );
+      report(size.label, size.label, 1, base, real, clients);
+    }
+  }
+  // The same 1 KB load spread over as many organizations as clients: each organization's events
+  // commit in order (the outbox's ordering lock), so this shows what one busy organization costs.
+  if (!QUICK) {
+    const clients = CONCURRENCY[0] as number;
+    const spread: string[] = [];
+    for (let i = 0; i < clients; i++) {
+      const other = await bootstrapOrganization(app.services.db, {
+        name: `Bench ${i}`,
+        adminEmail: `bench${i}@bench.test`,
+        adminPassword: "bench password 1234",
+      });
+      const scope = { orgId: other.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
+      spread.push((await createInbox(app.services.db, config, scope, { username: `bench${i}` })).email);
+    }
+    let round = 0;
+    const [base, real] = await inTurn(
+      () => measure(baseline.port, [inbox.email], 1024, clients, `${run}-spread-base-${++round}`),
+      () => measureMailroom(() => measure(smtpPort, spread, 1024, clients, `${run}-spread-${round}`)),
+    );
+    report(`1 KB, ${clients} organizations`, "1 KB", clients, base, real, clients);
+  }
   await baseline.stop();
 
   const stored = await app.services.db
     .selectFrom("messages")
     .select((eb) => eb.fn.countAll<string>().as("count"))
     .executeTakeFirstOrThrow();
-  const section = [
-    "",
-    `## SMTP ingest — ${new Date().toISOString()}`,
-    "",
-    `Command: \`npm run bench:smtp\` (BENCH_SECONDS=${SECONDS}; ${CLIENTS} concurrent nodemailer clients, one reused`,
-    "connection each, every message a new Message-ID; Mailroom on the embedded PostgreSQL with default settings).",
-    `Machine: nproc ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory,`,
-    `${os.cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}, ${os.platform()} ${os.release()};`,
-    `load average ${loadBefore.toFixed(2)} when the run started (other work on the machine shares its cores).`,
-    "Baseline: smtp-server + mailparser with the same settings in the same process, storing nothing",
-    "(the 1 KB baseline is the reference for the 10-organization row).",
-    "",
-    "| message | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages stored |",
-    "| --- | --- | --- | --- | --- | --- |",
-    ...rows,
-    "",
-    `${stored.count} messages in the database at the end (including warm-up).`,
-    "",
-  ].join("\n");
-  if (!existsSync(RESULTS))
-    await appendFile(RESULTS, "# Benchmark results\n\nNewest last; each section says how it was measured.\n");
-  await appendFile(RESULTS, section);
-  process.stdout.write(`appended to ${path.relative(process.cwd(), RESULTS)}\n`);
+  process.stdout.write(`${stored.count} messages in the database at the end (including warm-up).\n`);
+  const machine = {
+    nproc: os.availableParallelism(),
+    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    cpu: os.cpus()[0]?.model ?? "unknown CPU",
+    node: process.version,
+    os: `${os.platform()} ${os.release()}`,
+    loadAverage: loadBefore,
+  };
+  if (flags.record) {
+    const section = [
+      "",
+      `## SMTP ingest — ${new Date().toISOString()}`,
+      "",
+      `Command: \`npm run bench:smtp -- ${process.argv.slice(2).join(" ")}\` (${SECONDS} s per measurement;`,
+      "concurrent nodemailer clients, one reused connection each, every message a new Message-ID;",
+      "Mailroom on the embedded PostgreSQL with default settings).",
+      `Machine: nproc ${machine.nproc}, ${machine.memoryGiB} GiB memory, ${machine.cpu}, Node ${machine.node},`,
+      `${machine.os}; load average ${loadBefore.toFixed(2)} when the run started (other work on the machine shares its cores).`,
+      "Baseline: smtp-server + mailparser with the same settings in the same process, storing nothing",
+      `(measured in turn with Mailroom, ${ROUNDS} time(s) each; each row has its own baseline).`,
+      "",
+      "| message | clients | baseline msg/s | Mailroom msg/s | ratio | Mailroom p50 / p95 ms | messages per commit | messages stored |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
+      ...lines,
+      "",
+      `${stored.count} messages in the database at the end (including warm-up).`,
+      "",
+    ].join("\n");
+    if (!existsSync(RESULTS))
+      await appendFile(
+        RESULTS,
+        "# Benchmark results\n\nNewest last; each section says how it was measured.\n",
+      );
+    await appendFile(RESULTS, section);
+    process.stdout.write(`appended to ${path.relative(process.cwd(), RESULTS)}\n`);
+  }
+  process.stdout.write(
+    `${JSON.stringify({ bench: "smtp-ingest", quick: QUICK, seconds: SECONDS, rounds: ROUNDS, machine, rows })}\n`,
+  );
 } finally {
   await app.stop();
   await rm(dataDir, { recursive: true, force: true });
+}
+
+/** A measurement against Mailroom, with how many messages its transactions committed at once. */
+async function measureMailroom(run: () => Promise<Measurement>): Promise<Measurement> {
+  const before = app.services.ingestQueue.stats();
+  const measurement = await run();
+  const after = app.services.ingestQueue.stats();
+  const commits = after.commits - before.commits;
+  return { ...measurement, batch: commits === 0 ? 0 : (after.messages - before.messages) / commits };
 }
 
 async function measureQuick(port: number, to: string) {

@@ -37,6 +37,7 @@ import {
 import { jobTasks } from "./jobs/tasks.ts";
 import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { createIngestQueue } from "./mail/group-commit.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
 import { schema, schemaWithoutAuthorization } from "./schema/index.ts";
 import { clearedCookie } from "./users/service.ts";
@@ -275,6 +276,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         clock: new Clock(),
         statementCount: database.statementCount,
         rateLimiter: new RateLimiter(config, logger),
+        ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" })),
       } satisfies Services);
       // Jobs left by a previous run start now; graphile-worker installs or upgrades its schema first.
       worker = await startWorker(database.pool, config, jobTasks(services), logger);

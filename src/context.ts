@@ -7,6 +7,7 @@ import type { Db } from "./db/database.ts";
 import type { EventBus } from "./events/bus.ts";
 import type { RateLimiter } from "./http/rate-limit.ts";
 import type { Logger } from "./logger.ts";
+import type { IngestQueue } from "./mail/group-commit.ts";
 
 /** Process-wide dependencies, built once by buildApp(). */
 export interface Services {
@@ -20,6 +21,8 @@ export interface Services {
   statementCount: () => number;
   /** Request limits (memory, or Redis shared by every node). */
   rateLimiter: RateLimiter;
+  /** Inbound mail being stored: messages arriving together share one transaction (group commit). */
+  ingestQueue: IngestQueue;
 }
 
 export interface Context {

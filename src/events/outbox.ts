@@ -1,6 +1,6 @@
 // The events table is the outbox: an event row is written in the transaction that writes its data
 // and announced with NOTIFY inside that transaction, so it is published iff the data committed.
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType, JsonObject } from "../db/types.ts";
 
@@ -18,7 +18,10 @@ export interface NewEvent {
   createdAt?: Date;
 }
 
-/** What NOTIFY carries: enough to route an event to subscribers without reading it back. */
+/**
+ * What NOTIFY carries (eventWrites builds it in SQL): enough to route an event to subscribers
+ * without reading it back.
+ */
 export interface EventAnnouncement {
   orgId: string;
   id: string;
@@ -35,69 +38,120 @@ export interface EventAnnouncement {
  * until commit, makes an organization's events commit in id order, so the id is a gap-free cursor.
  */
 export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
-  await sql`SELECT pg_advisory_xact_lock(${EVENTS_LOCK_CLASS}::int, ${Number(event.orgId) | 0}::int)`.execute(
+  await lockEventOrder(trx, [event.orgId]);
+  const [id] = await appendEvents(trx, [event]);
+  return id as string;
+}
+
+/**
+ * Takes the event-ordering locks of these organizations (see recordEvent) until commit. A
+ * transaction that takes several takes them in one order everywhere, ascending, so two such
+ * transactions cannot deadlock on them. Taking them before writing any other row also keeps such
+ * a transaction from deadlocking with another writer of the same rows that waits for the lock.
+ */
+export async function lockEventOrder(trx: Db, orgIds: Iterable<string>): Promise<void> {
+  const keys = [...new Set([...orgIds].map(lockKey))].sort((a, b) => a - b);
+  if (keys.length === 0) return;
+  if (keys.length === 1) {
+    await sql`SELECT pg_advisory_xact_lock(${EVENTS_LOCK_CLASS}::int, ${keys[0]}::int)`.execute(trx);
+    return;
+  }
+  // The sorted subquery is not flattened into the outer query, so the locks are taken in its order.
+  await sql`
+    SELECT pg_advisory_xact_lock(${EVENTS_LOCK_CLASS}::int, k)
+    FROM (SELECT k FROM unnest(${keys}::int[]) AS k ORDER BY k) AS sorted`.execute(trx);
+}
+
+/**
+ * Records events, in order, announces them (NOTIFY, delivered at commit) and queues their webhook
+ * deliveries, in one statement, and returns their ids. The caller must already hold lockEventOrder
+ * for every organization named (until commit), so that the ids are drawn after the lock is held.
+ */
+export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const { rows } = await sql<{ id: string }>`
+    WITH ${eventWrites(sql`
+      SELECT * FROM unnest(
+        ${events.map((e) => e.orgId)}::bigint[], ${events.map((e) => e.type)}::text[],
+        ${events.map((e) => e.podId ?? null)}::bigint[], ${events.map((e) => e.inboxId ?? null)}::bigint[],
+        ${events.map((e) => e.threadId ?? null)}::bigint[], ${events.map((e) => e.messageId ?? null)}::bigint[],
+        ${events.map((e) => e.domainId ?? null)}::bigint[],
+        ${events.map((e) => JSON.stringify(e.payload ?? {}))}::jsonb[],
+        ${events.map((e) => e.createdAt ?? null)}::timestamptz[]
+      ) WITH ORDINALITY AS e(org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at, ord)`)}
+    SELECT id, (SELECT count(*) FROM announced_events) AS announced FROM event_rows ORDER BY ord`.execute(
     trx,
   );
-  const row = await trx
-    .insertInto("events")
-    .values({
-      org_id: event.orgId,
-      type: event.type,
-      pod_id: event.podId ?? null,
-      inbox_id: event.inboxId ?? null,
-      thread_id: event.threadId ?? null,
-      message_id: event.messageId ?? null,
-      domain_id: event.domainId ?? null,
-      payload: event.payload ?? {},
-      ...(event.createdAt ? { created_at: event.createdAt } : {}),
-    })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  const announcement: EventAnnouncement = {
-    orgId: event.orgId,
-    id: row.id,
-    type: event.type,
-    podId: event.podId ?? null,
-    inboxId: event.inboxId ?? null,
-    messageId: event.messageId ?? null,
-  };
-  await sql`SELECT pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(announcement)})`.execute(trx);
-  await enqueueWebhookDeliveries(trx, announcement);
-  return row.id;
+  return rows.map((row) => row.id);
+}
+
+/**
+ * appendEvents as CTEs of a larger statement (to add to its WITH list), so that a statement that
+ * writes rows can record their events without another round trip. `rows` selects one row per event
+ * with the columns org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload,
+ * created_at (NULL for now()) and ord (their order); it may read the statement's earlier CTEs.
+ * The CTE `event_rows` gives each event its `id`. The statement must read `announced_events` (say
+ * `(SELECT count(*) FROM announced_events)`): that announces the events and queues their webhook
+ * jobs. The caller holds lockEventOrder as for appendEvents.
+ *
+ * Ids are drawn before the rows are inserted, so each is known to belong to its event without
+ * relying on the order in which an INSERT returns rows.
+ */
+export function eventWrites(rows: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`event_rows AS MATERIALIZED (
+      SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, e.*
+      FROM (SELECT * FROM (${rows}) AS e ORDER BY ord) AS e
+    ), inserted_events AS (
+      INSERT INTO events (id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at)
+      OVERRIDING SYSTEM VALUE
+      SELECT id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, coalesce(created_at, now())
+      FROM event_rows
+    ), ${webhookDeliveries()}, announced_events AS MATERIALIZED (
+      -- Announced at commit in this order: each organization's ids ascending. (Output expressions
+      -- with side effects are evaluated after the sort.)
+      SELECT pg_notify(${EVENTS_CHANNEL}, json_build_object('orgId', org_id::text, 'id', id::text, 'type', type,
+          'podId', pod_id::text, 'inboxId', inbox_id::text, 'messageId', message_id::text)::text),
+        (SELECT count(*) FROM webhook_jobs) AS jobs
+      FROM event_rows ORDER BY ord
+    )`;
 }
 
 /** Advisory lock namespace for event ordering (two-int form: class, organization). */
 const EVENTS_LOCK_CLASS = 0x4d52; // "MR"
 
+function lockKey(orgId: string): number {
+  return Number(orgId) | 0;
+}
+
 export const DELIVER_WEBHOOK = "deliver-webhook";
 
 /**
- * One delivery row and one job per (event, matching webhook), in the event's transaction. A webhook
- * matches when it is enabled, subscribes to the type, and the event lies inside the pod or inbox it
- * belongs to (webhooks are scoped like the key that created them) and inside its podIds/inboxIds filters.
- * The job's key is the delivery's, so the same delivery is never queued twice.
+ * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
+ * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, subscribes to the
+ * type, and the event lies inside the pod or inbox it belongs to (webhooks are scoped like the key
+ * that created them) and inside its podIds/inboxIds filters. The job's key is the delivery's, so
+ * the same delivery is never queued twice.
  */
-async function enqueueWebhookDeliveries(trx: Db, event: EventAnnouncement): Promise<void> {
-  await sql`
-    WITH targets AS (
-      SELECT w.id FROM webhooks w
-      WHERE w.org_id = ${event.orgId} AND w.enabled AND ${event.type} = ANY(w.event_types)
-        AND (w.pod_id IS NULL OR w.pod_id = ${event.podId}::bigint)
-        AND (w.inbox_id IS NULL OR w.inbox_id = ${event.inboxId}::bigint)
-        AND (w.pod_ids IS NULL OR cardinality(w.pod_ids) = 0 OR ${event.podId}::bigint = ANY(w.pod_ids))
-        AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR ${event.inboxId}::bigint = ANY(w.inbox_ids))
-    ), deliveries AS (
+function webhookDeliveries() {
+  return sql`webhook_delivery_rows AS (
       INSERT INTO webhook_deliveries (org_id, webhook_id, event_id)
-      SELECT ${event.orgId}, id, ${event.id} FROM targets
+      SELECT e.org_id, w.id, e.id FROM event_rows e
+      JOIN webhooks w ON w.org_id = e.org_id
+      WHERE w.enabled AND e.type = ANY(w.event_types)
+        AND (w.pod_id IS NULL OR w.pod_id = e.pod_id)
+        AND (w.inbox_id IS NULL OR w.inbox_id = e.inbox_id)
+        AND (w.pod_ids IS NULL OR cardinality(w.pod_ids) = 0 OR e.pod_id = ANY(w.pod_ids))
+        AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR e.inbox_id = ANY(w.inbox_ids))
       ON CONFLICT DO NOTHING
-      RETURNING id
-    )
-    SELECT graphile_worker.add_job(
-      ${DELIVER_WEBHOOK},
-      json_build_object('orgId', ${event.orgId}::text, 'deliveryId', d.id::text),
-      max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
-      job_key => ${DELIVER_WEBHOOK} || ':' || ${event.orgId}::text || ':' || d.id::text
-    ) FROM deliveries d`.execute(trx);
+      RETURNING org_id, id
+    ), webhook_jobs AS (
+      SELECT graphile_worker.add_job(
+        ${DELIVER_WEBHOOK},
+        json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
+        max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
+        job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
+      ) FROM webhook_delivery_rows d
+    )`;
 }
 
 /** An immediate attempt, then the retries of the schedule (config.webhookRetryDelaysMs, 7 by default). */

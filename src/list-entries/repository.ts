@@ -117,3 +117,47 @@ export async function listEntriesFor(
     .orderBy("id")
     .execute();
 }
+
+/**
+ * listEntriesFor for several inboxes in one statement: each inbox's entries (organization, pod
+ * and inbox level), by inbox id. Acts for the system like listEntriesFor; the same warning applies.
+ */
+export async function listEntriesForInboxes(
+  db: Db,
+  inboxes: readonly { orgId: string; podId: string; inboxId: string }[],
+  direction: ListDirection,
+): Promise<Map<string, ListEntry[]>> {
+  const unique = new Map(inboxes.map((inbox) => [inbox.inboxId, inbox]));
+  const byInbox = new Map<string, ListEntry[]>([...unique.keys()].map((inboxId) => [inboxId, []]));
+  if (unique.size === 0) return byInbox;
+  const entries = await db
+    .selectFrom("list_entries")
+    .selectAll()
+    .where("org_id", "in", [...new Set(inboxes.map((inbox) => inbox.orgId))])
+    .where("direction", "=", direction)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb("pod_id", "is", null), eb("inbox_id", "is", null)]),
+        eb.and([
+          eb("pod_id", "in", [...new Set(inboxes.map((inbox) => inbox.podId))]),
+          eb("inbox_id", "is", null),
+        ]),
+        eb("inbox_id", "in", [...unique.keys()]),
+      ]),
+    )
+    .orderBy("id")
+    .execute();
+  for (const inbox of unique.values()) {
+    const own = byInbox.get(inbox.inboxId) as ListEntry[];
+    for (const entry of entries) {
+      if (entry.org_id !== inbox.orgId) continue;
+      if (
+        entry.inbox_id === null
+          ? entry.pod_id === null || entry.pod_id === inbox.podId
+          : entry.inbox_id === inbox.inboxId
+      )
+        own.push(entry);
+    }
+  }
+  return byInbox;
+}

@@ -1,13 +1,12 @@
 // Inbound mail: a raw RFC 5322 message is parsed once and stored in every hosted inbox it is
-// addressed to, in one transaction. The SMTP listener calls this for mail from outside; outbound
-// delivery calls it for mail between hosted inboxes, so both get the same labels and threading.
+// addressed to, in one transaction (shared with other messages stored at the same time: see
+// group-commit.ts). The SMTP listener calls this for mail from outside; outbound delivery calls it
+// for mail between hosted inboxes, so both get the same labels and threading.
 import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import type { Services } from "../context.ts";
-import type { Db } from "../db/database.ts";
-import { type ListEntry, listEntriesFor } from "../list-entries/repository.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
-import { type AttachmentData, type MessageData, storeMessage } from "./store.ts";
+import type { AttachmentData, MessageData } from "./store.ts";
 
 export type { HostedInbox } from "./recipient-repository.ts";
 
@@ -40,9 +39,6 @@ export interface IngestResult {
 /** RFC 5322 caps a header line at 998 octets; so does the column. */
 const MAX_HEADER_OCTETS = 998;
 const MAX_REFERENCES = 100;
-/** Transient conflicts worth one more try: a concurrent identical delivery, a deadlock, serialization. */
-const RETRYABLE = new Set(["23505", "40P01", "40001"]);
-const ATTEMPTS = 3;
 
 /** `<Name@Example.COM>` → `name@example.com`; inboxes are stored lower-case. */
 export function normalizeAddress(address: string): string {
@@ -65,24 +61,86 @@ export async function resolveRecipient(
 }
 
 /**
+ * resolveRecipient for many SMTP sessions at once: the addresses asked for while a lookup is under
+ * way are looked up together in the next one, one statement for all of them. When nothing is under
+ * way, a lookup starts at once.
+ */
+export function recipientResolver(
+  services: Pick<Services, "db" | "config">,
+): (address: string) => Promise<HostedInbox | undefined> {
+  type Waiting = { resolve(inbox: HostedInbox | undefined): void; reject(error: unknown): void };
+  let waiting = new Map<string, Waiting[]>();
+  let looking = false;
+  const next = () => {
+    if (looking || waiting.size === 0) return;
+    looking = true;
+    const batch = waiting;
+    waiting = new Map();
+    hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()])
+      .then(
+        (inboxes) => {
+          const byEmail = new Map(inboxes.map((inbox) => [inbox.email, inbox]));
+          for (const [email, callers] of batch)
+            for (const caller of callers) caller.resolve(byEmail.get(email));
+        },
+        (error: unknown) => {
+          for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
+        },
+      )
+      .finally(() => {
+        looking = false;
+        next();
+      });
+  };
+  return (address) => {
+    const email = normalizeAddress(address);
+    if (!email.includes("@")) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const callers = waiting.get(email) ?? [];
+      callers.push({ resolve, reject });
+      waiting.set(email, callers);
+      next();
+    });
+  };
+}
+
+/**
  * Stores `raw` in each hosted recipient inbox, labelled `received` and `unread`, plus `spam` for an
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
- * `message.received` event. Everything commits in one transaction: when this resolves, every copy
- * is durable; when it rejects (the database failed), nothing was stored and the caller should
- * retry later. It never rejects for the message's content: malformed MIME is stored as best it can
+ * `message.received` event. Everything commits in one transaction (which other messages stored at
+ * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
+ * rejects (the database failed), nothing was stored and the caller should retry later. It never rejects for the message's content: malformed MIME is stored as best it can
  * be read, with the raw bytes kept. Delivering the same Message-ID to an inbox again stores nothing
  * (`created: false`), so a retried delivery is safe.
  *
- * Used by the SMTP listener and by outbound delivery to hosted inboxes; keep this signature stable.
+ * Used by outbound delivery to hosted inboxes (and, through ingestForInboxes, by the SMTP
+ * listener); keep this signature stable.
  */
 export async function ingestMessage(
   services: Services,
   envelope: IngestEnvelope,
   raw: Buffer,
 ): Promise<IngestResult> {
-  const { db, config, logger } = services;
   const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
-  const inboxes = await hostedInboxesByAddress(db, config.mailDomain, wanted);
+  const inboxes = await hostedInboxesByAddress(services.db, services.config.mailDomain, wanted);
+  return ingestForInboxes(services, envelope, raw, inboxes);
+}
+
+/**
+ * ingestMessage for recipients already looked up: `inboxes` are the hosted inboxes among
+ * `envelope.recipients`. The SMTP listener looked each one up when it accepted it at RCPT time,
+ * so a message costs no second lookup. (An inbox deleted since then fails its copy's foreign keys:
+ * the message is refused with 451, and the sender's retry gets 550 at RCPT.)
+ */
+export async function ingestForInboxes(
+  services: Services,
+  envelope: IngestEnvelope,
+  raw: Buffer,
+  recipientInboxes: readonly HostedInbox[],
+): Promise<IngestResult> {
+  const { config, logger } = services;
+  const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
+  const inboxes = [...new Map(recipientInboxes.map((inbox) => [inbox.inboxId, inbox])).values()];
   const hosted = new Set(inboxes.map((inbox) => inbox.email));
   const rejected = envelope.recipients.filter((address) => !hosted.has(normalizeAddress(address)));
 
@@ -92,41 +150,30 @@ export async function ingestMessage(
   const messageIdHeader = content.messageIdHeader ?? generatedMessageId(raw, config.mailDomain);
   if (inboxes.length === 0) return { messageIdHeader, delivered: [], rejected };
 
-  // Each copy's event takes its organization's ordering lock until commit: taking them in one
-  // order everywhere keeps two multi-organization deliveries from deadlocking.
+  // One order for the copies of a message, whatever the order of its recipients.
   const targets = [...inboxes].sort(
     (a, b) => compareIds(a.orgId, b.orgId) || compareIds(a.inboxId, b.inboxId),
   );
   const senders = senderAddresses(content.from, envelope.mailFrom);
-  const spam = hasSpamVerdict(raw);
+  const labels = hasSpamVerdict(raw) ? ["received", "unread", "spam"] : ["received", "unread"];
+  const stored = await services.ingestQueue.store(
+    targets.map((inbox) => ({
+      inbox,
+      data: messageData(content, messageIdHeader, inbox, labels, raw),
+      senders,
+    })),
+  );
   const byEmail = new Map<string, IngestedCopy>();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const copies = await db.transaction().execute(async (trx) => {
-        const stored: IngestedCopy[] = [];
-        for (const inbox of targets) {
-          const labels = ["received", "unread"];
-          if (spam) labels.push("spam");
-          if (await blockedFor(trx, inbox, senders)) labels.push("blocked");
-          const data = messageData(content, messageIdHeader, inbox, labels, raw);
-          const { message, created } = await storeMessage(trx, inbox, data, "MESSAGE_RECEIVED");
-          stored.push({
-            inbox,
-            messageId: message.id,
-            threadId: message.thread_id,
-            labels: message.labels,
-            created,
-          });
-        }
-        return stored;
-      });
-      for (const copy of copies) byEmail.set(copy.inbox.email, copy);
-      break;
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (attempt >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) throw error;
-    }
-  }
+  stored.forEach((copy, i) => {
+    const inbox = targets[i] as HostedInbox;
+    byEmail.set(inbox.email, {
+      inbox,
+      messageId: copy.messageId,
+      threadId: copy.threadId,
+      labels: copy.labels,
+      created: copy.created,
+    });
+  });
   // In the order the recipients were given, as callers report them.
   const delivered = wanted.flatMap((email) => byEmail.get(email) ?? []);
   return { messageIdHeader, delivered, rejected };
@@ -238,27 +285,6 @@ function messageData(
     sizeBytes: raw.length,
     attachments: content.attachments,
   };
-}
-
-/**
- * Whether the inbox's RECEIVE lists (organization, pod and inbox level) refuse these senders: a
- * BLOCK entry naming one of them or its domain; or ALLOW entries that name none of them.
- */
-async function blockedFor(trx: Db, inbox: HostedInbox, senders: readonly string[]): Promise<boolean> {
-  const entries = await listEntriesFor(trx, inbox.orgId, inbox.podId, inbox.inboxId, "RECEIVE");
-  if (entries.length === 0) return false;
-  const matches = (type: ListEntry["type"]) =>
-    entries.some(
-      (entry) => entry.type === type && senders.some((sender) => entryMatches(entry.entry, sender)),
-    );
-  if (matches("BLOCK")) return true;
-  return entries.some((entry) => entry.type === "ALLOW") && !matches("ALLOW");
-}
-
-/** An address entry matches that address; a domain entry matches addresses at exactly that domain. */
-function entryMatches(entry: string, sender: string): boolean {
-  if (entry.includes("@")) return entry === sender;
-  return sender.slice(sender.lastIndexOf("@") + 1) === entry;
 }
 
 /** The sender as the From header and as the envelope give it; either can be checked against lists. */

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Services } from "../context.ts";
 import type { Logger } from "../logger.ts";
-import { ingestMessage, resolveRecipient } from "./ingest.ts";
+import { type HostedInbox, ingestForInboxes, recipientResolver } from "./ingest.ts";
 
 export interface SmtpListenerOptions {
   /** Overrides `config.smtpPort` (where 0 means disabled); here 0 binds an ephemeral port. */
@@ -49,6 +49,9 @@ export function createSmtpListener(services: Services, options: SmtpListenerOpti
   const maxBytes = options.maxMessageBytes ?? config.smtpMaxMessageBytes;
   /** Messages between DATA and our reply: stop() lets them finish. */
   const inFlight = new Set<Promise<void>>();
+  /** The inbox each accepted recipient (smtp-server's object for it) was found to be at RCPT time. */
+  const recipientInboxes = new WeakMap<object, HostedInbox>();
+  const resolveRecipient = recipientResolver(services);
   let server: SMTPServer | undefined;
 
   async function tlsOptions() {
@@ -66,8 +69,11 @@ export function createSmtpListener(services: Services, options: SmtpListenerOpti
       callback(new SmtpReply(452, `Too many recipients (at most ${MAX_RECIPIENTS} per message)`));
       return;
     }
-    resolveRecipient(services, address.address).then(
-      (inbox) => callback(inbox ? null : new SmtpReply(550, `No such mailbox here: ${address.address}`)),
+    resolveRecipient(address.address).then(
+      (inbox) => {
+        if (inbox) recipientInboxes.set(address, inbox);
+        callback(inbox ? null : new SmtpReply(550, `No such mailbox here: ${address.address}`));
+      },
       (error: unknown) => {
         logger.error({ err: error, session: session.id }, "recipient lookup failed: answered 451");
         callback(tryAgainLater());
@@ -116,7 +122,8 @@ export function createSmtpListener(services: Services, options: SmtpListenerOpti
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
         recipients: session.envelope.rcptTo.map((recipient) => recipient.address),
       };
-      ingestMessage(services, envelope, Buffer.concat(chunks, bytes)).then(
+      const inboxes = session.envelope.rcptTo.flatMap((recipient) => recipientInboxes.get(recipient) ?? []);
+      ingestForInboxes(services, envelope, Buffer.concat(chunks, bytes), inboxes).then(
         (result) => {
           logger.info(
             {

@@ -1,10 +1,10 @@
-// Storing a message: threading, the message, its attachments, the thread's activity and the
+// Storing messages: threading, the message, its attachments, the thread's activity and the
 // event, in the caller's transaction. Mail arrives for an inbox (found by its address), so this acts
 // for the system and takes the inbox's own ids rather than a caller's TenantScope.
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
-import { recordEvent } from "../events/outbox.ts";
+import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import { hasHidingLabel, type Message, refreshThreadVisibility } from "./repository.ts";
 
 export interface InboxRef {
@@ -57,24 +57,6 @@ export function previewOf(text: string | null, html: string | null): string | nu
   return collapsed.length > PREVIEW_LENGTH ? `${collapsed.slice(0, PREVIEW_LENGTH - 1)}…` : collapsed;
 }
 
-/** The thread a message belongs to: the one holding a message it replies to or references, in this inbox. */
-async function findThread(trx: Db, inbox: InboxRef, data: MessageData): Promise<string | undefined> {
-  const candidates = [
-    ...new Set([data.inReplyTo, ...[...data.references].reverse()].filter((id): id is string => !!id)),
-  ];
-  if (candidates.length === 0) return undefined;
-  const row = await trx
-    .selectFrom("messages")
-    .select("thread_id")
-    .where("org_id", "=", inbox.orgId)
-    .where("inbox_id", "=", inbox.inboxId)
-    .where("message_id_header", "in", candidates.slice(0, 100))
-    .orderBy("created_at", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  return row?.thread_id;
-}
-
 export interface StoredMessage {
   message: Message;
   /** False when this exact message was already stored (a retried delivery): nothing was written. */
@@ -82,9 +64,14 @@ export interface StoredMessage {
 }
 
 /**
- * Stores a message in an inbox. A retry of a message already stored (same Message-ID and direction
- * in this inbox) stores nothing and returns the original, so an SMTP sender that missed our 250
- * and sends again does not create a duplicate.
+ * Stores a message in an inbox, with its event. A retry of a message already stored (same
+ * Message-ID and direction in this inbox) stores nothing and returns the original, so an SMTP sender
+ * that missed our 250 and sends again does not create a duplicate.
+ *
+ * The organization's event-ordering lock is taken first, before any row is written: inbound mail
+ * is stored in batches that take it first too (src/mail/group-commit.ts), and a writer that updated
+ * a thread and then waited for the lock could deadlock with a batch holding the lock and waiting
+ * for that thread.
  */
 export async function storeMessage(
   trx: Db,
@@ -92,106 +79,372 @@ export async function storeMessage(
   data: MessageData,
   event: EventType,
 ): Promise<StoredMessage> {
-  const existing = await trx
+  await lockEventOrder(trx, [inbox.orgId]);
+  const [copy] = (await storeMessages(trx, [{ inbox, data }], event)) as [StoredCopy];
+  const message = await trx
     .selectFrom("messages")
     .selectAll()
     .where("org_id", "=", inbox.orgId)
-    .where("inbox_id", "=", inbox.inboxId)
-    .where("message_id_header", "=", data.messageIdHeader)
-    .where("direction", "=", data.direction)
-    .executeTakeFirst();
-  if (existing) return { message: existing, created: false };
-
-  const createdAt = data.createdAt ?? new Date();
-  let marked = false;
-  let threadId = await findThread(trx, inbox, data);
-  if (threadId === undefined) {
-    const thread = await trx
-      .insertInto("threads")
-      .values({
-        org_id: inbox.orgId,
-        pod_id: inbox.podId,
-        inbox_id: inbox.inboxId,
-        subject: data.subject,
-        created_at: createdAt,
-        last_message_at: createdAt,
-      })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    threadId = thread.id;
-  } else {
-    // Also tells whether the thread holds spam, blocked or trash mail (a thread_visibility mark).
-    const updated = await trx
-      .updateTable("threads")
-      .set({ last_message_at: sql`greatest(last_message_at, ${createdAt})` })
-      .where("org_id", "=", inbox.orgId)
-      .where("id", "=", threadId)
-      .returning(
-        sql<boolean>`EXISTS (SELECT 1 FROM thread_visibility v
-          WHERE v.org_id = threads.org_id AND v.thread_id = threads.id AND v.hidden_mask = 0)`.as("marked"),
-      )
-      .executeTakeFirst();
-    marked = updated?.marked === true;
-  }
-
-  const message = await trx
-    .insertInto("messages")
-    .values({
-      org_id: inbox.orgId,
-      pod_id: inbox.podId,
-      inbox_id: inbox.inboxId,
-      thread_id: threadId,
-      message_id_header: data.messageIdHeader,
-      from_address: data.from,
-      to_addresses: [...data.to],
-      cc_addresses: [...(data.cc ?? [])],
-      bcc_addresses: [...(data.bcc ?? [])],
-      reply_to_addresses: [...(data.replyTo ?? [])],
-      subject: data.subject,
-      text_body: data.text,
-      html_body: data.html,
-      preview: previewOf(data.text, data.html),
-      labels: [...new Set(data.labels)].sort(),
-      in_reply_to: data.inReplyTo,
-      reference_ids: [...data.references],
-      direction: data.direction,
-      delivery_status: data.deliveryStatus ?? null,
-      size_bytes: data.sizeBytes,
-      raw_mime: data.rawMime ?? null,
-      created_at: createdAt,
-      updated_at: createdAt,
-    })
-    .returningAll()
+    .where("id", "=", copy.messageId)
     .executeTakeFirstOrThrow();
+  return { message, created: copy.created };
+}
 
-  if (data.attachments?.length) {
-    await trx
-      .insertInto("attachments")
-      .values(
-        data.attachments.map((attachment) => ({
-          org_id: inbox.orgId,
-          message_id: message.id,
-          filename: attachment.filename,
-          content_type: attachment.contentType,
-          size_bytes: attachment.content.length,
-          content_id: attachment.contentId ?? null,
-          disposition: attachment.disposition ?? null,
-          content: attachment.content,
-        })),
-      )
-      .execute();
+export interface NewMessage {
+  inbox: InboxRef;
+  data: MessageData;
+}
+
+export interface StoredCopy {
+  /** Row ids of the message and its thread. */
+  messageId: string;
+  threadId: string;
+  labels: string[];
+  /** False when its inbox already held this message (a retried delivery): nothing was written. */
+  created: boolean;
+}
+
+/** At most this many In-Reply-To/References ids are looked up to thread a message. */
+const MAX_THREAD_CANDIDATES = 100;
+
+/** A thread a message joins: one that exists, or one this call creates. */
+interface ThreadSlot {
+  id: string | undefined;
+  inbox: InboxRef;
+  subject: string | null;
+  createdAt: Date;
+  lastMessageAt: Date;
+}
+
+type Plan =
+  | { kind: "create"; thread: ThreadSlot; createdAt: Date; labels: string[] }
+  | { kind: "stored"; copy: StoredCopy }
+  | { kind: "same-as"; index: number };
+
+/**
+ * Stores messages, each with an `event` (message.received, message.sent), in order, with two
+ * statements however many there are (a batch of inbound mail shares one transaction; only one over
+ * STATEMENT_BYTES takes two more per part). Each is stored as if alone, one after the other:
+ * - a message whose Message-ID and direction its inbox already holds, in the database or earlier
+ *   in `messages`, is not stored again (`created: false`, with the first copy's ids);
+ * - a message joins the thread of the most recent message of its inbox that it replies to or
+ *   references (an earlier one in `messages` is the most recent), else starts a thread.
+ * The caller holds lockEventOrder for these organizations since before anything of its transaction
+ * was written (see storeMessage).
+ */
+export async function storeMessages(
+  trx: Db,
+  messages: readonly NewMessage[],
+  event: EventType,
+): Promise<StoredCopy[]> {
+  const copies: StoredCopy[] = [];
+  // Each part sees what the parts before it wrote, so the rules hold across parts too.
+  for (const part of partsOf(messages)) copies.push(...(await storeInOneGo(trx, part, event)));
+  return copies;
+}
+
+/**
+ * Bytes one statement carries at most (PostgreSQL refuses a message over 1 GB): a message to 100
+ * inboxes is 100 copies of its bytes. A larger single message goes alone.
+ */
+const STATEMENT_BYTES = 32 * 1024 * 1024;
+
+function partsOf(messages: readonly NewMessage[]): NewMessage[][] {
+  const parts: NewMessage[][] = [];
+  let part: NewMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const { data } = message;
+    const size =
+      (data.rawMime?.length ?? 0) +
+      (data.attachments ?? []).reduce((sum, attachment) => sum + attachment.content.length, 0) +
+      (data.text?.length ?? 0) +
+      (data.html?.length ?? 0);
+    if (part.length > 0 && bytes + size > STATEMENT_BYTES) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(message);
+    bytes += size;
   }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
 
-  if (marked || hasHidingLabel(data.labels)) await refreshThreadVisibility(trx, inbox.orgId, [threadId]);
+async function storeInOneGo(
+  trx: Db,
+  messages: readonly NewMessage[],
+  event: EventType,
+): Promise<StoredCopy[]> {
+  const known = await knownMessages(trx, messages);
+  const now = new Date();
+  const plans: Plan[] = [];
+  /** Dedup key → index of the copy created here. */
+  const createdHere = new Map<string, number>();
+  /** Inbox + Message-ID → index of the latest copy created here, for threading. */
+  const headersHere = new Map<string, number>();
+  const existingThreads = new Map<string, ThreadSlot>();
+  const newThreads: ThreadSlot[] = [];
 
-  // Last, so the per-organization ordering lock it takes is held as briefly as possible.
-  await recordEvent(trx, {
-    orgId: inbox.orgId,
-    type: event,
-    podId: inbox.podId,
-    inboxId: inbox.inboxId,
-    threadId,
-    messageId: message.id,
+  messages.forEach(({ inbox, data }, index) => {
+    const key = `${inbox.orgId}/${inbox.inboxId}/${data.direction}/${data.messageIdHeader}`;
+    const earlier = createdHere.get(key);
+    if (earlier !== undefined) {
+      plans.push({ kind: "same-as", index: earlier });
+      return;
+    }
+    const stored = known.duplicates.get(index);
+    if (stored) {
+      plans.push({ kind: "stored", copy: { ...stored, created: false } });
+      return;
+    }
+    const createdAt = data.createdAt ?? now;
+    let thread: ThreadSlot | undefined;
+    let latest = -1;
+    for (const candidate of threadCandidates(data)) {
+      latest = Math.max(latest, headersHere.get(`${inbox.orgId}/${inbox.inboxId}/${candidate}`) ?? -1);
+    }
+    if (latest >= 0) {
+      thread = (plans[latest] as Extract<Plan, { kind: "create" }>).thread;
+    } else {
+      const threadId = known.threads.get(index);
+      if (threadId !== undefined) {
+        thread = existingThreads.get(`${inbox.orgId}/${threadId}`);
+        if (!thread) {
+          thread = { id: threadId, inbox, subject: null, createdAt, lastMessageAt: createdAt };
+          existingThreads.set(`${inbox.orgId}/${threadId}`, thread);
+        }
+      } else {
+        thread = { id: undefined, inbox, subject: data.subject, createdAt, lastMessageAt: createdAt };
+        newThreads.push(thread);
+      }
+    }
+    if (createdAt > thread.lastMessageAt) thread.lastMessageAt = createdAt;
+    plans.push({ kind: "create", thread, createdAt, labels: [...new Set(data.labels)].sort() });
+    createdHere.set(key, index);
+    headersHere.set(`${inbox.orgId}/${inbox.inboxId}/${data.messageIdHeader}`, index);
   });
-  return { message, created: true };
+
+  const written = await writeMessages(trx, messages, plans, newThreads, [...existingThreads.values()], event);
+  await refreshVisibility(trx, messages, plans, written);
+  const copies: StoredCopy[] = [];
+  plans.forEach((plan, index) => {
+    if (plan.kind === "stored") copies.push(plan.copy);
+    else if (plan.kind === "same-as") copies.push({ ...(copies[plan.index] as StoredCopy), created: false });
+    else {
+      const { messageId, threadId } = written.get(index) as Written;
+      copies.push({ messageId, threadId, labels: plan.labels, created: true });
+    }
+  });
+  return copies;
+}
+
+/** The Message-IDs a message replies to or references, the most direct first. */
+function threadCandidates(data: MessageData): string[] {
+  return [
+    ...new Set([data.inReplyTo, ...[...data.references].reverse()].filter((id): id is string => !!id)),
+  ].slice(0, MAX_THREAD_CANDIDATES);
+}
+
+interface Known {
+  /** Index in `messages` → the copy its inbox already holds. */
+  duplicates: Map<number, Omit<StoredCopy, "created">>;
+  /** Index in `messages` → the thread of the most recent message it replies to or references. */
+  threads: Map<number, string>;
+}
+
+/** For every message at once: whether its inbox holds it already, and which thread it would join. */
+async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<Known> {
+  const own = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
+  const direction: string[] = [];
+  const cited = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
+  messages.forEach(({ inbox, data }, index) => {
+    own.index.push(index);
+    own.org.push(inbox.orgId);
+    own.inbox.push(inbox.inboxId);
+    own.header.push(data.messageIdHeader);
+    direction.push(data.direction);
+    for (const candidate of threadCandidates(data)) {
+      cited.index.push(index);
+      cited.org.push(inbox.orgId);
+      cited.inbox.push(inbox.inboxId);
+      cited.header.push(candidate);
+    }
+  });
+  const { rows } = await sql<{
+    kind: "duplicate" | "thread";
+    index: number;
+    id: string;
+    threadId: string;
+    labels: string[] | null;
+  }>`
+    SELECT 'duplicate' AS kind, i.index, m.id, m.thread_id AS "threadId", m.labels
+    FROM unnest(${own.index}::int[], ${own.org}::bigint[], ${own.inbox}::bigint[], ${own.header}::text[],
+      ${direction}::text[]) AS i(index, org_id, inbox_id, message_id_header, direction)
+    CROSS JOIN LATERAL (
+      SELECT id, thread_id, labels FROM messages
+      WHERE org_id = i.org_id AND inbox_id = i.inbox_id AND message_id_header = i.message_id_header
+        AND direction = i.direction
+      -- In the unique key's order, which only its index gives without sorting: without statistics
+      -- (a young database) the planner could otherwise read the (org_id, inbox_id, id) index and
+      -- filter the whole inbox for every message.
+      ORDER BY org_id, inbox_id, message_id_header, direction
+      LIMIT 1
+    ) AS m
+    UNION ALL (
+      SELECT DISTINCT ON (c.index) 'thread', c.index, m.id, m.thread_id, NULL
+      FROM unnest(${cited.index}::int[], ${cited.org}::bigint[], ${cited.inbox}::bigint[], ${cited.header}::text[])
+        AS c(index, org_id, inbox_id, message_id_header)
+      CROSS JOIN LATERAL (
+        SELECT id, thread_id, created_at FROM messages
+        WHERE org_id = c.org_id AND inbox_id = c.inbox_id AND message_id_header = c.message_id_header
+        ORDER BY org_id, inbox_id, message_id_header, direction
+      ) AS m
+      ORDER BY c.index, m.created_at DESC, m.id DESC
+    )`.execute(trx);
+  const known: Known = { duplicates: new Map(), threads: new Map() };
+  for (const row of rows) {
+    if (row.kind === "duplicate") {
+      known.duplicates.set(row.index, {
+        messageId: row.id,
+        threadId: row.threadId,
+        labels: row.labels ?? [],
+      });
+    } else {
+      known.threads.set(row.index, row.threadId);
+    }
+  }
+  return known;
+}
+
+type Written = Pick<StoredCopy, "messageId" | "threadId"> & {
+  /** The thread already held spam, blocked or trash mail (it has thread_visibility rows). */
+  marked: boolean;
+};
+
+/**
+ * Rebuilds thread_visibility for the threads whose place a hidden-label caller sees can move: those
+ * getting a spam, blocked or trash message, and those that held such mail already. Clean mail in
+ * clean threads, nearly all of it, costs nothing more.
+ */
+async function refreshVisibility(
+  trx: Db,
+  messages: readonly NewMessage[],
+  plans: readonly Plan[],
+  written: ReadonlyMap<number, Written>,
+): Promise<void> {
+  const byOrg = new Map<string, string[]>();
+  plans.forEach((plan, index) => {
+    const copy = written.get(index);
+    if (plan.kind !== "create" || !copy || !(copy.marked || hasHidingLabel(plan.labels))) return;
+    const orgId = (messages[index] as NewMessage).inbox.orgId;
+    byOrg.set(orgId, [...(byOrg.get(orgId) ?? []), copy.threadId]);
+  });
+  for (const [orgId, threadIds] of byOrg) await refreshThreadVisibility(trx, orgId, threadIds);
+}
+
+/**
+ * One statement writes every planned row: the new threads, the activity of existing ones, the
+ * messages, their attachments and their events. Ids are drawn (nextval) in materialized CTEs before the rows are
+ * inserted, so each message knows its new thread's id, each attachment its message's id, and the
+ * caller each message's ids, without relying on the order in which an INSERT returns rows.
+ * Foreign keys between rows of one statement are checked at its end, when all of them exist.
+ */
+async function writeMessages(
+  trx: Db,
+  messages: readonly NewMessage[],
+  plans: readonly Plan[],
+  newThreads: readonly ThreadSlot[],
+  existingThreads: readonly ThreadSlot[],
+  event: EventType,
+): Promise<Map<number, Written>> {
+  const written = new Map<number, Written>();
+  const created = plans.flatMap((plan, index) => (plan.kind === "create" ? [{ plan, index }] : []));
+  if (created.length === 0) return written;
+  const slots = new Map(newThreads.map((thread, slot) => [thread, slot + 1]));
+  const messageRows = created.map(({ plan, index }) => {
+    const { inbox, data } = messages[index] as NewMessage;
+    const slot = slots.get(plan.thread) ?? null;
+    return sql`(${index}::int, ${slot}::int, ${slot === null ? (plan.thread.id as string) : null}::bigint,
+      ${inbox.orgId}::bigint, ${inbox.podId}::bigint, ${inbox.inboxId}::bigint, ${data.messageIdHeader}::text,
+      ${data.from}::text, ${[...data.to]}::text[], ${[...(data.cc ?? [])]}::text[], ${[...(data.bcc ?? [])]}::text[],
+      ${[...(data.replyTo ?? [])]}::text[], ${data.subject}::text, ${data.text}::text, ${data.html}::text,
+      ${previewOf(data.text, data.html)}::text, ${plan.labels}::text[], ${data.inReplyTo}::text,
+      ${[...data.references]}::text[], ${data.direction}::text, ${data.deliveryStatus ?? null}::text,
+      ${data.sizeBytes}::int, ${data.rawMime ?? null}::bytea, ${plan.createdAt}::timestamptz)`;
+  });
+  const attachmentRows = created.flatMap(({ index }) =>
+    ((messages[index] as NewMessage).data.attachments ?? []).map(
+      (attachment) =>
+        sql`(${index}::int, ${attachment.filename}::text, ${attachment.contentType}::text,
+          ${attachment.content.length}::int, ${attachment.contentId ?? null}::text,
+          ${attachment.disposition ?? null}::text, ${attachment.content}::bytea)`,
+    ),
+  );
+  const attachments =
+    attachmentRows.length === 0
+      ? sql``
+      : sql`, inserted_attachments AS (
+          INSERT INTO attachments (org_id, message_id, filename, content_type, size_bytes, content_id, disposition, content)
+          SELECT m.org_id, m.id, a.filename, a.content_type, a.size_bytes, a.content_id, a.disposition, a.content
+          FROM (VALUES ${sql.join(attachmentRows)})
+            AS a(index, filename, content_type, size_bytes, content_id, disposition, content)
+          JOIN new_messages m ON m.index = a.index
+        )`;
+  const { rows } = await sql<{ index: number; id: string; threadId: string; marked: boolean }>`
+    WITH new_threads AS MATERIALIZED (
+      SELECT nextval(pg_get_serial_sequence('threads', 'id')) AS id, t.*
+      FROM (
+        SELECT * FROM unnest(
+          ${newThreads.map((t) => t.inbox.orgId)}::bigint[], ${newThreads.map((t) => t.inbox.podId)}::bigint[],
+          ${newThreads.map((t) => t.inbox.inboxId)}::bigint[], ${newThreads.map((t) => t.subject)}::text[],
+          ${newThreads.map((t) => t.createdAt)}::timestamptz[],
+          ${newThreads.map((t) => t.lastMessageAt)}::timestamptz[]
+        ) WITH ORDINALITY AS t(org_id, pod_id, inbox_id, subject, created_at, last_message_at, slot)
+        ORDER BY slot
+      ) AS t
+    ), inserted_threads AS (
+      INSERT INTO threads (org_id, id, pod_id, inbox_id, subject, created_at, last_message_at)
+      OVERRIDING SYSTEM VALUE
+      SELECT org_id, id, pod_id, inbox_id, subject, created_at, last_message_at FROM new_threads
+    ), touched_threads AS (
+      -- New activity in existing threads: last_message_at moves forward, never back.
+      UPDATE threads t SET last_message_at = greatest(t.last_message_at, v.at)
+      FROM unnest(${existingThreads.map((t) => t.inbox.orgId)}::bigint[],
+        ${existingThreads.map((t) => t.id)}::bigint[], ${existingThreads.map((t) => t.lastMessageAt)}::timestamptz[])
+        AS v(org_id, id, at)
+      WHERE t.org_id = v.org_id AND t.id = v.id
+    ), new_messages AS MATERIALIZED (
+      SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, m.*
+      FROM (
+        SELECT v.*, coalesce(v.known_thread_id, t.id) AS thread_id
+        FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
+          message_id_header, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
+          text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
+          raw_mime, created_at)
+        LEFT JOIN new_threads t ON t.slot = v.slot
+        ORDER BY v.index
+      ) AS m
+    ), inserted_messages AS (
+      INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, from_address, to_addresses,
+        cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
+        reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at)
+      OVERRIDING SYSTEM VALUE
+      SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, from_address, to_addresses, cc_addresses,
+        bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to, reference_ids,
+        direction, delivery_status, size_bytes, raw_mime, created_at, created_at
+      FROM new_messages
+    )${attachments}, ${eventWrites(sql`
+      SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
+        '{}'::jsonb AS payload, NULL::timestamptz AS created_at, index AS ord
+      FROM new_messages`)}
+    SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM announced_events) AS announced,
+      EXISTS (SELECT 1 FROM thread_visibility v
+        WHERE v.org_id = new_messages.org_id AND v.thread_id = new_messages.thread_id AND v.hidden_mask = 0) AS marked
+    FROM new_messages`.execute(trx);
+  for (const row of rows) {
+    written.set(row.index, { messageId: row.id, threadId: row.threadId, marked: row.marked });
+  }
+  return written;
 }

@@ -1,0 +1,275 @@
+// Group commit for inbound mail. Each organization's events commit one transaction at a time (the
+// outbox's ordering lock is held until commit), so one message per transaction means one message
+// per fsync. Here messages stored at the same time (concurrent SMTP sessions, deliveries between
+// hosted inboxes) share one transaction: one commit acknowledges all of them. Nobody waits for a
+// batch to fill: a message that finds nothing committing goes at once, and those that arrive while
+// a transaction commits form the next one.
+import type { ControlledTransaction } from "kysely";
+import type { Db } from "../db/database.ts";
+import type { Database } from "../db/types.ts";
+import { lockEventOrder } from "../events/outbox.ts";
+import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
+import type { Logger } from "../logger.ts";
+import type { HostedInbox } from "./recipient-repository.ts";
+import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "./store.ts";
+
+/** One copy of an inbound message, for one inbox. */
+export interface InboundCopy {
+  inbox: HostedInbox;
+  /** Its labels before the inbox's RECEIVE lists apply (they are read when its batch is stored). */
+  data: MessageData;
+  /** The sender as the From header and the envelope give it, checked against the RECEIVE lists. */
+  senders: readonly string[];
+}
+
+export interface IngestQueue {
+  /**
+   * Stores one message's copies, all or none, and resolves once they are committed; rejects when
+   * nothing of them was stored (the database failed: the sender should try again later).
+   */
+  store(copies: readonly InboundCopy[]): Promise<StoredCopy[]>;
+  /** Messages waiting for the next transaction (not those of the one under way). */
+  waiting(): number;
+  /** Transactions committed so far and the messages they stored: their ratio is the batch size. */
+  stats(): { commits: number; messages: number };
+}
+
+export interface IngestQueueOptions {
+  /** Copies in one transaction at most (a message to several inboxes counts each). */
+  maxCopies?: number;
+  /** Raw bytes in one transaction at most, counted once per copy; a larger message goes alone. */
+  maxBytes?: number;
+}
+
+/** Transient conflicts worth one more try: a concurrent identical delivery, a deadlock, serialization. */
+const RETRYABLE = new Set(["23505", "40P01", "40001"]);
+const ATTEMPTS = 3;
+
+interface Job {
+  copies: readonly InboundCopy[];
+  bytes: number;
+  attempts: number;
+  resolve(copies: StoredCopy[]): void;
+  reject(error: unknown): void;
+}
+
+export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOptions = {}): IngestQueue {
+  const maxCopies = options.maxCopies ?? 64;
+  const maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
+  const queue: Job[] = [];
+  let committing = false;
+  const stats = { commits: 0, messages: 0 };
+
+  function next(): void {
+    if (committing || queue.length === 0) return;
+    committing = true;
+    const batch: Job[] = [];
+    let copies = 0;
+    let bytes = 0;
+    for (let job = queue[0]; job; job = queue[0]) {
+      const fits = copies + job.copies.length <= maxCopies && bytes + job.bytes <= maxBytes;
+      if (batch.length > 0 && !fits) break;
+      batch.push(queue.shift() as Job);
+      copies += job.copies.length;
+      bytes += job.bytes;
+    }
+    commit(batch)
+      .catch((error: unknown) => {
+        logger.error({ err: error }, "group commit failed unexpectedly");
+        for (const job of batch) job.reject(error);
+      })
+      .finally(() => {
+        committing = false;
+        next();
+      });
+  }
+
+  /**
+   * Settles every job of the batch; never rejects. All of them are stored in one transaction. When
+   * a statement fails, one message may be at fault (a constraint it violates, say), and it must not
+   * cost the others their place: the batch goes again with each message in its own savepoint, so
+   * only the faulty one is left out. A failed COMMIT, or a lost connection, fails every message.
+   */
+  async function commit(batch: Job[]): Promise<void> {
+    let outcomes: Outcome[];
+    try {
+      outcomes = await attempt(batch, false);
+    } catch (error) {
+      if (!(error instanceof BeforeCommit) || batch.length === 1) return failAll(batch, unwrap(error));
+      logger.warn({ err: error.cause, messages: batch.length }, "a batch of inbound mail failed: one by one");
+      try {
+        outcomes = await attempt(batch, true);
+      } catch (second) {
+        return failAll(batch, unwrap(second));
+      }
+    }
+    stats.commits++;
+    const retries: Job[] = [];
+    outcomes.forEach((stored, i) => {
+      const job = batch[i] as Job;
+      if (!(stored instanceof Failure)) {
+        stats.messages++;
+        job.resolve(stored);
+      } else if (!retried(job, stored.error)) job.reject(stored.error);
+      else retries.push(job);
+    });
+    // Ahead of later arrivals: they were accepted first.
+    queue.unshift(...retries);
+  }
+
+  /**
+   * One transaction for the batch. Throws BeforeCommit when a statement failed and the transaction
+   * was rolled back on a connection that still works (the database is there: a message may be at
+   * fault); anything else thrown means the batch cannot be stored now.
+   */
+  async function attempt(batch: Job[], isolated: boolean): Promise<Outcome[]> {
+    // The lists are read beside the transaction, while it begins: one round trip less to wait for.
+    // (Read inside it they would be read before the locks anyway, and nothing else depends on them.)
+    const [begun, read] = await Promise.allSettled([
+      db.startTransaction().execute(),
+      listEntriesForInboxes(
+        db,
+        batch.flatMap((job) => job.copies.map((copy) => copy.inbox)),
+        "RECEIVE",
+      ),
+    ]);
+    if (begun.status === "rejected") throw begun.reason;
+    const trx = begun.value;
+    let outcomes: Outcome[];
+    try {
+      if (read.status === "rejected") throw read.reason;
+      const lists = read.value;
+      // Every lock, in one order, before any row is written or looked up for deduplication and
+      // threading (a transaction of another node may have just stored what we look for).
+      await lockEventOrder(
+        trx,
+        batch.flatMap((job) => job.copies.map((copy) => copy.inbox.orgId)),
+      );
+      const messages = batch.map((job) => job.copies.map((copy) => labelled(copy, lists)));
+      outcomes = isolated
+        ? await storeIsolated(trx, messages)
+        : split(await storeMessages(trx, messages.flat(), "MESSAGE_RECEIVED"), messages);
+    } catch (error) {
+      try {
+        await trx.rollback().execute();
+      } catch {
+        throw error;
+      }
+      throw new BeforeCommit(error);
+    }
+    try {
+      await trx.commit().execute();
+    } catch (error) {
+      // Nothing of the batch was stored. (Or, when the connection broke during COMMIT, perhaps all
+      // of it: the senders are not acknowledged, and their retries are deduplicated.)
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {});
+      throw error;
+    }
+    return outcomes;
+  }
+
+  /** Each message in its own savepoint: one that fails is rolled back alone. */
+  async function storeIsolated(
+    trx: ControlledTransaction<Database>,
+    messages: NewMessage[][],
+  ): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    for (const copies of messages) {
+      const one = await trx.savepoint("message").execute();
+      try {
+        outcomes.push(await storeMessages(one, copies, "MESSAGE_RECEIVED"));
+        await one.releaseSavepoint("message").execute();
+      } catch (error) {
+        // Throws in turn when the connection is gone: then the whole batch fails.
+        await one.rollbackToSavepoint("message").execute();
+        outcomes.push(new Failure(error));
+      }
+    }
+    return outcomes;
+  }
+
+  function failAll(batch: Job[], error: unknown): void {
+    if (batch.length > 1)
+      logger.warn({ err: error, messages: batch.length }, "a batch of inbound mail failed");
+    const retries = batch.filter((job) => retried(job, error));
+    for (const job of batch) if (!retries.includes(job)) job.reject(error);
+    queue.unshift(...retries);
+  }
+
+  /** Whether the job gets another attempt (in the next transaction) after this error. */
+  function retried(job: Job, error: unknown): boolean {
+    const code = (error as { code?: string }).code;
+    if (job.attempts >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) return false;
+    job.attempts++;
+    return true;
+  }
+
+  return {
+    store(copies) {
+      return new Promise<StoredCopy[]>((resolve, reject) => {
+        const bytes = copies.reduce((sum, copy) => sum + copy.data.sizeBytes, 0);
+        queue.push({ copies, bytes, attempts: 1, resolve, reject });
+        next();
+      });
+    },
+    waiting: () => queue.length,
+    stats: () => ({ ...stats }),
+  };
+}
+
+/** Why one message of a batch was not stored; the rest of the batch was. */
+class Failure {
+  constructor(readonly error: unknown) {}
+}
+
+type Outcome = StoredCopy[] | Failure;
+
+/** A statement failed, and the transaction was rolled back on a connection that still works. */
+class BeforeCommit extends Error {
+  constructor(override readonly cause: unknown) {
+    super("a statement of the batch failed", { cause });
+  }
+}
+
+function unwrap(error: unknown): unknown {
+  return error instanceof BeforeCommit ? error.cause : error;
+}
+
+/** The copies stored for all messages at once, message by message. */
+function split(stored: StoredCopy[], messages: NewMessage[][]): Outcome[] {
+  let at = 0;
+  return messages.map((copies) => {
+    at += copies.length;
+    return stored.slice(at - copies.length, at);
+  });
+}
+
+/** The copy with `blocked` added when the inbox's RECEIVE lists refuse its sender. */
+function labelled(copy: InboundCopy, lists: ReadonlyMap<string, ListEntry[]>): NewMessage {
+  const entries = lists.get(copy.inbox.inboxId) ?? [];
+  if (!receiveBlocked(entries, copy.senders)) return { inbox: copy.inbox, data: copy.data };
+  return { inbox: copy.inbox, data: { ...copy.data, labels: [...copy.data.labels, "blocked"] } };
+}
+
+/**
+ * Whether an inbox's RECEIVE lists (organization, pod and inbox level) refuse these senders: a
+ * BLOCK entry naming one of them or its domain; or ALLOW entries that name none of them.
+ */
+function receiveBlocked(entries: readonly ListEntry[], senders: readonly string[]): boolean {
+  if (entries.length === 0) return false;
+  const matches = (type: ListEntry["type"]) =>
+    entries.some(
+      (entry) => entry.type === type && senders.some((sender) => entryMatches(entry.entry, sender)),
+    );
+  if (matches("BLOCK")) return true;
+  return entries.some((entry) => entry.type === "ALLOW") && !matches("ALLOW");
+}
+
+/** An address entry matches that address; a domain entry matches addresses at exactly that domain. */
+function entryMatches(entry: string, sender: string): boolean {
+  if (entry.includes("@")) return entry === sender;
+  return sender.slice(sender.lastIndexOf("@") + 1) === entry;
+}
