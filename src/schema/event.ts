@@ -92,14 +92,48 @@ async function withMessages(context: Context, events: Event[]): Promise<Delivere
 }
 
 /**
- * The stream of events a subscriber may see: replay from `after` (if given), then live, with no gap
- * and no duplicate. It listens before it replays and skips what the replay already delivered.
+ * The stream of events a subscriber may see, each mapped by `select` (null: skip it). Ending it
+ * (`return()`) stops it at once, even while it waits for the next event, so a subscription its client
+ * completed or disconnected releases its registration now rather than at the organization's next event.
  */
-async function* eventStream(context: Context, filter: EventFilter, after: string | undefined) {
+function eventStream<T>(
+  context: Context,
+  filter: EventFilter,
+  after: string | undefined,
+  select: (delivered: DeliveredEvent) => T | null,
+): AsyncIterableIterator<T> {
+  const controller = new AbortController();
+  const events = streamEvents(context, filter, after, select, controller);
+  return {
+    next: () => events.next(),
+    return: () => {
+      controller.abort();
+      return events.return();
+    },
+    throw: (error?: unknown) => {
+      controller.abort();
+      return events.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/**
+ * Replay from `after` (if given), then live, with no gap and no duplicate. It listens before it replays
+ * and skips what the replay already delivered.
+ */
+async function* streamEvents<T>(
+  context: Context,
+  filter: EventFilter,
+  after: string | undefined,
+  select: (delivered: DeliveredEvent) => T | null,
+  controller: AbortController,
+) {
   const { services } = context;
   let principal = context.principal as AuthenticatedPrincipal;
   let scope = scopeOf(context);
-  const controller = new AbortController();
   const pending: EventAnnouncement[] = [];
   let wake: (() => void) | undefined;
   let resync = false;
@@ -153,7 +187,9 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
         const page = await eventsAfter(services.db, scope, cursor, filter, REPLAY_PAGE);
         for (const delivered of await withMessages(context, page)) {
           cursor = delivered.event.id;
-          if (admits(principal, scope, delivered.event, delivered.message)) yield delivered;
+          if (!admits(principal, scope, delivered.event, delivered.message)) continue;
+          const selected = select(delivered);
+          if (selected !== null) yield selected;
         }
         if (page.length < REPLAY_PAGE) return;
       }
@@ -191,8 +227,10 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
           matches(delivered.event, filter) &&
           admits(principal, scope, delivered.event, delivered.message)
         ) {
+          const selected = select(delivered);
+          if (selected === null) continue;
           resetLoaders(context);
-          yield delivered;
+          yield selected;
         }
       }
     }
@@ -200,6 +238,7 @@ async function* eventStream(context: Context, filter: EventFilter, after: string
     clearTimeout(expiry);
     unsubscribe();
     services.authenticator.off("revoked", onRevoked);
+    controller.signal.removeEventListener("abort", notify);
   }
 }
 
@@ -232,6 +271,7 @@ builder.subscriptionFields((t) => ({
           inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
         },
         args.after ? decodeCursor(args.after) : undefined,
+        (delivered) => delivered,
       ),
     resolve: (delivered) => delivered,
   }),
@@ -242,16 +282,15 @@ builder.subscriptionFields((t) => ({
     description: "Each message arriving in the caller's inboxes (or in `inboxId`).",
     args: { inboxId: t.arg.id() },
     subscribe: (_root, args, context) =>
-      (async function* () {
-        const inboxIds = args.inboxId ? [decodeId(String(args.inboxId), "Inbox")] : undefined;
-        for await (const delivered of eventStream(
-          context,
-          { types: ["MESSAGE_RECEIVED"], inboxIds },
-          undefined,
-        )) {
-          if (delivered.message) yield delivered.message;
-        }
-      })(),
+      eventStream(
+        context,
+        {
+          types: ["MESSAGE_RECEIVED"],
+          inboxIds: args.inboxId ? [decodeId(String(args.inboxId), "Inbox")] : undefined,
+        },
+        undefined,
+        (delivered) => delivered.message,
+      ),
     resolve: (message) => message,
   }),
 }));
