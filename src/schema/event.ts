@@ -23,7 +23,6 @@ import { decodeId } from "./delete.ts";
 import { DomainRef } from "./domain.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { InboxRef } from "./inbox.ts";
-import { clearLoaders } from "./loadable.ts";
 import { MessageRef } from "./message.ts";
 import { ThreadRef } from "./thread.ts";
 
@@ -153,7 +152,8 @@ async function* streamEvents<T>(
       notify();
     },
   );
-  // Revocation or a new organization ceiling: re-check this subscriber's credential.
+  // Revocation or a new organization ceiling: re-check this subscriber's credential. The context follows,
+  // so each event is also executed (and its shared result chosen) under the credential as it is now.
   const onRevoked = (change: AuthInvalidation) => {
     if (!concerns(change, principal)) return;
     services.authenticator.refresh(principal).then(
@@ -162,6 +162,8 @@ async function* streamEvents<T>(
         else {
           principal = fresh;
           scope = tenantScopeOf(fresh);
+          context.principal = fresh;
+          context.scope = scope;
         }
       },
       () => controller.abort(),
@@ -214,7 +216,8 @@ async function* streamEvents<T>(
         });
         continue;
       }
-      // Every subscriber of this node handling the same announcements shares one read.
+      // Every subscriber of this node handling the same announcements shares one read, and the very same
+      // objects: src/events/shared-results.ts shares executions per event object, with fresh loaders.
       const ids = batch.map((a) => a.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
       const loaded = await services.events.shared(`${scope.orgId}:${ids.join(",")}`, async () =>
         withMessages(context, await eventsByIds(services.db, scope.orgId, ids)),
@@ -228,9 +231,7 @@ async function* streamEvents<T>(
           admits(principal, scope, delivered.event, delivered.message)
         ) {
           const selected = select(delivered);
-          if (selected === null) continue;
-          resetLoaders(context);
-          yield selected;
+          if (selected !== null) yield selected;
         }
       }
     }
@@ -240,11 +241,6 @@ async function* streamEvents<T>(
     services.authenticator.off("revoked", onRevoked);
     controller.signal.removeEventListener("abort", notify);
   }
-}
-
-/** Each event is resolved with fresh loaders, so a thread's aggregates are as of that event. */
-function resetLoaders(context: Context): void {
-  clearLoaders(context);
 }
 
 builder.subscriptionType({});
