@@ -39,7 +39,8 @@ function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
   const match = /^event:(\d{1,19})$/.exec(text);
   if (!match?.[1]) throw badUserInput("after is not an event cursor.", "after");
-  return match[1];
+  // Canonical digits (no leading zeros), so ids compare as text (compareIds).
+  return BigInt(match[1]).toString();
 }
 
 export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({
@@ -88,6 +89,11 @@ async function withMessages(context: Context, events: Event[]): Promise<Delivere
     event,
     message: event.message_id ? (messages.get(event.message_id) ?? null) : null,
   }));
+}
+
+/** Orders event ids (decimal texts of one bigint sequence, no leading zeros) without parsing them. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /**
@@ -176,7 +182,8 @@ async function* streamEvents<T>(
         Math.min(Math.max(principal.expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1),
       )
     : undefined;
-  controller.signal.addEventListener("abort", notify);
+  const { signal } = controller;
+  signal.addEventListener("abort", notify);
 
   try {
     // Live-only subscribers start from "now", so a lost LISTEN connection can be caught up from the table.
@@ -198,7 +205,7 @@ async function* streamEvents<T>(
     };
     if (after !== undefined) yield* replay();
 
-    while (!controller.signal.aborted) {
+    while (!signal.aborted) {
       if (resync) {
         // Notifications were lost with the connection: the table has everything since our cursor.
         resync = false;
@@ -208,38 +215,39 @@ async function* streamEvents<T>(
       }
       const batch = pending
         .splice(0)
-        .filter((a) => BigInt(a.id) > BigInt(cursor) || announcedWhileStarting.delete(a.id));
+        .filter((a) => compareIds(a.id, cursor) > 0 || announcedWhileStarting.delete(a.id));
       if (batch.length === 0) {
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (pending.length > 0 || resync || controller.signal.aborted) resolve();
+          if (pending.length > 0 || resync || signal.aborted) resolve();
         });
         continue;
       }
-      // Every subscriber of this node handling the same announcements shares one read, and the very same
-      // objects: src/events/shared-results.ts shares executions per event object, with fresh loaders.
-      const ids = batch.map((a) => a.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      // Every subscriber of this node handling the same announcements shares one read, in id order, and
+      // the very same objects: src/events/shared-results.ts shares executions per event object.
+      const ids = batch.map((a) => a.id).sort(compareIds);
       const loaded = await services.events.shared(`${scope.orgId}:${ids.join(",")}`, async () =>
-        withMessages(context, await eventsByIds(services.db, scope.orgId, ids)),
+        (await withMessages(context, await eventsByIds(services.db, scope.orgId, ids))).sort((a, b) =>
+          compareIds(a.event.id, b.event.id),
+        ),
       );
-      const ordered = [...loaded].sort((a, b) => (BigInt(a.event.id) < BigInt(b.event.id) ? -1 : 1));
-      for (const delivered of ordered) {
+      for (const delivered of loaded) {
+        if (signal.aborted) break;
         cursor = delivered.event.id;
-        if (controller.signal.aborted) break;
         if (
-          matches(delivered.event, filter) &&
-          admits(principal, scope, delivered.event, delivered.message)
-        ) {
-          const selected = select(delivered);
-          if (selected !== null) yield selected;
-        }
+          !matches(delivered.event, filter) ||
+          !admits(principal, scope, delivered.event, delivered.message)
+        )
+          continue;
+        const selected = select(delivered);
+        if (selected !== null) yield selected;
       }
     }
   } finally {
     clearTimeout(expiry);
     unsubscribe();
     services.authenticator.off("revoked", onRevoked);
-    controller.signal.removeEventListener("abort", notify);
+    signal.removeEventListener("abort", notify);
   }
 }
 
