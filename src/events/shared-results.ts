@@ -21,8 +21,10 @@ import { clearLoaders } from "../schema/loadable.ts";
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
 export class SharedResults {
-  // An event's results live exactly as long as the event object: nothing to expire or bound.
-  private readonly byEvent = new WeakMap<object, Map<string, Result>>();
+  // An event's results live exactly as long as the event object: nothing to expire or bound. Keyed by
+  // operation, then visibility: both texts are made once (per subscription, per principal), so a
+  // lookup hashes no new string.
+  private readonly byEvent = new WeakMap<object, Map<string, Map<string, Result>>>();
   private readonly ids = new WeakMap<DocumentNode | GraphQLSchema, number>();
   private nextId = 0;
   private executed = 0;
@@ -68,13 +70,17 @@ export class SharedResults {
       clearLoaders(context);
       return execute({ ...args, rootValue: event });
     }
-    // Both parts are JSON texts, which never hold a raw newline: the pair is unambiguous.
-    const key = `${operationKey}\n${visibilityKey(principal)}`;
-    let results = this.byEvent.get(event);
+    let byOperation = this.byEvent.get(event);
+    if (!byOperation) {
+      byOperation = new Map();
+      this.byEvent.set(event, byOperation);
+    }
+    let results = byOperation.get(operationKey);
     if (!results) {
       results = new Map();
-      this.byEvent.set(event, results);
+      byOperation.set(operationKey, results);
     }
+    const key = visibilityKey(principal);
     let result = results.get(key);
     if (!result) {
       this.executed++;
