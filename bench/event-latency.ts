@@ -150,10 +150,11 @@ async function main() {
   Object.assign(env, { PORT: String(httpPort), SMTP_PORT: String(smtpPort) });
 
   const nodeFlags = values.profile ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(values.profile)] : [];
+  // The server's logs go to our stderr, so that stdout is the one JSON line.
   const server = spawn(process.execPath, [...nodeFlags, "--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
     env,
-    stdio: "inherit",
+    stdio: ["ignore", 2, 2],
   });
   const pid = server.pid as number;
   const url = `http://127.0.0.1:${httpPort}`;
