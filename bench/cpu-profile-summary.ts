@@ -1,7 +1,8 @@
 // Where a V8 CPU profile (node --cpu-prof, e.g. from `npm run bench:events -- --profile DIR`) spends
 // its time: self time by package (or our own source file) and by function, busiest first.
-//   node --import tsx bench/cpu-profile-summary.ts DIR/CPU.….cpuprofile [--top 25] [--skip SECONDS]
-// --skip leaves out the first seconds of the profile (start-up: loading and compiling modules).
+//   node --import tsx bench/cpu-profile-summary.ts DIR/CPU.….cpuprofile [--top 25] [--from S] [--to S]
+// --from/--to keep only that window, in seconds since the process started: the bench's JSON line gives
+// the one in which mail was sent as profileWindow.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
@@ -17,11 +18,15 @@ interface Profile {
 }
 
 const { values, positionals } = parseArgs({
-  options: { top: { type: "string", default: "25" }, skip: { type: "string", default: "0" } },
+  options: {
+    top: { type: "string", default: "25" },
+    from: { type: "string", default: "0" },
+    to: { type: "string", default: "Infinity" },
+  },
   allowPositionals: true,
 });
 const top = Number(values.top);
-const skipMicros = Number(values.skip) * 1e6;
+const [fromMicros, toMicros] = [Number(values.from) * 1e6, Number(values.to) * 1e6];
 
 /** `graphql`, `@pothos/core`, `src/schema/event.ts`, `(garbage collector)`, `node:internal`… */
 function ownerOf(url: string, functionName: string): string {
@@ -40,11 +45,12 @@ for (const file of positionals) {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfMicros = new Map<number, number>();
+  // Sample times count from the profile's start, which is within milliseconds of the process's.
   let elapsed = 0;
   profile.samples.forEach((id, index) => {
     const delta = profile.timeDeltas[index] ?? 0;
     elapsed += delta;
-    if (elapsed >= skipMicros) selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
+    if (elapsed >= fromMicros && elapsed < toMicros) selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
   });
   const total = [...selfMicros.values()].reduce((a, b) => a + b, 0);
   const byOwner = new Map<string, number>();

@@ -9,7 +9,7 @@
 // The server runs as its own process (`node --import tsx src/main.ts`) on a fresh embedded database
 // (or DATABASE_URL); this process holds the clients and sends the mail with nodemailer. The last line
 // printed is one JSON object with every number.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
@@ -66,6 +66,16 @@ function serverMemory(pid: number): { rssMB: number; hwmMB: number } {
   const kb = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
   return { rssMB: round(kb("VmRSS") / 1024), hwmMB: round(kb("VmHWM") / 1024) };
+}
+
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+
+/** CPU seconds (user + system) the server process has used so far (Linux /proc). */
+function serverCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 interface Connection {
@@ -157,6 +167,9 @@ async function main() {
     stdio: ["ignore", 2, 2],
   });
   const pid = server.pid as number;
+  // Phases in seconds since the server started, to window its CPU profile (cpu-profile-summary --from/--to).
+  const spawnedAt = performance.now();
+  const sinceSpawn = (at: number) => round((at - spawnedAt) / 1000);
   const url = `http://127.0.0.1:${httpPort}`;
   const wsUrl = `ws://127.0.0.1:${httpPort}/graphql`;
   let exited = false;
@@ -278,6 +291,7 @@ async function main() {
     const connectedMemory = serverMemory(pid);
 
     const acked = new Map<number, number>();
+    const cpuBefore = serverCpuSeconds(pid);
     const started = performance.now();
     const sends: Promise<unknown>[] = [];
     for (let seq = 0; seq < MESSAGES; seq++) {
@@ -299,6 +313,8 @@ async function main() {
     const deadline = performance.now() + 10_000;
     while (delivered < MESSAGES * connected && performance.now() < deadline) await sleep(50);
     const elapsed = (performance.now() - started) / 1000;
+    const cpuSeconds = serverCpuSeconds(pid) - cpuBefore;
+    result.profileWindow = { fromS: sinceSpawn(started), toS: sinceSpawn(performance.now()) };
 
     const latencies: number[] = [];
     for (const [seq, times] of arrivals) {
@@ -317,6 +333,10 @@ async function main() {
       p50ms: round(percentile(latencies, 50)),
       p99ms: round(percentile(latencies, 99)),
       maxms: round(latencies.at(-1) ?? Number.NaN),
+      // What the server spent, whatever else the machine was doing: less noisy than the latencies.
+      serverCpuSeconds: round(cpuSeconds),
+      serverCpuMillisPerMessage: round((cpuSeconds * 1e3) / MESSAGES),
+      serverCpuMicrosPerDelivery: Math.round((cpuSeconds * 1e6) / Math.max(1, delivered)),
     });
     (result.server as Record<string, unknown>).subscribed = connectedMemory;
     await Promise.all(connections.map((c) => c.client.dispose()));
