@@ -39,7 +39,8 @@ export class SharedResults {
     if (args.fieldResolver || args.typeResolver || principal.kind === "anonymous") return undefined;
     let variables: string;
     try {
-      variables = JSON.stringify(args.variableValues ?? null);
+      // No variables and empty variables coerce alike: one key for both.
+      variables = JSON.stringify(args.variableValues ?? {});
     } catch {
       return undefined;
     }
