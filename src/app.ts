@@ -25,6 +25,7 @@ import { migrateToLatest } from "./db/migrate.ts";
 import { unauthenticated } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
+import { SharedResults, useSharedSubscriptionResults } from "./events/shared-results.ts";
 import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./http/armor.ts";
 import {
@@ -51,6 +52,8 @@ export interface App {
   /** Stops accepting, lets in-flight requests finish, then closes the database (and the embedded server). */
   stop(): Promise<void>;
   readonly services: Services;
+  /** Subscription events executed once per audience (executions() counts them). */
+  readonly sharedResults: SharedResults;
 }
 
 export interface BuildOptions {
@@ -87,6 +90,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let stopping: Promise<void> | undefined;
 
   const services = {} as Services;
+  const sharedResults = new SharedResults();
 
   function buildYoga(): YogaServerInstance<ServerContext, Context> {
     if (config.benchDisableAuthorization) {
@@ -108,6 +112,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         useOperationLimits({ blockFieldSuggestions: !config.development }),
         useCookieCsrfPrevention(),
         useAuthentication(),
+        useSharedSubscriptionResults(sharedResults),
       ],
       context: async (initial) => {
         if (initial.wsPrincipal) {
@@ -251,6 +256,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
 
   return {
     services,
+    sharedResults,
     async start() {
       let url = config.databaseUrl;
       if (!url) {

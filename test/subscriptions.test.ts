@@ -161,6 +161,27 @@ describe("Subscription.events", () => {
   });
 });
 
+describe("ending a subscription", () => {
+  it("releases it as soon as its client ends it, without waiting for another event", async () => {
+    const node = await startTestServer(database.url);
+    try {
+      const count = () => node.app.services.events.subscriberCount();
+      const subscribers = [
+        await wsSubscribe(node.wsUrl, org.apiKey, EVENTS),
+        await wsSubscribe(node.wsUrl, org.apiKey, "subscription { messageReceived { id } }"),
+        await sseSubscribe(node.url, org.apiKey, "subscription { messageReceived { id } }"),
+      ];
+      expect(count()).toBe(3);
+      await Promise.all(subscribers.map((s) => s.dispose()));
+      const deadline = Date.now() + 2000;
+      while (count() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(count()).toBe(0);
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
 describe("Subscription.messageReceived", () => {
   it("yields messages arriving in an inbox, and needs MESSAGE_READ", async () => {
     const subscriber = await wsSubscribe(

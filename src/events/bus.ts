@@ -11,7 +11,13 @@ export class EventBus {
   private readonly byOrg = new Map<string, Set<Subscriber>>();
   /** Bumped when the LISTEN connection was lost: subscribers must re-read from their cursor. */
   private readonly resyncListeners = new Set<() => void>();
-  private readonly reads = new LRUCache<string, Promise<unknown>>({ max: 10_000, ttl: 2_000 });
+  // Purged when they expire, not when 10,000 newer reads push them out: each holds an event's message
+  // (bodies and all) and, through src/events/shared-results.ts, that event's results.
+  private readonly reads = new LRUCache<string, Promise<unknown>>({
+    max: 10_000,
+    ttl: 2_000,
+    ttlAutopurge: true,
+  });
 
   constructor(private readonly logger?: Logger) {}
 

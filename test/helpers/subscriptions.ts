@@ -3,12 +3,17 @@ import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 
 export interface Subscriber<T = any> {
+  /** The data of each result that had no errors. */
   received: T[];
+  /** Every result exactly as it arrived, data and errors. */
+  results: { data?: T | null; errors?: any[] }[];
   errors: unknown[];
   completed: boolean;
   closedCode?: number;
-  /** Resolves once `count` results arrived (rejects after `timeoutMs`). */
+  /** Resolves once `count` error-free results arrived (rejects after `timeoutMs`). */
   waitFor(count: number, timeoutMs?: number): Promise<T[]>;
+  /** Resolves once `count` results arrived, with or without errors. */
+  waitForResults(count: number, timeoutMs?: number): Promise<Subscriber<T>["results"]>;
   dispose(): Promise<void>;
 }
 
@@ -24,6 +29,7 @@ async function until(check: () => boolean, timeoutMs: number, what: () => string
 function newSubscriber<T>(dispose: () => Promise<void>): Subscriber<T> {
   const state: Subscriber<T> = {
     received: [],
+    results: [],
     errors: [],
     completed: false,
     waitFor: async (count, timeoutMs = 5000) => {
@@ -33,6 +39,14 @@ function newSubscriber<T>(dispose: () => Promise<void>): Subscriber<T> {
         () => `${count} events, got ${state.received.length}`,
       );
       return state.received;
+    },
+    waitForResults: async (count, timeoutMs = 5000) => {
+      await until(
+        () => state.results.length >= count || state.completed,
+        timeoutMs,
+        () => `${count} results, got ${state.results.length}`,
+      );
+      return state.results;
     },
     dispose,
   };
@@ -70,6 +84,7 @@ export async function wsSubscribe<T = any>(
     { query, variables },
     {
       next: (value) => {
+        state.results.push(value as Subscriber<T>["results"][number]);
         if (value.errors) state.errors.push(...value.errors);
         else state.received.push(value.data as T);
       },
@@ -133,6 +148,7 @@ export async function sseSubscribe<T = any>(
           if (event === "complete") state.completed = true;
           else if (data) {
             const payload = JSON.parse(data);
+            state.results.push(payload);
             if (payload.errors) state.errors.push(...payload.errors);
             else state.received.push(payload.data);
           }
