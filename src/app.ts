@@ -28,6 +28,7 @@ import { PgListener } from "./events/pg-listener.ts";
 import { SharedResults, useSharedSubscriptionResults } from "./events/shared-results.ts";
 import { renderLocalGraphiQL, serveGraphiQLAsset } from "./graphiql.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./http/armor.ts";
+import { useRequestBodyLimit } from "./http/body-limit.ts";
 import {
   authenticateOnce,
   clientAddress,
@@ -104,10 +105,12 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       batching: false,
       // Details of unexpected errors only when NODE_ENV=development: a default start leaks no stack.
       maskedErrors: { isDev: config.development },
-      maxRequestBodySize: maxRequestBodyBytes(config),
+      // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
+      maxRequestBodySize: false,
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
       renderGraphiQL: renderLocalGraphiQL,
       plugins: [
+        useRequestBodyLimit(maxRequestBodyBytes(config)),
         useRateLimit(services),
         useOperationLimits({ blockFieldSuggestions: !config.development }),
         useCookieCsrfPrevention(),
