@@ -59,14 +59,27 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
 
 /** The columns a message list's selection (below `path`, e.g. edges.node) reads. */
 export function messageColumns(info: GraphQLResolveInfo, path: readonly string[]): readonly MessageColumn[] {
-  const columns = new Set<MessageColumn>();
-  for (const field of selectedFieldNames(info, path)) {
-    const read = FIELD_COLUMNS[field];
-    if (!read) return SUMMARY_COLUMNS;
-    for (const column of read) columns.add(column);
+  const fields = selectedFieldNames(info, path);
+  let columns = columnsOfSelection.get(fields);
+  if (!columns) {
+    const read = new Set<MessageColumn>();
+    for (const field of fields) {
+      const wanted = FIELD_COLUMNS[field];
+      if (!wanted) {
+        read.clear();
+        for (const column of SUMMARY_COLUMNS) read.add(column);
+        break;
+      }
+      for (const column of wanted) read.add(column);
+    }
+    columns = [...read];
+    columnsOfSelection.set(fields, columns);
   }
-  return [...columns];
+  return columns;
 }
+
+/** Per (memoized) selection: a list of 50 threads asks 50 times. */
+const columnsOfSelection = new WeakMap<ReadonlySet<string>, readonly MessageColumn[]>();
 
 /** A body field: from the row when it was read whole, else one batched read for the whole response. */
 function body(field: "text_body" | "html_body") {

@@ -62,7 +62,7 @@ ThreadRef.implement({
             // One statement for this page size and selection across every thread of the response.
             const loader = contextLoader<{ threadId: string; page: typeof page }, MessageSummary[]>(
               context,
-              `threadMessages:${JSON.stringify({ ...page, threadId: undefined, columns })}`,
+              `threadMessages:${page.limit}:${page.inverted}:${page.after ?? ""}:${page.before ?? ""}:${columns}`,
               async (keys) => {
                 const byThread = await messagesOfThreads(
                   context.services.db,
