@@ -12,6 +12,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/pro
 import os from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
+import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import pg from "pg";
 import type { TenantScope } from "../src/auth/principal.ts";
@@ -22,7 +23,7 @@ import { listMessages, listThreads, messagesOfThreads } from "../src/mail/reposi
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
 import { freePort, ROOT, type ServerProcess, startServer } from "./lib/processes.ts";
 import { startStatementCounter } from "./lib/statement-counter.ts";
-import { type SeededOrganization, seed } from "./seed.ts";
+import { type SeededOrganization, seedGroups } from "./seed.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -40,10 +41,14 @@ const MODE = {
   small: 10_000,
   large: Number(flags.large ?? (FULL ? 1_000_000 : 100_000)),
   seconds: Number(flags.seconds ?? (FULL ? 15 : 3)),
+  /** Per latency measurement of the scale table (one connection). */
+  scaleSeconds: Number(flags.seconds ?? (FULL ? 10 : 2)),
   warmup: FULL ? 3 : 1,
   connections: 10,
   /** Sequential requests per scenario when counting statements. */
   counted: 20,
+  /** Rounds of the HTTP reads, each server in turn. */
+  rounds: FULL ? 2 : 1,
 };
 const MAIL_DOMAIN = "mailroom.localhost";
 const execFileAsync = promisify(execFile);
@@ -72,14 +77,6 @@ const SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) {
 const MARK_READ = `mutation($id: ID!) { updateMessage(input: { id: $id, removeLabels: ["unread"] }) { message { id labels } } }`;
 
 // ---------------------------------------------------------------------------------------------
-
-interface Row {
-  scenario: string;
-  server: string;
-  result: LoadResult;
-  statements?: number;
-  peakRssMiB?: number;
-}
 
 interface Database {
   url: string;
@@ -193,7 +190,7 @@ function postgraphileContender(authenticatorUrl: string, secret: Buffer, readyTo
     name: "PostGraphile",
     start: async (databaseUrl) => {
       const port = await freePort();
-      // The counting run swaps the server's address for the proxy's; the role stays the authenticator.
+      // Behind the statement counter the address is the proxy's; the role stays the authenticator.
       const url = new URL(databaseUrl);
       const authenticator = new URL(authenticatorUrl);
       url.username = authenticator.username;
@@ -243,76 +240,81 @@ interface Scenario {
   name: string;
   /** Who asks: an API key or a JWT, as `authorization`. */
   headers: Record<string, string>;
-  request: GraphQLRequest | ((n: number) => GraphQLRequest);
+  /** One body; a function of n for bodies that change per request; or a thunk, read just before use. */
+  request: GraphQLRequest | ((n: number) => GraphQLRequest) | { later: () => GraphQLRequest };
   /** Checks one answer before the load: the server answers this read, and answers it right. */
   check?: (data: any) => void;
-  /** Not counted in the statement pass (writes would change what later reads see). */
-  uncounted?: boolean;
 }
 
-const firstRequest = (scenario: Scenario) =>
-  typeof scenario.request === "function" ? scenario.request(-1) : scenario.request;
+/** The scenario's request as of now: a deferred one is read when its turn comes. */
+function settled(scenario: Scenario): GraphQLRequest | ((n: number) => GraphQLRequest) {
+  return "later" in scenario.request ? scenario.request.later() : scenario.request;
+}
+
+const firstRequest = (scenario: Scenario) => {
+  const request = settled(scenario);
+  return typeof request === "function" ? request(-1) : request;
+};
+
+async function load(server: ServerProcess, scenario: Scenario): Promise<LoadResult> {
+  scenario.check?.(await graphql(server.url, scenario.headers, firstRequest(scenario)));
+  log(`${server.name}: ${scenario.name}`);
+  return runLoad({
+    url: server.url,
+    headers: scenario.headers,
+    request: settled(scenario),
+    connections: MODE.connections,
+    seconds: MODE.seconds,
+    warmupSeconds: MODE.warmup,
+  });
+}
+
+/** Averages of several rounds: throughput and p50 their mean, p99 the worst, failures their sum. */
+function combined(results: readonly LoadResult[]): LoadResult {
+  const mean = (pick: (r: LoadResult) => number) =>
+    results.reduce((sum, r) => sum + pick(r), 0) / results.length;
+  return {
+    requests: results.reduce((sum, r) => sum + r.requests, 0),
+    throughput: mean((r) => r.throughput),
+    p50: mean((r) => r.p50),
+    p99: Math.max(...results.map((r) => r.p99)),
+    failures: results.reduce((sum, r) => sum + r.failures, 0),
+  };
+}
 
 /**
- * Starts the server, checks and loads every scenario, notes its peak memory; then restarts it
- * behind the statement counter and sends each read MODE.counted times in sequence, less what the
- * idle server sends in the same time (job polling, key bookkeeping).
+ * SQL statements per request of each read: the server restarted behind the statement counter, each
+ * read sent MODE.counted times in sequence, less what the idle server sends in as long (job
+ * polling, key bookkeeping).
  */
-async function measure(
+async function countStatements(
   contender: Contender,
-  scenarios: Scenario[],
-  databaseUrl: string | undefined,
-  rows: Row[],
-): Promise<void> {
-  log(`${contender.name}: starting`);
-  const server = await contender.start(databaseUrl ?? "");
-  const measured: Row[] = [];
-  try {
-    for (const scenario of scenarios) {
-      scenario.check?.(await graphql(server.url, scenario.headers, firstRequest(scenario)));
-      log(`${contender.name}: ${scenario.name}`);
-      const result = await runLoad({
-        url: server.url,
-        headers: scenario.headers,
-        request: scenario.request,
-        connections: MODE.connections,
-        seconds: MODE.seconds,
-        warmupSeconds: MODE.warmup,
-      });
-      measured.push({ scenario: scenario.name, server: contender.name, result });
-    }
-    const peak = await server.peakRssMiB();
-    for (const row of measured) row.peakRssMiB = peak;
-  } finally {
-    await server.stop();
-  }
-  rows.push(...measured);
-  const counted = scenarios.filter((s) => !s.uncounted);
-  if (databaseUrl === undefined || counted.length === 0) return;
+  databaseUrl: string,
+  scenarios: readonly Scenario[],
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
   const counter = await startStatementCounter(databaseUrl);
-  const proxied = await contender.start(counter.url);
+  const server = await contender.start(counter.url);
   try {
-    for (const scenario of counted) {
-      // Warms what a running server has warm (its key cache, PostgreSQL's plans).
-      await graphql(proxied.url, scenario.headers, firstRequest(scenario));
-    }
+    // Warms what a running server has warm (its key cache, PostgreSQL's plans).
+    for (const scenario of scenarios) await graphql(server.url, scenario.headers, firstRequest(scenario));
     const idleStarted = performance.now();
     const idleBefore = counter.statements();
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const idlePerMs = (counter.statements() - idleBefore) / (performance.now() - idleStarted);
-    for (const scenario of counted) {
+    for (const scenario of scenarios) {
       const request = firstRequest(scenario);
       const before = counter.statements();
       const started = performance.now();
-      for (let i = 0; i < MODE.counted; i++) await graphql(proxied.url, scenario.headers, request);
+      for (let i = 0; i < MODE.counted; i++) await graphql(server.url, scenario.headers, request);
       const idle = idlePerMs * (performance.now() - started);
-      const row = measured.find((r) => r.scenario === scenario.name);
-      if (row) row.statements = Math.max(0, counter.statements() - before - idle) / MODE.counted;
+      counts.set(scenario.name, Math.max(0, counter.statements() - before - idle) / MODE.counted);
     }
   } finally {
-    await proxied.stop();
+    await server.stop();
     await counter.close();
   }
+  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,9 +360,11 @@ async function explainOurs(database: Database, org: SeededOrganization, hiddenOr
     );
   };
   try {
-    const threads = await listThreads(capture.db, full, { inboxId }, page, new Set());
+    // What (a) selects of each thread: subject and messageCount.
+    const wanted = new Set(["subject", "messageCount"] as const);
+    const threads = await listThreads(capture.db, full, { inboxId }, page, wanted);
     await explain("(a) the inbox's threads, organization key", () =>
-      listThreads(capture.db, full, { inboxId }, page, new Set()),
+      listThreads(capture.db, full, { inboxId }, page, wanted),
     );
     await explain("(a) the first 3 messages of each of those threads", () =>
       messagesOfThreads(
@@ -380,7 +384,7 @@ async function explainOurs(database: Database, org: SeededOrganization, hiddenOr
     );
     if (hiddenOrg) {
       await explain("(a) the inbox's threads, key hiding spam and trash", () =>
-        listThreads(capture.db, hiding, { inboxId }, page, new Set()),
+        listThreads(capture.db, hiding, { inboxId }, page, wanted),
       );
     }
   } finally {
@@ -417,10 +421,6 @@ function table(header: string[], body: string[][]): string {
   ].join("\n");
 }
 
-function throughputOf(rows: Row[], scenario: string, server: string): number | undefined {
-  return rows.find((r) => r.scenario === scenario && r.server === server)?.result.throughput;
-}
-
 async function machine(): Promise<string> {
   const cpus = os.cpus();
   return `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown"}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}; load average ${os
@@ -439,344 +439,128 @@ async function main() {
   const needsDatabase = SUITES.has("http") || SUITES.has("scale");
   const database = needsDatabase ? await openDatabase() : undefined;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-server-"));
+  const running: ServerProcess[] = [];
   try {
-    let small: SeededOrganization | undefined;
-    let large: SeededOrganization | undefined;
-    let writes: SeededOrganization | undefined;
     if (database) {
       await migrateToLatest(database.handle.db);
-      log(`seeding ${MODE.small.toLocaleString("en")} + ${MODE.large.toLocaleString("en")} messages`);
+      const sizes = [MODE.small, ...(SUITES.has("scale") ? [MODE.large] : [])];
+      log(`seeding ${sizes.map((n) => n.toLocaleString("en")).join(" + ")} messages`);
       const seedStarted = performance.now();
       const onProgress = (message: string) => log(message);
-      [small] = await seed(database.handle.db, {
-        name: "small",
-        messagesPerOrganization: MODE.small,
-        mailDomain: MAIL_DOMAIN,
-        onProgress,
-      });
-      [writes] = await seed(database.handle.db, {
-        name: "writes",
-        messagesPerOrganization: 2_000,
-        seed: 2,
-        mailDomain: MAIL_DOMAIN,
-      });
-      if (SUITES.has("scale")) {
-        [large] = await seed(database.handle.db, {
-          name: "large",
-          messagesPerOrganization: MODE.large,
-          seed: 3,
-          mailDomain: MAIL_DOMAIN,
-          onProgress,
-        });
-      }
+      const [small, writes, large] = await seedGroups(
+        database.handle.db,
+        [
+          { name: "small", messagesPerOrganization: MODE.small },
+          { name: "writes", messagesPerOrganization: 2_000, seed: 2 },
+          ...(SUITES.has("scale") ? [{ name: "large", messagesPerOrganization: MODE.large, seed: 3 }] : []),
+        ].map((group) => ({ mailDomain: MAIL_DOMAIN, onProgress, ...group })),
+      );
+      if (!small || !writes) throw new Error("seeding returned no organizations");
       log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+      const ours = await oursContender("Mailroom", {}, dataDir).start(database.url);
+      running.push(ours);
+      if (SUITES.has("scale") && large) sections.push(...(await scaleSuite(database, ours, small, large)));
+      if (SUITES.has("http"))
+        sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
     }
-
-    // Scale before the HTTP suite: its writes queue deliveries that would load these latencies.
-    if (SUITES.has("scale") && database && small && large) {
-      const scale: ScaleRow[] = [];
-      const server = await oursContender("Mailroom", {}, dataDir).start(database.url);
-      try {
-        for (const org of [small, large]) {
-          const hot = org.inboxes[0] as SeededOrganization["inboxes"][number];
-          for (const [scenario, key, request] of [
-            ["(a)", org.keys.full, { query: A_OURS, variables: { id: hot.globalId } }],
-            [
-              "(a), key hiding spam+trash",
-              org.keys.hidesSpamAndTrash,
-              { query: A_OURS, variables: { id: hot.globalId } },
-            ],
-            ["(b)", org.keys.hidesSpamAndTrash, { query: B_OURS, variables: { inbox: hot.globalId } }],
-          ] as const) {
-            log(`scale: ${scenario} at ${org.messages.toLocaleString("en")} messages`);
-            const headers = { authorization: `Bearer ${key}` };
-            await graphql(server.url, headers, request);
-            const result = await runLoad({
-              url: server.url,
-              headers,
-              request,
-              connections: 1,
-              seconds: MODE.seconds,
-              warmupSeconds: MODE.warmup,
-            });
-            scale.push({
-              scenario,
-              messages: org.messages,
-              p50: result.p50,
-              p99: result.p99,
-              throughput: result.throughput,
-            });
-          }
-        }
-      } finally {
-        await server.stop();
-      }
-      const body = ["(a)", "(a), key hiding spam+trash", "(b)"].map((scenario) => {
-        const [s, l] = [
-          scale.find((r) => r.scenario === scenario && r.messages === small?.messages),
-          scale.find((r) => r.scenario === scenario && r.messages === large?.messages),
-        ];
-        return [
-          scenario,
-          `${fixed(s?.p50, 1)} / ${fixed(s?.p99, 1)}`,
-          `${fixed(l?.p50, 1)} / ${fixed(l?.p99, 1)}`,
-          fixed((l?.p50 ?? Number.NaN) / (s?.p50 ?? Number.NaN), 2),
-          fixed((l?.p99 ?? Number.NaN) / (s?.p99 ?? Number.NaN), 2),
-        ];
-      });
-      sections.push(
-        `### Scale (one connection, sequential requests; the hot inbox holds about half of its organization's messages)\n\n` +
-          table(
-            [
-              "read",
-              `${small.messages.toLocaleString("en")} msgs p50 / p99 ms`,
-              `${large.messages.toLocaleString("en")} msgs p50 / p99 ms`,
-              "p50 ratio",
-              "p99 ratio (goal ≤ 1.5)",
-            ],
-            body,
-          ),
-      );
-      const plans = await explainOurs(database, large, true);
-      await mkdir(path.join(ROOT, "bench/.out"), { recursive: true });
-      await writeFile(path.join(ROOT, "bench/.out/explain.txt"), `${plans}\n`);
-      sections.push(
-        `Plans at ${large.messages.toLocaleString("en")} messages (bench/.out/explain.txt):\n\n\`\`\`\n${plans}\n\`\`\``,
-      );
-    }
-
-    if (SUITES.has("http") && database && small && writes) {
-      const org = small;
-      const writer = writes;
-      const hot = org.inboxes[0] as SeededOrganization["inboxes"][number];
-      const rows: Row[] = [];
-      const authenticatorUrl = await preparePostGraphile(database);
-      const secret = randomBytes(32);
-      const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-      const jwtFor = (hidden: string[]) =>
-        bearer(
-          jwt(secret, {
-            role: "bench_reader",
-            org_id: org.id,
-            ...(hidden.length ? { hidden_labels: hidden.join(",") } : {}),
-          }),
-        );
-      const full = bearer(org.keys.full);
-      const hiding = bearer(org.keys.hidesSpamAndTrash);
-      const pgFull = jwtFor([]);
-      const pgHiding = jwtFor(["spam", "trash"]);
-      const pgInboxId = Buffer.from(JSON.stringify(["Inbox", org.id, hot.id])).toString("base64");
-
-      // Cursors for the next pages and ids for the writes, read through each server's own API.
-      const probe = await oursContender("probe", {}, dataDir).start(database.url);
-      const { endCursor, writeIds } = await (async () => {
-        try {
-          const data = await graphql(probe.url, hiding, {
-            query: B_OURS,
-            variables: { inbox: hot.globalId },
-          });
-          const ids: string[] = [];
-          let after: string | null = null;
-          while (ids.length < 1_000) {
-            const page: any = await graphql(probe.url, bearer(writer.keys.full), {
-              query: `query($after: String) { messages(first: 200, after: $after) {
-                edges { node { id } } pageInfo { hasNextPage endCursor } } }`,
-              variables: { after },
-            });
-            ids.push(...page.messages.edges.map((e: any) => e.node.id));
-            if (!page.messages.pageInfo.hasNextPage) break;
-            after = page.messages.pageInfo.endCursor;
-          }
-          return { endCursor: data.messages.pageInfo.endCursor as string, writeIds: ids };
-        } finally {
-          await probe.stop();
-        }
-      })();
-      const postgraphile = postgraphileContender(authenticatorUrl, secret, pgFull.authorization.slice(7));
-      const pgEndCursor = await (async () => {
-        const server = await postgraphile.start(database.url);
-        try {
-          const data = await graphql(server.url, pgHiding, {
-            query: B_POSTGRAPHILE,
-            variables: { inbox: pgInboxId },
-          });
-          return data.inbox.messagesByOrgIdAndPodIdAndInboxId.pageInfo.endCursor as string;
-        } finally {
-          await server.stop();
-        }
-      })();
-
-      const fifty = (list: any[]) => {
-        if (list.length !== 50) throw new Error(`expected 50 items, got ${list.length}`);
-      };
-      const names = {
-        typename: "{ __typename }",
-        a: "(a) inbox threads(50) + messages(3)",
-        b1: "(b) messages(received, 50), hides spam+trash",
-        b2: "(b) next page (after)",
-        send: "(c) sendMessage to a hosted inbox",
-        read: "(c) updateMessage (mark read)",
-      };
-      const ourReads: Scenario[] = [
-        {
-          name: names.a,
-          headers: full,
-          request: { query: A_OURS, variables: { id: hot.globalId } },
-          check: (data) => fifty(data.inbox.threads.edges),
-        },
-        {
-          name: names.b1,
-          headers: hiding,
-          request: { query: B_OURS, variables: { inbox: hot.globalId } },
-          check: (data) => fifty(data.messages.edges),
-        },
-        {
-          name: names.b2,
-          headers: hiding,
-          request: { query: B_OURS, variables: { inbox: hot.globalId, after: endCursor } },
-          check: (data) => fifty(data.messages.edges),
-        },
-      ];
-      const [from, to] = writer.inboxes as [
-        SeededOrganization["inboxes"][number],
-        SeededOrganization["inboxes"][number],
-      ];
-      const text = "Hello from the benchmark. ".repeat(40);
-
-      await measure(
-        bareYoga,
-        [{ name: names.typename, headers: {}, request: { query: TYPENAME } }],
-        undefined,
-        rows,
-      );
-      await measure(
-        oursContender("Mailroom, checks off", { BENCH_DISABLE_AUTHORIZATION: "true" }, dataDir),
-        ourReads,
-        database.url,
-        rows,
-      );
-      await measure(
-        postgraphile,
-        [
-          { name: names.typename, headers: pgFull, request: { query: TYPENAME } },
-          {
-            name: names.a,
-            headers: pgFull,
-            request: { query: A_POSTGRAPHILE, variables: { id: pgInboxId } },
-            check: (data) => fifty(data.inbox.threadsByOrgIdAndPodIdAndInboxId.edges),
-          },
-          {
-            name: names.b1,
-            headers: pgHiding,
-            request: { query: B_POSTGRAPHILE, variables: { inbox: pgInboxId } },
-            check: (data) => fifty(data.inbox.messagesByOrgIdAndPodIdAndInboxId.edges),
-          },
-          {
-            name: names.b2,
-            headers: pgHiding,
-            request: { query: B_POSTGRAPHILE, variables: { inbox: pgInboxId, after: pgEndCursor } },
-            check: (data) => fifty(data.inbox.messagesByOrgIdAndPodIdAndInboxId.edges),
-          },
-        ],
-        database.url,
-        rows,
-      );
-      await measure(
-        oursContender("Mailroom", {}, dataDir),
-        [
-          { name: names.typename, headers: full, request: { query: TYPENAME } },
-          ...ourReads,
-          {
-            name: names.read,
-            headers: bearer(writer.keys.full),
-            request: (n) => ({
-              query: MARK_READ,
-              variables: { id: writeIds[(n + writeIds.length) % writeIds.length] },
-            }),
-          },
-        ],
-        database.url,
-        rows,
-      );
-      // Sending last, on a server of its own: the deliveries it queues would load anything after it.
-      await measure(
-        oursContender("Mailroom", {}, dataDir),
-        [
-          {
-            name: names.send,
-            headers: bearer(writer.keys.full),
-            request: (n) => ({
-              query: SEND,
-              variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
-            }),
-            uncounted: true,
-          },
-        ],
-        database.url,
-        rows,
-      );
-
-      sections.push(
-        `### HTTP (${MODE.connections} connections, ${MODE.seconds} s each after ${MODE.warmup} s of warm-up; ` +
-          `${MODE.small.toLocaleString("en")} messages in the organization)\n\n` +
-          table(
-            [
-              "scenario",
-              "server",
-              "req/s",
-              "p50 ms",
-              "p99 ms",
-              "SQL statements / request",
-              "peak RSS MiB",
-              "failed",
-            ],
-            Object.values(names).flatMap((name) =>
-              rows
-                .filter((r) => r.scenario === name)
-                .map((r) => [
-                  name,
-                  r.server,
-                  whole(r.result.throughput),
-                  fixed(r.result.p50, 0),
-                  fixed(r.result.p99, 0),
-                  fixed(r.statements),
-                  whole(r.peakRssMiB),
-                  String(r.result.failures),
-                ]),
-            ),
-          ),
-      );
-      const ratio = (scenario: string, a: string, b: string) => {
-        const [x, y] = [throughputOf(rows, scenario, a), throughputOf(rows, scenario, b)];
-        return x === undefined || y === undefined ? Number.NaN : x / y;
-      };
-      const goals: [string, number, string][] = [
-        ["(a) Mailroom / PostGraphile", ratio(names.a, "Mailroom", "PostGraphile"), "≥ 1.3"],
-        ["(b) Mailroom / PostGraphile", ratio(names.b1, "Mailroom", "PostGraphile"), "–"],
-        ["(b) next page, Mailroom / PostGraphile", ratio(names.b2, "Mailroom", "PostGraphile"), "–"],
-        ["(a) checks on / checks off", ratio(names.a, "Mailroom", "Mailroom, checks off"), "≥ 0.90"],
-        ["(b) checks on / checks off", ratio(names.b1, "Mailroom", "Mailroom, checks off"), "≥ 0.90"],
-        ["{ __typename }: Mailroom / bare yoga", ratio(names.typename, "Mailroom", "bare yoga"), "≥ 0.8"],
-      ];
-      sections.push(
-        table(
-          ["ratio (throughput)", "measured", "goal"],
-          goals.map(([n, v, g]) => [n, fixed(v, 2), g]),
-        ),
-      );
-    }
+    for (const server of running.splice(0)) await server.stop();
 
     if (SUITES.has("smtp")) {
       log("SMTP ingest");
-      const smtp = await childBenchmark("bench/smtp-ingest.ts", FULL ? [] : ["--quick"]);
-      sections.push(`### SMTP ingest\n\n\`\`\`json\n${JSON.stringify(smtp, null, 2)}\n\`\`\``);
+      const args = FULL
+        ? ["--sizes", "1k,100k", "--concurrency", "10,20", "--seconds", "6", "--rounds", "2"]
+        : ["--quick"];
+      const smtp = await childBenchmark("bench/smtp-ingest.ts", args);
+      sections.push(
+        `### SMTP ingest (\`npm run bench:smtp -- ${args.join(" ")}\`; baseline: smtp-server + mailparser storing nothing, measured in turn)\n\n` +
+          table(
+            [
+              "message",
+              "clients",
+              "organizations",
+              "baseline msg/s",
+              "Mailroom msg/s",
+              "ratio",
+              "p50 / p95 ms",
+              "messages per commit",
+            ],
+            (smtp.rows as any[]).map((row) => [
+              row.label,
+              String(row.clients),
+              String(row.organizations),
+              whole(row.baselinePerSecond),
+              whole(row.perSecond),
+              fixed(row.ratio, 2),
+              `${fixed(row.p50)} / ${fixed(row.p95)}`,
+              fixed(row.batch),
+            ]),
+          ) +
+          "\n\nGoal: ≥ 1,000 msg/s at 1 KB with synchronous_commit on.",
+      );
     }
     if (SUITES.has("events")) {
       log("event fan-out");
-      const events = await childBenchmark("bench/event-latency.ts", FULL ? [] : ["--quick"]);
-      sections.push(`### Event fan-out\n\n\`\`\`json\n${JSON.stringify(events, null, 2)}\n\`\`\``);
+      const args = [
+        "--subscribers",
+        "1000",
+        "--messages",
+        FULL ? "100" : "30",
+        "--rate",
+        "10",
+        "--idle",
+        "5000",
+      ];
+      const events = await childBenchmark("bench/event-latency.ts", args);
+      sections.push(
+        `### Event fan-out (\`npm run bench:events -- ${args.join(" ")}\`; one inbox, \`messageReceived { subject }\`; ` +
+          "latency from the SMTP `250` to the subscriber; the server and the clients share the machine)\n\n" +
+          table(
+            [
+              "subscribers",
+              "events/s",
+              "deliveries",
+              "deliveries/s",
+              "p50 ms",
+              "p99 ms (goal ≤ 50)",
+              "max ms",
+              "server CPU µs / delivery",
+            ],
+            [
+              [
+                whole(events.subscribers),
+                String(events.rate),
+                `${whole(events.delivered)} / ${whole(events.expected)}`,
+                whole(events.deliveriesPerSecond),
+                fixed(events.p50ms),
+                fixed(events.p99ms),
+                fixed(events.maxms),
+                whole(events.serverCpuMicrosPerDelivery),
+              ],
+            ],
+          ) +
+          "\n\n" +
+          table(
+            [
+              "idle graphql-ws connections",
+              "connected",
+              "one event reached",
+              "server RSS before → after MiB (goal ≤ 400)",
+              "peak RSS MiB",
+            ],
+            [
+              [
+                whole(events.idle.connections),
+                whole(events.idle.connected),
+                whole(events.idle.eventReceivedBy),
+                `${fixed(events.idle.rssBeforeMB, 0)} → ${fixed(events.idle.rssAfterMB, 0)}`,
+                fixed(events.idle.hwmMB, 0),
+              ],
+            ],
+          ),
+      );
     }
   } finally {
+    for (const server of running) await server.stop();
     await database?.close();
     await rm(dataDir, { recursive: true, force: true });
   }
@@ -792,6 +576,309 @@ async function main() {
     await appendFile(path.join(ROOT, "bench/RESULTS.md"), `\n\n${report}\n`);
     log("appended to bench/RESULTS.md");
   }
+}
+
+/** p50/p99 of (a) and (b) at the small and the large organization, one connection, on our server. */
+async function scaleSuite(
+  database: Database,
+  server: ServerProcess,
+  small: SeededOrganization,
+  large: SeededOrganization,
+): Promise<string[]> {
+  const scale: ScaleRow[] = [];
+  for (const org of [small, large]) {
+    const hot = org.inboxes[0] as SeededOrganization["inboxes"][number];
+    for (const [scenario, key, request] of [
+      ["(a)", org.keys.full, { query: A_OURS, variables: { id: hot.globalId } }],
+      [
+        "(a), key hiding spam+trash",
+        org.keys.hidesSpamAndTrash,
+        { query: A_OURS, variables: { id: hot.globalId } },
+      ],
+      ["(b)", org.keys.hidesSpamAndTrash, { query: B_OURS, variables: { inbox: hot.globalId } }],
+    ] as const) {
+      log(`scale: ${scenario} at ${org.messages.toLocaleString("en")} messages`);
+      const headers = { authorization: `Bearer ${key}` };
+      await graphql(server.url, headers, request);
+      const result = await runLoad({
+        url: server.url,
+        headers,
+        request,
+        connections: 1,
+        seconds: MODE.scaleSeconds,
+        warmupSeconds: MODE.warmup,
+      });
+      scale.push({
+        scenario,
+        messages: org.messages,
+        p50: result.p50,
+        p99: result.p99,
+        throughput: result.throughput,
+      });
+    }
+  }
+  const body = ["(a)", "(a), key hiding spam+trash", "(b)"].map((scenario) => {
+    const s = scale.find((r) => r.scenario === scenario && r.messages === small.messages);
+    const l = scale.find((r) => r.scenario === scenario && r.messages === large.messages);
+    return [
+      scenario,
+      `${fixed(s?.p50, 1)} / ${fixed(s?.p99, 1)}`,
+      `${fixed(l?.p50, 1)} / ${fixed(l?.p99, 1)}`,
+      fixed((l?.p50 ?? Number.NaN) / (s?.p50 ?? Number.NaN), 2),
+      fixed((l?.p99 ?? Number.NaN) / (s?.p99 ?? Number.NaN), 2),
+    ];
+  });
+  const plans = await explainOurs(database, large, true);
+  await mkdir(path.join(ROOT, "bench/.out"), { recursive: true });
+  await writeFile(path.join(ROOT, "bench/.out/explain.txt"), `${plans}\n`);
+  return [
+    "### Scale (one connection, sequential requests; the hot inbox holds about half of its organization's messages)\n\n" +
+      table(
+        [
+          "read",
+          `${small.messages.toLocaleString("en")} msgs p50 / p99 ms`,
+          `${large.messages.toLocaleString("en")} msgs p50 / p99 ms`,
+          "p50 ratio",
+          "p99 ratio (goal ≤ 1.5)",
+        ],
+        body,
+      ),
+    `Plans at ${large.messages.toLocaleString("en")} messages (bench/.out/explain.txt):\n\n\`\`\`\n${plans}\n\`\`\``,
+  ];
+}
+
+/**
+ * The reads on every server, all of them running at once: each read is measured on one server
+ * after the other, starting with a different one each round, so no server always goes first (cold
+ * caches) or last. Then the writes, on ours; then SQL statements per request.
+ */
+async function httpSuite(
+  database: Database,
+  ours: ServerProcess,
+  org: SeededOrganization,
+  writer: SeededOrganization,
+  dataDir: string,
+  running: ServerProcess[],
+): Promise<string[]> {
+  const hot = org.inboxes[0] as SeededOrganization["inboxes"][number];
+  const authenticatorUrl = await preparePostGraphile(database);
+  const secret = randomBytes(32);
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  const jwtFor = (hidden: string[]) =>
+    bearer(
+      jwt(secret, {
+        role: "bench_reader",
+        org_id: org.id,
+        ...(hidden.length ? { hidden_labels: hidden.join(",") } : {}),
+      }),
+    );
+  const full = bearer(org.keys.full);
+  const hiding = bearer(org.keys.hidesSpamAndTrash);
+  const pgFull = jwtFor([]);
+  const pgHiding = jwtFor(["spam", "trash"]);
+  const pgInboxId = Buffer.from(JSON.stringify(["Inbox", org.id, hot.id])).toString("base64");
+  // The next pages start where each server's first page ended (noted when that page is checked).
+  const cursors = { ours: "", postgraphile: "" };
+  const writeIds = (
+    await sql<{
+      id: string;
+    }>`SELECT id FROM messages WHERE org_id = ${writer.id} ORDER BY id LIMIT 1000`.execute(database.handle.db)
+  ).rows.map((row) => encodeGlobalID("Message", row.id));
+
+  const fifty = (list: any[]) => {
+    if (list.length !== 50) throw new Error(`expected 50 items, got ${list.length}`);
+  };
+  const names = {
+    typename: "{ __typename }",
+    a: "(a) inbox threads(50) + messages(3)",
+    b1: "(b) messages(received, 50), hides spam+trash",
+    b2: "(b) next page (after)",
+    read: "(c) updateMessage (mark read)",
+    send: "(c) sendMessage to a hosted inbox",
+  };
+  const ourReads: Scenario[] = [
+    { name: names.typename, headers: full, request: { query: TYPENAME } },
+    {
+      name: names.a,
+      headers: full,
+      request: { query: A_OURS, variables: { id: hot.globalId } },
+      check: (data) => fifty(data.inbox.threads.edges),
+    },
+    {
+      name: names.b1,
+      headers: hiding,
+      request: { query: B_OURS, variables: { inbox: hot.globalId } },
+      check: (data) => {
+        fifty(data.messages.edges);
+        cursors.ours = data.messages.pageInfo.endCursor;
+      },
+    },
+    {
+      name: names.b2,
+      headers: hiding,
+      request: { later: () => ({ query: B_OURS, variables: { inbox: hot.globalId, after: cursors.ours } }) },
+      check: (data) => fifty(data.messages.edges),
+    },
+  ];
+  const pgReads: Scenario[] = [
+    { name: names.typename, headers: pgFull, request: { query: TYPENAME } },
+    {
+      name: names.a,
+      headers: pgFull,
+      request: { query: A_POSTGRAPHILE, variables: { id: pgInboxId } },
+      check: (data) => fifty(data.inbox.threadsByOrgIdAndPodIdAndInboxId.edges),
+    },
+    {
+      name: names.b1,
+      headers: pgHiding,
+      request: { query: B_POSTGRAPHILE, variables: { inbox: pgInboxId } },
+      check: (data) => {
+        fifty(data.inbox.messagesByOrgIdAndPodIdAndInboxId.edges);
+        cursors.postgraphile = data.inbox.messagesByOrgIdAndPodIdAndInboxId.pageInfo.endCursor;
+      },
+    },
+    {
+      name: names.b2,
+      headers: pgHiding,
+      request: {
+        later: () => ({
+          query: B_POSTGRAPHILE,
+          variables: { inbox: pgInboxId, after: cursors.postgraphile },
+        }),
+      },
+      check: (data) => fifty(data.inbox.messagesByOrgIdAndPodIdAndInboxId.edges),
+    },
+  ];
+
+  const postgraphile = postgraphileContender(authenticatorUrl, secret, pgFull.authorization.slice(7));
+  const unchecked = oursContender("Mailroom, checks off", { BENCH_DISABLE_AUTHORIZATION: "true" }, dataDir);
+  log("starting the other servers");
+  const [bare, off, pgl] = await Promise.all([
+    bareYoga.start(""),
+    unchecked.start(database.url),
+    postgraphile.start(database.url),
+  ]);
+  running.push(bare, off, pgl);
+  const lineup: { server: ServerProcess; reads: Scenario[] }[] = [
+    { server: ours, reads: ourReads },
+    { server: off, reads: ourReads.filter((s) => s.name !== names.typename) },
+    { server: pgl, reads: pgReads },
+    {
+      server: bare,
+      reads: ourReads.filter((s) => s.name === names.typename).map((s) => ({ ...s, headers: {} })),
+    },
+  ];
+  const results = new Map<string, LoadResult[]>();
+  const keyOf = (scenario: string, server: string) => `${scenario}\u0000${server}`;
+  for (let round = 0; round < MODE.rounds; round++) {
+    for (const [index, name] of [names.typename, names.a, names.b1, names.b2].entries()) {
+      const turn = round + index;
+      const order = [...lineup.slice(turn % lineup.length), ...lineup.slice(0, turn % lineup.length)];
+      for (const { server, reads } of order) {
+        const scenario = reads.find((s) => s.name === name);
+        if (!scenario) continue;
+        const result = await load(server, scenario);
+        results.set(keyOf(name, server.name), [...(results.get(keyOf(name, server.name)) ?? []), result]);
+      }
+    }
+  }
+  const peaks = new Map<string, number>();
+  for (const server of [ours, off, pgl, bare]) peaks.set(server.name, await server.peakRssMiB());
+  for (const server of [bare, off, pgl]) {
+    await server.stop();
+    running.splice(running.indexOf(server), 1);
+  }
+
+  // Writes last, on ours alone: the deliveries sendMessage queues would load anything after it.
+  const writes: Scenario[] = [
+    {
+      name: names.read,
+      headers: bearer(writer.keys.full),
+      request: (n) => ({
+        query: MARK_READ,
+        variables: { id: writeIds[(n + writeIds.length) % writeIds.length] },
+      }),
+    },
+  ];
+  const [from, to] = writer.inboxes as [
+    SeededOrganization["inboxes"][number],
+    SeededOrganization["inboxes"][number],
+  ];
+  const text = "Hello from the benchmark. ".repeat(40);
+  const send: Scenario = {
+    name: names.send,
+    headers: bearer(writer.keys.full),
+    request: (n) => ({
+      query: SEND,
+      variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
+    }),
+  };
+  // Statements before the sends, whose queued deliveries would be counted with whatever follows.
+  const statements = new Map<string, Map<string, number>>();
+  log("counting SQL statements");
+  statements.set(
+    ours.name,
+    await countStatements(oursContender("Mailroom", {}, dataDir), database.url, [...ourReads, ...writes]),
+  );
+  statements.set(pgl.name, await countStatements(postgraphile, database.url, pgReads));
+  for (const scenario of [...writes, send])
+    results.set(keyOf(scenario.name, ours.name), [await load(ours, scenario)]);
+
+  const rows = Object.values(names).flatMap((name) =>
+    [ours, off, pgl, bare].flatMap((server) => {
+      const measured = results.get(keyOf(name, server.name));
+      if (!measured) return [];
+      const result = combined(measured);
+      return [
+        [
+          name,
+          server.name,
+          whole(result.throughput),
+          fixed(result.p50, 0),
+          fixed(result.p99, 0),
+          fixed(statements.get(server.name)?.get(name)),
+          whole(peaks.get(server.name)),
+          String(result.failures),
+        ],
+      ];
+    }),
+  );
+  const throughput = (scenario: string, server: string) => {
+    const measured = results.get(keyOf(scenario, server));
+    return measured ? combined(measured).throughput : Number.NaN;
+  };
+  const ratio = (scenario: string, a: string, b: string) => throughput(scenario, a) / throughput(scenario, b);
+  const goals: [string, number, string][] = [
+    ["(a) Mailroom / PostGraphile", ratio(names.a, ours.name, pgl.name), "≥ 1.3"],
+    ["(b) Mailroom / PostGraphile", ratio(names.b1, ours.name, pgl.name), "–"],
+    ["(b) next page, Mailroom / PostGraphile", ratio(names.b2, ours.name, pgl.name), "–"],
+    ["(a) checks on / checks off", ratio(names.a, ours.name, off.name), "≥ 0.90"],
+    ["(b) checks on / checks off", ratio(names.b1, ours.name, off.name), "≥ 0.90"],
+    ["{ __typename }: Mailroom / bare yoga", ratio(names.typename, ours.name, bare.name), "≥ 0.8"],
+  ];
+  return [
+    `### HTTP (${MODE.connections} connections, ${MODE.seconds} s each after ${MODE.warmup} s of warm-up, ` +
+      `${MODE.rounds} round${MODE.rounds > 1 ? "s" : ""} with the servers in turn; ` +
+      `${org.messages.toLocaleString("en")} messages in the organization)\n\n` +
+      table(
+        [
+          "scenario",
+          "server",
+          "req/s",
+          "p50 ms",
+          "p99 ms",
+          "SQL statements / request",
+          "peak RSS MiB",
+          "failed",
+        ],
+        rows,
+      ) +
+      "\n\nPeak RSS is each server's over all its reads (ours: before the writes).",
+    table(
+      ["ratio (throughput)", "measured", "goal"],
+      goals.map(([n, v, g]) => [n, fixed(v, 2), g]),
+    ),
+  ];
 }
 
 await main();

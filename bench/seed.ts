@@ -141,6 +141,16 @@ function textPools(random: () => number) {
 
 type ThreadKind = "normal" | "spam" | "trash";
 
+interface SeededThread {
+  inbox: SeededInbox;
+  size: number;
+  kind: ThreadKind;
+  /** First message, epoch ms. */
+  start: number;
+  /** Seconds between its messages. */
+  gap: number;
+}
+
 /** Geometric thread sizes with the given mean; a spam thread is a single message. */
 function threadSize(random: () => number, mean: number): number {
   const p = 1 / mean;
@@ -148,18 +158,33 @@ function threadSize(random: () => number, mean: number): number {
 }
 
 export async function seed(db: Db, options: Partial<SeedOptions> = {}): Promise<SeededOrganization[]> {
-  const o: SeedOptions = { ...DEFAULT_SEED, ...options };
-  const random = prng(o.seed);
-  const pools = textPools(random);
-  const now = Date.now();
+  return seedGroups(db, [options]);
+}
+
+/**
+ * Several groups of organizations, each with its own options (sizes, names, PRNG seed), then one
+ * VACUUM ANALYZE and one thread_visibility rebuild for them all.
+ */
+export async function seedGroups(
+  db: Db,
+  groups: readonly Partial<SeedOptions>[],
+): Promise<SeededOrganization[]> {
   const organizations: SeededOrganization[] = [];
   const marked = new Map<string, string[]>();
-  for (let index = 0; index < o.organizations; index++) {
-    const seeded = await seedOrganization(db, o, `${o.name}-${index + 1}`, random, pools, now);
-    organizations.push(seeded.organization);
-    marked.set(seeded.organization.id, seeded.marked);
+  let onProgress: SeedOptions["onProgress"];
+  const now = Date.now();
+  for (const group of groups) {
+    const o: SeedOptions = { ...DEFAULT_SEED, ...group };
+    onProgress ??= o.onProgress;
+    const random = prng(o.seed);
+    const pools = textPools(random);
+    for (let index = 0; index < o.organizations; index++) {
+      const seeded = await seedOrganization(db, o, `${o.name}-${index + 1}`, random, pools, now);
+      organizations.push(seeded.organization);
+      marked.set(seeded.organization.id, seeded.marked);
+    }
   }
-  o.onProgress?.("vacuum analyze");
+  onProgress?.("vacuum analyze");
   // Fresh statistics and a visibility map, as autovacuum would leave a real database. Before the
   // rebuild below: planned on empty statistics, it reads every message of the organization.
   for (const table of ["threads", "messages", "attachments", "inboxes", "api_keys"]) {
@@ -223,7 +248,7 @@ async function seedOrganization(
   }
 
   // The shape of every thread, decided here so the data is repeatable.
-  const threads: { inbox: SeededInbox; size: number; kind: ThreadKind; start: number }[] = [];
+  const threads: SeededThread[] = [];
   let messages = 0;
   const span = o.days * 86_400_000;
   while (messages < o.messagesPerOrganization) {
@@ -239,7 +264,11 @@ async function seedOrganization(
         ? (inboxes[0] as SeededInbox)
         : (inboxes[1 + Math.floor(random() * (inboxes.length - 1))] as SeededInbox);
     inbox.threads++;
-    threads.push({ inbox, size, kind, start: now - span + Math.floor(random() * span) });
+    // The last message's time is uniform over the span, whatever the thread's length (a list's most
+    // recent threads are not the longest), and replies come minutes to hours apart.
+    const end = now - Math.floor(random() * span);
+    const gap = 60 + Math.floor(random() * 6 * 3600);
+    threads.push({ inbox, size, kind, start: end - (size - 1) * gap * 1000, gap });
     messages += size;
   }
   // Oldest first, so ids grow with time as they do in a live system.
@@ -249,7 +278,7 @@ async function seedOrganization(
   const marked: string[] = [];
   for (let from = 0; from < threads.length; from += THREAD_CHUNK) {
     const chunk = threads.slice(from, from + THREAD_CHUNK);
-    marked.push(...(await insertChunk(db, o, orgId, chunk, pools, now)));
+    marked.push(...(await insertChunk(db, o, orgId, chunk, pools)));
     done += chunk.reduce((sum, t) => sum + t.size, 0);
     o.onProgress?.(`${name}: ${done.toLocaleString("en")} / ${messages.toLocaleString("en")} messages`);
   }
@@ -268,9 +297,8 @@ async function insertChunk(
   db: Db,
   o: SeedOptions,
   orgId: string,
-  chunk: { inbox: SeededInbox; size: number; kind: ThreadKind; start: number }[],
+  chunk: SeededThread[],
   pools: ReturnType<typeof textPools>,
-  now: number,
 ): Promise<string[]> {
   const count = chunk.length;
   // Identity values reserved up front, so messages can name their thread in the same round.
@@ -282,10 +310,7 @@ async function insertChunk(
   ).rows.map((row) => row.id);
   const column = <T>(pick: (t: (typeof chunk)[number]) => T) => chunk.map(pick);
   const starts = column((t) => new Date(t.start).toISOString());
-  // Replies come hours apart; a thread's last message never lies in the future.
-  const gaps = column((t) =>
-    Math.max(60, Math.min(6 * 3600, Math.floor((now - t.start) / 1000 / Math.max(t.size, 1)))),
-  );
+  const gaps = column((t) => t.gap);
   await sql`
     WITH spec AS (
       SELECT * FROM unnest(${ids}::bigint[], ${column((t) => t.inbox.id)}::bigint[],
