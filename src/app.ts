@@ -266,7 +266,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
         url = embedded.url;
       }
-      database = createDatabase(url);
+      database = createDatabase(url, { preparedStatements: config.databasePreparedStatements });
       await migrateToLatest(database.db);
       listener = new PgListener(url, logger);
       await listener.start();

@@ -35,7 +35,10 @@ async function bootstrap(argv: string[]): Promise<void> {
 
   const config = loadConfig();
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: config.dataDir });
-  const database = createDatabase(config.databaseUrl ?? (embedded?.url as string), { max: 2 });
+  const database = createDatabase(config.databaseUrl ?? (embedded?.url as string), {
+    max: 2,
+    preparedStatements: config.databasePreparedStatements,
+  });
   try {
     await migrateToLatest(database.db);
     const result = await bootstrapOrganization(database.db, {

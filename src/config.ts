@@ -76,6 +76,7 @@ const environmentSchema = z.object({
   SMTP_TLS_KEY_FILE: z.string().min(1, { error: "expected a file path" }).optional(),
   SMTP_TLS_CERT_FILE: z.string().min(1, { error: "expected a file path" }).optional(),
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
+  DATABASE_PREPARED_STATEMENTS: booleanString.default(true),
   DATA_DIR: z.string().min(1, { error: "expected a directory path" }).default("./.data"),
   MAIL_DOMAIN: domainName.default("mailroom.localhost"),
   SMTP_RELAY_URL: url(["smtp:", "smtps:"]).optional(),
@@ -120,6 +121,8 @@ export interface Config {
   smtpTlsKeyFile: string | undefined;
   smtpTlsCertFile: string | undefined;
   databaseUrl: string | undefined;
+  /** Named prepared statements (src/db/database.ts); off behind a pooler that cannot keep them. */
+  databasePreparedStatements: boolean;
   dataDir: string;
   mailDomain: string;
   smtpRelayUrl: string | undefined;
@@ -210,6 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     smtpTlsCertFile:
       value.SMTP_TLS_CERT_FILE === undefined ? undefined : path.resolve(value.SMTP_TLS_CERT_FILE),
     databaseUrl: value.DATABASE_URL,
+    databasePreparedStatements: value.DATABASE_PREPARED_STATEMENTS,
     dataDir: path.resolve(value.DATA_DIR),
     mailDomain: value.MAIL_DOMAIN,
     smtpRelayUrl: value.SMTP_RELAY_URL,

@@ -16,6 +16,7 @@ describe("loadConfig", () => {
       allowPrivateWebhookUrls: false,
       workerConcurrency: 4,
       logLevel: "info",
+      databasePreparedStatements: true,
     });
     expect(config.dataDir.endsWith(".data")).toBe(true);
   });
@@ -34,6 +35,7 @@ describe("loadConfig", () => {
       ALLOW_PRIVATE_WEBHOOK_URLS: "true",
       WORKER_CONCURRENCY: "8",
       LOG_LEVEL: "debug",
+      DATABASE_PREPARED_STATEMENTS: "false",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -48,6 +50,7 @@ describe("loadConfig", () => {
       allowPrivateWebhookUrls: true,
       workerConcurrency: 8,
       logLevel: "debug",
+      databasePreparedStatements: false,
     });
   });
 
