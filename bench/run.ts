@@ -85,7 +85,14 @@ interface Database {
   close(): Promise<void>;
 }
 
+/** The benchmark's database; close() may be called more than once. */
 async function openDatabase(): Promise<Database> {
+  const database = await createBenchDatabase();
+  let closing: Promise<void> | undefined;
+  return { ...database, close: () => (closing ??= database.close()) };
+}
+
+async function createBenchDatabase(): Promise<Database> {
   const external = process.env.DATABASE_URL;
   if (external) {
     const name = `mailroom_bench_${randomBytes(4).toString("hex")}`;
@@ -421,6 +428,23 @@ function table(header: string[], body: string[][]): string {
   ].join("\n");
 }
 
+/** The commit measured, and whether the working tree differed from it. */
+async function revision(): Promise<string> {
+  try {
+    const { stdout: commit } = await execFileAsync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT });
+    const { stdout: changes } = await execFileAsync(
+      "git",
+      ["status", "--porcelain", "--untracked-files=no"],
+      {
+        cwd: ROOT,
+      },
+    );
+    return `${commit.trim()}${changes.trim() ? " with uncommitted changes" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
 async function machine(): Promise<string> {
   const cpus = os.cpus();
   return `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown"}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}; load average ${os
@@ -464,6 +488,9 @@ async function main() {
         sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
     }
     for (const server of running.splice(0)) await server.stop();
+    // Stopped before the next benchmarks, whose databases share the disk: its checkpoints and
+    // autovacuum after a million rows would slow their commits.
+    await database?.close();
 
     if (SUITES.has("smtp")) {
       log("SMTP ingest");
@@ -568,7 +595,7 @@ async function main() {
   const seconds = (performance.now() - started) / 1000;
   const report = [
     `## ${new Date().toISOString()} — \`${command}\``,
-    `Machine: ${machineLine}. Took ${seconds.toFixed(0)} s.`,
+    `Code: ${await revision()}. Machine: ${machineLine}. Took ${seconds.toFixed(0)} s.`,
     ...sections,
   ].join("\n\n");
   process.stdout.write(`\n${report}\n`);
