@@ -2,7 +2,7 @@
 // permission checks, on one database and one data set, in one run; then scale (10k vs a large
 // organization), SMTP ingest and event fan-out. Prints the tables; `--record` appends them to
 // bench/RESULTS.md with the date, the machine and the command.
-//   npm run bench                 quick: about 3 minutes, large organization of 100k messages
+//   npm run bench                 quick: under 3 minutes, large organization of 50k messages
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
 //   npm run bench -- --only http,scale   a subset (http, scale, smtp, events)
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
@@ -39,7 +39,7 @@ const FULL = flags.full === true;
 const SUITES = new Set((flags.only ?? "http,scale,smtp,events").split(",").map((s) => s.trim()));
 const MODE = {
   small: 10_000,
-  large: Number(flags.large ?? (FULL ? 1_000_000 : 100_000)),
+  large: Number(flags.large ?? (FULL ? 1_000_000 : 50_000)),
   seconds: Number(flags.seconds ?? (FULL ? 15 : 3)),
   /** Per latency measurement of the scale table (one connection). */
   scaleSeconds: Number(flags.seconds ?? (FULL ? 10 : 2)),
