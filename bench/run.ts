@@ -458,6 +458,8 @@ async function machine(): Promise<string> {
 async function main() {
   const started = performance.now();
   const machineLine = await machine();
+  // Taken before the run: the code measured, not whatever the tree holds when it ends.
+  const code = await revision();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const sections: string[] = [];
   const needsDatabase = SUITES.has("http") || SUITES.has("scale");
@@ -595,7 +597,7 @@ async function main() {
   const seconds = (performance.now() - started) / 1000;
   const report = [
     `## ${new Date().toISOString()} — \`${command}\``,
-    `Code: ${await revision()}. Machine: ${machineLine}. Took ${seconds.toFixed(0)} s.`,
+    `Code: ${code}. Machine: ${machineLine}. Took ${seconds.toFixed(0)} s.`,
     ...sections,
   ].join("\n\n");
   process.stdout.write(`\n${report}\n`);

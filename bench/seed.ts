@@ -90,7 +90,7 @@ export interface SeededOrganization {
 const THREAD_CHUNK = 20_000;
 
 /** mulberry32: a small, fast, seedable PRNG; quality is ample for shaping test data. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

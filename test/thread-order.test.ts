@@ -5,6 +5,7 @@
 // and every combination of hidden labels (8 keys) pages through the list forwards and backwards.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prng } from "../bench/seed.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
@@ -27,18 +28,6 @@ let inboxes: { id: string; email: string }[];
 /** One organization key per combination of hidden labels (bit i: HIDING[i] hidden). */
 const keys: string[] = [];
 let podKey: string;
-
-/** mulberry32: the same seed gives the same scenario. */
-function prng(seed: number) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 beforeAll(async () => {
   database = await createTestDatabase();
