@@ -628,6 +628,40 @@ describe("retries and several recipients", () => {
     expect(await messagesOf(inbox.id)).toHaveLength(1);
   });
 
+  it("stores a message with 500 attachments for 20 inboxes: more values than one statement binds", async () => {
+    const inboxes = await Promise.all(Array.from({ length: 20 }, () => newInbox()));
+    const messageId = `<${unique("many-parts")}@sender.test>`;
+    // (mailparser takes at most about a thousand MIME parts.)
+    const attachments = Array.from({ length: 500 }, (_, i) => ({
+      filename: `part-${i}.txt`,
+      content: `part ${i}\n`,
+      contentType: "text/plain",
+    }));
+    const { info } = await send(
+      inboxes.map((inbox) => inbox.email),
+      { subject: "Parts", text: "Many parts", messageId, attachments },
+    );
+    expect(info.accepted).toHaveLength(20);
+
+    const copies = await rowsWithMessageId(messageId);
+    expect(copies).toHaveLength(20);
+    const counts = await database.db
+      .selectFrom("attachments")
+      .select(["message_id", (eb) => eb.fn.countAll<string>().as("n")])
+      .where(
+        "message_id",
+        "in",
+        copies.map((copy) => copy.id),
+      )
+      .groupBy("message_id")
+      .execute();
+    expect(counts.map((row) => row.n)).toEqual(Array(20).fill("500"));
+    // In the order they were sent, with their content.
+    const message = await messageIn(inboxes[3]?.id as string, messageId);
+    expect(message.attachments.map((a: any) => a.filename)).toEqual(attachments.map((a) => a.filename));
+    expect(Buffer.from(message.attachments[499].contentBase64, "base64").toString()).toBe("part 499\n");
+  });
+
   it("delivers one message to inboxes of two organizations, each seeing only its own copy", async () => {
     const mine = await newInbox();
     const theirs = await newInbox(otherOrg.apiKey);

@@ -148,6 +148,11 @@ export async function storeMessages(
  * inboxes is 100 copies of its bytes. A larger single message goes alone.
  */
 const STATEMENT_BYTES = 32 * 1024 * 1024;
+/**
+ * Messages one statement carries at most: each takes 24 bind parameters (its attachments go in
+ * arrays of their own), and a statement takes at most 65,535.
+ */
+const STATEMENT_MESSAGES = 1_000;
 
 function partsOf(messages: readonly NewMessage[]): NewMessage[][] {
   const parts: NewMessage[][] = [];
@@ -160,7 +165,7 @@ function partsOf(messages: readonly NewMessage[]): NewMessage[][] {
       (data.attachments ?? []).reduce((sum, attachment) => sum + attachment.content.length, 0) +
       (data.text?.length ?? 0) +
       (data.html?.length ?? 0);
-    if (part.length > 0 && bytes + size > STATEMENT_BYTES) {
+    if (part.length > 0 && (bytes + size > STATEMENT_BYTES || part.length === STATEMENT_MESSAGES)) {
       parts.push(part);
       part = [];
       bytes = 0;
@@ -374,23 +379,25 @@ async function writeMessages(
       ${[...data.references]}::text[], ${data.direction}::text, ${data.deliveryStatus ?? null}::text,
       ${data.sizeBytes}::int, ${data.rawMime ?? null}::bytea, ${plan.createdAt}::timestamptz)`;
   });
-  const attachmentRows = created.flatMap(({ index }) =>
-    ((messages[index] as NewMessage).data.attachments ?? []).map(
-      (attachment) =>
-        sql`(${index}::int, ${attachment.filename}::text, ${attachment.contentType}::text,
-          ${attachment.content.length}::int, ${attachment.contentId ?? null}::text,
-          ${attachment.disposition ?? null}::text, ${attachment.content}::bytea)`,
-    ),
+  // In arrays, not rows of VALUES: a message may carry thousands of attachments, each copy of it
+  // all of them, and a statement only 65,535 parameters.
+  const attachments = created.flatMap(({ index }) =>
+    ((messages[index] as NewMessage).data.attachments ?? []).map((attachment) => ({ index, attachment })),
   );
-  const attachments =
-    attachmentRows.length === 0
+  const attachmentWrites =
+    attachments.length === 0
       ? sql``
       : sql`, inserted_attachments AS (
           INSERT INTO attachments (org_id, message_id, filename, content_type, size_bytes, content_id, disposition, content)
-          SELECT m.org_id, m.id, a.filename, a.content_type, a.size_bytes, a.content_id, a.disposition, a.content
-          FROM (VALUES ${sql.join(attachmentRows)})
-            AS a(index, filename, content_type, size_bytes, content_id, disposition, content)
+          SELECT m.org_id, m.id, a.filename, a.content_type, length(a.content), a.content_id, a.disposition, a.content
+          FROM unnest(${attachments.map((a) => a.index)}::int[], ${attachments.map((a) => a.attachment.filename)}::text[],
+            ${attachments.map((a) => a.attachment.contentType)}::text[],
+            ${attachments.map((a) => a.attachment.contentId ?? null)}::text[],
+            ${attachments.map((a) => a.attachment.disposition ?? null)}::text[],
+            ${attachments.map((a) => a.attachment.content)}::bytea[])
+            WITH ORDINALITY AS a(index, filename, content_type, content_id, disposition, content, ord)
           JOIN new_messages m ON m.index = a.index
+          ORDER BY a.ord
         )`;
   const { rows } = await sql<{ index: number; id: string; threadId: string; marked: boolean }>`
     WITH new_threads AS MATERIALIZED (
@@ -435,7 +442,7 @@ async function writeMessages(
         bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to, reference_ids,
         direction, delivery_status, size_bytes, raw_mime, created_at, created_at
       FROM new_messages
-    )${attachments}, ${eventWrites(sql`
+    )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
         '{}'::jsonb AS payload, NULL::timestamptz AS created_at, index AS ord
       FROM new_messages`)}
