@@ -261,6 +261,27 @@ interface Known {
 
 /** For every message at once: whether its inbox holds it already, and which thread it would join. */
 async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<Known> {
+  const { rows } = await messageLookups(messages).execute(trx);
+  const known: Known = { duplicates: new Map(), threads: new Map() };
+  for (const row of rows) {
+    if (row.kind === "duplicate") {
+      known.duplicates.set(row.index, {
+        messageId: row.id,
+        threadId: row.threadId,
+        labels: row.labels ?? [],
+      });
+    } else {
+      known.threads.set(row.index, row.threadId);
+    }
+  }
+  return known;
+}
+
+/**
+ * The statement knownMessages runs: for each message (by its index), the copy its inbox already
+ * holds (`duplicate`) and the thread of the latest message it cites there (`thread`).
+ */
+export function messageLookups(messages: readonly NewMessage[]) {
   const own = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
   const direction: string[] = [];
   const cited = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
@@ -277,7 +298,7 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
       cited.header.push(candidate);
     }
   });
-  const { rows } = await sql<{
+  return sql<{
     kind: "duplicate" | "thread";
     index: number;
     id: string;
@@ -288,13 +309,13 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
     FROM unnest(${own.index}::int[], ${own.org}::bigint[], ${own.inbox}::bigint[], ${own.header}::text[],
       ${direction}::text[]) AS i(index, org_id, inbox_id, message_id_header, direction)
     CROSS JOIN LATERAL (
+      -- By the Message-ID, in the key that leads with it (db/migrations/…_message_id_lookup.ts); the
+      -- inbox is compared as an expression so that no (org_id, inbox_id) index looks usable: with a
+      -- low estimate of an inbox's size the planner would take one and filter the whole inbox. (LIMIT
+      -- keeps each lookup a lookup: without it a join may be planned, and a young table scanned.)
       SELECT id, thread_id, labels FROM messages
-      WHERE org_id = i.org_id AND inbox_id = i.inbox_id AND message_id_header = i.message_id_header
-        AND direction = i.direction
-      -- In the unique key's order, which only its index gives without sorting: without statistics
-      -- (a young database) the planner could otherwise read the (org_id, inbox_id, id) index and
-      -- filter the whole inbox for every message.
-      ORDER BY org_id, inbox_id, message_id_header, direction
+      WHERE org_id = i.org_id AND message_id_header = i.message_id_header AND direction = i.direction
+        AND inbox_id + 0 = i.inbox_id
       LIMIT 1
     ) AS m
     UNION ALL (
@@ -303,24 +324,12 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
         AS c(index, org_id, inbox_id, message_id_header)
       CROSS JOIN LATERAL (
         SELECT id, thread_id, created_at FROM messages
-        WHERE org_id = c.org_id AND inbox_id = c.inbox_id AND message_id_header = c.message_id_header
-        ORDER BY org_id, inbox_id, message_id_header, direction
+        WHERE org_id = c.org_id AND message_id_header = c.message_id_header AND inbox_id + 0 = c.inbox_id
+        ORDER BY created_at DESC, id DESC
+        LIMIT 1
       ) AS m
       ORDER BY c.index, m.created_at DESC, m.id DESC
-    )`.execute(trx);
-  const known: Known = { duplicates: new Map(), threads: new Map() };
-  for (const row of rows) {
-    if (row.kind === "duplicate") {
-      known.duplicates.set(row.index, {
-        messageId: row.id,
-        threadId: row.threadId,
-        labels: row.labels ?? [],
-      });
-    } else {
-      known.threads.set(row.index, row.threadId);
-    }
-  }
-  return known;
+    )`;
 }
 
 type Written = Pick<StoredCopy, "messageId" | "threadId"> & {
