@@ -124,7 +124,8 @@ type Plan =
 /**
  * Stores messages, each with an `event` (message.received, message.sent), in order, with two
  * statements however many there are (a batch of inbound mail shares one transaction; only one over
- * STATEMENT_BYTES takes two more per part). Each is stored as if alone, one after the other:
+ * STATEMENT_BYTES or STATEMENT_MESSAGES takes two more per part). Each is stored as if alone, one
+ * after the other:
  * - a message whose Message-ID and direction its inbox already holds, in the database or earlier
  *   in `messages`, is not stored again (`created: false`, with the first copy's ids);
  * - a message joins the thread of the most recent message of its inbox that it replies to or
