@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import type { Services } from "../context.ts";
+import { compareIds } from "../db/ids.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
 import type { AttachmentData, MessageData } from "./store.ts";
 
@@ -109,8 +110,9 @@ export function recipientResolver(
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
  * `message.received` event. Everything commits in one transaction (which other messages stored at
  * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
- * rejects (the database failed), nothing was stored and the caller should retry later. It never rejects for the message's content: malformed MIME is stored as best it can
- * be read, with the raw bytes kept. Delivering the same Message-ID to an inbox again stores nothing
+ * rejects (the database failed), nothing was stored and the caller should retry later. It never
+ * rejects for the message's content: malformed MIME is stored as best it can be read, with the raw
+ * bytes kept. Delivering the same Message-ID to an inbox again stores nothing
  * (`created: false`), so a retried delivery is safe.
  *
  * Used by outbound delivery to hosted inboxes (and, through ingestForInboxes, by the SMTP
@@ -177,10 +179,6 @@ export async function ingestForInboxes(
   // In the order the recipients were given, as callers report them.
   const delivered = wanted.flatMap((email) => byEmail.get(email) ?? []);
   return { messageIdHeader, delivered, rejected };
-}
-
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** What is kept of a message, whatever state its MIME is in. */

@@ -5,6 +5,7 @@
 import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import { compareIds } from "../db/ids.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
@@ -145,6 +146,14 @@ function inScope(scope: TenantScope, alias: string) {
   return sql.join(parts, sql` AND `);
 }
 
+/** The list's inbox and pod filters, on alias's columns. */
+function filtered(filter: ListFilter, alias: string) {
+  const parts = [];
+  if (filter.inboxId !== undefined) parts.push(sql`${sql.ref(`${alias}.inbox_id`)} = ${filter.inboxId}`);
+  if (filter.podId !== undefined) parts.push(sql`${sql.ref(`${alias}.pod_id`)} = ${filter.podId}`);
+  return parts;
+}
+
 /** The labels a thread_visibility.hidden_mask bit stands for: bit i is HIDING_LABELS[i]. */
 const HIDING_LABELS = Object.keys(HIDDEN_LABEL_PERMISSIONS);
 
@@ -180,9 +189,11 @@ function keysetCondition(page: KeysetPage<ThreadKey>, key: string, id: string) {
  */
 function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
   const order = page.inverted ? sql`ASC` : sql`DESC`;
-  const threadWhere = [inScope(scope, "t"), ...keysetCondition(page, "t.last_message_at", "t.id")];
-  if (filter.inboxId !== undefined) threadWhere.push(sql`t.inbox_id = ${filter.inboxId}`);
-  if (filter.podId !== undefined) threadWhere.push(sql`t.pod_id = ${filter.podId}`);
+  const threadWhere = [
+    inScope(scope, "t"),
+    ...filtered(filter, "t"),
+    ...keysetCondition(page, "t.last_message_at", "t.id"),
+  ];
   const mask = hiddenMask(scope);
   if (mask === 0) {
     return sql`
@@ -191,11 +202,10 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
   }
   const markedWhere = [
     inScope(scope, "v"),
+    ...filtered(filter, "v"),
     sql`v.hidden_mask = ${mask}`,
     ...keysetCondition(page, "v.last_message_at", "v.thread_id"),
   ];
-  if (filter.inboxId !== undefined) markedWhere.push(sql`v.inbox_id = ${filter.inboxId}`);
-  if (filter.podId !== undefined) markedWhere.push(sql`v.pod_id = ${filter.podId}`);
   return sql`
     SELECT id, key FROM (
       (SELECT t.id, t.last_message_at AS key FROM threads t
@@ -214,9 +224,7 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
  */
 function filteredPageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
   const order = page.inverted ? sql`ASC` : sql`DESC`;
-  const where = [inScope(scope, "t")];
-  if (filter.inboxId !== undefined) where.push(sql`t.inbox_id = ${filter.inboxId}`);
-  if (filter.podId !== undefined) where.push(sql`t.pod_id = ${filter.podId}`);
+  const where = [inScope(scope, "t"), ...filtered(filter, "t")];
   for (const label of filter.labels ?? []) {
     where.push(
       sql`EXISTS (SELECT 1 FROM messages m WHERE ${ofThread(scope)} AND m.labels @> ARRAY[${label}]::text[])`,
@@ -274,7 +282,7 @@ export async function refreshThreadVisibility(
   threadIds: readonly string[],
 ): Promise<void> {
   if (threadIds.length === 0) return;
-  const ids = [...new Set(threadIds)].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  const ids = [...new Set(threadIds)].sort(compareIds);
   await sql`SELECT 1 FROM threads WHERE org_id = ${orgId} AND id = ANY(${ids}::bigint[]) ORDER BY id FOR NO KEY UPDATE`.execute(
     db,
   );

@@ -6,6 +6,7 @@ import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { type Context, scopeOf } from "../context.ts";
+import { compareIds } from "../db/ids.ts";
 import { badUserInput } from "../errors.ts";
 import type { EventAnnouncement } from "../events/outbox.ts";
 import {
@@ -89,11 +90,6 @@ async function withMessages(context: Context, events: Event[]): Promise<Delivere
     event,
     message: event.message_id ? (messages.get(event.message_id) ?? null) : null,
   }));
-}
-
-/** Orders event ids (decimal texts of one bigint sequence, no leading zeros) without parsing them. */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /**
