@@ -30,6 +30,11 @@ export function createDatabase(connectionString: string, options: DatabaseOption
   });
   // An idle client's error (the server went away) must not crash the process; the next query fails instead.
   pool.on("error", () => {});
+  // A client's connection can also end while it is checked out, between two statements (a failover,
+  // pg_terminate_backend). pg then emits 'error' on the client, which the pool no longer listens to
+  // once it is handed out: without this listener that is an uncaught exception. Its pending and later
+  // queries fail on their own, and the pool drops the client when it is released.
+  pool.on("connect", (client) => client.on("error", () => {}));
   if (options.preparedStatements ?? true) prepareStatements(pool);
   let statements = 0;
   const db = new Kysely<Database>({
