@@ -189,6 +189,27 @@ describe("thread lists compute the aggregates their selection reads", () => {
     }
   });
 
+  it("reads what a field asks for when a fragment it shares is merged with more elsewhere", async () => {
+    // One fragment field node, alone under `alone` and merged with a sibling under `merged`: what
+    // `alone` reads must not be taken for what `merged` reads, whichever runs first.
+    const query = `query($inbox: ID!) {
+      alone: inbox(id: $inbox) { ...T }
+      merged: inbox(id: $inbox) { ...T threads { edges { node { labels messages { edges { node { subject } } } } } } }
+    }
+    fragment T on Inbox { threads { edges { node { id messages { edges { node { id } } } } } } }`;
+    for (let run = 0; run < 2; run++) {
+      const data = await ok(server, query, { inbox: inbox.id }, { key: org.apiKey });
+      const node = data.merged.threads.edges
+        .map((e: any) => e.node)
+        .find((n: any) => n.id === first.threadId);
+      expect(node.labels).toEqual(["important", "received", "unread"]);
+      expect(node.messages.edges.map((e: any) => e.node.subject)).toEqual([
+        "Quarterly plan",
+        "Re: Quarterly plan",
+      ]);
+    }
+  });
+
   it("filters by labels whether or not the selection reads them", async () => {
     const data = await ok(
       server,

@@ -3,16 +3,22 @@
 // condition or @include/@skip: reading too much is safe, too little is not.
 import { type FieldNode, type GraphQLResolveInfo, Kind, type SelectionSetNode } from "graphql";
 
-/** Per field node of a (cached, parsed) document: a list of 50 threads asks 50 times. */
-const memo = new WeakMap<FieldNode, Map<string, ReadonlySet<string>>>();
+/**
+ * A list of 50 threads asks 50 times. A field met as one node is decided by that node of a (cached,
+ * parsed) document, so it keys across requests. A field merged from several nodes keys by their array
+ * (the executor hands the same one to every item of a list): its first node alone may be a fragment's,
+ * met elsewhere without the others, and would answer with that smaller selection.
+ */
+const memo = new WeakMap<FieldNode | readonly FieldNode[], Map<string, ReadonlySet<string>>>();
 
 export function selectedFieldNames(info: GraphQLResolveInfo, path: readonly string[]): ReadonlySet<string> {
-  const first = info.fieldNodes[0];
-  if (!first) return new Set();
-  let byPath = memo.get(first);
+  const { fieldNodes } = info;
+  const owner = fieldNodes.length === 1 ? fieldNodes[0] : fieldNodes;
+  if (!owner) return new Set();
+  let byPath = memo.get(owner);
   if (!byPath) {
     byPath = new Map();
-    memo.set(first, byPath);
+    memo.set(owner, byPath);
   }
   const key = path.join(".");
   let names = byPath.get(key);
