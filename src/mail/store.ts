@@ -354,7 +354,9 @@ async function refreshVisibility(
     const copy = written.get(index);
     if (plan.kind !== "create" || !copy || !(copy.marked || hasHidingLabel(plan.labels))) return;
     const orgId = (messages[index] as NewMessage).inbox.orgId;
-    byOrg.set(orgId, [...(byOrg.get(orgId) ?? []), copy.threadId]);
+    const threadIds = byOrg.get(orgId);
+    if (threadIds) threadIds.push(copy.threadId);
+    else byOrg.set(orgId, [copy.threadId]);
   });
   for (const [orgId, threadIds] of byOrg) await refreshThreadVisibility(trx, orgId, threadIds);
 }
