@@ -27,30 +27,32 @@ async function until(check: () => boolean, timeoutMs: number, what: () => string
 
 /** A subscriber's shared state: what arrived, and waiting for it. */
 function newSubscriber<T>(dispose: () => Promise<void>): Subscriber<T> {
+  /** Resolves with `list` once it holds `count` items or the subscription completed. */
+  const waitForLength = async <L>(list: L[], count: number, timeoutMs: number, noun: string) => {
+    await until(
+      () => list.length >= count || state.completed,
+      timeoutMs,
+      () => `${count} ${noun}, got ${list.length}`,
+    );
+    return list;
+  };
   const state: Subscriber<T> = {
     received: [],
     results: [],
     errors: [],
     completed: false,
-    waitFor: async (count, timeoutMs = 5000) => {
-      await until(
-        () => state.received.length >= count || state.completed,
-        timeoutMs,
-        () => `${count} events, got ${state.received.length}`,
-      );
-      return state.received;
-    },
-    waitForResults: async (count, timeoutMs = 5000) => {
-      await until(
-        () => state.results.length >= count || state.completed,
-        timeoutMs,
-        () => `${count} results, got ${state.results.length}`,
-      );
-      return state.results;
-    },
+    waitFor: (count, timeoutMs = 5000) => waitForLength(state.received, count, timeoutMs, "events"),
+    waitForResults: (count, timeoutMs = 5000) => waitForLength(state.results, count, timeoutMs, "results"),
     dispose,
   };
   return state;
+}
+
+/** One result as it arrived, over either transport. */
+function record<T>(state: Subscriber<T>, result: Subscriber<T>["results"][number]): void {
+  state.results.push(result);
+  if (result.errors) state.errors.push(...result.errors);
+  else state.received.push(result.data as T);
 }
 
 export async function wsSubscribe<T = any>(
@@ -83,11 +85,7 @@ export async function wsSubscribe<T = any>(
   const unsubscribe = client.subscribe<T>(
     { query, variables },
     {
-      next: (value) => {
-        state.results.push(value as Subscriber<T>["results"][number]);
-        if (value.errors) state.errors.push(...value.errors);
-        else state.received.push(value.data as T);
-      },
+      next: (value) => record(state, value as Subscriber<T>["results"][number]),
       error: (error) => {
         state.errors.push(error);
         state.completed = true;
@@ -146,12 +144,7 @@ export async function sseSubscribe<T = any>(
             .map((line) => line.slice(5).trim())
             .join("\n");
           if (event === "complete") state.completed = true;
-          else if (data) {
-            const payload = JSON.parse(data);
-            state.results.push(payload);
-            if (payload.errors) state.errors.push(...payload.errors);
-            else state.received.push(payload.data);
-          }
+          else if (data) record(state, JSON.parse(data));
           index = buffer.indexOf("\n\n");
         }
       }
