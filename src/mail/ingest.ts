@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import type { Services } from "../context.ts";
 import { compareIds } from "../db/ids.ts";
+import { contentDigest } from "./digest.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
 import type { AttachmentData, MessageData } from "./store.ts";
 
@@ -24,12 +25,12 @@ export interface IngestedCopy {
   messageId: string;
   threadId: string;
   labels: string[];
-  /** False when the inbox already held this Message-ID (a retried delivery): nothing was written. */
+  /** False when the inbox already held this message (a retried delivery): nothing was written. */
   created: boolean;
 }
 
 export interface IngestResult {
-  /** The message's Message-ID, or the one generated for it (stable for the same raw bytes). */
+  /** The message's Message-ID, or the one generated for it (stable for the same content). */
   messageIdHeader: string;
   /** One entry per distinct recipient inbox, all committed together. */
   delivered: IngestedCopy[];
@@ -112,8 +113,9 @@ export function recipientResolver(
  * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
  * rejects (the database failed), nothing was stored and the caller should retry later. It never
  * rejects for the message's content: malformed MIME is stored as best it can be read, with the raw
- * bytes kept. Delivering the same Message-ID to an inbox again stores nothing
- * (`created: false`), so a retried delivery is safe.
+ * bytes kept. Delivering the same message to an inbox again (the same Message-ID and content
+ * digest: see digest.ts) stores nothing (`created: false`), so a retried delivery is safe; a
+ * different message that reuses a Message-ID is stored beside the first.
  *
  * Used by outbound delivery to hosted inboxes (and, through ingestForInboxes, by the SMTP
  * listener); keep this signature stable.
@@ -149,7 +151,8 @@ export async function ingestForInboxes(
   const content = await readMessage(raw, envelope, (error) =>
     logger.warn({ err: error, bytes: raw.length }, "unparseable message: stored with its raw text"),
   );
-  const messageIdHeader = content.messageIdHeader ?? generatedMessageId(raw, config.mailDomain);
+  const digest = contentDigest(raw, content.unparsed ? null : content);
+  const messageIdHeader = content.messageIdHeader ?? generatedMessageId(digest, config.mailDomain);
   if (inboxes.length === 0) return { messageIdHeader, delivered: [], rejected };
 
   // One order for the copies of a message, whatever the order of its recipients.
@@ -161,7 +164,7 @@ export async function ingestForInboxes(
   const stored = await services.ingestQueue.store(
     targets.map((inbox) => ({
       inbox,
-      data: messageData(content, messageIdHeader, inbox, labels, raw),
+      data: messageData(content, messageIdHeader, digest, inbox, labels, raw),
       senders,
     })),
   );
@@ -194,6 +197,8 @@ interface MessageContent {
   inReplyTo: string | null;
   references: string[];
   attachments: AttachmentData[];
+  /** The MIME parser could not read it: the text is the raw message, and the digest reads it raw. */
+  unparsed: boolean;
 }
 
 async function readMessage(
@@ -226,6 +231,7 @@ async function readMessage(
       inReplyTo: null,
       references: [],
       attachments: [],
+      unparsed: true,
     };
   }
   const inReplyTo = messageIds(parsed.inReplyTo)[0] ?? null;
@@ -253,12 +259,14 @@ async function readMessage(
       contentId: attachment.cid ? clean(attachment.cid) : null,
       disposition: attachment.contentDisposition ? clean(attachment.contentDisposition) : null,
     })),
+    unparsed: false,
   };
 }
 
 function messageData(
   content: MessageContent,
   messageIdHeader: string,
+  digest: Buffer,
   inbox: HostedInbox,
   labels: string[],
   raw: Buffer,
@@ -267,6 +275,7 @@ function messageData(
   const named = [...content.to, ...content.cc].some((address) => address.toLowerCase() === inbox.email);
   return {
     messageIdHeader,
+    contentDigest: digest,
     from: content.from ?? "",
     to: content.to,
     cc: content.cc,
@@ -345,9 +354,9 @@ function normalizeMessageId(value: string): string {
     : `<${createHash("sha256").update(bracketed).digest("hex")}@message-id.invalid>`;
 }
 
-/** For a message without a Message-ID: the same bytes get the same id, so a retry deduplicates. */
-function generatedMessageId(raw: Buffer, mailDomain: string): string {
-  return `<${createHash("sha256").update(raw).digest("hex")}@${mailDomain}>`;
+/** For a message without a Message-ID: a retry of it gets the same id, so it deduplicates. */
+function generatedMessageId(digest: Buffer, mailDomain: string): string {
+  return `<${digest.toString("hex")}@${mailDomain}>`;
 }
 
 /** PostgreSQL text cannot hold NUL; a malformed message must still be stored. */

@@ -13,9 +13,10 @@ import type { KeysetPage } from "../schema/connection.ts";
 export type Message = Selectable<MessageTable>;
 /**
  * A message as lists and GraphQL read it: every column but the bodies and the raw MIME, which can be
- * large and are loaded only when a field asks for them (messageBodies). Rows read whole carry them.
+ * large and are loaded only when a field asks for them (messageBodies), and the content digest,
+ * which only duplicate detection reads. Rows read whole carry them.
  */
-export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime"> &
+export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime" | "content_digest"> &
   Partial<Pick<Message, "text_body" | "html_body">>;
 export type MessageBodies = Pick<Message, "text_body" | "html_body">;
 export type Attachment = Omit<Selectable<AttachmentTable>, "content"> & { content?: Buffer };
