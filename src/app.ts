@@ -36,7 +36,7 @@ import {
   RateLimiter,
   useRateLimit,
 } from "./http/rate-limit.ts";
-import { jobTasks } from "./jobs/tasks.ts";
+import { jobRunners } from "./jobs/tasks.ts";
 import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
@@ -288,7 +288,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" })),
       } satisfies Services);
       // Jobs left by a previous run start now; graphile-worker installs or upgrades its schema first.
-      worker = await startWorker(database.pool, config, jobTasks(services), logger);
+      worker = await startWorker(database.pool, config, jobRunners(services), logger);
 
       const yoga = buildYoga();
       httpServer = createServer(async (req, res) => {

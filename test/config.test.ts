@@ -15,6 +15,12 @@ describe("loadConfig", () => {
       rateLimitPerMinute: 600,
       allowPrivateWebhookUrls: false,
       workerConcurrency: 4,
+      hostedDeliveryConcurrency: 4,
+      relayConcurrency: 4,
+      webhookConcurrency: 4,
+      relayStepTimeoutMs: 30_000,
+      relayDataTimeoutMs: 120_000,
+      relayAttemptTimeoutMs: 180_000,
       logLevel: "info",
       databasePreparedStatements: true,
     });
@@ -34,6 +40,8 @@ describe("loadConfig", () => {
       RATE_LIMIT_PER_MINUTE: "0",
       ALLOW_PRIVATE_WEBHOOK_URLS: "true",
       WORKER_CONCURRENCY: "8",
+      RELAY_CONCURRENCY: "16",
+      RELAY_STEP_TIMEOUT_MS: "5000",
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
     });
@@ -49,6 +57,10 @@ describe("loadConfig", () => {
       rateLimitPerMinute: 0,
       allowPrivateWebhookUrls: true,
       workerConcurrency: 8,
+      hostedDeliveryConcurrency: 8,
+      relayConcurrency: 16,
+      webhookConcurrency: 8,
+      relayStepTimeoutMs: 5000,
       logLevel: "debug",
       databasePreparedStatements: false,
     });
@@ -61,6 +73,8 @@ describe("loadConfig", () => {
     ["REDIS_URL", "localhost:6379"],
     ["RATE_LIMIT_PER_MINUTE", "1.5"],
     ["WORKER_CONCURRENCY", "0"],
+    ["WEBHOOK_CONCURRENCY", "many"],
+    ["RELAY_ATTEMPT_TIMEOUT_MS", "10"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(

@@ -1,5 +1,7 @@
-// Durable background jobs (graphile-worker): a worker running inside this process, and addJob(),
-// which enqueues in the caller's transaction so that a job exists if and only if its data committed.
+// Durable background jobs (graphile-worker): runners inside this process, and addJob(), which
+// enqueues in the caller's transaction so that a job exists if and only if its data committed.
+// Each runner takes only the jobs of its own tasks into slots of its own, so that a slow kind of
+// job (a relay that never answers, a webhook endpoint that drips) can fill its own slots only.
 import {
   type Job,
   Logger as JobLogger,
@@ -22,6 +24,11 @@ export interface AddJobOptions {
   queueName?: string;
   /** A second job with the same key replaces a pending one instead of adding another. */
   jobKey?: string;
+  /**
+   * `unsafe_dedupe`: a second job with the same key adds nothing while the first exists, even
+   * running or waiting for a retry (graphile-worker's default replaces a pending one instead).
+   */
+  jobKeyMode?: "replace" | "preserve_run_at" | "unsafe_dedupe";
 }
 
 /**
@@ -42,7 +49,8 @@ export async function addJob(
       queue_name => ${options.queueName ?? null}::text,
       run_at => ${options.runAt ?? null}::timestamptz,
       max_attempts => ${options.maxAttempts ?? null}::int,
-      job_key => ${options.jobKey ?? null}::text
+      job_key => ${options.jobKey ?? null}::text,
+      job_key_mode => ${options.jobKeyMode ?? null}::text
     )).id::text AS id`.execute(trx);
   return result.rows[0]?.id as string;
 }
@@ -56,6 +64,14 @@ export interface JobTask {
   retryDelayMs?: (attempts: number) => number | undefined;
 }
 
+/** A graphile-worker runner: the jobs of `tasks`, `concurrency` at a time, and no other job. */
+export interface JobRunner {
+  /** For logs. */
+  name: string;
+  concurrency: number;
+  tasks: Record<string, JobTask>;
+}
+
 export interface JobWorker {
   /** Stops taking jobs and waits for those running to finish. */
   stop(): Promise<void>;
@@ -66,20 +82,56 @@ export async function migrateJobs(pool: pg.Pool): Promise<void> {
   await runMigrations({ pgPool: pool, logger: new JobLogger(() => () => {}) });
 }
 
+/** Starts every runner on `pool`; each fetches only the jobs of its own tasks. */
 export async function startWorker(
   pool: pg.Pool,
-  config: Pick<Config, "workerConcurrency" | "workerPollIntervalMs">,
-  tasks: Record<string, JobTask>,
+  config: Pick<Config, "workerPollIntervalMs">,
+  runners: readonly JobRunner[],
   logger: Logger,
 ): Promise<JobWorker> {
+  const owners = new Map<string, string>();
+  for (const runner of runners) {
+    for (const task of Object.keys(runner.tasks)) {
+      const owner = owners.get(task);
+      // A task in two runners would let its slow jobs take the other runner's slots too.
+      if (owner) throw new Error(`job task ${task} is in two runners: ${owner} and ${runner.name}`);
+      owners.set(task, runner.name);
+    }
+  }
+  const started: Runner[] = [];
+  try {
+    // One after the other: each installs or checks graphile-worker's schema as it starts.
+    for (const runner of runners) {
+      if (Object.keys(runner.tasks).length === 0) continue;
+      started.push(await startRunner(pool, config, runner, logger));
+    }
+  } catch (error) {
+    await Promise.allSettled(started.map((runner) => runner.stop()));
+    throw error;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= Promise.all(started.map((runner) => runner.stop())).then(() => {});
+      return stopped;
+    },
+  };
+}
+
+async function startRunner(
+  pool: pg.Pool,
+  config: Pick<Config, "workerPollIntervalMs">,
+  { name, concurrency, tasks }: JobRunner,
+  logger: Logger,
+): Promise<Runner> {
   const runner: Runner = await run({
     pgPool: pool,
-    concurrency: config.workerConcurrency,
+    concurrency,
     pollInterval: config.workerPollIntervalMs,
     // The application owns the process's signals and calls stop() itself.
     noHandleSignals: true,
-    logger: jobLogger(logger),
-    taskList: Object.fromEntries(Object.entries(tasks).map(([name, task]) => [name, task.run])),
+    logger: jobLogger(logger.child({ runner: name })),
+    taskList: Object.fromEntries(Object.entries(tasks).map(([task, job]) => [task, job.run])),
   });
   // A failed attempt has just been rescheduled by graphile-worker's fixed backoff; a task with its
   // own schedule moves the retry (if the process dies first, the built-in backoff still holds).
@@ -94,13 +146,7 @@ export async function startWorker(
       ])
       .catch((err: unknown) => logger.warn({ err, jobId: job.id }, "could not reschedule a job's retry"));
   });
-  let stopped: Promise<void> | undefined;
-  return {
-    stop() {
-      stopped ??= runner.stop();
-      return stopped;
-    },
-  };
+  return runner;
 }
 
 /** graphile-worker's log lines through pino; a failed attempt that will be retried is a warning. */
