@@ -285,7 +285,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         clock: new Clock(),
         statementCount: database.statementCount,
         rateLimiter: new RateLimiter(config, logger),
-        ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" })),
+        ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" }), {
+          timeoutMs: config.mailStoreTimeoutMs,
+        }),
       } satisfies Services);
       // Jobs left by a previous run start now; graphile-worker installs or upgrades its schema first.
       worker = await startWorker(database.pool, config, jobRunners(services), logger);

@@ -91,6 +91,7 @@ const environmentSchema = z.object({
   RELAY_STEP_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   RELAY_DATA_TIMEOUT_MS: integer(100, 3_600_000).default(120_000),
   RELAY_ATTEMPT_TIMEOUT_MS: integer(100, 3_600_000).default(180_000),
+  MAIL_STORE_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
   WEBHOOK_RETRY_DELAYS_MS: z
     .string()
@@ -154,6 +155,11 @@ export interface Config {
   relayDataTimeoutMs: number;
   /** The longest a whole relay attempt may take, whatever its steps. */
   relayAttemptTimeoutMs: number;
+  /**
+   * The longest inbound mail waits on the database (a recipient lookup at RCPT, storing a message,
+   * storing a sent message's hosted copies) before SMTP answers 451 or the delivery is retried.
+   */
+  mailStoreTimeoutMs: number;
   /** How often the job worker looks for jobs scheduled for later (retries); new jobs arrive by NOTIFY. */
   workerPollIntervalMs: number;
   /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
@@ -250,6 +256,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     relayStepTimeoutMs: value.RELAY_STEP_TIMEOUT_MS,
     relayDataTimeoutMs: value.RELAY_DATA_TIMEOUT_MS,
     relayAttemptTimeoutMs: value.RELAY_ATTEMPT_TIMEOUT_MS,
+    mailStoreTimeoutMs: value.MAIL_STORE_TIMEOUT_MS,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
     maxOutboundBytes: value.MAX_OUTBOUND_BYTES,

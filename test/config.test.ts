@@ -21,6 +21,7 @@ describe("loadConfig", () => {
       relayStepTimeoutMs: 30_000,
       relayDataTimeoutMs: 120_000,
       relayAttemptTimeoutMs: 180_000,
+      mailStoreTimeoutMs: 30_000,
       logLevel: "info",
       databasePreparedStatements: true,
     });
@@ -42,6 +43,7 @@ describe("loadConfig", () => {
       WORKER_CONCURRENCY: "8",
       RELAY_CONCURRENCY: "16",
       RELAY_STEP_TIMEOUT_MS: "5000",
+      MAIL_STORE_TIMEOUT_MS: "2000",
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
     });
@@ -61,6 +63,7 @@ describe("loadConfig", () => {
       relayConcurrency: 16,
       webhookConcurrency: 8,
       relayStepTimeoutMs: 5000,
+      mailStoreTimeoutMs: 2000,
       logLevel: "debug",
       databasePreparedStatements: false,
     });

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import type { Services } from "../context.ts";
 import { compareIds } from "../db/ids.ts";
+import { withDeadline } from "./deadline.ts";
 import { contentDigest } from "./digest.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
 import type { AttachmentData, MessageData } from "./store.ts";
@@ -65,20 +66,33 @@ export async function resolveRecipient(
 /**
  * resolveRecipient for many SMTP sessions at once: the addresses asked for while a lookup is under
  * way are looked up together in the next one, one statement for all of them. When nothing is under
- * way, a lookup starts at once.
+ * way, a lookup starts at once. A lookup that has not answered within `timeoutMs` fails its callers
+ * (the database is away: they answer 451, never 550) and no longer holds up the next one.
  */
 export function recipientResolver(
   services: Pick<Services, "db" | "config">,
+  timeoutMs = services.config.mailStoreTimeoutMs,
 ): (address: string) => Promise<HostedInbox | undefined> {
   type Waiting = { resolve(inbox: HostedInbox | undefined): void; reject(error: unknown): void };
   let waiting = new Map<string, Waiting[]>();
-  let looking = false;
+  /** The lookup under way, if any: a stalled one is given up on, and the next may start. */
+  let current: symbol | undefined;
   const next = () => {
-    if (looking || waiting.size === 0) return;
-    looking = true;
+    if (current || waiting.size === 0) return;
+    const lookup = Symbol("lookup");
+    current = lookup;
     const batch = waiting;
     waiting = new Map();
-    hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()])
+    const done = () => {
+      if (current !== lookup) return;
+      current = undefined;
+      next();
+    };
+    withDeadline(
+      hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()]),
+      timeoutMs,
+      "looking up recipients",
+    )
       .then(
         (inboxes) => {
           const byEmail = new Map(inboxes.map((inbox) => [inbox.email, inbox]));
@@ -89,10 +103,7 @@ export function recipientResolver(
           for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
         },
       )
-      .finally(() => {
-        looking = false;
-        next();
-      });
+      .finally(done);
   };
   return (address) => {
     const email = normalizeAddress(address);
@@ -111,7 +122,9 @@ export function recipientResolver(
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
  * `message.received` event. Everything commits in one transaction (which other messages stored at
  * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
- * rejects (the database failed), nothing was stored and the caller should retry later. It never
+ * rejects (the database failed, or did not answer within MAIL_STORE_TIMEOUT_MS), the caller must
+ * not count on anything being stored and should retry later: a copy that committed late after all
+ * is found then, and not stored twice. It never
  * rejects for the message's content: malformed MIME is stored as best it can be read, with the raw
  * bytes kept. Delivering the same message to an inbox again (the same Message-ID and content
  * digest: see digest.ts) stores nothing (`created: false`), so a retried delivery is safe; a
@@ -126,7 +139,11 @@ export async function ingestMessage(
   raw: Buffer,
 ): Promise<IngestResult> {
   const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
-  const inboxes = await hostedInboxesByAddress(services.db, services.config.mailDomain, wanted);
+  const inboxes = await withDeadline(
+    hostedInboxesByAddress(services.db, services.config.mailDomain, wanted),
+    services.config.mailStoreTimeoutMs,
+    "looking up recipients",
+  );
   return ingestForInboxes(services, envelope, raw, inboxes);
 }
 

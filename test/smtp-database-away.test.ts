@@ -1,0 +1,245 @@
+// Inbound mail while the database is away: the server reaches its database through a TCP proxy the
+// test owns (test/helpers/tcp-proxy.ts), which resets every connection (the database is down) or
+// holds every byte (it hangs), then brings it back. SMTP must answer 4xx, never 250 for mail that
+// is not stored and never 550 because a lookup failed, and answer within MAIL_STORE_TIMEOUT_MS;
+// once the database is back, the sender's retry is stored exactly once.
+import { randomBytes } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { lockEventOrder } from "../src/events/outbox.ts";
+import { DatabaseTimeout } from "../src/mail/deadline.ts";
+import { ingestMessage } from "../src/mail/ingest.ts";
+import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { compose, SmtpDialogue } from "./helpers/smtp.ts";
+import { TcpProxy } from "./helpers/tcp-proxy.ts";
+
+/** The server's MAIL_STORE_TIMEOUT_MS: short, so that waiting for it stays quick. */
+const BOUND = 1_500;
+/** Time allowed past the bound for the reply to go out (a loaded CI machine). */
+const SLACK = 1_500;
+
+let database: TestDatabase;
+let proxy: TcpProxy;
+let server: TestServer;
+let port: number;
+let org: TestOrganization;
+let inbox: { id: string; email: string };
+
+const unique = (label: string) => `${label}-${randomBytes(4).toString("hex")}`;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  proxy = TcpProxy.forUrl(database.url);
+  await proxy.start();
+  server = await startTestServer(
+    proxy.url(database.url),
+    { mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 },
+    { smtpPort: 0 },
+  );
+  port = server.smtpPort as number;
+  org = await createOrganization(database.db, "Away");
+  inbox = await createInboxViaApi(server, org.apiKey, { username: unique("box") });
+});
+
+afterEach(() => {
+  // A failed test must not leave the next one without its database.
+  proxy.restore();
+});
+
+afterAll(async () => {
+  proxy?.restore();
+  await server?.stop();
+  await proxy?.stop();
+  await database?.destroy();
+});
+
+/** Rows stored for this Message-ID, read beside the proxy. */
+async function storedCount(messageId: string): Promise<number> {
+  const rows = await database.db
+    .selectFrom("messages")
+    .select("id")
+    .where("message_id_header", "=", messageId)
+    .execute();
+  return rows.length;
+}
+
+async function message(label: string) {
+  const messageId = `<${unique(label)}@sender.test>`;
+  const raw = await compose({
+    from: "alice@sender.test",
+    to: inbox.email,
+    subject: label,
+    text: "Please keep this.",
+    messageId,
+    date: new Date("2026-12-01T10:00:00Z"),
+  });
+  return { messageId, raw };
+}
+
+/** A session that has said EHLO and MAIL FROM. */
+async function session(): Promise<SmtpDialogue> {
+  const { session, greeting } = await SmtpDialogue.open(port);
+  expect(greeting.code).toBe(220);
+  expect((await session.command("EHLO client.test")).code).toBe(250);
+  expect((await session.command("MAIL FROM:<alice@sender.test>")).code).toBe(250);
+  return session;
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = Date.now();
+  const value = await work();
+  return { value, ms: Date.now() - started };
+}
+
+/**
+ * Tries `work` again while it fails, as a sender retries: a pooled connection that broke while the
+ * database was away fails its first statement once it is back (the pool replaces it then).
+ */
+async function retrying<T>(work: () => Promise<T>, done: (value: T) => boolean = () => true): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const value = await work();
+      if (done(value) || attempt === 5) return value;
+    } catch (error) {
+      if (attempt === 5) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The whole transaction, retried after a 451 as a sender would: the reply to the final dot. */
+async function deliver(raw: Buffer): Promise<number> {
+  return retrying(
+    async () => {
+      const smtp = await session();
+      try {
+        const rcpt = await smtp.command(`RCPT TO:<${inbox.email}>`);
+        if (rcpt.code !== 250) return rcpt.code;
+        return (await smtp.data(raw)).code;
+      } finally {
+        smtp.close();
+      }
+    },
+    (code) => code !== 451,
+  );
+}
+
+describe.each([
+  ["down", () => proxy.cut()],
+  ["hanging", () => proxy.pause()],
+])("with the database %s", (state, away) => {
+  it("answers 451 at RCPT for a hosted address and an unknown one alike, within the bound", async () => {
+    const smtp = await session();
+    try {
+      away();
+      for (const address of [inbox.email, `nobody-${unique("x")}@mailroom.localhost`]) {
+        const { value: reply, ms } = await timed(() => smtp.command(`RCPT TO:<${address}>`));
+        expect(reply.code, reply.text).toBe(451);
+        expect(reply.text).toMatch(/^451 4\.3\.0 /);
+        expect(ms).toBeLessThan(BOUND + SLACK);
+        console.info(`RCPT with the database ${state}: 451 after ${ms} ms`);
+      }
+      proxy.restore();
+      // Back: the lookup that was given up on does not hold up the next.
+      expect((await smtp.command(`RCPT TO:<${inbox.email}>`)).code).toBe(250);
+    } finally {
+      smtp.close();
+    }
+  });
+
+  it("answers 451 to DATA within the bound, and stores the sender's retry exactly once", async () => {
+    const { messageId, raw } = await message(`data-${state}`);
+    const smtp = await session();
+    try {
+      expect((await smtp.command(`RCPT TO:<${inbox.email}>`)).code).toBe(250);
+      away();
+      const { value: reply, ms } = await timed(() => smtp.data(raw));
+      expect(reply.code, reply.text).toBe(451);
+      expect(ms).toBeLessThan(BOUND + SLACK);
+      console.info(`DATA with the database ${state}: 451 after ${ms} ms`);
+    } finally {
+      smtp.close();
+    }
+    proxy.restore();
+    // A store that was under way when the database froze may commit now, late: the 451 made no
+    // promise either way, and the retry finds it.
+    expect(await deliver(raw)).toBe(250);
+    expect(await deliver(raw)).toBe(250);
+    expect(await storedCount(messageId)).toBe(1);
+    // And nothing is left stuck: new mail is stored at once.
+    const fresh = await message(`after-${state}`);
+    const { value: code, ms } = await timed(() => deliver(fresh.raw));
+    expect(code).toBe(250);
+    expect(ms).toBeLessThan(BOUND);
+    expect(await storedCount(fresh.messageId)).toBe(1);
+  });
+
+  it("fails a delivery between hosted inboxes within the bound, and stores its retry exactly once", async () => {
+    const { messageId, raw } = await message(`internal-${state}`);
+    const envelope = { mailFrom: "sender@mailroom.localhost", recipients: [inbox.email] };
+    away();
+    const { value: outcome, ms } = await timed(() =>
+      ingestMessage(server.app.services, envelope, raw).then(
+        () => "stored",
+        (error: unknown) => error,
+      ),
+    );
+    expect(outcome).not.toBe("stored");
+    if (state === "hanging") expect(outcome).toBeInstanceOf(DatabaseTimeout);
+    expect(ms).toBeLessThan(BOUND + SLACK);
+    proxy.restore();
+    const retried = await retrying(() => ingestMessage(server.app.services, envelope, raw));
+    expect(retried.delivered).toHaveLength(1);
+    await ingestMessage(server.app.services, envelope, raw);
+    expect(await storedCount(messageId)).toBe(1);
+  });
+});
+
+describe("with a transaction that never returns", () => {
+  it("holds up no other organization's mail past the bound, and its own sender's retry is stored once", async () => {
+    const other = await createOrganization(database.db, "Neighbour");
+    const neighbour = await createInboxViaApi(server, other.apiKey, { username: unique("neighbour") });
+    // The first organization's next transaction waits on its event-ordering lock, as one stalled on
+    // a connection that stopped answering would, for as long as the test holds it.
+    const stalled = await database.db.startTransaction().execute();
+    await lockEventOrder(stalled, [org.organizationId]);
+    try {
+      const stuck = await message("stuck");
+      const stuckReply = deliverOnce(inbox.email, stuck.raw);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const theirs = await message("neighbour");
+      const replies: number[] = [];
+      const started = Date.now();
+      for (let attempt = 0; attempt < 4 && replies.at(-1) !== 250; attempt++) {
+        replies.push(await deliverOnce(neighbour.email, theirs.raw));
+      }
+      const ms = Date.now() - started;
+      console.info(`beside a stalled transaction: the neighbour got ${replies.join(", ")} within ${ms} ms`);
+      expect(replies.at(-1)).toBe(250);
+      expect(ms).toBeLessThan(2 * BOUND + SLACK);
+      expect(await storedCount(theirs.messageId)).toBe(1);
+      expect(await stuckReply).toBe(451);
+      await stalled.rollback().execute();
+      // The stalled one commits now, late; the sender that got 451 tries again.
+      expect(await deliver(stuck.raw)).toBe(250);
+      expect(await storedCount(stuck.messageId)).toBe(1);
+    } finally {
+      await stalled
+        .rollback()
+        .execute()
+        .catch(() => {});
+    }
+  });
+});
+
+/** One SMTP transaction to `to`: the code of the first refusal, or the reply to the final dot. */
+async function deliverOnce(to: string, raw: Buffer): Promise<number> {
+  const smtp = await session();
+  try {
+    const rcpt = await smtp.command(`RCPT TO:<${to}>`);
+    return rcpt.code === 250 ? (await smtp.data(raw)).code : rcpt.code;
+  } finally {
+    smtp.close();
+  }
+}
