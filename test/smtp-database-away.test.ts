@@ -4,13 +4,16 @@
 // is not stored and never 550 because a lookup failed, and answer within MAIL_STORE_TIMEOUT_MS;
 // once the database is back, the sender's retry is stored exactly once.
 import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { decodeGlobalID } from "@pothos/plugin-relay";
+import { sql } from "kysely";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { lockEventOrder } from "../src/events/outbox.ts";
 import { DatabaseTimeout } from "../src/mail/deadline.ts";
 import { ingestMessage } from "../src/mail/ingest.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue } from "./helpers/smtp.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
@@ -243,3 +246,80 @@ async function deliverOnce(to: string, raw: Buffer): Promise<number> {
     smtp.close();
   }
 }
+
+describe("delivery jobs when the database goes away just as one ends", () => {
+  let jobsDatabase: TestDatabase;
+  let jobsProxy: TcpProxy;
+  let jobsServer: TestServer;
+  /** A relay that accepts and never greets: each attempt ends at its 1 s deadline. */
+  const attempts: number[] = [];
+  const relay = net.createServer((socket) => {
+    attempts.push(Date.now());
+    socket.on("error", () => {});
+  });
+
+  beforeAll(async () => {
+    jobsDatabase = await createTestDatabase();
+    jobsProxy = TcpProxy.forUrl(jobsDatabase.url);
+    await jobsProxy.start();
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    jobsServer = await startTestServer(jobsProxy.url(jobsDatabase.url), {
+      smtpRelayUrl: `smtp://127.0.0.1:${(relay.address() as net.AddressInfo).port}`,
+      // One slot: losing it would stop every relay delivery.
+      relayConcurrency: 1,
+      relayStepTimeoutMs: 1_000,
+      outboundRetryBaseMs: 100,
+      workerPollIntervalMs: 100,
+    });
+  });
+
+  afterAll(async () => {
+    jobsProxy?.restore();
+    await jobsServer?.stop();
+    relay.close();
+    await jobsProxy?.stop();
+    await jobsDatabase?.destroy();
+  });
+
+  async function relayJob(orgId: string, messageGlobalId: string) {
+    const key = `relay-message:${orgId}:${decodeGlobalID(messageGlobalId).id}`;
+    const { rows } = await sql<{ attempts: number }>`
+      SELECT attempts FROM graphile_worker.jobs WHERE key = ${key}`.execute(jobsDatabase.db);
+    return rows[0];
+  }
+
+  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  it("gets the runner's slot back, and runs the job it held again, once the database is back", async () => {
+    const org = await createOrganization(jobsDatabase.db, "Jobs");
+    const sender = await createInboxViaApi(jobsServer, org.apiKey, { username: unique("sender") });
+    const SEND = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { message { id } } }";
+    const send = async (to: string) =>
+      (await ok(jobsServer, SEND, { input: { inboxId: sender.id, to: [to] } }, { key: org.apiKey }))
+        .sendMessage.message.id as string;
+
+    const first = await send("first@outside.test");
+    await until("the first relay attempt", async () => attempts.length === 1);
+    // The attempt ends (1 s) while the database is down: graphile-worker cannot record it, and
+    // ends that worker for good, its job left locked.
+    jobsProxy.cut();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    jobsProxy.restore();
+
+    await until("the first message's relay job to run again", async () => {
+      const job = await relayJob(org.organizationId, first);
+      return (job?.attempts ?? 0) >= 2;
+    });
+    const second = await send("second@outside.test");
+    await until("the second message's relay job to run", async () => {
+      const job = await relayJob(org.organizationId, second);
+      return (job?.attempts ?? 0) >= 1;
+    });
+  });
+});

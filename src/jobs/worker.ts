@@ -98,12 +98,12 @@ export async function startWorker(
       owners.set(task, runner.name);
     }
   }
-  const started: Runner[] = [];
+  const started: JobWorker[] = [];
   try {
     // One after the other: each installs or checks graphile-worker's schema as it starts.
     for (const runner of runners) {
       if (Object.keys(runner.tasks).length === 0) continue;
-      started.push(await startRunner(pool, config, runner, logger));
+      started.push(await supervisedRunner(pool, config, runner, logger));
     }
   } catch (error) {
     await Promise.allSettled(started.map((runner) => runner.stop()));
@@ -118,11 +118,104 @@ export async function startWorker(
   };
 }
 
+const RECOVERY_MAX_DELAY_MS = 5_000;
+
+/**
+ * A runner that gets its slots back. graphile-worker ends a worker for good when it cannot record
+ * the end of its job (the database went away just then) and leaves that job locked for four hours;
+ * a runner that lost its workers that way would run nothing again. Here, once the database
+ * answers, the lost workers' jobs are unlocked (they run again: every task may run twice) and the
+ * runner is replaced by a whole one.
+ */
+async function supervisedRunner(
+  pool: pg.Pool,
+  config: Pick<Config, "workerPollIntervalMs">,
+  spec: JobRunner,
+  logger: Logger,
+): Promise<JobWorker> {
+  const log = logger.child({ component: "jobs", runner: spec.name });
+  /** Workers that ended for good, whose jobs are still to unlock. */
+  const lost: string[] = [];
+  let stopping = false;
+  let wake: () => void = () => {};
+  let recovering: Promise<void> | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  /** Runs `step` until it succeeds, backing off while the database is away; false once stopping. */
+  const persist = async (what: string, step: () => Promise<void>): Promise<boolean> => {
+    for (let delay = 100; !stopping; delay = Math.min(delay * 2, RECOVERY_MAX_DELAY_MS)) {
+      try {
+        await step();
+        return true;
+      } catch (error) {
+        log.warn({ err: error }, `could not ${what} yet`);
+        await pause(delay);
+      }
+    }
+    return false;
+  };
+
+  /** Which runner is current: a worker lost by a runner already being replaced needs no new one. */
+  let generation = 0;
+  let replace = false;
+  /** The runner taking jobs; none between stopping one and starting its replacement. */
+  let live: Runner | undefined;
+  const start = async () => {
+    const mine = ++generation;
+    live = await startRunner(pool, config, spec, logger, (workerId) => {
+      lost.push(workerId);
+      if (mine === generation) replace = true;
+      recovering ??= recover().finally(() => {
+        recovering = undefined;
+      });
+    });
+  };
+
+  async function recover(): Promise<void> {
+    while (replace && !stopping) {
+      replace = false;
+      log.error("a job worker ended for good: replacing its runner");
+      // Its other workers finish what they run (and may be lost in turn, adding to `lost`).
+      const old = live;
+      live = undefined;
+      await old?.stop().catch((error: unknown) => log.warn({ err: error }, "the old runner stopped badly"));
+      if (!(await persist("start a new runner", start))) return;
+    }
+    await persist("unlock the lost workers' jobs", async () => {
+      const ids = [...lost];
+      await pool.query("SELECT graphile_worker.force_unlock_workers($1::text[])", [ids]);
+      lost.splice(0, ids.length);
+    });
+    log.info("the runner is whole again");
+  }
+
+  await start();
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        wake();
+        await recovering;
+        await live?.stop();
+      })();
+      return stopped;
+    },
+  };
+}
+
 async function startRunner(
   pool: pg.Pool,
   config: Pick<Config, "workerPollIntervalMs">,
   { name, concurrency, tasks }: JobRunner,
   logger: Logger,
+  onLost: (workerId: string) => void,
 ): Promise<Runner> {
   const runner: Runner = await run({
     pgPool: pool,
@@ -146,6 +239,9 @@ async function startRunner(
       ])
       .catch((err: unknown) => logger.warn({ err, jobId: job.id }, "could not reschedule a job's retry"));
   });
+  runner.events.on("worker:fatalError", ({ worker }: { worker: { workerId: string } }) =>
+    onLost(worker.workerId),
+  );
   return runner;
 }
 
