@@ -1,8 +1,8 @@
 // The content digest that tells a retried delivery from a different message carrying the same
-// Message-ID (docs/mail.md, "Duplicate detection"). It covers what the message says and to whom,
-// not how it travelled: a sender's retry and a copy re-sent by another MTA (new trace headers,
-// headers folded anew, the body re-encoded) get the same digest; any change a reader could see
-// (sender, recipients, subject, date, text, HTML, an attachment) gets another.
+// Message-ID (docs/mail.md, "Duplicate detection and the content digest"). It covers what the
+// message says and to whom, not how it travelled: a sender's retry and a copy re-sent by another
+// MTA (new trace headers, headers folded anew, the body re-encoded) get the same digest; any change
+// a reader could see (sender, recipients, subject, date, text, HTML, an attachment) gets another.
 import { createHash, type Hash } from "node:crypto";
 
 /** The decoded content of a message that the MIME parser could read. */
