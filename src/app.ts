@@ -42,6 +42,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
 import { schema, schemaWithoutAuthorization } from "./schema/index.ts";
+import { useInputRules } from "./schema/input-rules.ts";
 import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
@@ -113,6 +114,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         useRequestBodyLimit(maxRequestBodyBytes(config)),
         useRateLimit(services),
         useOperationLimits({ blockFieldSuggestions: !config.development }),
+        useInputRules(),
         useCookieCsrfPrevention(),
         useAuthentication(),
         useSharedSubscriptionResults(sharedResults),

@@ -5,7 +5,7 @@
 import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
-import { compareIds } from "../db/ids.ts";
+import { compareIds, isRowId } from "../db/ids.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
@@ -40,9 +40,17 @@ export const isThreadKey = (value: unknown): value is ThreadKey =>
   Array.isArray(value) &&
   value.length === 2 &&
   typeof value[0] === "string" &&
-  !Number.isNaN(Date.parse(value[0])) &&
+  isInstantText(value[0]) &&
   typeof value[1] === "string" &&
-  /^\d{1,19}$/.test(value[1]);
+  isRowId(value[1]);
+
+/**
+ * Exactly what toISOString() writes, and nothing else: Date.parse accepts "1" or "Tue 1 2" and
+ * PostgreSQL reads such text differently or refuses it, so a forged cursor must stop here.
+ */
+function isInstantText(text: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(text) && new Date(text).toISOString() === text;
+}
 export const threadKey = (thread: Thread): ThreadKey => [thread.last_message_at.toISOString(), thread.id];
 
 /** Messages inside a thread are listed oldest first: (created_at, id). */

@@ -6,6 +6,7 @@ import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
+import { MAIL_BODY } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { MessageRef } from "./message.ts";
 
@@ -79,8 +80,8 @@ const CreateDraftInput = builder.inputType("CreateDraftInput", {
     cc: t.stringList(recipients("Copy recipients.")),
     bcc: t.stringList(recipients("Blind copy recipients.")),
     subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
     inReplyToMessageId: t.id({ description: "A message of the same inbox this draft replies to." }),
   }),
 });
@@ -93,8 +94,8 @@ const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
     cc: t.stringList(recipients("Copy recipients.")),
     bcc: t.stringList(recipients("Blind copy recipients.")),
     subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
   }),
 });
 

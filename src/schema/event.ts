@@ -6,7 +6,7 @@ import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { type Context, scopeOf } from "../context.ts";
-import { compareIds } from "../db/ids.ts";
+import { compareIds, isRowId } from "../db/ids.ts";
 import { badUserInput } from "../errors.ts";
 import type { EventAnnouncement } from "../events/outbox.ts";
 import {
@@ -38,10 +38,10 @@ const REPLAY_PAGE = 500;
 const encodeCursor = (id: string) => Buffer.from(`event:${id}`).toString("base64url");
 function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const match = /^event:(\d{1,19})$/.exec(text);
-  if (!match?.[1]) throw badUserInput("after is not an event cursor.", "after");
-  // Canonical digits (no leading zeros), so ids compare as text (compareIds).
-  return BigInt(match[1]).toString();
+  const id = text.startsWith("event:") ? text.slice("event:".length) : "";
+  // Canonical digits of a bigint, so ids compare as text (compareIds) and fit the column.
+  if (!isRowId(id)) throw badUserInput("after is not an event cursor.", "after");
+  return id;
 }
 
 export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({

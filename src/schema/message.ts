@@ -20,6 +20,7 @@ import { connectionOf } from "./connection-types.ts";
 import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
+import { LABEL_FILTER } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { selectedFieldNames } from "./selection.ts";
 
@@ -150,7 +151,10 @@ builder.objectField(InboxRef, "messages", (t) =>
       type: MessageRef,
       ...requires("MESSAGE_READ"),
       args: {
-        labels: t.arg.stringList({ description: "Only messages carrying every one of these labels." }),
+        labels: t.arg.stringList({
+          description: "Only messages carrying every one of these labels.",
+          ...LABEL_FILTER,
+        }),
       },
       resolve: (inbox, args, context, info) =>
         keysetConnection(
@@ -177,7 +181,7 @@ builder.queryFields((t) => ({
       type: MessageRef,
       ...requires("MESSAGE_READ"),
       description: "Messages the caller can see, newest first.",
-      args: { inboxId: t.arg.id(), labels: t.arg.stringList() },
+      args: { inboxId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
       resolve: (_root, args, context, info) =>
         keysetConnection(
           args,
