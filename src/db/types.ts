@@ -343,7 +343,7 @@ export interface InboxAddressTable {
   inbox_id: Int8;
 }
 
-/** Global lookup: domain name → the domain. */
+/** Global lookup: a domain name → the one organization that verified it (unverified names are not here). */
 export interface DomainNameTable {
   domain: string;
   org_id: Int8;
