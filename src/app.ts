@@ -8,7 +8,9 @@ import { sql } from "kysely";
 import { type WebSocket, WebSocketServer } from "ws";
 import { Authenticator, type AuthInvalidation, concerns } from "./auth/authenticator.ts";
 import {
+  corsOptions,
   InvalidCredential,
+  originMayUseSession,
   readCookie,
   resolvePrincipal,
   SESSION_COOKIE,
@@ -109,13 +111,14 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
       maxRequestBodySize: false,
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
+      cors: corsOptions(config.corsOrigins),
       renderGraphiQL: renderLocalGraphiQL,
       plugins: [
         useRequestBodyLimit(maxRequestBodyBytes(config)),
         useRateLimit(services),
         useOperationLimits({ blockFieldSuggestions: !config.development }),
         useInputRules(),
-        useCookieCsrfPrevention(),
+        useCookieCsrfPrevention(config.corsOrigins),
         useAuthentication(),
         useSharedSubscriptionResults(sharedResults),
       ],
@@ -130,6 +133,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           const principal = await authenticateOnce(services.authenticator, initial.req, request);
           return createContext(services, principal, {
             setCookie: (cookie) => initial.res?.appendHeader("Set-Cookie", cookie),
+            foreignOrigin: !originMayUseSession(request, config.corsOrigins),
             secure: isSecureRequest(request),
             clientIp: clientAddress(initial.req),
           });

@@ -67,6 +67,28 @@ function validPort(port: string | undefined): boolean {
   return port === undefined || (/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535);
 }
 
+/** Comma-separated origins (scheme://host[:port], nothing else), as a browser sends them in `Origin`. */
+const origins = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ""),
+  )
+  .refine((list) => list.every(isOrigin), {
+    error: "expected comma-separated origins such as https://app.example.com,http://localhost:5173",
+  });
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
 const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
@@ -106,6 +128,7 @@ const environmentSchema = z.object({
   // Unset is not development: a default start masks unexpected errors (no stack traces).
   NODE_ENV: z.string().optional(),
   BENCH_DISABLE_AUTHORIZATION: booleanString.default(false),
+  CORS_ORIGINS: origins.default([]),
 });
 
 export interface Config {
@@ -165,6 +188,11 @@ export interface Config {
    * permission checks. Rows stay cut to the caller's TenantScope. Refused unless HOST is loopback.
    */
   benchDisableAuthorization: boolean;
+  /**
+   * Origins other than the server's own whose pages may call with the session cookie (credentialed
+   * CORS). Every other origin gets CORS without credentials, and its cookie requests are refused.
+   */
+  corsOrigins: string[];
 }
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -235,5 +263,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     production: value.NODE_ENV === "production",
     development: value.NODE_ENV === "development",
     benchDisableAuthorization: value.BENCH_DISABLE_AUTHORIZATION,
+    corsOrigins: value.CORS_ORIGINS,
   };
 }

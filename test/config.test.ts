@@ -36,6 +36,7 @@ describe("loadConfig", () => {
       WORKER_CONCURRENCY: "8",
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
+      CORS_ORIGINS: "https://app.example.com, http://localhost:5173",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -51,6 +52,7 @@ describe("loadConfig", () => {
       workerConcurrency: 8,
       logLevel: "debug",
       databasePreparedStatements: false,
+      corsOrigins: ["https://app.example.com", "http://localhost:5173"],
     });
   });
 
@@ -61,6 +63,9 @@ describe("loadConfig", () => {
     ["REDIS_URL", "localhost:6379"],
     ["RATE_LIMIT_PER_MINUTE", "1.5"],
     ["WORKER_CONCURRENCY", "0"],
+    ["CORS_ORIGINS", "https://app.example.com/"],
+    ["CORS_ORIGINS", "app.example.com"],
+    ["CORS_ORIGINS", "*"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(
