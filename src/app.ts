@@ -110,7 +110,16 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       maskedErrors: { isDev: config.development },
       // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
       maxRequestBodySize: false,
-      graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
+      graphiql: {
+        title: "Mailroom",
+        // Subscriptions over SSE: a fetch, which carries the Headers tab and the session cookie alike
+        // (a browser WebSocket can carry no header, and GraphiQL sends it no connection parameters).
+        subscriptionsProtocol: "SSE",
+        credentials: "same-origin",
+        // Our own page proves itself to the cookie's CSRF check (src/auth/http.ts) on every request,
+        // the SSE stream included; a page of another origin cannot send it without a preflight.
+        additionalHeaders: { "x-graphql-yoga-csrf": "graphiql" },
+      },
       cors: corsOptions(config.corsOrigins),
       renderGraphiQL: renderLocalGraphiQL,
       plugins: [
