@@ -5,11 +5,13 @@ import {
   type Attachment,
   attachmentContents,
   attachmentsOfMessages,
+  type BodySizeColumn,
   listMessages,
-  type MessageBodies,
+  type MessageBody,
   type MessageColumn,
   type MessageSummary,
   messageBodies,
+  messageBodySizes,
   messageSummariesByIds,
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
@@ -21,6 +23,7 @@ import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
@@ -40,8 +43,8 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
   inbox: [],
   thread: [],
   attachments: [],
-  text: [],
-  html: [],
+  text: ["text_body_bytes"],
+  html: ["html_body_bytes"],
   createdAt: [],
   messageId: ["message_id_header"],
   from: ["from_address"],
@@ -81,17 +84,55 @@ export function messageColumns(info: GraphQLResolveInfo, path: readonly string[]
 /** Per (memoized) selection: a list of 50 threads asks 50 times. */
 const columnsOfSelection = new WeakMap<ReadonlySet<string>, readonly MessageColumn[]>();
 
-/** A body field: from the row when it was read whole, else one batched read for the whole response. */
-function body(field: "text_body" | "html_body") {
+type BodySizes = Record<BodySizeColumn, number | null>;
+
+/** Sizes for rows read without them (lists read them with the row when a body is selected). */
+const bodySizes = (context: Context) =>
+  contextLoader<string, BodySizes>(context, "messageBodySizes", async (ids) => {
+    const sizes = await messageBodySizes(context.services.db, scopeOf(context), ids);
+    return ids.map((id) => sizes.get(id) ?? { text_body_bytes: null, html_body_bytes: null });
+  });
+
+/** The bodies of the whole response that fit its allowance, in one statement. */
+const bodies = (context: Context) =>
+  contextLoader<{ id: string; body: MessageBody }, string | null>(
+    context,
+    "messageBodies",
+    async (wanted) => {
+      const read = await messageBodies(context.services.db, scopeOf(context), wanted);
+      return wanted.map(({ id, body }) => read.get(`${body}:${id}`) ?? null);
+    },
+    ({ id, body }) => `${body}:${id}`,
+  );
+
+/**
+ * A body field, counted against the response's allowance from its size before it is read, so a page
+ * of long messages never has more than the allowance in memory.
+ */
+function body(field: "text" | "html") {
+  const column: MessageBody = `${field}_body`;
+  const sizeColumn: BodySizeColumn = `${field}_body_bytes`;
   return async (message: MessageSummary, _args: unknown, context: Context) => {
-    if (message[field] !== undefined) return message[field];
-    const loader = contextLoader<string, MessageBodies>(context, "messageBodies", async (ids) => {
-      const bodies = await messageBodies(context.services.db, scopeOf(context), ids);
-      return ids.map((id) => bodies.get(id) ?? { text_body: null, html_body: null });
-    });
-    return (await loader.load(message.id))[field];
+    const whole = message[column];
+    if (whole !== undefined) {
+      // A row read whole (a message just stored) holds it already; written out, it still counts.
+      if (whole !== null) reserve(context, "bodies", Buffer.byteLength(whole), field);
+      return whole;
+    }
+    const bytes =
+      message[sizeColumn] !== undefined
+        ? message[sizeColumn]
+        : (await bodySizes(context).load(message.id))[sizeColumn];
+    if (bytes === null) return null;
+    reserve(context, "bodies", bytes, field);
+    return bodies(context).load({ id: message.id, body: column });
   };
 }
+
+const BODY_LIMIT =
+  "Null, with a BAD_USER_INPUT error on this field, when it would take the response past the body text " +
+  "one response may carry (MAX_INLINE_BODY_BYTES, 10 MiB by default): fetch fewer bodies per request. " +
+  "The first body of a response is always served, so a body asked for alone can always be read.";
 
 const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
   fields: (t) => ({
@@ -102,8 +143,14 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
     contentId: t.exposeString("content_id", { nullable: true }),
     disposition: t.exposeString("disposition", { nullable: true }),
     contentBase64: t.string({
-      description: "The attachment's bytes, base64-encoded. Fetched only when selected.",
+      nullable: true,
+      description:
+        "The attachment's bytes, base64-encoded. Fetched only when selected. Null, with a BAD_USER_INPUT " +
+        "error on this field, when the response would carry more attachment content than one response " +
+        "may (MAX_INLINE_ATTACHMENT_BYTES, 10 MiB by default): fetch fewer attachments per request.",
       resolve: async (attachment, _args, context) => {
+        // Decided on the stored size, so refused content is never read from the database.
+        reserve(context, "attachments", attachment.size_bytes, "contentBase64");
         const loader = contextLoader<string, Buffer>(context, "attachmentContent", async (ids) => {
           const contents = await attachmentContents(context.services.db, scopeOf(context), ids);
           return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
@@ -125,8 +172,12 @@ MessageRef.implement({
     bcc: t.exposeStringList("bcc_addresses"),
     replyTo: t.exposeStringList("reply_to_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.string({ nullable: true, resolve: body("text_body") }),
-    html: t.string({ nullable: true, resolve: body("html_body") }),
+    text: t.string({
+      nullable: true,
+      description: `The plain-text body. ${BODY_LIMIT}`,
+      resolve: body("text"),
+    }),
+    html: t.string({ nullable: true, description: `The HTML body. ${BODY_LIMIT}`, resolve: body("html") }),
     preview: t.exposeString("preview", { nullable: true }),
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
