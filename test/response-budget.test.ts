@@ -238,6 +238,35 @@ describe("message bodies per response (MAX_INLINE_BODY_BYTES)", () => {
     }
   });
 
+  it("holds for drafts, whose bodies each may be as large as a request", async () => {
+    const inbox = await createInboxViaApi(server, org.apiKey, { username: "bodies-drafts" });
+    const created = [];
+    for (const c of ["a", "b", "c"]) {
+      const response = await query(
+        "mutation($input: CreateDraftInput!) { createDraft(input: $input) { draft { id text } } }",
+        { input: { inboxId: inbox.id, text: c.repeat(3000) } },
+      );
+      // The payload is a response too: the body just written comes back within the limit.
+      expect(response.body.data.createDraft.draft.text).toBe(c.repeat(3000));
+      created.push(response.body.data.createDraft.draft.id);
+    }
+    const page = await query(
+      "query($inbox: ID!) { drafts(inboxId: $inbox) { edges { node { id text html } } } }",
+      { inbox: inbox.id },
+    );
+    expect(page.body.data.drafts.edges.map((edge: any) => edge.node)).toEqual([
+      { id: created[2], text: "c".repeat(3000), html: null },
+      { id: created[1], text: null, html: null },
+      { id: created[0], text: null, html: null },
+    ]);
+    expect(refusals(page)).toEqual([
+      "BAD_USER_INPUT text @ drafts.edges.1.node.text",
+      "BAD_USER_INPUT text @ drafts.edges.2.node.text",
+    ]);
+    const byId = await query("query($id: ID!) { draft(id: $id) { text } }", { id: created[0] });
+    expect(byId.body).toEqual({ data: { draft: { text: "a".repeat(3000) } } });
+  });
+
   it("gives each subscription event a response of its own", async () => {
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "bodies-live" });
     const subscriber = await wsSubscribe(

@@ -409,20 +409,6 @@ export async function messageSummariesByIds(
     .execute()) as unknown as MessageSummary[];
 }
 
-/** The sizes of visible messages' bodies, for rows that were read without them. */
-export async function messageBodySizes(
-  db: Db,
-  scope: TenantScope,
-  ids: readonly string[],
-): Promise<Map<string, Record<BodySizeColumn, number | null>>> {
-  if (ids.length === 0) return new Map();
-  const rows = (await scopedMessages(db, scope)
-    .select(summarySelection(["id", "text_body_bytes", "html_body_bytes"]))
-    .where("m.id", "in", ids)
-    .execute()) as unknown as ({ id: string } & Record<BodySizeColumn, number | null>)[];
-  return new Map(rows.map(({ id, ...sizes }) => [String(id), sizes]));
-}
-
 /**
  * Bodies of visible messages, each only if asked for: `wanted` pairs a message id with the body to
  * read. Keyed `${body}:${id}`. A body not asked for stays where it is (a CASE that yields NULL never

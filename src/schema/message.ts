@@ -5,13 +5,11 @@ import {
   type Attachment,
   attachmentContents,
   attachmentsOfMessages,
-  type BodySizeColumn,
   listMessages,
   type MessageBody,
   type MessageColumn,
   type MessageSummary,
   messageBodies,
-  messageBodySizes,
   messageSummariesByIds,
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
@@ -23,7 +21,7 @@ import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
-import { reserve } from "./response-budget.ts";
+import { BODY_LIMIT, budgetedBody, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
@@ -84,15 +82,6 @@ export function messageColumns(info: GraphQLResolveInfo, path: readonly string[]
 /** Per (memoized) selection: a list of 50 threads asks 50 times. */
 const columnsOfSelection = new WeakMap<ReadonlySet<string>, readonly MessageColumn[]>();
 
-type BodySizes = Record<BodySizeColumn, number | null>;
-
-/** Sizes for rows read without them (lists read them with the row when a body is selected). */
-const bodySizes = (context: Context) =>
-  contextLoader<string, BodySizes>(context, "messageBodySizes", async (ids) => {
-    const sizes = await messageBodySizes(context.services.db, scopeOf(context), ids);
-    return ids.map((id) => sizes.get(id) ?? { text_body_bytes: null, html_body_bytes: null });
-  });
-
 /** The bodies of the whole response that fit its allowance, in one statement. */
 const bodies = (context: Context) =>
   contextLoader<{ id: string; body: MessageBody }, string | null>(
@@ -104,35 +93,6 @@ const bodies = (context: Context) =>
     },
     ({ id, body }) => `${body}:${id}`,
   );
-
-/**
- * A body field, counted against the response's allowance from its size before it is read, so a page
- * of long messages never has more than the allowance in memory.
- */
-function body(field: "text" | "html") {
-  const column: MessageBody = `${field}_body`;
-  const sizeColumn: BodySizeColumn = `${field}_body_bytes`;
-  return async (message: MessageSummary, _args: unknown, context: Context) => {
-    const whole = message[column];
-    if (whole !== undefined) {
-      // A row read whole (a message just stored) holds it already; written out, it still counts.
-      if (whole !== null) reserve(context, "bodies", Buffer.byteLength(whole), field);
-      return whole;
-    }
-    const bytes =
-      message[sizeColumn] !== undefined
-        ? message[sizeColumn]
-        : (await bodySizes(context).load(message.id))[sizeColumn];
-    if (bytes === null) return null;
-    reserve(context, "bodies", bytes, field);
-    return bodies(context).load({ id: message.id, body: column });
-  };
-}
-
-const BODY_LIMIT =
-  "Null, with a BAD_USER_INPUT error on this field, when it would take the response past the body text " +
-  "one response may carry (MAX_INLINE_BODY_BYTES, 10 MiB by default): fetch fewer bodies per request. " +
-  "The first body of a response is always served, so a body asked for alone can always be read.";
 
 const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
   fields: (t) => ({
@@ -175,9 +135,13 @@ MessageRef.implement({
     text: t.string({
       nullable: true,
       description: `The plain-text body. ${BODY_LIMIT}`,
-      resolve: body("text"),
+      resolve: budgetedBody("text", bodies),
     }),
-    html: t.string({ nullable: true, description: `The HTML body. ${BODY_LIMIT}`, resolve: body("html") }),
+    html: t.string({
+      nullable: true,
+      description: `The HTML body. ${BODY_LIMIT}`,
+      resolve: budgetedBody("html", bodies),
+    }),
     preview: t.exposeString("preview", { nullable: true }),
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),

@@ -2,6 +2,7 @@
 // Each is counted from a size known before its bytes are read, so what is refused is never loaded,
 // and the rest of the response survives: the refused field alone is null, with its error. Limits and
 // what a client sees: docs/limits.md.
+import type DataLoader from "dataloader";
 import type { Context } from "../context.ts";
 import { badUserInput } from "../errors.ts";
 
@@ -57,4 +58,47 @@ export function reserve(context: Context, kind: HeavyContent, bytes: number, fie
 /** A long-lived context (a subscription) starting its next response. */
 export function resetResponseBudget(context: Context): void {
   budgets.delete(context);
+}
+
+/** What the description of a body field says about the limit. */
+export const BODY_LIMIT =
+  "Null, with a BAD_USER_INPUT error on this field, when it would take the response past the body text " +
+  "one response may carry (MAX_INLINE_BODY_BYTES, 10 MiB by default): fetch fewer bodies per request. " +
+  "The first body of a response is always served, so a body asked for alone can always be read.";
+
+export type BodyColumn = "text_body" | "html_body";
+
+/** A row with bodies (a message, a draft): each body either whole, or its size in bytes. */
+export interface BodiesOrSizes {
+  id: string;
+  text_body?: string | null;
+  html_body?: string | null;
+  text_body_bytes?: number | null;
+  html_body_bytes?: number | null;
+}
+
+/** Reads bodies by (row id, column): one statement for every body of a response that fits. */
+export type BodyLoader = DataLoader<{ id: string; body: BodyColumn }, string | null>;
+
+/**
+ * The resolver of a `text` or `html` field. A row read whole (just written) holds the body already;
+ * otherwise it holds the body's size, read with the row, and the body is read only if it fits.
+ */
+export function budgetedBody(field: "text" | "html", loader: (context: Context) => BodyLoader) {
+  const column: BodyColumn = `${field}_body`;
+  const sizeColumn = `${field}_body_bytes` as const;
+  return async (row: BodiesOrSizes, _args: unknown, context: Context): Promise<string | null> => {
+    const whole = row[column];
+    if (whole !== undefined) {
+      // Already in memory, but written out it still counts.
+      if (whole !== null) reserve(context, "bodies", Buffer.byteLength(whole), field);
+      return whole;
+    }
+    const bytes = row[sizeColumn];
+    // Reading the body to learn its size would be the unbounded read this module exists to prevent.
+    if (bytes === undefined) throw new Error(`${field}: the row was read with neither the body nor its size`);
+    if (bytes === null) return null;
+    reserve(context, "bodies", bytes, field);
+    return loader(context).load({ id: row.id, body: column });
+  };
 }
