@@ -3,7 +3,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import { type Context, scopeOf } from "../context.ts";
 import {
   type Attachment,
-  attachmentContents,
+  attachmentContentsBase64,
   attachmentsOfMessages,
   listMessages,
   type MessageBody,
@@ -111,11 +111,11 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
       resolve: async (attachment, _args, context) => {
         // Decided on the stored size, so refused content is never read from the database.
         reserve(context, "attachments", attachment.size_bytes, "contentBase64");
-        const loader = contextLoader<string, Buffer>(context, "attachmentContent", async (ids) => {
-          const contents = await attachmentContents(context.services.db, scopeOf(context), ids);
+        const loader = contextLoader<string, string>(context, "attachmentContent", async (ids) => {
+          const contents = await attachmentContentsBase64(context.services.db, scopeOf(context), ids);
           return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
         });
-        return (await loader.load(attachment.id)).toString("base64");
+        return loader.load(attachment.id);
       },
     }),
   }),
