@@ -63,10 +63,10 @@ function startServer(): Promise<ServerProcess> {
   });
 }
 
-async function stopServer(process: ServerProcess | undefined): Promise<void> {
-  if (!process || process.child.exitCode !== null) return;
-  process.child.kill("SIGTERM");
-  await process.exited;
+async function stopServer(running: ServerProcess | undefined): Promise<void> {
+  if (!running || running.child.exitCode !== null) return;
+  running.child.kill("SIGTERM");
+  await running.exited;
 }
 
 beforeAll(async () => {

@@ -13,7 +13,7 @@ const REFUSAL: Record<HeavyContent, string> = {
   attachments:
     "this response would carry more attachment content than one response may; fetch fewer attachments per request.",
   bodies:
-    "this response would carry more message body text than one response may; fetch fewer bodies per request.",
+    "this response would carry more body text (text and html) than one response may; fetch fewer bodies per request.",
 };
 
 interface Allowance {
