@@ -38,6 +38,7 @@ import {
   RateLimiter,
   useRateLimit,
 } from "./http/rate-limit.ts";
+import { limitUnauthenticatedFrames, setFrameLimit } from "./http/websocket-frames.ts";
 import { jobTasks } from "./jobs/tasks.ts";
 import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -183,7 +184,12 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   }
 
   function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>) {
-    wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+    // A frame is a request: the HTTP body limit holds (ws's own default is 100 MiB).
+    wsServer = new WebSocketServer({
+      server,
+      path: yoga.graphqlEndpoint,
+      maxPayload: maxRequestBodyBytes(config),
+    });
     const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
     useServer<Record<string, unknown> | undefined, WsExtra>(
       {
@@ -197,6 +203,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
                 : undefined;
             if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
             ctx.extra.principal = principal;
+            setFrameLimit(ctx.extra.socket, maxRequestBodyBytes(config));
             sockets.set(ctx.extra.socket, ctx.extra);
             scheduleExpiry(ctx.extra.socket, ctx.extra);
             return true;
@@ -242,6 +249,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       },
       wsServer,
     );
+    limitUnauthenticatedFrames(wsServer, logger);
   }
 
   function scheduleExpiry(socket: WebSocket, extra: WsExtra) {

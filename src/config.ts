@@ -114,6 +114,8 @@ const environmentSchema = z.object({
     .transform((value) => value.split(",").map(Number))
     .default([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
   MAX_OUTBOUND_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
+  MAX_INLINE_ATTACHMENT_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
+  MAX_INLINE_BODY_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
   OUTBOUND_MAX_ATTEMPTS: integer(1, 100).default(25),
   OUTBOUND_RETRY_BASE_MS: integer(1, 86_400_000).optional(),
   TOKEN_PEPPER: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
@@ -161,6 +163,10 @@ export interface Config {
   webhookRetryDelaysMs: number[];
   /** Largest outbound message (the composed MIME, attachments included). */
   maxOutboundBytes: number;
+  /** Attachment content (`contentBase64`) one response may carry; docs/limits.md. */
+  maxInlineAttachmentBytes: number;
+  /** Message and draft bodies (`text`, `html`) one response may carry beyond its first; docs/limits.md. */
+  maxInlineBodyBytes: number;
   /** Delivery attempts of one outbound message before it bounces. */
   outboundMaxAttempts: number;
   /**
@@ -253,6 +259,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
     maxOutboundBytes: value.MAX_OUTBOUND_BYTES,
+    maxInlineAttachmentBytes: value.MAX_INLINE_ATTACHMENT_BYTES,
+    maxInlineBodyBytes: value.MAX_INLINE_BODY_BYTES,
     outboundMaxAttempts: value.OUTBOUND_MAX_ATTEMPTS,
     outboundRetryBaseMs: value.OUTBOUND_RETRY_BASE_MS,
     tokenPepper: value.TOKEN_PEPPER,

@@ -4,7 +4,7 @@ import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventTable, EventType } from "../db/types.ts";
-import type { Message } from "../mail/repository.ts";
+import { type MessageSummary, summarySelection } from "../mail/repository.ts";
 
 export type Event = Selectable<EventTable>;
 
@@ -50,24 +50,28 @@ export async function eventsByIds(db: Db, orgId: string, ids: readonly string[])
 /**
  * The messages events refer to, as they are now, across the organization: each subscriber then
  * applies its own scope and hidden labels in memory with `messageVisibleTo`, the same rule the
- * SQL of src/mail/repository.ts applies.
+ * SQL of src/mail/repository.ts applies. Summaries: a replay page of large messages must not hold
+ * their bodies and raw MIME; a subscriber that selects a body reads it within its response's limit.
  */
 export async function eventMessages(
   db: Db,
   orgId: string,
   messageIds: readonly string[],
-): Promise<Map<string, Message>> {
+): Promise<Map<string, MessageSummary>> {
   if (messageIds.length === 0) return new Map();
-  const rows = await db
-    .selectFrom("messages")
-    .selectAll()
-    .where("org_id", "=", orgId)
-    .where("id", "in", messageIds)
-    .execute();
+  const rows = (await db
+    .selectFrom("messages as m")
+    .select(summarySelection())
+    .where("m.org_id", "=", orgId)
+    .where("m.id", "in", messageIds)
+    .execute()) as unknown as MessageSummary[];
   return new Map(rows.map((row) => [String(row.id), row]));
 }
 
-export function messageVisibleTo(scope: TenantScope, message: Message): boolean {
+export function messageVisibleTo(
+  scope: TenantScope,
+  message: Pick<MessageSummary, "org_id" | "pod_id" | "inbox_id" | "labels">,
+): boolean {
   return (
     message.org_id === scope.orgId &&
     (scope.podId === null || message.pod_id === scope.podId) &&

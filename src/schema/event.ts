@@ -18,7 +18,7 @@ import {
   latestEventId,
   messageVisibleTo,
 } from "../events/repository.ts";
-import type { Message } from "../mail/repository.ts";
+import type { MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { decodeId } from "./delete.ts";
 import { DomainRef } from "./domain.ts";
@@ -30,7 +30,7 @@ import { ThreadRef } from "./thread.ts";
 /** An event as delivered to one subscriber: the row and, for message events, the message it saw. */
 interface DeliveredEvent {
   event: Event;
-  message: Message | null;
+  message: MessageSummary | null;
 }
 
 const REPLAY_PAGE = 500;
@@ -63,7 +63,7 @@ function admits(
   principal: AuthenticatedPrincipal,
   scope: TenantScope,
   event: Event,
-  message: Message | null,
+  message: MessageSummary | null,
 ): boolean {
   if (event.org_id !== scope.orgId) return false;
   if (scope.podId !== null && event.pod_id !== scope.podId) return false;
