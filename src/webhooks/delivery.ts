@@ -11,7 +11,7 @@ import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
 import type { JobTask } from "../jobs/worker.ts";
-import { isPublicAddress } from "./address-policy.ts";
+import { isPublicAddress } from "../net/address-policy.ts";
 import { webhookSigningSecret } from "./secret.ts";
 
 const TIMEOUT_MS = 15_000;

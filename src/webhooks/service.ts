@@ -8,7 +8,7 @@ import type { EventType } from "../db/types.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { podsByIds } from "../pods/repository.ts";
-import { isPublicAddress } from "./address-policy.ts";
+import { isPublicAddress } from "../net/address-policy.ts";
 import { deleteWebhook, insertWebhook, updateWebhook, type Webhook } from "./repository.ts";
 import { newWebhookSecretSalt, webhookSigningSecret } from "./secret.ts";
 
