@@ -1,4 +1,4 @@
-import { scopeOf } from "../context.ts";
+import { eventVisibilityOf } from "../events/visibility.ts";
 import { listDeliveries, type WebhookDelivery } from "../webhooks/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
@@ -40,7 +40,8 @@ builder.objectField(WebhookRef, "deliveries", (t) =>
           args,
           (d: WebhookDelivery) => d.id,
           isIdKey,
-          (page) => listDeliveries(context.services.db, scopeOf(context), webhook.id, page),
+          (page) =>
+            listDeliveries(context.services.db, eventVisibilityOf(context.principal), webhook.id, page),
         ),
     },
     WebhookDeliveryConnection,

@@ -1,7 +1,7 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { scopeOf } from "../context.ts";
 import { listWebhooks, type Webhook, webhooksByIds } from "../webhooks/repository.ts";
-import { changeWebhook, createWebhook, removeWebhook } from "../webhooks/service.ts";
+import { changeWebhook, createWebhook, removeWebhook, webhookCallerOf } from "../webhooks/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
@@ -116,7 +116,7 @@ builder.mutationFields((t) => ({
     description: "A pod-scoped caller's webhook belongs to its pod and hears only that pod's events.",
     args: { input: t.arg({ type: CreateWebhookInput, required: true }) },
     resolve: (_root, { input }, context) =>
-      createWebhook(context.services.db, context.services.config, scopeOf(context), {
+      createWebhook(context.services.db, context.services.config, webhookCallerOf(context.principal), {
         url: input.url,
         eventTypes: input.eventTypes,
         podIds: input.podIds?.map((id) => decodeId(String(id), "Pod")),
@@ -131,7 +131,7 @@ builder.mutationFields((t) => ({
       webhook: await changeWebhook(
         context.services.db,
         context.services.config,
-        scopeOf(context),
+        webhookCallerOf(context.principal),
         decodeId(String(input.id), "Webhook"),
         input,
       ),

@@ -1,5 +1,7 @@
 // The deliver-webhook job: a signed POST (Standard Webhooks) of one event to one webhook, retried on
 // the Standard Webhooks schedule with the same webhook-id every time; 410 Gone disables the webhook.
+// Each attempt first asks again whether the webhook may still send this event (its creator key still
+// valid, its recorded visibility still able to read the event).
 import { lookup } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
@@ -10,8 +12,10 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
+import { eventReadable } from "../events/visibility.ts";
 import type { JobTask } from "../jobs/worker.ts";
 import { isPublicAddress } from "../net/address-policy.ts";
+import { CREATOR_KEY_REVOKED, creatorActive, webhookVisibility } from "./repository.ts";
 import { webhookSigningSecret } from "./secret.ts";
 
 const TIMEOUT_MS = 15_000;
@@ -33,6 +37,9 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
     )
     .innerJoin("events as e", (join) =>
       join.onRef("e.org_id", "=", "d.org_id").onRef("e.id", "=", "d.event_id"),
+    )
+    .leftJoin("api_keys as k", (join) =>
+      join.onRef("k.org_id", "=", "w.org_id").onRef("k.id", "=", "w.created_by_api_key_id"),
     )
     .leftJoin("messages as m", (join) =>
       join.onRef("m.org_id", "=", "e.org_id").onRef("m.id", "=", "e.message_id"),
@@ -60,8 +67,10 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
       "m.to_addresses",
       "m.subject",
       "m.preview",
-      "m.labels",
+      "e.message_labels",
       "dm.domain",
+      creatorActive("w", "k").as("creator_active"),
+      sql<boolean>`coalesce(${eventReadable("e", webhookVisibility("w"))}, false)`.as("readable"),
     ])
     .where("d.org_id", "=", orgId)
     .where("d.id", "=", deliveryId)
@@ -86,7 +95,8 @@ export function webhookBody(row: LoadedDelivery): string {
         to: row.to_addresses,
         subject: row.subject,
         preview: row.preview,
-        labels: row.labels,
+        // As they were at the event: what decided that this webhook may see it.
+        labels: row.message_labels,
       },
     });
   }
@@ -179,6 +189,15 @@ async function record(
     .execute();
 }
 
+async function disableWebhook(db: Db, orgId: string, webhookId: string, reason: string) {
+  await db
+    .updateTable("webhooks")
+    .set({ enabled: false, disabled_reason: reason, updated_at: new Date() })
+    .where("org_id", "=", orgId)
+    .where("id", "=", webhookId)
+    .execute();
+}
+
 export function deliverWebhookTask(services: Services): JobTask {
   const { db, config } = services;
   const delays = config.webhookRetryDelaysMs;
@@ -189,12 +208,18 @@ export function deliverWebhookTask(services: Services): JobTask {
       const { orgId, deliveryId } = payload as { orgId: string; deliveryId: string };
       const row = await loadDelivery(db, orgId, deliveryId);
       if (row?.status !== "PENDING") return;
-      if (!row.enabled) {
-        await record(db, orgId, deliveryId, {
-          status: "FAILED",
-          code: null,
-          error: "webhook disabled",
-          next: null,
+      const refusal = !row.creator_active
+        ? "webhook disabled: the API key that created it was deleted or has expired"
+        : !row.enabled
+          ? "webhook disabled"
+          : !row.readable
+            ? "not sent: the webhook may no longer read this event"
+            : undefined;
+      if (refusal !== undefined) {
+        await db.transaction().execute(async (trx) => {
+          // An expired creator has left no trace yet: write it down, as a deleted one did.
+          if (!row.creator_active) await disableWebhook(trx, orgId, row.webhook_id, CREATOR_KEY_REVOKED);
+          await record(trx, orgId, deliveryId, { status: "FAILED", code: null, error: refusal, next: null });
         });
         return;
       }
@@ -235,16 +260,7 @@ export function deliverWebhookTask(services: Services): JobTask {
       if (code === 410) {
         // The receiver says this endpoint is gone for good: stop sending to it.
         await db.transaction().execute(async (trx) => {
-          await trx
-            .updateTable("webhooks")
-            .set({
-              enabled: false,
-              disabled_reason: "The endpoint answered 410 Gone.",
-              updated_at: new Date(),
-            })
-            .where("org_id", "=", orgId)
-            .where("id", "=", row.webhook_id)
-            .execute();
+          await disableWebhook(trx, orgId, row.webhook_id, "The endpoint answered 410 Gone.");
           await record(trx, orgId, deliveryId, {
             status: "FAILED",
             code,
