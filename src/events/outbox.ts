@@ -142,7 +142,10 @@ export const DELIVER_WEBHOOK = "deliver-webhook";
  * created it still exists and has not expired, it subscribes to the type, the event lies inside its
  * podIds/inboxIds filters, and its recorded visibility may read the event with the labels the event
  * carries: no delivery row ever exists for an event the webhook's creator could not have seen.
- * The job's key is the delivery's, so the same delivery is never queued twice.
+ *
+ * Each webhook's jobs share a graphile-worker queue, so they run one at a time, in event order: a slow
+ * or hanging endpoint holds one job slot at most, never all of them. The job's key is the delivery's,
+ * so the same delivery is never queued twice.
  */
 function webhookDeliveries() {
   return sql`webhook_delivery_rows AS (
@@ -154,15 +157,18 @@ function webhookDeliveries() {
         AND (w.pod_ids IS NULL OR cardinality(w.pod_ids) = 0 OR e.pod_id = ANY(w.pod_ids))
         AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR e.inbox_id = ANY(w.inbox_ids))
         AND ${eventReadable("e", webhookVisibility("w"))}
+      ORDER BY e.id, w.id
       ON CONFLICT DO NOTHING
       RETURNING org_id, id, webhook_id
     ), webhook_jobs AS (
+      -- Ordered so that each queue gets its jobs in event order (side effects run after the sort).
       SELECT graphile_worker.add_job(
         ${DELIVER_WEBHOOK},
         json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
+        queue_name => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text,
         max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
         job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
-      ) FROM webhook_delivery_rows d
+      ) FROM webhook_delivery_rows d ORDER BY d.id
     )`;
 }
 
