@@ -34,7 +34,9 @@ builder.objectField(WebhookRef, "deliveries", (t) =>
     {
       type: WebhookDeliveryRef,
       ...requires("WEBHOOK_READ"),
-      description: "Delivery attempts, newest first: status codes, errors and the next retry.",
+      description:
+        "Delivery attempts, newest first: status codes, errors and the next retry. Only deliveries of events the " +
+        "caller may read are listed.",
       resolve: (webhook, args, context) =>
         keysetConnection(
           args,
