@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
@@ -119,6 +120,14 @@ async function healthyLatencies(inboxId: string, count: number): Promise<number[
 }
 
 describe("a webhook attempt", () => {
+  it("has a deadline of WEBHOOK_TIMEOUT_MS, 10 s unless set", () => {
+    expect(loadConfig({}).webhookTimeoutMs).toBe(10_000);
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "2500" }).webhookTimeoutMs).toBe(2_500);
+    expect(() => loadConfig({ WEBHOOK_TIMEOUT_MS: "0" })).toThrow(
+      /^Invalid configuration: WEBHOOK_TIMEOUT_MS/,
+    );
+  });
+
   it("ends at its deadline when the endpoint never answers: the socket is closed and the attempt fails", async () => {
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "silent" });
     const hook = await webhookFor(`${slowUrl}/silent`, inbox.id);

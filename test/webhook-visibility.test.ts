@@ -356,14 +356,13 @@ describe("a webhook whose creator key is gone", () => {
   });
 
   it("does not send a delivery queued before its key expired, and records why it stopped", async () => {
-    const expiresAt = Date.now() + 1_500;
+    const expiresAt = Date.now() + 2_000;
     const key = await createKey(server, org.apiKey, { expiresAt: new Date(expiresAt).toISOString() });
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "expired-in-flight" });
     const hook = await createWebhook(key.secret, "/expired-in-flight", { inboxIds: [inbox.id] });
     // Every attempt fails, so it is retried past the expiry.
     scripts.set("/expired-in-flight", new Array(10).fill(503));
     await deliver(database.db, inbox.id);
-    await until(() => bodies("/expired-in-flight").length >= 1);
     await until(() => Date.now() > expiresAt + 100, 5_000);
     const sentBeforeExpiry = bodies("/expired-in-flight").length;
     const [row] = await until(async () => {
@@ -382,7 +381,7 @@ describe("a webhook whose creator key is gone", () => {
 
   it("reads as disabled once the key expires, before any delivery, and queues nothing for it", async () => {
     const key = await createKey(server, org.apiKey, {
-      expiresAt: new Date(Date.now() + 1_500).toISOString(),
+      expiresAt: new Date(Date.now() + 3_000).toISOString(),
     });
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "expiring" });
     const hook = await createWebhook(key.secret, "/expiring", { inboxIds: [inbox.id] });
@@ -390,7 +389,7 @@ describe("a webhook whose creator key is gone", () => {
     await until(async () => {
       const { node } = await ok(server, STATE, { id: hook }, { key: org.apiKey });
       return node.enabled === false ? node : undefined;
-    }, 5_000).then((node) => expect(node.disabledReason).toBe("CREATOR_KEY_REVOKED"));
+    }, 6_000).then((node) => expect(node.disabledReason).toBe("CREATOR_KEY_REVOKED"));
     await deliver(database.db, inbox.id);
     await sleep(300);
     expect(await deliveryRows(hook)).toHaveLength(0);
