@@ -113,6 +113,7 @@ const environmentSchema = z.object({
     .regex(/^\d+(,\d+)*$/, { error: "expected comma-separated milliseconds, e.g. 5000,300000" })
     .transform((value) => value.split(",").map(Number))
     .default([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
+  WEBHOOK_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   MAX_OUTBOUND_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
   MAX_INLINE_ATTACHMENT_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
   MAX_INLINE_BODY_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
@@ -161,6 +162,8 @@ export interface Config {
   workerPollIntervalMs: number;
   /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
   webhookRetryDelaysMs: number[];
+  /** Total time one webhook attempt may take: DNS, connect, response headers and a capped body. */
+  webhookTimeoutMs: number;
   /** Largest outbound message (the composed MIME, attachments included). */
   maxOutboundBytes: number;
   /** Attachment content (`contentBase64`) one response may carry; docs/limits.md. */
@@ -258,6 +261,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerConcurrency: value.WORKER_CONCURRENCY,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
+    webhookTimeoutMs: value.WEBHOOK_TIMEOUT_MS,
     maxOutboundBytes: value.MAX_OUTBOUND_BYTES,
     maxInlineAttachmentBytes: value.MAX_INLINE_ATTACHMENT_BYTES,
     maxInlineBodyBytes: value.MAX_INLINE_BODY_BYTES,

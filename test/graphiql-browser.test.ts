@@ -141,7 +141,8 @@ describe.skipIf(skip)("GraphiQL in Chromium", () => {
 
       // The pasted header carries a subscription too: mail sent over SMTP shows up on the page.
       const inbox = await createInboxViaApi(server, org.apiKey, { podId, username: "graphiql-header" });
-      const narrow = (await createKey(server, org.apiKey, { podId, permissions: { messageRead: true } })).secret;
+      const narrow = (await createKey(server, org.apiKey, { podId, permissions: { messageRead: true } }))
+        .secret;
       // The headers editor is still open from the query above.
       await page.locator(".graphiql-editor-tool .monaco-editor").last().click();
       await page.keyboard.press("ControlOrMeta+A");

@@ -3,7 +3,7 @@
 // message's labels as they are then; a subscription ends when its credential is revoked or expires.
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
-import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { type Context, scopeOf } from "../context.ts";
 import { compareIds, isRowId } from "../db/ids.ts";
@@ -16,8 +16,8 @@ import {
   eventsAfter,
   eventsByIds,
   latestEventId,
-  messageVisibleTo,
 } from "../events/repository.ts";
+import { eventReadableBy, eventVisibilityOf, readPermissionOf } from "../events/visibility.ts";
 import type { MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { decodeId } from "./delete.ts";
@@ -58,19 +58,14 @@ export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({
   }),
 });
 
-/** Whether a subscriber may see this event at all (before any field is resolved). */
-function admits(
-  principal: AuthenticatedPrincipal,
-  scope: TenantScope,
-  event: Event,
-  message: MessageSummary | null,
-): boolean {
-  if (event.org_id !== scope.orgId) return false;
-  if (scope.podId !== null && event.pod_id !== scope.podId) return false;
-  if (scope.inboxId !== null && event.inbox_id !== scope.inboxId) return false;
-  if (event.type === "DOMAIN_VERIFIED") return principal.permissions.has("DOMAIN_READ");
-  if (!principal.permissions.has("MESSAGE_READ")) return false;
-  return message !== null && messageVisibleTo(scope, message);
+/**
+ * Whether a subscriber may see this event at all (before any field is resolved): the rule every
+ * reader of events follows (src/events/visibility.ts), applied to the message as it is now, which
+ * must still exist for a message event to be delivered.
+ */
+function admits(principal: AuthenticatedPrincipal, event: Event, message: MessageSummary | null): boolean {
+  if (!eventReadableBy(eventVisibilityOf(principal), event, message?.labels ?? null)) return false;
+  return readPermissionOf(event.type) === "DOMAIN_READ" || message !== null;
 }
 
 function matches(event: Event, filter: EventFilter): boolean {
@@ -195,10 +190,16 @@ async function* streamEvents<T>(
     const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
     const replay = async function* () {
       for (;;) {
-        const page = await eventsAfter(services.db, scope, cursor, filter, REPLAY_PAGE);
+        const page = await eventsAfter(
+          services.db,
+          eventVisibilityOf(principal),
+          cursor,
+          filter,
+          REPLAY_PAGE,
+        );
         for (const delivered of await withMessages(context, page)) {
           cursor = delivered.event.id;
-          if (!admits(principal, scope, delivered.event, delivered.message)) continue;
+          if (!admits(principal, delivered.event, delivered.message)) continue;
           const selected = select(delivered);
           if (selected !== null) yield selected;
         }
@@ -236,10 +237,7 @@ async function* streamEvents<T>(
       for (const delivered of loaded) {
         if (ended) break;
         cursor = delivered.event.id;
-        if (
-          !matches(delivered.event, filter) ||
-          !admits(principal, scope, delivered.event, delivered.message)
-        )
+        if (!matches(delivered.event, filter) || !admits(principal, delivered.event, delivered.message))
           continue;
         const selected = select(delivered);
         if (selected !== null) yield selected;
