@@ -8,7 +8,9 @@ import { sql } from "kysely";
 import { type WebSocket, WebSocketServer } from "ws";
 import { Authenticator, type AuthInvalidation, concerns } from "./auth/authenticator.ts";
 import {
+  corsOptions,
   InvalidCredential,
+  originMayUseSession,
   readCookie,
   resolvePrincipal,
   SESSION_COOKIE,
@@ -36,12 +38,14 @@ import {
   RateLimiter,
   useRateLimit,
 } from "./http/rate-limit.ts";
+import { limitUnauthenticatedFrames, setFrameLimit } from "./http/websocket-frames.ts";
 import { jobRunners } from "./jobs/tasks.ts";
 import { type JobWorker, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
 import { schema, schemaWithoutAuthorization } from "./schema/index.ts";
+import { useInputRules } from "./schema/input-rules.ts";
 import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
@@ -107,13 +111,24 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       maskedErrors: { isDev: config.development },
       // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
       maxRequestBodySize: false,
-      graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
+      graphiql: {
+        title: "Mailroom",
+        // Subscriptions over SSE: a fetch, which carries the Headers tab and the session cookie alike
+        // (a browser WebSocket can carry no header, and GraphiQL sends it no connection parameters).
+        subscriptionsProtocol: "SSE",
+        credentials: "same-origin",
+        // Our own page proves itself to the cookie's CSRF check (src/auth/http.ts) on every request,
+        // the SSE stream included; a page of another origin cannot send it without a preflight.
+        additionalHeaders: { "x-graphql-yoga-csrf": "graphiql" },
+      },
+      cors: corsOptions(config.corsOrigins),
       renderGraphiQL: renderLocalGraphiQL,
       plugins: [
         useRequestBodyLimit(maxRequestBodyBytes(config)),
         useRateLimit(services),
         useOperationLimits({ blockFieldSuggestions: !config.development }),
-        useCookieCsrfPrevention(),
+        useInputRules(),
+        useCookieCsrfPrevention(config.corsOrigins),
         useAuthentication(),
         useSharedSubscriptionResults(sharedResults),
       ],
@@ -128,6 +143,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           const principal = await authenticateOnce(services.authenticator, initial.req, request);
           return createContext(services, principal, {
             setCookie: (cookie) => initial.res?.appendHeader("Set-Cookie", cookie),
+            foreignOrigin: !originMayUseSession(request, config.corsOrigins),
             secure: isSecureRequest(request),
             clientIp: clientAddress(initial.req),
           });
@@ -168,7 +184,12 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   }
 
   function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>) {
-    wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+    // A frame is a request: the HTTP body limit holds (ws's own default is 100 MiB).
+    wsServer = new WebSocketServer({
+      server,
+      path: yoga.graphqlEndpoint,
+      maxPayload: maxRequestBodyBytes(config),
+    });
     const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
     useServer<Record<string, unknown> | undefined, WsExtra>(
       {
@@ -182,6 +203,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
                 : undefined;
             if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
             ctx.extra.principal = principal;
+            setFrameLimit(ctx.extra.socket, maxRequestBodyBytes(config));
             sockets.set(ctx.extra.socket, ctx.extra);
             scheduleExpiry(ctx.extra.socket, ctx.extra);
             return true;
@@ -227,6 +249,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       },
       wsServer,
     );
+    limitUnauthenticatedFrames(wsServer, logger);
   }
 
   function scheduleExpiry(socket: WebSocket, extra: WsExtra) {

@@ -67,6 +67,28 @@ function validPort(port: string | undefined): boolean {
   return port === undefined || (/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535);
 }
 
+/** Comma-separated origins (scheme://host[:port], nothing else), as a browser sends them in `Origin`. */
+const origins = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ""),
+  )
+  .refine((list) => list.every(isOrigin), {
+    error: "expected comma-separated origins such as https://app.example.com,http://localhost:5173",
+  });
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
 const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
@@ -98,7 +120,10 @@ const environmentSchema = z.object({
     .regex(/^\d+(,\d+)*$/, { error: "expected comma-separated milliseconds, e.g. 5000,300000" })
     .transform((value) => value.split(",").map(Number))
     .default([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
+  WEBHOOK_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   MAX_OUTBOUND_BYTES: integer(1024, 256 * 1024 * 1024).default(25 * 1024 * 1024),
+  MAX_INLINE_ATTACHMENT_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
+  MAX_INLINE_BODY_BYTES: integer(1024, Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
   OUTBOUND_MAX_ATTEMPTS: integer(1, 100).default(25),
   OUTBOUND_RETRY_BASE_MS: integer(1, 86_400_000).optional(),
   TOKEN_PEPPER: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
@@ -113,6 +138,7 @@ const environmentSchema = z.object({
   // Unset is not development: a default start masks unexpected errors (no stack traces).
   NODE_ENV: z.string().optional(),
   BENCH_DISABLE_AUTHORIZATION: booleanString.default(false),
+  CORS_ORIGINS: origins.default([]),
 });
 
 export interface Config {
@@ -164,8 +190,14 @@ export interface Config {
   workerPollIntervalMs: number;
   /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
   webhookRetryDelaysMs: number[];
+  /** Total time one webhook attempt may take: DNS, connect, response headers and a capped body. */
+  webhookTimeoutMs: number;
   /** Largest outbound message (the composed MIME, attachments included). */
   maxOutboundBytes: number;
+  /** Attachment content (`contentBase64`) one response may carry; docs/limits.md. */
+  maxInlineAttachmentBytes: number;
+  /** Message and draft bodies (`text`, `html`) one response may carry beyond its first; docs/limits.md. */
+  maxInlineBodyBytes: number;
   /** Delivery attempts of one outbound message before it bounces. */
   outboundMaxAttempts: number;
   /**
@@ -193,6 +225,11 @@ export interface Config {
    * permission checks. Rows stay cut to the caller's TenantScope. Refused unless HOST is loopback.
    */
   benchDisableAuthorization: boolean;
+  /**
+   * Origins other than the server's own whose pages may call with the session cookie (credentialed
+   * CORS). Every other origin gets CORS without credentials, and its cookie requests are refused.
+   */
+  corsOrigins: string[];
 }
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -259,7 +296,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mailStoreTimeoutMs: value.MAIL_STORE_TIMEOUT_MS,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
+    webhookTimeoutMs: value.WEBHOOK_TIMEOUT_MS,
     maxOutboundBytes: value.MAX_OUTBOUND_BYTES,
+    maxInlineAttachmentBytes: value.MAX_INLINE_ATTACHMENT_BYTES,
+    maxInlineBodyBytes: value.MAX_INLINE_BODY_BYTES,
     outboundMaxAttempts: value.OUTBOUND_MAX_ATTEMPTS,
     outboundRetryBaseMs: value.OUTBOUND_RETRY_BASE_MS,
     tokenPepper: value.TOKEN_PEPPER,
@@ -270,5 +310,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     production: value.NODE_ENV === "production",
     development: value.NODE_ENV === "development",
     benchDisableAuthorization: value.BENCH_DISABLE_AUTHORIZATION,
+    corsOrigins: value.CORS_ORIGINS,
   };
 }

@@ -32,6 +32,8 @@ export interface Context {
   scope: TenantScope | null;
   /** Set by the HTTP layer so `login`/`logout` can write the session cookie. */
   setCookie?: ((cookie: string) => void) | undefined;
+  /** A browser request from an origin that may not use the session cookie (login refuses it). */
+  foreignOrigin?: boolean;
   /** Whether the request came over HTTPS (directly or through a proxy), for the cookie's Secure flag. */
   secure?: boolean;
   /** The caller's address, for the per-IP limits of login and sign-up (src/http/rate-limit.ts). */

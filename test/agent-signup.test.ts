@@ -1,15 +1,16 @@
-// PERMISSIONS.md "Agent sign-up": the whole flow with the code read from the mail the human gets,
-// wrong and expired codes, the attempt limit, key rotation, the ceiling and the send allow-list.
+// Agent sign-up (docs/permissions.md): the whole flow with the code read from the mail the human gets
+// (through the relay: the human is never a mailbox of this service), wrong and expired codes, the
+// attempt limit, key rotation, the ceiling and the send allow-list.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OTP_TTL_MS } from "../src/agents/service.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { RelaySink } from "./helpers/relay.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
 
 let database: TestDatabase;
 let server: TestServer;
-/** The human's organization: humans here read their mail through Mailroom too. */
-let humans: TestOrganization;
+/** Where the humans' mail goes: the relay, as it would to any outside address. */
+let relay: RelaySink;
 
 const SIGN_UP = `mutation($humanEmail: String!, $username: String!) {
   agentSignUp(input: { humanEmail: $humanEmail, username: $username }) { organizationId inboxId apiKey }
@@ -18,33 +19,34 @@ const VERIFY = "mutation($code: String!) { agentVerify(input: { otpCode: $code }
 
 beforeAll(async () => {
   database = await createTestDatabase();
+  relay = new RelaySink();
+  await relay.start();
   // Rate limits off here: the attempt limit under test is the code's own, not the per-key rate limit.
-  server = await startTestServer(database.url, { rateLimitPerMinute: 0 });
-  humans = await createOrganization(database.db, "Humans");
+  server = await startTestServer(database.url, {
+    rateLimitPerMinute: 0,
+    smtpRelayUrl: `smtp://127.0.0.1:${relay.port}`,
+    workerPollIntervalMs: 100,
+  });
 });
 afterAll(async () => {
   await server?.stop();
+  await relay?.stop();
   await database?.destroy();
 });
 
 let counter = 0;
-async function humanInbox() {
+/** A person outside this service. */
+function humanInbox() {
   counter++;
-  return createInboxViaApi(server, humans.apiKey, { username: `human${counter}` });
+  return { email: `human${counter}@people.example` };
 }
 
-/** The codes mailed to a human, newest first, read as the human reads mail. */
-async function codesFor(inbox: { id: string }): Promise<string[]> {
-  const data = await ok(
-    server,
-    "query($id: ID!) { inbox(id: $id) { messages { edges { node { from subject text } } } } }",
-    { id: inbox.id },
-    { key: humans.apiKey },
-  );
-  return data.inbox.messages.edges
-    .map((e: any) => e.node)
-    .filter((m: any) => m.from.startsWith("no-reply@"))
-    .map((m: any) => /(\d{6})/.exec(m.text)?.[1] as string);
+/** The codes mailed to a human, newest first, as the human's mail provider received them. */
+function codesFor(human: { email: string }): string[] {
+  return relay.received
+    .filter((m) => m.rcptTo.includes(human.email) && m.mailFrom === "no-reply@mailroom.localhost")
+    .map((m) => /verification code: (\d{6})/.exec(m.raw.toString("utf8"))?.[1] as string)
+    .reverse();
 }
 
 async function signUp(humanEmail: string, username: string) {
@@ -98,7 +100,7 @@ describe("agent sign-up", () => {
     expect(inbox.inbox.email).toBe("agent-smith@mailroom.localhost");
 
     // The code reached the human, and only the human: not the agent's own mail.
-    const [code] = await codesFor(human);
+    const [code] = codesFor(human);
     expect(code).toMatch(/^\d{6}$/);
     const agentMail = await ok(server, "{ messages { edges { node { text } } } }", {}, { key: agent.apiKey });
     expect(JSON.stringify(agentMail)).not.toContain(code as string);
@@ -145,7 +147,7 @@ describe("agent sign-up", () => {
   it("refuses a wrong code, and the eleventh attempt even with the right one", async () => {
     const human = await humanInbox();
     const agent = await signUp(human.email, "guesser");
-    const [code] = await codesFor(human);
+    const [code] = codesFor(human);
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
     for (let attempt = 1; attempt <= 10; attempt++) {
       const response = await gql(server, VERIFY, { code: wrong }, { key: agent.apiKey });
@@ -163,12 +165,12 @@ describe("agent sign-up", () => {
   it("refuses an expired code; signing up again then mails a new one", async () => {
     const human = await humanInbox();
     const agent = await signUp(human.email, "sleeper");
-    const [first] = await codesFor(human);
+    const [first] = codesFor(human);
     server.app.services.clock.advance(OTP_TTL_MS + 1000);
     const expired = await gql(server, VERIFY, { code: first }, { key: agent.apiKey });
     expect(expired.body.errors?.[0]?.message).toContain("expired");
     const again = await signUp(human.email, "sleeper");
-    const codes = await codesFor(human);
+    const codes = codesFor(human);
     expect(codes).toHaveLength(2);
     const fresh = codes[0] as string;
     expect((await ok(server, VERIFY, { code: fresh }, { key: again.apiKey })).agentVerify.verified).toBe(
@@ -185,9 +187,9 @@ describe("agent sign-up", () => {
     expect(second.apiKey).not.toBe(first.apiKey);
     expect((await gql(server, "{ viewer { scope } }", {}, { key: first.apiKey })).status).toBe(401);
     await ok(server, "{ viewer { scope } }", {}, { key: second.apiKey });
-    expect(await codesFor(human)).toHaveLength(1);
+    expect(codesFor(human)).toHaveLength(1);
     // Once verified, the email no longer hands out keys.
-    const [code] = await codesFor(human);
+    const [code] = codesFor(human);
     await ok(server, VERIFY, { code }, { key: second.apiKey });
     const third = await gql(server, SIGN_UP, { humanEmail: human.email, username: "rotator" });
     expect(third.body.errors?.[0]?.extensions).toMatchObject({ code: "CONFLICT" });
@@ -201,10 +203,12 @@ describe("agent sign-up", () => {
     expect(taken.body.errors?.[0]?.extensions).toEqual({ code: "CONFLICT", field: "username" });
     const badEmail = await gql(server, SIGN_UP, { humanEmail: "not an email", username: "fine" });
     expect(badEmail.body.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", field: "humanEmail" });
-    const external = await gql(server, SIGN_UP, {
+    // Without a relay the code cannot reach anyone: refused before anything is stored.
+    const relayless = await startTestServer(database.url, { rateLimitPerMinute: 0 });
+    const external = await gql(relayless, SIGN_UP, {
       humanEmail: "someone@elsewhere.example",
       username: "lonely",
-    });
+    }).finally(() => relayless.stop());
     expect(external.body.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", field: "humanEmail" });
     const stored = await database.db
       .selectFrom("inboxes")

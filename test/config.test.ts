@@ -46,6 +46,7 @@ describe("loadConfig", () => {
       MAIL_STORE_TIMEOUT_MS: "2000",
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
+      CORS_ORIGINS: "https://app.example.com, http://localhost:5173",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -66,6 +67,7 @@ describe("loadConfig", () => {
       mailStoreTimeoutMs: 2000,
       logLevel: "debug",
       databasePreparedStatements: false,
+      corsOrigins: ["https://app.example.com", "http://localhost:5173"],
     });
   });
 
@@ -78,11 +80,29 @@ describe("loadConfig", () => {
     ["WORKER_CONCURRENCY", "0"],
     ["WEBHOOK_CONCURRENCY", "many"],
     ["RELAY_ATTEMPT_TIMEOUT_MS", "10"],
+    ["CORS_ORIGINS", "https://app.example.com/"],
+    ["CORS_ORIGINS", "app.example.com"],
+    ["CORS_ORIGINS", "*"],
+    ["MAX_INLINE_ATTACHMENT_BYTES", "1023"],
+    ["MAX_INLINE_ATTACHMENT_BYTES", "10MiB"],
+    ["MAX_INLINE_BODY_BYTES", "1023"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(
       new RegExp(`^Invalid configuration: ${name} expected .*, got "`),
     );
+  });
+
+  it("bounds what one response carries: 10 MiB of attachment content and of bodies by default, any value from 1024", () => {
+    expect(loadConfig({})).toMatchObject({
+      maxInlineAttachmentBytes: 10 * 1024 * 1024,
+      maxInlineBodyBytes: 10 * 1024 * 1024,
+    });
+    expect(loadConfig({ MAX_INLINE_ATTACHMENT_BYTES: "1024", MAX_INLINE_BODY_BYTES: "1024" })).toMatchObject({
+      maxInlineAttachmentBytes: 1024,
+      maxInlineBodyBytes: 1024,
+    });
+    expect(loadConfig({ MAX_INLINE_ATTACHMENT_BYTES: "1073741824" }).maxInlineAttachmentBytes).toBe(2 ** 30);
   });
 
   it("turns permission checks off only for benchmarks on a loopback HOST", () => {

@@ -9,7 +9,7 @@ import { decodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { type DnsServer, startDnsServer, type ZoneEntry } from "./helpers/dns-server.ts";
+import { type DnsServer, publishRecords, startDnsServer } from "./helpers/dns-server.ts";
 import {
   createInboxViaApi,
   createKey,
@@ -75,13 +75,7 @@ const recordOf = (domain: { records: DnsRecord[] }, purpose: DnsRecord["purpose"
 
 /** Publishes the records the API asks for, as a DNS host would, except those named. */
 function publish(records: DnsRecord[], except: DnsRecord["purpose"][] = []) {
-  for (const record of records) {
-    if (except.includes(record.purpose)) continue;
-    const entry: ZoneEntry = dns.zone.get(record.name) ?? {};
-    if (record.type === "MX") entry.MX = [{ priority: record.priority ?? 10, exchange: record.value }];
-    else entry.TXT = [...(entry.TXT ?? []), record.value];
-    dns.zone.set(record.name, entry);
-  }
+  publishRecords(dns, records, except);
 }
 
 async function events(domainGlobalId: string) {
@@ -202,7 +196,7 @@ describe("createDomain", () => {
     expect(domain.domain).toBe(domainToASCII(unicode));
   });
 
-  it("refuses the service's own mail domain and names already registered by anyone (CONFLICT)", async () => {
+  it("refuses the service's own mail domain, and a name the organization already added (CONFLICT)", async () => {
     for (const domain of ["mailroom.localhost", "MAILROOM.LOCALHOST", "team.mailroom.localhost", MX_HOST]) {
       expect(await errorOf(CREATE, { input: { domain } })).toMatchObject({
         code: "CONFLICT",
@@ -218,12 +212,65 @@ describe("createDomain", () => {
     expect(await errorOf(CREATE, { input: { domain: `${name.toUpperCase()}.` } })).toMatchObject({
       code: "CONFLICT",
     });
-    const other = await createOrganization(database.db, "Other");
-    expect(await errorOf(CREATE, { input: { domain: name } }, other.apiKey)).toMatchObject({
-      code: "CONFLICT",
-      field: "domain",
-    });
-    expect(await listNames(other.apiKey)).toEqual([]);
+  });
+
+  it("lets anyone add a name nobody has proven: an unverified claim blocks no one", async () => {
+    const name = uniqueName("squatted");
+    await create({ domain: name });
+    const owner = await createOrganization(database.db, "Real owner");
+    const added = (await ok(server, CREATE, { input: { domain: name } }, { key: owner.apiKey })).createDomain
+      .domain;
+    expect(added).toMatchObject({ domain: name, status: "PENDING" });
+    expect(await listNames(owner.apiKey)).toEqual([name]);
+  });
+});
+
+describe("who owns a name", () => {
+  it("is decided by verification; afterwards nobody else may add or verify it, and no one is named", async () => {
+    const name = uniqueName("contested");
+    const squatter = await createOrganization(database.db, "Squatter Ltd");
+    const owner = await createOrganization(database.db, "Owner Inc");
+    const squatted = (await ok(server, CREATE, { input: { domain: name } }, { key: squatter.apiKey }))
+      .createDomain.domain;
+    const owned = (await ok(server, CREATE, { input: { domain: name } }, { key: owner.apiKey })).createDomain
+      .domain;
+    // Only the real owner can publish its DKIM key: the squatter's verification fails on it.
+    publish(owned.records);
+    const failed = (await ok(server, VERIFY, { id: squatted.id }, { key: squatter.apiKey })).verifyDomain
+      .domain;
+    expect(failed.status).toBe("FAILED");
+    expect(recordOf(failed, "DKIM").verified).toBe(false);
+    const verified = (await ok(server, VERIFY, { id: owned.id }, { key: owner.apiKey })).verifyDomain.domain;
+    expect(verified.status).toBe("VERIFIED");
+
+    // Now the name is the owner's: the squatter cannot verify it even with every record right, and
+    // nobody can add it; the answer names neither organization.
+    for (const record of owned.records as DnsRecord[]) dns.zone.delete(record.name);
+    publish(squatted.records);
+    const refusals = [
+      await gql(server, VERIFY, { id: squatted.id }, { key: squatter.apiKey }),
+      await gql(server, CREATE, { input: { domain: name } }, { key: org.apiKey }),
+    ];
+    for (const refused of refusals) {
+      expect(refused.body.errors?.[0]?.extensions).toEqual({ code: "CONFLICT", field: "domain" });
+      const text = JSON.stringify(refused.body);
+      for (const secret of ["Owner", "Squatter", owned.id]) {
+        expect(text).not.toContain(secret);
+      }
+    }
+    const row = await database.db
+      .selectFrom("domains")
+      .select("status")
+      .where("id", "=", rowId(squatted.id))
+      .executeTakeFirstOrThrow();
+    expect(row.status).toBe("FAILED");
+
+    // Deleting the verified domain frees the name: the other claim may now be proven.
+    await ok(server, DELETE, { id: owned.id }, { key: owner.apiKey });
+    for (const record of owned.records as DnsRecord[]) dns.zone.delete(record.name);
+    publish(squatted.records);
+    const now = (await ok(server, VERIFY, { id: squatted.id }, { key: squatter.apiKey })).verifyDomain.domain;
+    expect(now.status).toBe("VERIFIED");
   });
 });
 

@@ -1,6 +1,7 @@
 // GraphiQL in a real browser: Debian's Chromium (installed by .ci/run, nothing downloaded at run
 // time) driven by playwright-core opens /graphql, authenticates with a pasted Bearer header or a
-// session cookie from `login`, runs `{ viewer { scope permissions } }` and shows the result.
+// session cookie from `login`, runs `{ viewer { scope permissions } }` and shows the result, and runs
+// a subscription that shows mail sent over SMTP as it arrives.
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,12 +10,14 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
+  createInboxViaApi,
   createKey,
   createOrganization,
   createPodViaApi,
   type TestOrganization,
 } from "./helpers/factories.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { smtpTransport } from "./helpers/smtp.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const installed = existsSync(CHROMIUM);
@@ -44,7 +47,7 @@ beforeAll(async () => {
   if (!installed)
     throw new Error(`Chromium is not installed at ${CHROMIUM}: .ci/run installs the chromium package`);
   database = await createTestDatabase();
-  server = await startTestServer(database.url);
+  server = await startTestServer(database.url, {}, { smtpPort: 0 });
   org = await createOrganization(database.db);
   workDir = await mkdtemp(path.join(tmpdir(), "mailroom-graphiql-"));
 });
@@ -88,6 +91,27 @@ async function responseText(page: Page, expected: string): Promise<string> {
   return text();
 }
 
+/**
+ * Runs a messageReceived subscription in the page, then mails the inbox over SMTP until the page shows
+ * the message (the first mail may arrive before the stream is open), and returns what it shows.
+ */
+async function subscribeAndReceive(page: Page, inbox: { id: string; email: string }, subject: string) {
+  await runQuery(page, `subscription { messageReceived(inboxId: "${inbox.id}") { subject from } }`);
+  const transport = smtpTransport(server.smtpPort as number);
+  const text = async () => (await page.locator(".graphiql-response").innerText()).replace(/\u00a0/g, " ");
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!(await text()).includes(subject)) {
+      if (Date.now() > deadline) throw new Error(`the page never showed "${subject}": ${await text()}`);
+      await transport.sendMail({ from: "ann@example.test", to: inbox.email, subject, text: "Hi!" });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    transport.close();
+  }
+  return text();
+}
+
 describe.skipIf(skip)("GraphiQL in Chromium", () => {
   it("runs a query with a Bearer key pasted into the headers editor", { timeout: 90_000 }, async () => {
     const podId = await createPodViaApi(server, org.apiKey, "Browser pod");
@@ -114,6 +138,19 @@ describe.skipIf(skip)("GraphiQL in Chromium", () => {
       // (A blob: URL's origin is the page's: GraphiQL's editor workers.)
       const origin = new URL(server.url).origin;
       expect(requested.filter((url) => new URL(url).origin !== origin)).toEqual([]);
+
+      // The pasted header carries a subscription too: mail sent over SMTP shows up on the page.
+      const inbox = await createInboxViaApi(server, org.apiKey, { podId, username: "graphiql-header" });
+      const narrow = (await createKey(server, org.apiKey, { podId, permissions: { messageRead: true } }))
+        .secret;
+      // The headers editor is still open from the query above.
+      await page.locator(".graphiql-editor-tool .monaco-editor").last().click();
+      await page.keyboard.press("ControlOrMeta+A");
+      await page.keyboard.press("Delete");
+      await page.keyboard.insertText(`{"Authorization": "Bearer ${narrow}"}`);
+      const shown = await subscribeAndReceive(page, inbox, "Seen by the header");
+      expect(shown).toContain('"from": "ann@example.test"');
+      expect(shown).not.toContain("errors");
     } finally {
       await context.close();
     }
@@ -144,6 +181,12 @@ describe.skipIf(skip)("GraphiQL in Chromium", () => {
       const screenshot = path.join(workDir, "graphiql-cookie.png");
       await page.screenshot({ path: screenshot });
       expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
+
+      // The same cookie carries a subscription.
+      const inbox = await createInboxViaApi(server, org.apiKey, { username: "graphiql-cookie" });
+      const shown = await subscribeAndReceive(page, inbox, "Seen by the cookie");
+      expect(shown).toContain('"from": "ann@example.test"');
+      expect(shown).not.toContain("errors");
     } finally {
       await context.close();
     }

@@ -287,8 +287,16 @@ describe("errors outside development", () => {
     expect(loadConfig({ NODE_ENV: "development" })).toMatchObject({ production: false, development: true });
   });
 
-  // PostgreSQL refuses NUL in text: an error no code path expects, as a database failure would be.
-  const UNEXPECTED = `mutation { createPod(input: { name: "a\\u0000b" }) { pod { id } } }`;
+  // A schema that drifted under the server (a column renamed by hand): an error no code path expects.
+  // Every input a client can send is checked before it reaches the database (test/hostile-input.test.ts),
+  // so the fault has to come from the environment.
+  const UNEXPECTED = `mutation { createPod(input: { name: "drifted" }) { pod { id } } }`;
+  beforeAll(async () => {
+    await database.pool.query("ALTER TABLE pods RENAME COLUMN client_id TO client_id_drifted");
+  });
+  afterAll(async () => {
+    await database.pool.query("ALTER TABLE pods RENAME COLUMN client_id_drifted TO client_id");
+  });
 
   it("masks unexpected errors in production: no message, no stack", async () => {
     const production = await startTestServer(database.url, { production: true, development: false });

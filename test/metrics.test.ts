@@ -3,8 +3,8 @@
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TenantScope } from "../src/auth/principal.ts";
 import type { EventType } from "../src/db/types.ts";
+import type { EventVisibility } from "../src/events/visibility.ts";
 import { metricsQuery } from "../src/metrics/repository.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
@@ -36,10 +36,15 @@ interface EventRow {
   pod?: string | null;
   inbox?: string | null;
   message?: string | null;
+  /** The message's labels when it happened; message events carry them (["received"] unless given). */
+  labels?: string[];
   orgId?: string;
 }
 
-/** Test setup: events are produced by mail delivery; here they are written straight into the table. */
+/**
+ * Test setup: events are produced by mail delivery; here they are written straight into the table,
+ * as that writer writes them (src/events/outbox.ts).
+ */
 async function insertEvents(rows: EventRow[]) {
   await database.db
     .insertInto("events")
@@ -50,6 +55,7 @@ async function insertEvents(rows: EventRow[]) {
         pod_id: row.pod ? rowId(row.pod) : null,
         inbox_id: row.inbox ? rowId(row.inbox) : null,
         message_id: row.message ?? null,
+        message_labels: row.type === "DOMAIN_VERIFIED" ? null : (row.labels ?? ["received"]),
         created_at: new Date(row.at),
       })),
     )
@@ -249,40 +255,12 @@ describe("scope and filters", () => {
     ]);
   });
 
-  it("does not count events about messages hidden from the caller by a label", async () => {
-    const inbox = await database.db
-      .selectFrom("inboxes")
-      .select(["org_id", "pod_id", "id"])
-      .where("id", "=", rowId(inboxA1))
-      .executeTakeFirstOrThrow();
-    const thread = await database.db
-      .insertInto("threads")
-      .values({ org_id: inbox.org_id, pod_id: inbox.pod_id, inbox_id: inbox.id })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    const message = async (header: string, labels: string[]) =>
-      (
-        await database.db
-          .insertInto("messages")
-          .values({
-            org_id: inbox.org_id,
-            pod_id: inbox.pod_id,
-            inbox_id: inbox.id,
-            thread_id: thread.id,
-            message_id_header: header,
-            from_address: "s@sender.test",
-            labels,
-            direction: "INBOUND",
-          })
-          .returning("id")
-          .executeTakeFirstOrThrow()
-      ).id;
-    const spam = await message("<spam@sender.test>", ["received", "spam"]);
-    const clean = await message("<clean@sender.test>", ["received"]);
+  it("does not count events about messages that carried a label hidden from the caller", async () => {
+    const range = { from: "2026-02-01T10:00:00Z", to: "2026-02-01T10:01:00Z" };
     await insertEvents([
-      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:00Z", pod: podA, inbox: inboxA1, message: spam },
-      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:01Z", pod: podA, inbox: inboxA1, message: clean },
-      // The message is gone; the event stays countable.
+      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:00Z", pod: podA, inbox: inboxA1, labels: ["spam"] },
+      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:01Z", pod: podA, inbox: inboxA1 },
+      // The message is gone since; the event stays countable by the labels it carried.
       {
         type: "MESSAGE_RECEIVED",
         at: "2026-02-01T10:00:02Z",
@@ -290,13 +268,30 @@ describe("scope and filters", () => {
         inbox: inboxA1,
         message: "999999999",
       },
+      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:03Z", pod: podA, inbox: inboxA1, labels: ["trash"] },
     ]);
-    const range = { from: "2026-02-01T10:00:00Z", to: "2026-02-01T10:01:00Z" };
     const noSpam = (
-      await createKey(server, org.apiKey, { inboxId: inboxA1, permissions: { metricsRead: true } })
+      await createKey(server, org.apiKey, {
+        inboxId: inboxA1,
+        permissions: { metricsRead: true, messageRead: true, labelTrashRead: true },
+      })
     ).secret;
-    expect(await metrics(noSpam, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 2)]);
-    expect(await metrics(inboxKeyA1, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 3)]);
+    expect(await metrics(noSpam, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 3)]);
+    expect(await metrics(inboxKeyA1, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 4)]);
+  });
+
+  it("counts only the events the caller may read: message events need MESSAGE_READ, domain events DOMAIN_READ", async () => {
+    const counts = async (permissions: Record<string, boolean>) =>
+      metrics((await createKey(server, org.apiKey, { podId: podA, permissions })).secret, HOUR);
+    expect(await counts({ metricsRead: true })).toEqual([]);
+    expect(await counts({ metricsRead: true, domainRead: true })).toEqual([
+      m("DOMAIN_VERIFIED", "2026-01-05T10:06:00.000Z", 1),
+    ]);
+    expect(await counts({ metricsRead: true, messageRead: true })).toEqual([
+      m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 3),
+      m("MESSAGE_SENT", "2026-01-05T10:00:00.000Z", 1),
+      m("MESSAGE_RECEIVED", "2026-01-05T10:01:00.000Z", 1),
+    ]);
   });
 
   it("needs METRICS_READ", async () => {
@@ -353,14 +348,17 @@ describe("the query plan", () => {
       FROM generate_series(1, 50000) AS i
     `.execute(database.db);
     await sql`ANALYZE events`.execute(database.db);
-    const scopes: TenantScope[] = [
-      { orgId: bulk.organizationId, podId: null, inboxId: null, hiddenLabels: [] },
-      { orgId: bulk.organizationId, podId: rowId(pod), inboxId: null, hiddenLabels: ["spam"] },
+    const read = { messageRead: true, domainRead: true };
+    const scopes: EventVisibility[] = [
+      { orgId: bulk.organizationId, podId: null, inboxId: null, hiddenLabels: [], ...read },
+      { orgId: bulk.organizationId, podId: rowId(pod), inboxId: null, hiddenLabels: ["spam"], ...read },
       {
         orgId: bulk.organizationId,
         podId: rowId(pod),
         inboxId: rowId(inbox),
         hiddenLabels: ["spam", "trash"],
+        messageRead: true,
+        domainRead: false,
       },
     ];
     for (const scope of scopes) {

@@ -6,7 +6,6 @@
 import { createHash, randomBytes, verify } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { simpleParser } from "mailparser";
-import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
@@ -16,84 +15,12 @@ import {
   deliver,
   type TestOrganization,
 } from "./helpers/factories.ts";
+import { RelaySink } from "./helpers/relay.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, sendRaw } from "./helpers/smtp.ts";
 
 const MAX_OUTBOUND_BYTES = 100_000;
 const MAX_ATTEMPTS = 3;
-
-// ---- the relay: an SMTP sink with a behaviour per recipient domain ----
-interface Received {
-  mailFrom: string;
-  rcptTo: string[];
-  raw: Buffer;
-}
-
-class RelaySink {
-  readonly received: Received[] = [];
-  /** Replies to DATA refused so far, per recipient address. */
-  readonly deferrals = new Map<string, number>();
-  /** Recipient address → how many DATA attempts to defer (451) before accepting. */
-  readonly deferUntil = new Map<string, number>();
-  private server = new SMTPServer({
-    authOptional: true,
-    // Plain SMTP: the relay URL is smtp:// and the test trusts no certificate.
-    disabledCommands: ["STARTTLS", "AUTH"],
-    logger: false,
-    onRcptTo: (address, _session, callback) => {
-      const domain = address.address.split("@")[1] ?? "";
-      if (domain === "reject.test") {
-        const error = Object.assign(new Error("5.1.1 No such user here"), { responseCode: 550 });
-        return callback(error);
-      }
-      callback();
-    },
-    onData: (stream, session, callback) => {
-      const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => {
-        const rcptTo = session.envelope.rcptTo.map((r) => r.address);
-        for (const address of rcptTo) {
-          const domain = address.split("@")[1] ?? "";
-          const seen = this.deferrals.get(address) ?? 0;
-          const limit =
-            domain === "down.test" ? Number.POSITIVE_INFINITY : (this.deferUntil.get(address) ?? 0);
-          if (seen < limit) {
-            this.deferrals.set(address, seen + 1);
-            const error = Object.assign(new Error("4.3.0 Try again later"), { responseCode: 451 });
-            return callback(error);
-          }
-        }
-        const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-        this.received.push({ mailFrom, rcptTo, raw: Buffer.concat(chunks) });
-        callback();
-      });
-    },
-  });
-  port = 0;
-
-  async start() {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.server.address() as { port: number }).port;
-  }
-
-  stop() {
-    return new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  /** The message the relay received for `address`. */
-  async waitFor(address: string, timeoutMs = 20_000): Promise<Received> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.received.find((message) =>
-        message.rcptTo.some((rcpt) => rcpt.toLowerCase() === address.toLowerCase()),
-      );
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`the relay received nothing for ${address}`);
-      await sleep(50);
-    }
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -185,7 +185,7 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
   createWebhook: async () => ({ url: "https://hooks.example.test/x", eventTypes: ["MESSAGE_RECEIVED"] }),
   updateWebhook: async () => ({ id: ids.Webhook, enabled: true }),
   deleteWebhook: async () => {
-    const podKey = await keyFor("POD", ["WEBHOOK_CREATE"]);
+    const podKey = await keyFor("POD", ["WEBHOOK_CREATE", "MESSAGE_READ"]);
     const data = await ok(
       server,
       "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id } } }",
@@ -244,6 +244,16 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
   deleteApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
 };
 
+/**
+ * Mutations whose input asks for what another permission guards, granted with the field's own: a
+ * webhook that runs on message events must belong to a caller that may read messages
+ * (docs/webhooks.md).
+ */
+const INPUT_NEEDS: Record<string, Permission> = {
+  createWebhook: "MESSAGE_READ",
+  updateWebhook: "MESSAGE_READ",
+};
+
 function sampleArg(fieldReturn: GraphQLNamedType, argName: string, argType: GraphQLNamedType): unknown {
   if (argName === "id") return ids[fieldReturn.name];
   if (argName === "inboxId") return ids.Inbox;
@@ -275,6 +285,7 @@ async function operationFor(
       query: `mutation($input: ${inputType.name}!) { ${g.fieldName}(input: $input) ${selectionFor(returnType)} }`,
       variables: { input: await makeInput() },
       path: [g.fieldName],
+      ...(INPUT_NEEDS[g.fieldName] ? { route: INPUT_NEEDS[g.fieldName] } : {}),
     };
   }
   const variables: Record<string, unknown> = {};

@@ -8,7 +8,7 @@ import path from "node:path";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
-import { isPublicAddress } from "../src/webhooks/address-policy.ts";
+import { isPublicAddress } from "../src/net/address-policy.ts";
 import { SECRET_KEY_FILE, webhookSigningSecret } from "../src/webhooks/secret.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
@@ -277,6 +277,11 @@ describe("webhook URLs", () => {
     "http://[fe80::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
     "http://[::ffff:10.0.0.1]/hook",
+    "http://[::ffff:0:7f00:1]/hook",
+    "http://[64:ff9b:1::a00:1]/hook",
+    "http://[64:ff9b::7f00:1]/hook",
+    "http://[2002:a00:1::1]/hook",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
     "http://0x7f.1/hook",
     "http://2130706433/hook",
   ])("refuses %s (private, loopback or otherwise internal)", async (url) => {

@@ -10,9 +10,10 @@ import { notifyAuthChange } from "../auth/authenticator.ts";
 import type { ApiKeyPrincipal } from "../auth/principal.ts";
 import type { Services } from "../context.ts";
 import { uniqueViolation } from "../db/errors.ts";
+import { verifiedOwnerOf } from "../domains/repository.ts";
 import { badUserInput, conflict } from "../errors.ts";
-import { validateUsername } from "../inboxes/service.ts";
-import { ingestMessage, resolveRecipient } from "../mail/ingest.ts";
+import { assertNotReserved, validateUsername } from "../inboxes/service.ts";
+import { domainOf, systemSender } from "../mail/addresses.ts";
 import { setOrganizationStatus } from "../organizations/service.ts";
 import { normaliseEmail } from "../users/service.ts";
 
@@ -32,13 +33,12 @@ export function newOtp(): string {
 }
 
 /**
- * Mails the code from the system address, never through the agent's own inbox: a code the agent
- * could read in its sent mail would prove nothing. Hosted addresses get it through the ingest path,
- * others through the relay.
+ * Mails the code from the system address through the relay, never through any inbox of this
+ * service: a code an agent could read in its own mail (sent or received) would prove nothing.
  */
 async function mailCode(services: Services, to: string, code: string): Promise<void> {
   const { config } = services;
-  const from = `no-reply@${config.mailDomain}`;
+  const from = systemSender(config);
   const raw = await new MailComposer({
     from: `Mailroom <${from}>`,
     to,
@@ -47,12 +47,7 @@ async function mailCode(services: Services, to: string, code: string): Promise<v
   })
     .compile()
     .build();
-  if (await resolveRecipient(services, to)) {
-    await ingestMessage(services, { mailFrom: from, recipients: [to] }, raw);
-    return;
-  }
-  if (!config.smtpRelayUrl)
-    throw badUserInput("humanEmail is not hosted here and no SMTP relay is configured.", "humanEmail");
+  if (!config.smtpRelayUrl) throw noRelay();
   const transport = createTransport(config.smtpRelayUrl);
   try {
     await transport.sendMail({ envelope: { from, to: [to] }, raw });
@@ -60,6 +55,9 @@ async function mailCode(services: Services, to: string, code: string): Promise<v
     transport.close();
   }
 }
+
+const noRelay = () =>
+  badUserInput("No SMTP relay is configured to mail the code to humanEmail (SMTP_RELAY_URL).", "humanEmail");
 
 export async function agentSignUp(
   services: Services,
@@ -70,13 +68,19 @@ export async function agentSignUp(
   const humanEmail = normaliseEmail(humanEmailInput);
   if (!EMAIL.test(humanEmail) || humanEmail.length > 254)
     throw badUserInput("humanEmail is not an email address.", "humanEmail");
-  const username = validateUsername(usernameInput);
-  if (!(await resolveRecipient(services, humanEmail)) && !config.smtpRelayUrl) {
+  // A code mailed to an address this server receives mail for would land in an inbox some agent can
+  // read (perhaps this one): the human must be outside. Unverified claims do not count, or anyone
+  // could block sign-ups for a public mail provider's domain by adding it.
+  const humanDomain = domainOf(humanEmail);
+  if (humanDomain === config.mailDomain || (await verifiedOwnerOf(db, humanDomain)) !== undefined) {
     throw badUserInput(
-      "humanEmail is not hosted here and no SMTP relay is configured to reach it.",
+      `humanEmail must be a person's address outside this service: ${humanDomain} receives its mail here.`,
       "humanEmail",
     );
   }
+  const username = validateUsername(usernameInput);
+  assertNotReserved(config, username, config.mailDomain);
+  if (!config.smtpRelayUrl) throw noRelay();
   const now = services.clock.now();
 
   const outcome = await db.transaction().execute(async (trx) => {

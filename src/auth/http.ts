@@ -5,6 +5,7 @@ import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import {
   type DocumentNode,
   type FragmentDefinitionNode,
+  GraphQLError,
   Kind,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -125,19 +126,64 @@ export function useAuthentication(): Plugin<{ principal: Principal }> {
 }
 
 /**
- * CSRF prevention for cookie-authenticated requests (yoga's plugin): a browser sends the session
- * cookie with a cross-site "simple" request (form POST, text/plain, GET) without a preflight, so
- * such a request must carry a JSON content type or the `x-graphql-yoga-csrf` header. Bearer-key
- * requests cannot be forged that way and are left alone.
+ * The origin of this server as the browser that loaded our pages sees it: the scheme (the proxy's, when
+ * one says it terminated TLS) and the Host the request was sent to.
  */
-export function useCookieCsrfPrevention(): Plugin {
+function ownOrigin(request: Request): string {
+  const url = new URL(request.url);
+  const forwarded = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim();
+  const scheme = forwarded === "https" || forwarded === "http" ? `${forwarded}:` : url.protocol;
+  return `${scheme}//${url.host}`;
+}
+
+/**
+ * Whether a request may use (or set) the session cookie: it comes from no browser page (no Origin),
+ * from the server's own origin, or from one listed in CORS_ORIGINS. A page on another origin of the
+ * same site (another port, a sibling subdomain) gets the SameSite=Lax cookie sent along, so the
+ * cookie alone proves nothing about who is asking.
+ */
+export function originMayUseSession(request: Request, allowed: readonly string[]): boolean {
+  const origin = request.headers.get("origin");
+  return origin === null || origin === ownOrigin(request) || allowed.includes(origin);
+}
+
+export const FOREIGN_ORIGIN_MESSAGE =
+  "The session cookie works only on this server's own pages: call from another origin with a Bearer token, or list the origin in CORS_ORIGINS.";
+
+export function foreignOriginError(): GraphQLError {
+  return new GraphQLError(FOREIGN_ORIGIN_MESSAGE, {
+    extensions: { code: "FORBIDDEN", http: { status: 403 } },
+  });
+}
+
+/**
+ * Browser protections for cookie-authenticated requests. A request carrying the session cookie from
+ * a foreign origin is refused outright. And CSRF prevention (yoga's plugin): a browser sends the
+ * cookie with a cross-site "simple" request (form POST, text/plain, GET) without a preflight, so such
+ * a request must carry a JSON content type or the `x-graphql-yoga-csrf` header. Bearer-key requests
+ * cannot be forged that way and are left alone.
+ */
+export function useCookieCsrfPrevention(allowedOrigins: readonly string[]): Plugin {
   const csrf = useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf"] }) as Plugin;
   return {
     onRequestParse(payload) {
       const { headers } = payload.request;
       if (headers.has("authorization") || readCookie(headers.get("cookie"), SESSION_COOKIE) === undefined)
         return;
+      if (!originMayUseSession(payload.request, allowedOrigins)) throw foreignOriginError();
       return csrf.onRequestParse?.(payload);
     },
+  };
+}
+
+/**
+ * CORS: credentialed (cookies) only for the origins in CORS_ORIGINS; any other origin may call with a
+ * Bearer token it holds, but the browser sends it no cookie and shows it no response to one.
+ */
+export function corsOptions(allowedOrigins: readonly string[]) {
+  return (request: Request) => {
+    const origin = request.headers.get("origin");
+    if (origin !== null && allowedOrigins.includes(origin)) return { origin: [origin], credentials: true };
+    return { origin: ["*"], credentials: false };
   };
 }

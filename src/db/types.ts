@@ -254,6 +254,13 @@ export interface WebhookTable {
   disabled_reason: string | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /** Who made it (or last changed it): one of the two (db/migrations/…_webhook_visibility.ts). */
+  created_by_api_key_id: Int8 | null;
+  created_by_user_id: Int8 | null;
+  /** The creator's visibility; its scope is pod_id/inbox_id. */
+  message_read: ColumnType<boolean, boolean | undefined, boolean>;
+  domain_read: ColumnType<boolean, boolean | undefined, boolean>;
+  hidden_labels: ColumnType<string[], string[] | undefined, string[]>;
 }
 
 export interface WebhookDeliveryTable {
@@ -313,6 +320,8 @@ export interface EventTable {
   /** pg sends a JS object as JSON; pass a string for anything else (a bare array would become a PG array). */
   payload: ColumnType<JsonObject, JsonObject | string | undefined, JsonObject | string>;
   created_at: GeneratedTimestamp;
+  /** The message's labels when the event was written; null when it is not about a message. */
+  message_labels: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
 }
 
 export interface AgentSignupTable {
@@ -345,7 +354,7 @@ export interface InboxAddressTable {
   inbox_id: Int8;
 }
 
-/** Global lookup: domain name → the domain. */
+/** Global lookup: a domain name → the one organization that verified it (unverified names are not here). */
 export interface DomainNameTable {
   domain: string;
   org_id: Int8;

@@ -33,14 +33,32 @@ export async function listDomains(db: Db, scope: TenantScope, page: KeysetPage<s
   return pageById(query, "id", page).execute();
 }
 
-/** Whether any organization has registered `domain` (the global lookup; reveals no row). */
-export async function domainNameRegistered(db: Db, domain: string): Promise<boolean> {
+/**
+ * The organization that has verified `domain`, if any (the global lookup holds only verified names:
+ * db/migrations/2026_12_01_000007_domain_claims.ts). Reveals no row of that organization.
+ */
+export async function verifiedOwnerOf(db: Db, domain: string): Promise<string | undefined> {
   const row = await db
     .selectFrom("domain_names")
-    .select("domain")
+    .select("org_id")
     .where("domain", "=", domain)
     .executeTakeFirst();
-  return row !== undefined;
+  return row?.org_id;
+}
+
+/**
+ * Records that this organization has verified the domain, in the transaction that marks it verified;
+ * false when another organization verified the name first (then nothing is written).
+ */
+export async function claimVerifiedName(trx: Db, domain: Domain): Promise<boolean> {
+  const claimed = await trx
+    .insertInto("domain_names")
+    .values({ domain: domain.domain, org_id: domain.org_id, domain_id: domain.id })
+    .onConflict((conflict) => conflict.column("domain").doNothing())
+    .returning("domain")
+    .executeTakeFirst();
+  if (claimed) return true;
+  return (await verifiedOwnerOf(trx, domain.domain)) === domain.org_id;
 }
 
 export interface NewDomain {
@@ -52,9 +70,9 @@ export interface NewDomain {
   dkimPublicKey: string;
 }
 
-/** Inserts the domain and its global name lookup; a taken name is a unique violation on domain_names. */
+/** Inserts the domain; a name the organization already added is a unique violation. */
 export async function insertDomain(trx: Db, scope: TenantScope, domain: NewDomain): Promise<Domain> {
-  const row = await trx
+  return trx
     .insertInto("domains")
     .values({
       org_id: scope.orgId,
@@ -66,11 +84,6 @@ export async function insertDomain(trx: Db, scope: TenantScope, domain: NewDomai
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await trx
-    .insertInto("domain_names")
-    .values({ domain: row.domain, org_id: row.org_id, domain_id: row.id })
-    .execute();
-  return row;
 }
 
 /**

@@ -9,13 +9,14 @@ import { podsByIds } from "../pods/repository.ts";
 import { normalizeDomainName } from "./name.ts";
 import { checkRecords, checksToJson, DKIM_SELECTOR, generateDkimKeyPair, mxHostOf } from "./records.ts";
 import {
+  claimVerifiedName,
   type Domain,
   deleteDomain,
   domainHasInboxes,
-  domainNameRegistered,
   insertDomain,
   insertDomainVerifiedEvent,
   saveVerification,
+  verifiedOwnerOf,
   writableDomain,
 } from "./repository.ts";
 
@@ -26,7 +27,8 @@ export interface CreateDomainInput {
 
 /**
  * Registers a domain. An organization-wide caller's domain is shared by every pod unless it names
- * one; a pod-scoped caller's belongs to its own pod. Names are unique across all organizations.
+ * one; a pod-scoped caller's belongs to its own pod. Several organizations may add a name; the first
+ * to verify it owns it (docs/permissions.md, "Domains").
  */
 export async function createDomain(
   db: Db,
@@ -51,9 +53,11 @@ export async function createDomain(
     if (!pod) throw notFound("Pod");
     podId = pod.id;
   }
-  const taken = () => conflict(`${name} is already registered.`, "domain");
-  // Checked first to spare generating a key for a name that is taken; the unique lookup decides races.
-  if (await domainNameRegistered(db, name)) throw taken();
+  // Anyone may add a name nobody has proven; once one organization has verified it, it is theirs.
+  const owner = await verifiedOwnerOf(db, name);
+  if (owner !== undefined && owner !== scope.orgId) throw verifiedElsewhere(name);
+  const taken = () => conflict(`${name} is already added to this organization.`, "domain");
+  if (owner === scope.orgId) throw taken();
   const keys = await generateDkimKeyPair();
   try {
     return await db.transaction().execute((trx) =>
@@ -79,6 +83,8 @@ export async function createDomain(
 export async function verifyDomain(db: Db, config: Config, scope: TenantScope, id: string): Promise<Domain> {
   const domain = await writableDomain(db, scope, id);
   if (!domain) throw notFound("Domain");
+  const owner = await verifiedOwnerOf(db, domain.domain);
+  if (owner !== undefined && owner !== domain.org_id) throw verifiedElsewhere(domain.domain);
   // DNS first, outside any transaction: a slow resolver must not hold a row lock.
   const result = await checkRecords(config, domain);
   return db.transaction().execute(async (trx) => {
@@ -93,9 +99,17 @@ export async function verifyDomain(db: Db, config: Config, scope: TenantScope, i
       verifiedAt: firstVerification ? new Date() : null,
     });
     if (!saved) throw notFound("Domain");
+    // The name is this organization's from now on, unless another proved it first (a race on one
+    // name): then nothing of this verification is kept.
+    if (result.verified && !(await claimVerifiedName(trx, saved))) throw verifiedElsewhere(saved.domain);
     if (firstVerification) await insertDomainVerifiedEvent(trx, scope, saved);
     return saved;
   });
+}
+
+/** One answer for a name another organization has proven: it names no one. */
+function verifiedElsewhere(name: string) {
+  return conflict(`${name} is verified by another organization.`, "domain");
 }
 
 /** Deletes a domain no inbox uses any more (its addresses would otherwise be left dangling). */

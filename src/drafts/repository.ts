@@ -12,6 +12,15 @@ export type Draft = Selectable<DraftTable> & {
 };
 
 /**
+ * A draft as GraphQL reads it: the sizes of its bodies instead of the bodies, which a response reads
+ * only when they fit its allowance (draftBodies); each body may be as large as a request.
+ */
+export type DraftSummary = Omit<Draft, "text_body" | "html_body"> & {
+  text_body_bytes: number | null;
+  html_body_bytes: number | null;
+};
+
+/**
  * The replied-to message's id, or null when a label the caller may not see hides that message: a
  * hidden message must not surface through a draft either. Computed in the same statement, for a
  * whole page at once.
@@ -37,9 +46,80 @@ function scoped(db: Db, scope: TenantScope) {
   return query;
 }
 
+/** The columns of a summary; octet_length reads a body's size from its header, not the body. */
+function summary(scope: TenantScope) {
+  return [
+    "drafts.org_id",
+    "drafts.id",
+    "drafts.pod_id",
+    "drafts.inbox_id",
+    "drafts.to_addresses",
+    "drafts.cc_addresses",
+    "drafts.bcc_addresses",
+    "drafts.subject",
+    "drafts.in_reply_to_message_id",
+    "drafts.created_at",
+    "drafts.updated_at",
+    sql<number | null>`octet_length(drafts.text_body)`.as("text_body_bytes"),
+    sql<number | null>`octet_length(drafts.html_body)`.as("html_body_bytes"),
+    visibleReplyTo(scope),
+  ] as const;
+}
+
+function scopedSummaries(db: Db, scope: TenantScope) {
+  let query = db.selectFrom("drafts").select(summary(scope)).where("drafts.org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("drafts.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("drafts.inbox_id", "=", scope.inboxId);
+  return query;
+}
+
+/** Whole drafts, bodies included: for sending one. */
 export async function draftsByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Draft[]> {
   if (ids.length === 0) return [];
   return scoped(db, scope).where("drafts.id", "in", ids).execute();
+}
+
+export async function draftSummariesByIds(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<DraftSummary[]> {
+  if (ids.length === 0) return [];
+  return scopedSummaries(db, scope).where("drafts.id", "in", ids).execute();
+}
+
+/**
+ * Bodies of drafts the scope contains, each only if asked for, keyed `${body}:${id}` (a CASE that
+ * yields NULL never reads the stored value).
+ */
+export async function draftBodies(
+  db: Db,
+  scope: TenantScope,
+  wanted: readonly { id: string; body: "text_body" | "html_body" }[],
+): Promise<Map<string, string | null>> {
+  if (wanted.length === 0) return new Map();
+  const read = (body: "text_body" | "html_body") => {
+    const ids = wanted.flatMap((want) => (want.body === body ? [want.id] : []));
+    return sql<
+      string | null
+    >`CASE WHEN drafts.id = ANY(${ids}::bigint[]) THEN ${sql.ref(`drafts.${body}`)} END`.as(body);
+  };
+  let query = db
+    .selectFrom("drafts")
+    .select(["drafts.id", read("text_body"), read("html_body")])
+    .where("drafts.org_id", "=", scope.orgId)
+    .where(
+      "drafts.id",
+      "in",
+      wanted.map((want) => want.id),
+    );
+  if (scope.podId !== null) query = query.where("drafts.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("drafts.inbox_id", "=", scope.inboxId);
+  const bodies = new Map<string, string | null>();
+  for (const row of await query.execute()) {
+    for (const body of ["text_body", "html_body"] as const) bodies.set(`${body}:${row.id}`, row[body]);
+  }
+  return bodies;
 }
 
 export interface DraftFilter {
@@ -52,8 +132,8 @@ export async function listDrafts(
   scope: TenantScope,
   filter: DraftFilter,
   page: KeysetPage<string>,
-): Promise<Draft[]> {
-  let query = scoped(db, scope);
+): Promise<DraftSummary[]> {
+  let query = scopedSummaries(db, scope);
   if (filter.inboxId !== undefined) query = query.where("drafts.inbox_id", "=", filter.inboxId);
   return pageById(query, "drafts.id", page).execute();
 }
@@ -99,7 +179,7 @@ export async function insertDraft(
   scope: TenantScope,
   inboxId: string,
   content: DraftContent & { in_reply_to_message_id: string | null },
-): Promise<Draft | undefined> {
+): Promise<DraftSummary | undefined> {
   let inbox = db
     .selectFrom("inboxes")
     .where("org_id", "=", scope.orgId)
@@ -133,8 +213,7 @@ export async function insertDraft(
       "in_reply_to_message_id",
     ])
     .expression(inbox)
-    .returningAll()
-    .returning(visibleReplyTo(scope))
+    .returning(summary(scope))
     .executeTakeFirst();
 }
 
@@ -144,7 +223,7 @@ export async function updateDraft(
   scope: TenantScope,
   id: string,
   changes: Partial<DraftContent>,
-): Promise<Draft | undefined> {
+): Promise<DraftSummary | undefined> {
   let query = db
     .updateTable("drafts")
     // clock_timestamp(), not now(): two updates in one transaction still move updated_at forward.
@@ -153,7 +232,8 @@ export async function updateDraft(
     .where("id", "=", id);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
-  return query.returningAll().returning(visibleReplyTo(scope)).executeTakeFirst();
+  // A summary: changing the subject of a draft must not read its bodies back.
+  return query.returning(summary(scope)).executeTakeFirst();
 }
 
 /** Deletes a draft the scope contains; undefined when there is none. */

@@ -3,8 +3,8 @@ import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import {
-  type Draft,
   type DraftContent,
+  type DraftSummary,
   deleteDraft,
   insertDraft,
   updateDraft as updateDraftRow,
@@ -83,7 +83,7 @@ export async function createDraft(
   db: Db,
   scope: TenantScope,
   input: DraftFieldsInput & { inboxId: string; inReplyToMessageId?: string | undefined },
-): Promise<Draft> {
+): Promise<DraftSummary> {
   const changes = contentChanges(input);
   // Only a message of the draft's own inbox that the caller can see; anything else looks missing.
   if (
@@ -92,7 +92,7 @@ export async function createDraft(
   ) {
     throw notFound("Message");
   }
-  let draft: Draft | undefined;
+  let draft: DraftSummary | undefined;
   try {
     draft = await insertDraft(db, scope, input.inboxId, {
       to_addresses: changes.to_addresses ?? [],
@@ -117,7 +117,7 @@ export async function updateDraft(
   db: Db,
   scope: TenantScope,
   input: DraftFieldsInput & { id: string },
-): Promise<Draft> {
+): Promise<DraftSummary> {
   const draft = await updateDraftRow(db, scope, input.id, contentChanges(input));
   if (!draft) throw notFound("Draft");
   return draft;

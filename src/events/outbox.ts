@@ -3,6 +3,8 @@
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType, JsonObject } from "../db/types.ts";
+import { creatorActive, webhookVisibility } from "../webhooks/repository.ts";
+import { eventReadable } from "./visibility.ts";
 
 export const EVENTS_CHANNEL = "mailroom_events";
 
@@ -66,12 +68,16 @@ export async function lockEventOrder(trx: Db, orgIds: Iterable<string>): Promise
  * Records events, in order, announces them (NOTIFY, delivered at commit) and queues their webhook
  * deliveries, in one statement, and returns their ids. The caller must already hold lockEventOrder
  * for every organization named (until commit), so that the ids are drawn after the lock is held.
+ * An event about a message carries that message's labels as they are in this statement: the
+ * message must already be written (and is, by every caller: settling a delivery updates it first).
  */
 export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
   const { rows } = await sql<{ id: string }>`
     WITH ${eventWrites(sql`
-      SELECT * FROM unnest(
+      SELECT e.*, (SELECT m.labels FROM messages m WHERE m.org_id = e.org_id AND m.id = e.message_id)
+        AS message_labels
+      FROM unnest(
         ${events.map((e) => e.orgId)}::bigint[], ${events.map((e) => e.type)}::text[],
         ${events.map((e) => e.podId ?? null)}::bigint[], ${events.map((e) => e.inboxId ?? null)}::bigint[],
         ${events.map((e) => e.threadId ?? null)}::bigint[], ${events.map((e) => e.messageId ?? null)}::bigint[],
@@ -89,7 +95,10 @@ export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promis
  * appendEvents as CTEs of a larger statement (to add to its WITH list), so that a statement that
  * writes rows can record their events without another round trip. `rows` selects one row per event
  * with the columns org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload,
- * created_at (NULL for now()) and ord (their order); it may read the statement's earlier CTEs.
+ * created_at (NULL for now()), message_labels (the message's labels now; NULL when not about a
+ * message) and ord (their order); it may read the statement's earlier CTEs. The labels travel with
+ * the rows because a message written by the same statement is not visible to it, and because who
+ * may see an event is decided by the labels it had (src/events/visibility.ts).
  * The CTE `event_rows` gives each event its `id`. The statement must read `announced_events` (say
  * `(SELECT count(*) FROM announced_events)`): that announces the events and queues their webhook
  * jobs. The caller holds lockEventOrder as for appendEvents.
@@ -102,9 +111,11 @@ export function eventWrites(rows: RawBuilder<unknown>): RawBuilder<unknown> {
       SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, e.*
       FROM (SELECT * FROM (${rows}) AS e ORDER BY ord) AS e
     ), inserted_events AS (
-      INSERT INTO events (id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at)
+      INSERT INTO events (id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at,
+        message_labels)
       OVERRIDING SYSTEM VALUE
-      SELECT id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, coalesce(created_at, now())
+      SELECT id, org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, coalesce(created_at, now()),
+        message_labels
       FROM event_rows
     ), ${webhookDeliveries()}, announced_events AS MATERIALIZED (
       -- Announced at commit in this order: each organization's ids ascending. (Output expressions
@@ -127,30 +138,37 @@ export const DELIVER_WEBHOOK = "deliver-webhook";
 
 /**
  * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
- * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, subscribes to the
- * type, and the event lies inside the pod or inbox it belongs to (webhooks are scoped like the key
- * that created them) and inside its podIds/inboxIds filters. The job's key is the delivery's, so
- * the same delivery is never queued twice.
+ * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, the key that
+ * created it still exists and has not expired, it subscribes to the type, the event lies inside its
+ * podIds/inboxIds filters, and its recorded visibility may read the event with the labels the event
+ * carries: no delivery row ever exists for an event the webhook's creator could not have seen.
+ *
+ * Each webhook's jobs share a graphile-worker queue, so they run one at a time, in event order: a slow
+ * or hanging endpoint holds one job slot at most, never all of them. The job's key is the delivery's,
+ * so the same delivery is never queued twice.
  */
 function webhookDeliveries() {
   return sql`webhook_delivery_rows AS (
       INSERT INTO webhook_deliveries (org_id, webhook_id, event_id)
       SELECT e.org_id, w.id, e.id FROM event_rows e
       JOIN webhooks w ON w.org_id = e.org_id
-      WHERE w.enabled AND e.type = ANY(w.event_types)
-        AND (w.pod_id IS NULL OR w.pod_id = e.pod_id)
-        AND (w.inbox_id IS NULL OR w.inbox_id = e.inbox_id)
+      LEFT JOIN api_keys k ON k.org_id = w.org_id AND k.id = w.created_by_api_key_id
+      WHERE w.enabled AND ${creatorActive("w", "k")} AND e.type = ANY(w.event_types)
         AND (w.pod_ids IS NULL OR cardinality(w.pod_ids) = 0 OR e.pod_id = ANY(w.pod_ids))
         AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR e.inbox_id = ANY(w.inbox_ids))
+        AND ${eventReadable("e", webhookVisibility("w"))}
+      ORDER BY e.id, w.id
       ON CONFLICT DO NOTHING
-      RETURNING org_id, id
+      RETURNING org_id, id, webhook_id
     ), webhook_jobs AS (
+      -- Ordered so that each queue gets its jobs in event order (side effects run after the sort).
       SELECT graphile_worker.add_job(
         ${DELIVER_WEBHOOK},
         json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
+        queue_name => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text,
         max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
         job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
-      ) FROM webhook_delivery_rows d
+      ) FROM webhook_delivery_rows d ORDER BY d.id
     )`;
 }
 

@@ -4,7 +4,8 @@ import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventTable, EventType } from "../db/types.ts";
-import type { Message } from "../mail/repository.ts";
+import { type MessageSummary, summarySelection } from "../mail/repository.ts";
+import { type EventVisibility, eventReadable } from "./visibility.ts";
 
 export type Event = Selectable<EventTable>;
 
@@ -14,20 +15,27 @@ export interface EventFilter {
   inboxIds?: readonly string[] | undefined;
 }
 
+/**
+ * The events after `afterId` that `visibility` may read, judged by the labels they carried (the
+ * subscriber then checks each message as it is now, in memory).
+ */
 export async function eventsAfter(
   db: Db,
-  scope: TenantScope,
+  visibility: EventVisibility,
   afterId: string,
   filter: EventFilter,
   limit: number,
 ): Promise<Event[]> {
-  let query = db.selectFrom("events").selectAll().where("org_id", "=", scope.orgId).where("id", ">", afterId);
-  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
-  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
-  if (filter.types?.length) query = query.where("type", "in", filter.types);
-  if (filter.podIds?.length) query = query.where("pod_id", "in", filter.podIds);
-  if (filter.inboxIds?.length) query = query.where("inbox_id", "in", filter.inboxIds);
-  return query.orderBy("id", "asc").limit(limit).execute();
+  let query = db
+    .selectFrom("events as e")
+    .selectAll("e")
+    .where("e.org_id", "=", visibility.orgId)
+    .where("e.id", ">", afterId)
+    .where(eventReadable("e", visibility));
+  if (filter.types?.length) query = query.where("e.type", "in", filter.types);
+  if (filter.podIds?.length) query = query.where("e.pod_id", "in", filter.podIds);
+  if (filter.inboxIds?.length) query = query.where("e.inbox_id", "in", filter.inboxIds);
+  return query.orderBy("e.id", "asc").limit(limit).execute();
 }
 
 /** The newest event id of the organization (the cursor "now"), or "0". */
@@ -49,29 +57,21 @@ export async function eventsByIds(db: Db, orgId: string, ids: readonly string[])
 
 /**
  * The messages events refer to, as they are now, across the organization: each subscriber then
- * applies its own scope and hidden labels in memory with `messageVisibleTo`, the same rule the
- * SQL of src/mail/repository.ts applies.
+ * applies its own visibility to them in memory (eventReadableBy in src/events/visibility.ts).
+ * Summaries: a replay page of large messages must not hold their bodies and raw MIME; a subscriber
+ * that selects a body reads it within its response's limit.
  */
 export async function eventMessages(
   db: Db,
   orgId: string,
   messageIds: readonly string[],
-): Promise<Map<string, Message>> {
+): Promise<Map<string, MessageSummary>> {
   if (messageIds.length === 0) return new Map();
-  const rows = await db
-    .selectFrom("messages")
-    .selectAll()
-    .where("org_id", "=", orgId)
-    .where("id", "in", messageIds)
-    .execute();
+  const rows = (await db
+    .selectFrom("messages as m")
+    .select(summarySelection())
+    .where("m.org_id", "=", orgId)
+    .where("m.id", "in", messageIds)
+    .execute()) as unknown as MessageSummary[];
   return new Map(rows.map((row) => [String(row.id), row]));
-}
-
-export function messageVisibleTo(scope: TenantScope, message: Message): boolean {
-  return (
-    message.org_id === scope.orgId &&
-    (scope.podId === null || message.pod_id === scope.podId) &&
-    (scope.inboxId === null || message.inbox_id === scope.inboxId) &&
-    !message.labels.some((label) => scope.hiddenLabels.includes(label))
-  );
 }

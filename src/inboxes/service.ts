@@ -8,6 +8,7 @@ import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
+import { isReservedMailbox } from "../mail/addresses.ts";
 import { firstPod, insertPod, podsByIds } from "../pods/repository.ts";
 import { validateClientId } from "../pods/service.ts";
 import {
@@ -31,6 +32,20 @@ export function validateUsername(username: string): string {
   return value;
 }
 
+/** A username on `domain` that no tenant may take (a reserved local part of the default domain). */
+export function assertNotReserved(
+  config: Pick<Config, "mailDomain">,
+  username: string,
+  domain: string,
+): void {
+  if (isReservedMailbox(config, username, domain)) {
+    throw badUserInput(
+      `${username}@${domain} is reserved for the service: choose another username.`,
+      "username",
+    );
+  }
+}
+
 export interface CreateInboxInput {
   podId?: string | undefined;
   username?: string | null | undefined;
@@ -52,6 +67,7 @@ export async function createInbox(
   if (displayName && displayName.length > 200)
     throw badUserInput("displayName must be at most 200 characters.", "displayName");
   const clientId = validateClientId(input.clientId);
+  assertNotReserved(config, username, domain);
 
   return db.transaction().execute(async (trx) => {
     let podId: string;

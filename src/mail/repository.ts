@@ -5,7 +5,7 @@
 import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
-import { compareIds } from "../db/ids.ts";
+import { compareIds, isRowId } from "../db/ids.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import type { KeysetPage } from "../schema/connection.ts";
@@ -13,12 +13,17 @@ import type { KeysetPage } from "../schema/connection.ts";
 export type Message = Selectable<MessageTable>;
 /**
  * A message as lists and GraphQL read it: every column but the bodies and the raw MIME, which can be
- * large and are loaded only when a field asks for them (messageBodies), and the content digest,
- * which only duplicate detection reads. Rows read whole carry them.
+ * large and are loaded only when a field asks for them (messageBodies), and instead the bodies' sizes,
+ * so a response can refuse a body it has no room for before reading it; nor the content digest,
+ * which only duplicate detection reads. Rows read whole carry the bodies themselves; a row that read
+ * neither has neither.
  */
 export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime" | "content_digest"> &
-  Partial<Pick<Message, "text_body" | "html_body">>;
-export type MessageBodies = Pick<Message, "text_body" | "html_body">;
+  Partial<Pick<Message, "text_body" | "html_body">> &
+  Partial<Record<BodySizeColumn, number | null>>;
+export type MessageBody = "text_body" | "html_body";
+/** Bytes (UTF-8) of a body, null when there is none. */
+export type BodySizeColumn = "text_body_bytes" | "html_body_bytes";
 export type Attachment = Omit<Selectable<AttachmentTable>, "content"> & { content?: Buffer };
 
 export interface Thread {
@@ -41,9 +46,17 @@ export const isThreadKey = (value: unknown): value is ThreadKey =>
   Array.isArray(value) &&
   value.length === 2 &&
   typeof value[0] === "string" &&
-  !Number.isNaN(Date.parse(value[0])) &&
+  isInstantText(value[0]) &&
   typeof value[1] === "string" &&
-  /^\d{1,19}$/.test(value[1]);
+  isRowId(value[1]);
+
+/**
+ * Exactly what toISOString() writes, and nothing else: Date.parse accepts "1" or "Tue 1 2" and
+ * PostgreSQL reads such text differently or refuses it, so a forged cursor must stop here.
+ */
+function isInstantText(text: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(text) && new Date(text).toISOString() === text;
+}
 export const threadKey = (thread: Thread): ThreadKey => [thread.last_message_at.toISOString(), thread.id];
 
 /** Messages inside a thread are listed oldest first: (created_at, id). */
@@ -314,6 +327,15 @@ export function hasHidingLabel(labels: readonly string[]): boolean {
   return labels.some((label) => HIDING_LABELS.includes(label));
 }
 
+/**
+ * Computed columns: a body's size. octet_length reads it from the stored value's header (TOAST keeps
+ * the raw size in its pointer), so knowing a 25 MB body's size costs nothing like reading it.
+ */
+const BODY_SIZES: Record<BodySizeColumn, MessageBody> = {
+  text_body_bytes: "text_body",
+  html_body_bytes: "html_body",
+};
+
 export const SUMMARY_COLUMNS = [
   "org_id",
   "id",
@@ -338,8 +360,23 @@ export const SUMMARY_COLUMNS = [
   "size_bytes",
   "created_at",
   "updated_at",
+  "text_body_bytes",
+  "html_body_bytes",
 ] as const satisfies readonly (keyof MessageSummary)[];
 export type MessageColumn = (typeof SUMMARY_COLUMNS)[number];
+
+/** A column as the select list of message alias `m` reads it. */
+function columnSql(column: MessageColumn) {
+  const body = BODY_SIZES[column as BodySizeColumn];
+  return body === undefined
+    ? sql.ref(`m.${column}`).as(column)
+    : sql<number | null>`octet_length(${sql.ref(`m.${body}`)})`.as(column);
+}
+
+/** The select list of a summary of message alias `m` (or of `columns` of it). */
+export function summarySelection(columns: readonly MessageColumn[] = SUMMARY_COLUMNS) {
+  return columns.map(columnSql);
+}
 
 /** Read by every list whatever its selection: keys, cursors and the parents of nested fields. */
 const KEY_COLUMNS: readonly MessageColumn[] = [
@@ -375,24 +412,41 @@ export async function messageSummariesByIds(
   ids: readonly string[],
 ): Promise<MessageSummary[]> {
   if (ids.length === 0) return [];
-  return scopedMessages(db, scope)
-    .select(SUMMARY_COLUMNS.map((column) => `m.${column}` as const))
+  return (await scopedMessages(db, scope)
+    .select(summarySelection())
     .where("m.id", "in", ids)
-    .execute();
+    .execute()) as unknown as MessageSummary[];
 }
 
-/** The text and HTML bodies of visible messages, for the fields that show them. */
+/**
+ * Bodies of visible messages, each only if asked for: `wanted` pairs a message id with the body to
+ * read. Keyed `${body}:${id}`. A body not asked for stays where it is (a CASE that yields NULL never
+ * reads the stored value).
+ */
 export async function messageBodies(
   db: Db,
   scope: TenantScope,
-  ids: readonly string[],
-): Promise<Map<string, MessageBodies>> {
-  if (ids.length === 0) return new Map();
+  wanted: readonly { id: string; body: MessageBody }[],
+): Promise<Map<string, string | null>> {
+  if (wanted.length === 0) return new Map();
+  const ids = (body: MessageBody) => wanted.flatMap((want) => (want.body === body ? [want.id] : []));
+  const read = (body: MessageBody) =>
+    sql<string | null>`CASE WHEN m.id = ANY(${ids(body)}::bigint[]) THEN ${sql.ref(`m.${body}`)} END`.as(
+      body,
+    );
   const rows = await scopedMessages(db, scope)
-    .select(["m.id", "m.text_body", "m.html_body"])
-    .where("m.id", "in", ids)
+    .select(["m.id", read("text_body"), read("html_body")])
+    .where(
+      "m.id",
+      "in",
+      wanted.map((want) => want.id),
+    )
     .execute();
-  return new Map(rows.map(({ id, ...bodies }) => [String(id), bodies]));
+  const bodies = new Map<string, string | null>();
+  for (const row of rows) {
+    for (const body of ["text_body", "html_body"] as const) bodies.set(`${body}:${row.id}`, row[body]);
+  }
+  return bodies;
 }
 
 /** Newest first, keyed by id. */
@@ -408,8 +462,8 @@ export async function listMessages(
   if (filter.inboxId !== undefined) query = query.where("m.inbox_id", "=", filter.inboxId);
   if (filter.podId !== undefined) query = query.where("m.pod_id", "=", filter.podId);
   if (filter.labels?.length) query = query.where(sql<SqlBool>`m.labels @> ${textArray(filter.labels)}`);
-  const selected = query.select(listColumns(columns).map((column) => `m.${column}` as const));
-  return (await pageById(selected, "m.id", page).execute()) as MessageSummary[];
+  const selected = query.select(summarySelection(listColumns(columns)));
+  return (await pageById(selected, "m.id", page).execute()) as unknown as MessageSummary[];
 }
 
 export interface ThreadPageRequest {
@@ -443,7 +497,7 @@ export async function messagesOfThreads(
   const result = await sql<MessageSummary>`
     SELECT m.* FROM unnest(${[...threadIds]}::bigint[]) AS ids(thread_id)
     CROSS JOIN LATERAL (
-      SELECT ${sql.join(listColumns(columns).map((column) => sql.ref(`m.${column}`)))} FROM messages m WHERE ${sql.join(where, sql` AND `)}
+      SELECT ${sql.join(summarySelection(listColumns(columns)))} FROM messages m WHERE ${sql.join(where, sql` AND `)}
       ORDER BY m.created_at ${order}, m.id ${order}
       LIMIT ${page.limit}
     ) m
@@ -485,41 +539,64 @@ export async function attachmentsOfMessages(
   return byMessage;
 }
 
+/** Attachments of visible messages, by id. */
+function visibleAttachments(db: Db, scope: TenantScope, attachmentIds: readonly string[]) {
+  return db
+    .selectFrom("attachments as a")
+    .innerJoin("messages as m", (join) =>
+      join.onRef("m.org_id", "=", "a.org_id").onRef("m.id", "=", "a.message_id"),
+    )
+    .where("a.org_id", "=", scope.orgId)
+    .where("a.id", "in", attachmentIds)
+    .where(() => visible(scope));
+}
+
 export async function attachmentContents(
   db: Db,
   scope: TenantScope,
   attachmentIds: readonly string[],
 ): Promise<Map<string, Buffer>> {
   if (attachmentIds.length === 0) return new Map();
-  const rows = await db
-    .selectFrom("attachments as a")
-    .innerJoin("messages as m", (join) =>
-      join.onRef("m.org_id", "=", "a.org_id").onRef("m.id", "=", "a.message_id"),
-    )
-    .select(["a.id", "a.content"])
-    .where("a.org_id", "=", scope.orgId)
-    .where("a.id", "in", attachmentIds)
-    .where(() => visible(scope))
-    .execute();
+  const rows = await visibleAttachments(db, scope, attachmentIds).select(["a.id", "a.content"]).execute();
   return new Map(rows.map((row) => [String(row.id), row.content]));
 }
 
-/** Adds and removes labels on one visible message; undefined when the caller cannot see it. */
+/**
+ * The contents base64-encoded by PostgreSQL, as a response writes them: bytea arrives as hex text
+ * (twice its size) and would then be a Buffer and a base64 string; this arrives at 4/3 of its size,
+ * already the string. encode() breaks lines every 76 characters; translate() joins them.
+ */
+export async function attachmentContentsBase64(
+  db: Db,
+  scope: TenantScope,
+  attachmentIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (attachmentIds.length === 0) return new Map();
+  const rows = await visibleAttachments(db, scope, attachmentIds)
+    .select(["a.id", sql<string>`translate(encode(a.content, 'base64'), E'\n', '')`.as("base64")])
+    .execute();
+  return new Map(rows.map((row) => [String(row.id), row.base64]));
+}
+
+/**
+ * Adds and removes labels on one visible message; undefined when the caller cannot see it. Returns its
+ * summary: a label change must not read a large message's bodies and raw MIME back.
+ */
 export async function updateMessageLabels(
   db: Db,
   scope: TenantScope,
   id: string,
   add: readonly string[],
   remove: readonly string[],
-): Promise<Message | undefined> {
-  const result = await sql<Message>`
+): Promise<MessageSummary | undefined> {
+  const result = await sql<MessageSummary>`
     UPDATE messages m SET
       labels = ARRAY(
         SELECT DISTINCT l FROM unnest(m.labels || ${textArray(add)}) AS l
         WHERE l <> ALL(${textArray(remove)}) ORDER BY l),
       updated_at = now()
     WHERE m.id = ${id} AND ${visible(scope)}
-    RETURNING m.*`.execute(db);
+    RETURNING ${sql.join(summarySelection())}`.execute(db);
   return result.rows[0];
 }
 

@@ -6,7 +6,7 @@ import {
   deleteThreadMessages,
   hasHidingLabel,
   labelThread,
-  type Message,
+  type MessageSummary,
   refreshThread,
   refreshThreadVisibility,
   threadsByIds,
@@ -40,7 +40,7 @@ export async function updateLabels(
   id: string,
   addLabels: readonly string[] | null | undefined,
   removeLabels: readonly string[] | null | undefined,
-): Promise<Message> {
+): Promise<MessageSummary> {
   const add = normaliseLabels(addLabels, "addLabels");
   const remove = normaliseLabels(removeLabels, "removeLabels");
   for (const [labels, field] of [

@@ -473,7 +473,7 @@ async function writeMessages(
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
-        '{}'::jsonb AS payload, NULL::timestamptz AS created_at, index AS ord
+        '{}'::jsonb AS payload, NULL::timestamptz AS created_at, labels AS message_labels, index AS ord
       FROM new_messages`)}
     SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM announced_events) AS announced,
       EXISTS (SELECT 1 FROM thread_visibility v

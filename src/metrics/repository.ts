@@ -1,8 +1,8 @@
 // Metrics: counts of events per type and time bucket, SQL only, inside the caller's TenantScope.
 import { sql } from "kysely";
-import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
+import { type EventVisibility, eventReadable } from "../events/visibility.ts";
 
 export type MetricBucket = "MINUTE" | "HOUR" | "DAY";
 
@@ -31,37 +31,33 @@ export interface MetricCount {
 
 /**
  * The counting query. `(org_id, type, created_at)` serves it: equality on org_id, the type list as
- * index searches, the time range on created_at; scope and filters only discard rows it found.
- * A caller that may not see a label does not count events about messages carrying it (a hidden
- * message is absent from every count); that is one primary-key probe per event found.
+ * index searches, the time range on created_at; scope, filters and visibility only discard rows it
+ * found. Only events the caller may read count (src/events/visibility.ts): no DOMAIN_VERIFIED without
+ * DOMAIN_READ, no message events without MESSAGE_READ, none about a message that carried a label
+ * hidden from the caller when it happened. The labels are on the event row: no other table is read.
  */
-export function metricsQuery(db: Db, scope: TenantScope, filter: MetricsFilter) {
+export function metricsQuery(db: Db, visibility: EventVisibility, filter: MetricsFilter) {
   // Buckets start at whole minutes, hours and days in UTC, whatever the session's time zone.
   const bucket = sql<Date>`date_bin(${BUCKET_INTERVALS[filter.bucket]}::interval, e.created_at, timestamptz '2000-01-01 00:00:00+00')`;
   let query = db
     .selectFrom("events as e")
     .select(["e.type", bucket.as("bucket"), sql<string>`count(*)`.as("count")])
-    .where("e.org_id", "=", scope.orgId)
+    .where("e.org_id", "=", visibility.orgId)
     .where("e.type", "in", [...filter.types])
     .where("e.created_at", ">=", filter.from)
-    .where("e.created_at", "<", filter.to);
-  if (scope.podId !== null) query = query.where("e.pod_id", "=", scope.podId);
-  if (scope.inboxId !== null) query = query.where("e.inbox_id", "=", scope.inboxId);
+    .where("e.created_at", "<", filter.to)
+    .where(eventReadable("e", visibility));
   if (filter.podId !== undefined) query = query.where("e.pod_id", "=", filter.podId);
   if (filter.inboxId !== undefined) query = query.where("e.inbox_id", "=", filter.inboxId);
-  if (scope.hiddenLabels.length > 0) {
-    query = query.where(
-      sql<boolean>`NOT EXISTS (
-        SELECT 1 FROM messages m
-        WHERE m.org_id = e.org_id AND m.id = e.message_id AND m.labels && ${[...scope.hiddenLabels]}::text[]
-      )`,
-    );
-  }
   return query.groupBy(["e.type", sql`2`]).orderBy(sql`2`).orderBy("e.type");
 }
 
-export async function countEvents(db: Db, scope: TenantScope, filter: MetricsFilter): Promise<MetricCount[]> {
+export async function countEvents(
+  db: Db,
+  visibility: EventVisibility,
+  filter: MetricsFilter,
+): Promise<MetricCount[]> {
   if (filter.types.length === 0) return [];
-  const rows = await metricsQuery(db, scope, filter).execute();
+  const rows = await metricsQuery(db, visibility, filter).execute();
   return rows.map((row) => ({ type: row.type, bucket: row.bucket, count: Number(row.count) }));
 }

@@ -1,8 +1,8 @@
 // Metrics rules: the time range, the bucket size it gets, and filters that must lie inside the scope.
-import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { badUserInput, notFound } from "../errors.ts";
+import type { EventVisibility } from "../events/visibility.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { podsByIds } from "../pods/repository.ts";
 import { countEvents, type MetricBucket, type MetricCount } from "./repository.ts";
@@ -34,7 +34,12 @@ export interface MetricsInput {
   allTypes: readonly EventType[];
 }
 
-export async function metrics(db: Db, scope: TenantScope, input: MetricsInput): Promise<MetricCount[]> {
+/** Counts of the events the caller may read (see countEvents), inside its scope. */
+export async function metrics(
+  db: Db,
+  visibility: EventVisibility,
+  input: MetricsInput,
+): Promise<MetricCount[]> {
   const range = input.to.getTime() - input.from.getTime();
   if (range <= 0) throw badUserInput("to must be after from.", "to");
   if (range > MAX_RANGE_DAYS * DAY_MS)
@@ -44,17 +49,17 @@ export async function metrics(db: Db, scope: TenantScope, input: MetricsInput): 
     throw badUserInput(`bucket ${bucket} allows at most ${MAX_BUCKETS} buckets in the range.`, "bucket");
 
   // Filters name rows the caller must be able to see. An inbox-scoped caller's rows do not include
-  // its pod, so a pod filter is outside its scope.
+  // its pod, so a pod filter is outside its visibility.
   if (input.podId !== undefined) {
-    const [pod] = scope.inboxId !== null ? [] : await podsByIds(db, scope, [input.podId]);
+    const [pod] = visibility.inboxId !== null ? [] : await podsByIds(db, visibility, [input.podId]);
     if (!pod) throw notFound("Pod");
   }
   if (input.inboxId !== undefined) {
-    const [inbox] = await inboxesByIds(db, scope, [input.inboxId]);
+    const [inbox] = await inboxesByIds(db, visibility, [input.inboxId]);
     if (!inbox) throw notFound("Inbox");
   }
   const types = input.types == null ? input.allTypes : [...new Set(input.types)];
-  return countEvents(db, scope, {
+  return countEvents(db, visibility, {
     from: input.from,
     to: input.to,
     types,

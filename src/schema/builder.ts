@@ -2,13 +2,14 @@
 import SchemaBuilder from "@pothos/core";
 import DataloaderPlugin from "@pothos/plugin-dataloader";
 import DirectivePlugin from "@pothos/plugin-directives";
-import RelayPlugin, { decodeGlobalID } from "@pothos/plugin-relay";
+import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin, { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
 import SimpleObjectsPlugin from "@pothos/plugin-simple-objects";
 import { GraphQLError, Kind } from "graphql";
 import { isPermission, type Permission } from "../auth/permissions.ts";
 import type { Context } from "../context.ts";
 import { badUserInput, forbidden, notFound, unauthenticated } from "../errors.ts";
+import { parseGlobalId } from "./global-id.ts";
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -47,13 +48,9 @@ export const builder = new SchemaBuilder<{
   relay: {
     // A malformed id is reported like a missing row: NOT_FOUND, never a bare error.
     decodeGlobalID: (globalID) => {
-      try {
-        const { typename, id } = decodeGlobalID(globalID);
-        if (/^\d{1,19}$/.test(id)) return { typename, id };
-      } catch {
-        // fall through
-      }
-      throw notFound();
+      const parsed = parseGlobalId(globalID);
+      if (!parsed) throw notFound();
+      return parsed;
     },
     clientMutationId: "omit",
     cursorType: "String",
@@ -90,11 +87,7 @@ export const NODE_READ_PERMISSIONS: Readonly<Record<string, Permission>> = {
 };
 
 function typenameOf(globalId: string): string {
-  try {
-    return decodeGlobalID(globalId).typename;
-  } catch {
-    return "";
-  }
+  return parseGlobalId(globalId)?.typename ?? "";
 }
 
 function requiredPermissionOf(failure: AuthFailure): Permission | undefined {

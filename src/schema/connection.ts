@@ -1,4 +1,5 @@
 // Relay connections over keyset pagination: opaque cursors that carry the sort key, never OFFSET.
+import { isRowId } from "../db/ids.ts";
 import { badUserInput } from "../errors.ts";
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -96,5 +97,4 @@ export async function keysetConnection<T, K>(
 }
 
 /** The common key: a numeric id (as a decimal string), newest first. */
-export const isIdKey = (value: unknown): value is string =>
-  typeof value === "string" && /^\d{1,19}$/.test(value);
+export const isIdKey = (value: unknown): value is string => typeof value === "string" && isRowId(value);

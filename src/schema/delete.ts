@@ -1,6 +1,4 @@
-// The shared delete input/payload, and global-id decoding that treats a bad id like a missing row.
-import { decodeGlobalID } from "@pothos/plugin-relay";
-import { notFound } from "../errors.ts";
+// The shared delete input and payload.
 import { builder } from "./builder.ts";
 
 export const DeleteInputRef = builder.inputType("DeleteInput", {
@@ -11,21 +9,5 @@ export const DeletePayloadRef = builder.simpleObject("DeletePayload", {
   fields: (t) => ({ deletedId: t.id() }),
 });
 
-/** decodeId for an optional argument: absent stays undefined. */
-export function optionalId(
-  globalId: string | number | null | undefined,
-  typename: string,
-): string | undefined {
-  return globalId == null ? undefined : decodeId(String(globalId), typename);
-}
-
-/** The row id inside a global id of `typename`; anything else is NOT_FOUND, exactly like a missing row. */
-export function decodeId(globalId: string, typename: string): string {
-  try {
-    const { typename: actual, id } = decodeGlobalID(globalId);
-    if (actual === typename && /^\d{1,19}$/.test(id)) return id;
-  } catch {
-    // fall through
-  }
-  throw notFound(typename);
-}
+// Ids are decoded in one place (global-id.ts); re-exported for the schema files that import them here.
+export { decodeId, optionalId } from "./global-id.ts";

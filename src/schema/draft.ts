@@ -1,19 +1,34 @@
-import { scopeOf } from "../context.ts";
-import { type Draft, draftsByIds, listDrafts } from "../drafts/repository.ts";
+import { type Context, scopeOf } from "../context.ts";
+import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from "../drafts/repository.ts";
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { contextLoader } from "./context-loader.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
+import { MAIL_BODY } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { MessageRef } from "./message.ts";
+import { BODY_LIMIT, type BodyColumn, budgetedBody } from "./response-budget.ts";
 
-export const DraftRef = loadableNodeRef<Draft, string, string>("Draft", {
+export const DraftRef = loadableNodeRef<DraftSummary, string, string>("Draft", {
   id: { resolve: (draft) => draft.id },
   load: async (ids, context) =>
-    inIdOrder(ids, await draftsByIds(context.services.db, scopeOf(context), ids), "Draft"),
+    inIdOrder(ids, await draftSummariesByIds(context.services.db, scopeOf(context), ids), "Draft"),
 });
+
+/** The bodies of the whole response that fit its allowance, in one statement. */
+const bodies = (context: Context) =>
+  contextLoader<{ id: string; body: BodyColumn }, string | null>(
+    context,
+    "draftBodies",
+    async (wanted) => {
+      const read = await draftBodies(context.services.db, scopeOf(context), wanted);
+      return wanted.map(({ id, body }) => read.get(`${body}:${id}`) ?? null);
+    },
+    ({ id, body }) => `${body}:${id}`,
+  );
 
 DraftRef.implement({
   description: "An unsent message being composed in an inbox.",
@@ -23,8 +38,16 @@ DraftRef.implement({
     cc: t.exposeStringList("cc_addresses"),
     bcc: t.exposeStringList("bcc_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.exposeString("text_body", { nullable: true }),
-    html: t.exposeString("html_body", { nullable: true }),
+    text: t.string({
+      nullable: true,
+      description: `The plain-text body. ${BODY_LIMIT}`,
+      resolve: budgetedBody("text", bodies),
+    }),
+    html: t.string({
+      nullable: true,
+      description: `The HTML body. ${BODY_LIMIT}`,
+      resolve: budgetedBody("html", bodies),
+    }),
     inReplyTo: t.field({
       type: MessageRef,
       ...requires("MESSAGE_READ"),
@@ -47,7 +70,7 @@ builder.queryFields((t) => ({
       resolve: (_root, args, context) =>
         keysetConnection(
           args,
-          (draft: Draft) => draft.id,
+          (draft: DraftSummary) => draft.id,
           isIdKey,
           (page) =>
             listDrafts(
@@ -79,8 +102,8 @@ const CreateDraftInput = builder.inputType("CreateDraftInput", {
     cc: t.stringList(recipients("Copy recipients.")),
     bcc: t.stringList(recipients("Blind copy recipients.")),
     subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
     inReplyToMessageId: t.id({ description: "A message of the same inbox this draft replies to." }),
   }),
 });
@@ -93,8 +116,8 @@ const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
     cc: t.stringList(recipients("Copy recipients.")),
     bcc: t.stringList(recipients("Blind copy recipients.")),
     subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
   }),
 });
 

@@ -3,10 +3,10 @@
 // message's labels as they are then; a subscription ends when its credential is revoked or expires.
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
-import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { type Context, scopeOf } from "../context.ts";
-import { compareIds } from "../db/ids.ts";
+import { compareIds, isRowId } from "../db/ids.ts";
 import { badUserInput } from "../errors.ts";
 import type { EventAnnouncement } from "../events/outbox.ts";
 import {
@@ -16,9 +16,9 @@ import {
   eventsAfter,
   eventsByIds,
   latestEventId,
-  messageVisibleTo,
 } from "../events/repository.ts";
-import type { Message } from "../mail/repository.ts";
+import { eventReadableBy, eventVisibilityOf, readPermissionOf } from "../events/visibility.ts";
+import type { MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { decodeId } from "./delete.ts";
 import { DomainRef } from "./domain.ts";
@@ -30,7 +30,7 @@ import { ThreadRef } from "./thread.ts";
 /** An event as delivered to one subscriber: the row and, for message events, the message it saw. */
 interface DeliveredEvent {
   event: Event;
-  message: Message | null;
+  message: MessageSummary | null;
 }
 
 const REPLAY_PAGE = 500;
@@ -38,10 +38,10 @@ const REPLAY_PAGE = 500;
 const encodeCursor = (id: string) => Buffer.from(`event:${id}`).toString("base64url");
 function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const match = /^event:(\d{1,19})$/.exec(text);
-  if (!match?.[1]) throw badUserInput("after is not an event cursor.", "after");
-  // Canonical digits (no leading zeros), so ids compare as text (compareIds).
-  return BigInt(match[1]).toString();
+  const id = text.startsWith("event:") ? text.slice("event:".length) : "";
+  // Canonical digits of a bigint, so ids compare as text (compareIds) and fit the column.
+  if (!isRowId(id)) throw badUserInput("after is not an event cursor.", "after");
+  return id;
 }
 
 export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({
@@ -58,19 +58,14 @@ export const EventRef = builder.objectRef<DeliveredEvent>("Event").implement({
   }),
 });
 
-/** Whether a subscriber may see this event at all (before any field is resolved). */
-function admits(
-  principal: AuthenticatedPrincipal,
-  scope: TenantScope,
-  event: Event,
-  message: Message | null,
-): boolean {
-  if (event.org_id !== scope.orgId) return false;
-  if (scope.podId !== null && event.pod_id !== scope.podId) return false;
-  if (scope.inboxId !== null && event.inbox_id !== scope.inboxId) return false;
-  if (event.type === "DOMAIN_VERIFIED") return principal.permissions.has("DOMAIN_READ");
-  if (!principal.permissions.has("MESSAGE_READ")) return false;
-  return message !== null && messageVisibleTo(scope, message);
+/**
+ * Whether a subscriber may see this event at all (before any field is resolved): the rule every
+ * reader of events follows (src/events/visibility.ts), applied to the message as it is now, which
+ * must still exist for a message event to be delivered.
+ */
+function admits(principal: AuthenticatedPrincipal, event: Event, message: MessageSummary | null): boolean {
+  if (!eventReadableBy(eventVisibilityOf(principal), event, message?.labels ?? null)) return false;
+  return readPermissionOf(event.type) === "DOMAIN_READ" || message !== null;
 }
 
 function matches(event: Event, filter: EventFilter): boolean {
@@ -195,10 +190,16 @@ async function* streamEvents<T>(
     const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
     const replay = async function* () {
       for (;;) {
-        const page = await eventsAfter(services.db, scope, cursor, filter, REPLAY_PAGE);
+        const page = await eventsAfter(
+          services.db,
+          eventVisibilityOf(principal),
+          cursor,
+          filter,
+          REPLAY_PAGE,
+        );
         for (const delivered of await withMessages(context, page)) {
           cursor = delivered.event.id;
-          if (!admits(principal, scope, delivered.event, delivered.message)) continue;
+          if (!admits(principal, delivered.event, delivered.message)) continue;
           const selected = select(delivered);
           if (selected !== null) yield selected;
         }
@@ -236,10 +237,7 @@ async function* streamEvents<T>(
       for (const delivered of loaded) {
         if (ended) break;
         cursor = delivered.event.id;
-        if (
-          !matches(delivered.event, filter) ||
-          !admits(principal, scope, delivered.event, delivered.message)
-        )
+        if (!matches(delivered.event, filter) || !admits(principal, delivered.event, delivered.message))
           continue;
         const selected = select(delivered);
         if (selected !== null) yield selected;

@@ -3,6 +3,7 @@ import type { Context } from "../context.ts";
 import { notFound } from "../errors.ts";
 import { builder } from "./builder.ts";
 import { clearContextLoaders } from "./context-loader.ts";
+import { resetResponseBudget } from "./response-budget.ts";
 
 /** Orders rows like `ids`; an id the caller may not see becomes NOT_FOUND, exactly like a missing one. */
 export function inIdOrder<T extends { id: string }>(
@@ -29,4 +30,5 @@ export const loadableNodeRef: typeof builder.loadableNodeRef = ((
 export function clearLoaders(context: Context): void {
   for (const ref of loadableRefs) ref.getDataloader(context).clearAll();
   clearContextLoaders(context);
+  resetResponseBudget(context);
 }

@@ -3,10 +3,10 @@ import type { GraphQLResolveInfo } from "graphql";
 import { type Context, scopeOf } from "../context.ts";
 import {
   type Attachment,
-  attachmentContents,
+  attachmentContentsBase64,
   attachmentsOfMessages,
   listMessages,
-  type MessageBodies,
+  type MessageBody,
   type MessageColumn,
   type MessageSummary,
   messageBodies,
@@ -20,7 +20,9 @@ import { connectionOf } from "./connection-types.ts";
 import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
+import { LABEL_FILTER } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { BODY_LIMIT, budgetedBody, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
@@ -40,8 +42,8 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
   inbox: [],
   thread: [],
   attachments: [],
-  text: [],
-  html: [],
+  text: ["text_body_bytes"],
+  html: ["html_body_bytes"],
   createdAt: [],
   messageId: ["message_id_header"],
   from: ["from_address"],
@@ -81,17 +83,17 @@ export function messageColumns(info: GraphQLResolveInfo, path: readonly string[]
 /** Per (memoized) selection: a list of 50 threads asks 50 times. */
 const columnsOfSelection = new WeakMap<ReadonlySet<string>, readonly MessageColumn[]>();
 
-/** A body field: from the row when it was read whole, else one batched read for the whole response. */
-function body(field: "text_body" | "html_body") {
-  return async (message: MessageSummary, _args: unknown, context: Context) => {
-    if (message[field] !== undefined) return message[field];
-    const loader = contextLoader<string, MessageBodies>(context, "messageBodies", async (ids) => {
-      const bodies = await messageBodies(context.services.db, scopeOf(context), ids);
-      return ids.map((id) => bodies.get(id) ?? { text_body: null, html_body: null });
-    });
-    return (await loader.load(message.id))[field];
-  };
-}
+/** The bodies of the whole response that fit its allowance, in one statement. */
+const bodies = (context: Context) =>
+  contextLoader<{ id: string; body: MessageBody }, string | null>(
+    context,
+    "messageBodies",
+    async (wanted) => {
+      const read = await messageBodies(context.services.db, scopeOf(context), wanted);
+      return wanted.map(({ id, body }) => read.get(`${body}:${id}`) ?? null);
+    },
+    ({ id, body }) => `${body}:${id}`,
+  );
 
 const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
   fields: (t) => ({
@@ -102,13 +104,19 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
     contentId: t.exposeString("content_id", { nullable: true }),
     disposition: t.exposeString("disposition", { nullable: true }),
     contentBase64: t.string({
-      description: "The attachment's bytes, base64-encoded. Fetched only when selected.",
+      nullable: true,
+      description:
+        "The attachment's bytes, base64-encoded. Fetched only when selected. Null, with a BAD_USER_INPUT " +
+        "error on this field, when the response would carry more attachment content than one response " +
+        "may (MAX_INLINE_ATTACHMENT_BYTES, 10 MiB by default): fetch fewer attachments per request.",
       resolve: async (attachment, _args, context) => {
-        const loader = contextLoader<string, Buffer>(context, "attachmentContent", async (ids) => {
-          const contents = await attachmentContents(context.services.db, scopeOf(context), ids);
+        // Decided on the stored size, so refused content is never read from the database.
+        reserve(context, "attachments", attachment.size_bytes, "contentBase64");
+        const loader = contextLoader<string, string>(context, "attachmentContent", async (ids) => {
+          const contents = await attachmentContentsBase64(context.services.db, scopeOf(context), ids);
           return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
         });
-        return (await loader.load(attachment.id)).toString("base64");
+        return loader.load(attachment.id);
       },
     }),
   }),
@@ -125,8 +133,16 @@ MessageRef.implement({
     bcc: t.exposeStringList("bcc_addresses"),
     replyTo: t.exposeStringList("reply_to_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.string({ nullable: true, resolve: body("text_body") }),
-    html: t.string({ nullable: true, resolve: body("html_body") }),
+    text: t.string({
+      nullable: true,
+      description: `The plain-text body. ${BODY_LIMIT}`,
+      resolve: budgetedBody("text", bodies),
+    }),
+    html: t.string({
+      nullable: true,
+      description: `The HTML body. ${BODY_LIMIT}`,
+      resolve: budgetedBody("html", bodies),
+    }),
     preview: t.exposeString("preview", { nullable: true }),
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
@@ -150,7 +166,10 @@ builder.objectField(InboxRef, "messages", (t) =>
       type: MessageRef,
       ...requires("MESSAGE_READ"),
       args: {
-        labels: t.arg.stringList({ description: "Only messages carrying every one of these labels." }),
+        labels: t.arg.stringList({
+          description: "Only messages carrying every one of these labels.",
+          ...LABEL_FILTER,
+        }),
       },
       resolve: (inbox, args, context, info) =>
         keysetConnection(
@@ -177,7 +196,7 @@ builder.queryFields((t) => ({
       type: MessageRef,
       ...requires("MESSAGE_READ"),
       description: "Messages the caller can see, newest first.",
-      args: { inboxId: t.arg.id(), labels: t.arg.stringList() },
+      args: { inboxId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
       resolve: (_root, args, context, info) =>
         keysetConnection(
           args,

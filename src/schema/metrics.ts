@@ -1,4 +1,4 @@
-import { scopeOf } from "../context.ts";
+import { eventVisibilityOf } from "../events/visibility.ts";
 import { metrics } from "../metrics/service.ts";
 import { builder, requires } from "./builder.ts";
 import { optionalId } from "./delete.ts";
@@ -24,7 +24,8 @@ builder.queryField("metrics", (t) =>
     ...requires("METRICS_READ"),
     description:
       "Event counts per type and time bucket in [from, to), oldest bucket first; empty buckets are left out. " +
-      "The range spans at most 400 days.",
+      "The range spans at most 400 days. Only events the caller may read count: message events need MESSAGE_READ " +
+      "and no label hidden from the caller on the message when it happened; DOMAIN_VERIFIED needs DOMAIN_READ.",
     args: {
       from: t.arg({ type: "DateTime", required: true, description: "Inclusive." }),
       to: t.arg({ type: "DateTime", required: true, description: "Exclusive; after from." }),
@@ -38,7 +39,7 @@ builder.queryField("metrics", (t) =>
       }),
     },
     resolve: (_root, args, context) =>
-      metrics(context.services.db, scopeOf(context), {
+      metrics(context.services.db, eventVisibilityOf(context.principal), {
         from: args.from,
         to: args.to,
         types: args.types,

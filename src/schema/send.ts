@@ -3,6 +3,7 @@ import { scopeOf } from "../context.ts";
 import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../mail/outbound.ts";
 import { builder, requires } from "./builder.ts";
 import { decodeId } from "./delete.ts";
+import { MAIL_BODY } from "./input-rules.ts";
 import { MessageRef } from "./message.ts";
 
 const recipients = (description: string) => ({
@@ -13,7 +14,11 @@ const AttachmentInput = builder.inputType("AttachmentInput", {
   fields: (t) => ({
     filename: t.string({ required: true }),
     contentType: t.string({ description: "A MIME type; unset: guessed from the filename." }),
-    contentBase64: t.string({ required: true, description: "The file's bytes, base64-encoded." }),
+    contentBase64: t.string({
+      required: true,
+      description: "The file's bytes, base64-encoded.",
+      ...MAIL_BODY,
+    }),
   }),
 });
 
@@ -25,8 +30,8 @@ const SendMessageInput = builder.inputType("SendMessageInput", {
     bcc: t.stringList(recipients("Blind copy recipients: in the envelope only, never in a header.")),
     replyTo: t.stringList(recipients("Reply-To addresses.")),
     subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
     labels: t.stringList({ description: "Labels for the sent copy, besides `sent`." }),
     attachments: t.field({
       type: [AttachmentInput],
@@ -41,8 +46,8 @@ const ReplyToMessageInput = builder.inputType("ReplyToMessageInput", {
     replyAll: t.boolean({
       description: "Also to the original's other To and Cc recipients (never to the replying inbox itself).",
     }),
-    text: t.string(),
-    html: t.string(),
+    text: t.string({ ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
     attachments: t.field({ type: [AttachmentInput] }),
     labels: t.stringList({ description: "Labels for the sent copy, besides `sent`." }),
   }),
@@ -54,8 +59,8 @@ const ForwardMessageInput = builder.inputType("ForwardMessageInput", {
     to: t.stringList({ required: true, ...recipients("Recipients.") }),
     cc: t.stringList(recipients("Copy recipients.")),
     bcc: t.stringList(recipients("Blind copy recipients.")),
-    text: t.string({ description: "A note above the forwarded message." }),
-    html: t.string(),
+    text: t.string({ description: "A note above the forwarded message.", ...MAIL_BODY }),
+    html: t.string({ ...MAIL_BODY }),
   }),
 });
 

@@ -20,6 +20,7 @@ import { connectionOf } from "./connection-types.ts";
 import { contextLoader } from "./context-loader.ts";
 import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
+import { LABEL_FILTER } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { MessageRef, messageColumns } from "./message.ts";
 import { selectedFieldNames } from "./selection.ts";
@@ -93,7 +94,10 @@ builder.objectField(InboxRef, "threads", (t) =>
       type: ThreadRef,
       ...requires("THREAD_READ"),
       args: {
-        labels: t.arg.stringList({ description: "Only threads whose visible labels include all of these." }),
+        labels: t.arg.stringList({
+          description: "Only threads whose visible labels include all of these.",
+          ...LABEL_FILTER,
+        }),
       },
       resolve: (inbox, args, context, info) =>
         keysetConnection(args, threadKey, isThreadKey, (page) =>
@@ -116,7 +120,7 @@ builder.queryFields((t) => ({
       type: ThreadRef,
       ...requires("THREAD_READ"),
       description: "Threads the caller can see, most recent activity first.",
-      args: { inboxId: t.arg.id(), podId: t.arg.id(), labels: t.arg.stringList() },
+      args: { inboxId: t.arg.id(), podId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
       resolve: (_root, args, context, info) =>
         keysetConnection(args, threadKey, isThreadKey, (page) =>
           listThreads(

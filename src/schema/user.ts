@@ -1,4 +1,4 @@
-import { SESSION_COOKIE } from "../auth/http.ts";
+import { foreignOriginError, SESSION_COOKIE } from "../auth/http.ts";
 import type { SessionPrincipal } from "../auth/principal.ts";
 import { enforceSensitiveLimit } from "../http/rate-limit.ts";
 import { clearedCookie, login, logout, sessionCookie, type User } from "../users/service.ts";
@@ -31,6 +31,9 @@ builder.mutationField("login", (t) =>
     description: "Public. Signs in and sets an HttpOnly, SameSite=Lax session cookie.",
     args: { input: t.arg({ type: LoginInput, required: true }) },
     resolve: async (_root, { input }, context) => {
+      // A page of another origin must not sign the browser in (login CSRF): the cookie it would get is
+      // the one our own pages trust.
+      if (context.foreignOrigin) throw foreignOriginError();
       // Before the password hash is computed: per IP and per email, much stricter than the default.
       await enforceSensitiveLimit(context, "login", input.email);
       const session = await login(context.services, input.email, input.password);

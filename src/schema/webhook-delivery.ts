@@ -1,4 +1,4 @@
-import { scopeOf } from "../context.ts";
+import { eventVisibilityOf } from "../events/visibility.ts";
 import { listDeliveries, type WebhookDelivery } from "../webhooks/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
@@ -34,13 +34,16 @@ builder.objectField(WebhookRef, "deliveries", (t) =>
     {
       type: WebhookDeliveryRef,
       ...requires("WEBHOOK_READ"),
-      description: "Delivery attempts, newest first: status codes, errors and the next retry.",
+      description:
+        "Delivery attempts, newest first: status codes, errors and the next retry. Only deliveries of events the " +
+        "caller may read are listed.",
       resolve: (webhook, args, context) =>
         keysetConnection(
           args,
           (d: WebhookDelivery) => d.id,
           isIdKey,
-          (page) => listDeliveries(context.services.db, scopeOf(context), webhook.id, page),
+          (page) =>
+            listDeliveries(context.services.db, eventVisibilityOf(context.principal), webhook.id, page),
         ),
     },
     WebhookDeliveryConnection,

@@ -1,7 +1,7 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { scopeOf } from "../context.ts";
 import { listWebhooks, type Webhook, webhooksByIds } from "../webhooks/repository.ts";
-import { changeWebhook, createWebhook, removeWebhook } from "../webhooks/service.ts";
+import { changeWebhook, createWebhook, removeWebhook, webhookCallerOf } from "../webhooks/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
@@ -19,7 +19,10 @@ export const WebhookRef = loadableNodeRef<Webhook, string, string>("Webhook", {
 
 WebhookRef.implement({
   description:
-    "Where events are POSTed, signed per Standard Webhooks with the secret shown once in CreateWebhookPayload.",
+    "Where events are POSTed, signed per Standard Webhooks with the secret shown once in CreateWebhookPayload. " +
+    "A webhook sees what the caller who created it (or last changed it) could see: events of its scope, message " +
+    "events only with MESSAGE_READ and never about a message that carried a label hidden from that caller, " +
+    "DOMAIN_VERIFIED only with DOMAIN_READ. See docs/webhooks.md.",
   fields: (t) => ({
     url: t.exposeString("url"),
     eventTypes: t.field({ type: [EventTypeEnum], resolve: (webhook) => webhook.event_types }),
@@ -46,10 +49,16 @@ WebhookRef.implement({
       description: "Delivery filter: only events of these inboxes. null: no filter.",
       resolve: (webhook) => webhook.inbox_ids?.map((id) => encodeGlobalID("Inbox", id)) ?? null,
     }),
-    enabled: t.exposeBoolean("enabled"),
+    enabled: t.exposeBoolean("enabled", {
+      description:
+        "Whether events are delivered. False once the API key that created it is deleted or has expired.",
+    }),
     disabledReason: t.exposeString("disabled_reason", {
       nullable: true,
-      description: "Why the webhook was switched off, when it was not by a caller.",
+      description:
+        "Why the webhook was switched off, when it was not by a caller: CREATOR_KEY_REVOKED (the API key that " +
+        "created it was deleted or has expired), CREATOR_UNKNOWN (made before webhooks recorded their creator), " +
+        "or what the endpoint answered. Turning it back on (updateWebhook enabled: true) makes the caller its creator.",
     }),
     createdAt: t.field({ type: "DateTime", resolve: (webhook) => webhook.created_at }),
     updatedAt: t.field({ type: "DateTime", resolve: (webhook) => webhook.updated_at }),
@@ -113,10 +122,13 @@ builder.mutationFields((t) => ({
   createWebhook: t.field({
     type: CreateWebhookPayload,
     ...requires("WEBHOOK_CREATE"),
-    description: "A pod-scoped caller's webhook belongs to its pod and hears only that pod's events.",
+    description:
+      "A pod-scoped caller's webhook belongs to its pod and hears only that pod's events. It records what the " +
+      "caller may see and delivers nothing more; asking for message events without MESSAGE_READ, or DOMAIN_VERIFIED " +
+      "without DOMAIN_READ, is FORBIDDEN.",
     args: { input: t.arg({ type: CreateWebhookInput, required: true }) },
     resolve: (_root, { input }, context) =>
-      createWebhook(context.services.db, context.services.config, scopeOf(context), {
+      createWebhook(context.services.db, context.services.config, webhookCallerOf(context.principal), {
         url: input.url,
         eventTypes: input.eventTypes,
         podIds: input.podIds?.map((id) => decodeId(String(id), "Pod")),
@@ -126,12 +138,16 @@ builder.mutationFields((t) => ({
   updateWebhook: t.field({
     type: UpdateWebhookPayload,
     ...requires("WEBHOOK_UPDATE"),
+    description:
+      "The caller becomes the webhook's creator. Turning a disabled webhook on records what the caller may see; " +
+      "any other change narrows what it sees to what the caller may see too. A webhook left on must be able to " +
+      "read its event types (FORBIDDEN otherwise).",
     args: { input: t.arg({ type: UpdateWebhookInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
       webhook: await changeWebhook(
         context.services.db,
         context.services.config,
-        scopeOf(context),
+        webhookCallerOf(context.principal),
         decodeId(String(input.id), "Webhook"),
         input,
       ),

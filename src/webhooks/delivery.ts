@@ -1,5 +1,7 @@
 // The deliver-webhook job: a signed POST (Standard Webhooks) of one event to one webhook, retried on
 // the Standard Webhooks schedule with the same webhook-id every time; 410 Gone disables the webhook.
+// Each attempt first asks again whether the webhook may still send this event (its creator key still
+// valid, its recorded visibility still able to read the event), and has one deadline for everything.
 import { lookup } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
@@ -10,12 +12,15 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
+import { eventReadable } from "../events/visibility.ts";
 import type { JobTask } from "../jobs/worker.ts";
-import { isPublicAddress } from "./address-policy.ts";
+import { isPublicAddress } from "../net/address-policy.ts";
+import { CREATOR_KEY_REVOKED, creatorActive, webhookVisibility } from "./repository.ts";
 import { webhookSigningSecret } from "./secret.ts";
 
-const TIMEOUT_MS = 15_000;
 const MAX_ERROR_LENGTH = 500;
+/** Response body read (and thrown away) at most: the status code is the answer. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryFailed extends Error {}
 
@@ -33,6 +38,9 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
     )
     .innerJoin("events as e", (join) =>
       join.onRef("e.org_id", "=", "d.org_id").onRef("e.id", "=", "d.event_id"),
+    )
+    .leftJoin("api_keys as k", (join) =>
+      join.onRef("k.org_id", "=", "w.org_id").onRef("k.id", "=", "w.created_by_api_key_id"),
     )
     .leftJoin("messages as m", (join) =>
       join.onRef("m.org_id", "=", "e.org_id").onRef("m.id", "=", "e.message_id"),
@@ -60,8 +68,10 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
       "m.to_addresses",
       "m.subject",
       "m.preview",
-      "m.labels",
+      "e.message_labels",
       "dm.domain",
+      creatorActive("w", "k").as("creator_active"),
+      sql<boolean>`coalesce(${eventReadable("e", webhookVisibility("w"))}, false)`.as("readable"),
     ])
     .where("d.org_id", "=", orgId)
     .where("d.id", "=", deliveryId)
@@ -86,7 +96,8 @@ export function webhookBody(row: LoadedDelivery): string {
         to: row.to_addresses,
         subject: row.subject,
         preview: row.preview,
-        labels: row.labels,
+        // As they were at the event: what decided that this webhook may see it.
+        labels: row.message_labels,
       },
     });
   }
@@ -119,13 +130,22 @@ async function pinnedLookup(hostname: string, allowPrivate: boolean): Promise<Lo
   };
 }
 
+/**
+ * POSTs `body`, resolving with the status code. Nothing outlives `signal` (the attempt's deadline):
+ * at the deadline the socket is destroyed, and the attempt fails unless the status line had arrived,
+ * in which case that answer stands (a receiver that answers 200 and then drips its body is not sent
+ * the event again). After the headers, at most MAX_RESPONSE_BYTES of body are read, so that a
+ * receiver that ends its answer properly sees an orderly close.
+ */
 function post(
   url: URL,
   body: string,
   headers: Record<string, string>,
   lookupFn: LookupFunction,
+  signal: AbortSignal,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
+    let status: number | undefined;
     const request = (url.protocol === "https:" ? https : http).request(
       url,
       {
@@ -136,20 +156,63 @@ function post(
           "content-length": Buffer.byteLength(body),
         },
         lookup: lookupFn,
-        timeout: TIMEOUT_MS,
+        // A connection of its own: nothing pooled outlives the attempt or skips its address check.
+        agent: false,
       },
       (response) => {
-        response.resume();
-        response.on("end", () => resolve(response.statusCode ?? 0));
-        response.on("error", reject);
+        status = response.statusCode ?? 0;
+        let read = 0;
+        response.on("data", (chunk: Buffer) => {
+          read += chunk.length;
+          if (read >= MAX_RESPONSE_BYTES) settle();
+        });
+        response.on("end", () => settle());
+        response.on("error", (error) => settle(error));
       },
     );
-    request.on("timeout", () =>
-      request.destroy(new DeliveryFailed(`timed out after ${TIMEOUT_MS / 1000} s`)),
-    );
-    request.on("error", reject);
+    const onDeadline = () => settle(signal.reason as Error);
+    function settle(error?: Error) {
+      signal.removeEventListener("abort", onDeadline);
+      request.destroy();
+      if (status !== undefined) resolve(status);
+      else reject(error ?? new DeliveryFailed("the connection closed without an answer"));
+    }
+    if (signal.aborted) return settle(signal.reason as Error);
+    signal.addEventListener("abort", onDeadline, { once: true });
+    request.on("error", (error) => settle(error));
     request.end(body);
   });
+}
+
+/** `promise`, or the deadline's reason if the deadline comes first. */
+function beforeDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onDeadline = () => reject(signal.reason);
+    signal.addEventListener("abort", onDeadline, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onDeadline));
+  });
+}
+
+/** One attempt, DNS included, within `deadlineMs` all told. */
+async function deliverOnce(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  allowPrivate: boolean,
+  deadlineMs: number,
+): Promise<number> {
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () => deadline.abort(new DeliveryFailed(`timed out after ${deadlineMs / 1000} s`)),
+    deadlineMs,
+  );
+  try {
+    const lookupFn = await beforeDeadline(pinnedLookup(url.hostname, allowPrivate), deadline.signal);
+    return await post(url, body, headers, lookupFn, deadline.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function record(
@@ -179,6 +242,15 @@ async function record(
     .execute();
 }
 
+async function disableWebhook(db: Db, orgId: string, webhookId: string, reason: string) {
+  await db
+    .updateTable("webhooks")
+    .set({ enabled: false, disabled_reason: reason, updated_at: new Date() })
+    .where("org_id", "=", orgId)
+    .where("id", "=", webhookId)
+    .execute();
+}
+
 export function deliverWebhookTask(services: Services): JobTask {
   const { db, config } = services;
   const delays = config.webhookRetryDelaysMs;
@@ -189,12 +261,18 @@ export function deliverWebhookTask(services: Services): JobTask {
       const { orgId, deliveryId } = payload as { orgId: string; deliveryId: string };
       const row = await loadDelivery(db, orgId, deliveryId);
       if (row?.status !== "PENDING") return;
-      if (!row.enabled) {
-        await record(db, orgId, deliveryId, {
-          status: "FAILED",
-          code: null,
-          error: "webhook disabled",
-          next: null,
+      const refusal = !row.creator_active
+        ? "webhook disabled: the API key that created it was deleted or has expired"
+        : !row.enabled
+          ? "webhook disabled"
+          : !row.readable
+            ? "not sent: the webhook may no longer read this event"
+            : undefined;
+      if (refusal !== undefined) {
+        await db.transaction().execute(async (trx) => {
+          // An expired creator has left no trace yet: write it down, as a deleted one did.
+          if (!row.creator_active) await disableWebhook(trx, orgId, row.webhook_id, CREATOR_KEY_REVOKED);
+          await record(trx, orgId, deliveryId, { status: "FAILED", code: null, error: refusal, next: null });
         });
         return;
       }
@@ -212,10 +290,8 @@ export function deliverWebhookTask(services: Services): JobTask {
       let code: number | null = null;
       let error: string | null = null;
       try {
-        const url = new URL(row.url);
-        const lookupFn = await pinnedLookup(url.hostname, config.allowPrivateWebhookUrls);
-        code = await post(
-          url,
+        code = await deliverOnce(
+          new URL(row.url),
           body,
           {
             "webhook-id": webhookId,
@@ -223,7 +299,8 @@ export function deliverWebhookTask(services: Services): JobTask {
             "webhook-signature": signature,
             "user-agent": "Mailroom-Webhooks/1",
           },
-          lookupFn,
+          config.allowPrivateWebhookUrls,
+          config.webhookTimeoutMs,
         );
       } catch (err) {
         error = (err as Error).message;
@@ -235,16 +312,7 @@ export function deliverWebhookTask(services: Services): JobTask {
       if (code === 410) {
         // The receiver says this endpoint is gone for good: stop sending to it.
         await db.transaction().execute(async (trx) => {
-          await trx
-            .updateTable("webhooks")
-            .set({
-              enabled: false,
-              disabled_reason: "The endpoint answered 410 Gone.",
-              updated_at: new Date(),
-            })
-            .where("org_id", "=", orgId)
-            .where("id", "=", row.webhook_id)
-            .execute();
+          await disableWebhook(trx, orgId, row.webhook_id, "The endpoint answered 410 Gone.");
           await record(trx, orgId, deliveryId, {
             status: "FAILED",
             code,

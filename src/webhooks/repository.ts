@@ -1,32 +1,115 @@
 // Webhooks: SQL only, always inside the caller's TenantScope.
-import type { Selectable, Updateable } from "kysely";
+import { type RawBuilder, type Selectable, sql, type Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { pageById } from "../db/keyset.ts";
 import type { EventType, WebhookDeliveryTable, WebhookTable } from "../db/types.ts";
+import { type EventVisibility, eventReadable, type VisibilityExpressions } from "../events/visibility.ts";
 import type { KeysetPage } from "../schema/connection.ts";
 
 export type Webhook = Selectable<WebhookTable>;
 
+/** Why a webhook stops when the key that created it is deleted or expires. */
+export const CREATOR_KEY_REVOKED = "CREATOR_KEY_REVOKED";
+
+/**
+ * True unless the webhook was made by an API key that is gone or expired, given the webhook row
+ * aliased `webhook` left-joined to api_keys aliased `key` on its creator. Deletion also disables the
+ * webhook for good (db/migrations/…_webhook_visibility.ts); expiry happens without any write, so
+ * whoever reads or delivers a webhook asks this.
+ */
+export function creatorActive(webhook: string, key: string): RawBuilder<boolean> {
+  const w = (column: string) => sql.ref(`${webhook}.${column}`);
+  const k = (column: string) => sql.ref(`${key}.${column}`);
+  return sql<boolean>`(${w("created_by_api_key_id")} IS NULL
+    OR (${k("id")} IS NOT NULL AND (${k("expires_at")} IS NULL OR ${k("expires_at")} > now())))`;
+}
+
+/** The visibility a webhook recorded from its creator, as SQL over the row aliased `webhook`. */
+export function webhookVisibility(webhook: string): VisibilityExpressions {
+  const w = (column: string) => sql.ref(`${webhook}.${column}`);
+  return {
+    orgId: w("org_id"),
+    podId: { expression: w("pod_id"), nullable: true },
+    inboxId: { expression: w("inbox_id"), nullable: true },
+    messageRead: w("message_read"),
+    domainRead: w("domain_read"),
+    hiddenLabels: w("hidden_labels"),
+  };
+}
+
 /**
  * An organization-wide caller sees every webhook; a pod-scoped one the webhooks its pod owns; an
  * inbox-scoped one (whose ceiling has no WEBHOOK_* permission) only those its inbox would own.
+ * `enabled` and `disabled_reason` are as they are now: a webhook whose creating key expired reads as
+ * disabled before anything has been written about it.
  */
 function scoped(db: Db, scope: TenantScope) {
-  let query = db.selectFrom("webhooks").selectAll().where("org_id", "=", scope.orgId);
-  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
-  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  const active = creatorActive("w", "k");
+  let query = db
+    .selectFrom("webhooks as w")
+    .leftJoin("api_keys as k", (join) =>
+      join.onRef("k.org_id", "=", "w.org_id").onRef("k.id", "=", "w.created_by_api_key_id"),
+    )
+    .select([
+      "w.org_id",
+      "w.id",
+      "w.pod_id",
+      "w.inbox_id",
+      "w.url",
+      "w.event_types",
+      "w.pod_ids",
+      "w.inbox_ids",
+      "w.secret_salt",
+      "w.created_at",
+      "w.updated_at",
+      "w.created_by_api_key_id",
+      "w.created_by_user_id",
+      "w.message_read",
+      "w.domain_read",
+      "w.hidden_labels",
+      sql<boolean>`w.enabled AND ${active}`.as("enabled"),
+      sql<string | null>`CASE WHEN ${active} THEN w.disabled_reason ELSE ${CREATOR_KEY_REVOKED} END`.as(
+        "disabled_reason",
+      ),
+    ])
+    .where("w.org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("w.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("w.inbox_id", "=", scope.inboxId);
   return query;
 }
 
 export async function webhooksByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Webhook[]> {
   if (ids.length === 0) return [];
-  return scoped(db, scope).where("id", "in", ids).execute();
+  return scoped(db, scope).where("w.id", "in", ids).execute();
 }
 
 export async function listWebhooks(db: Db, scope: TenantScope, page: KeysetPage<string>): Promise<Webhook[]> {
-  const query = scoped(db, scope);
-  return pageById(query, "id", page).execute();
+  return pageById(scoped(db, scope), "w.id", page).execute();
+}
+
+/** A webhook the scope contains, as it is now, locked until the end of the transaction `trx`. */
+export async function lockWebhook(trx: Db, scope: TenantScope, id: string): Promise<Webhook | undefined> {
+  return scoped(trx, scope).where("w.id", "=", id).forUpdate("w").executeTakeFirst();
+}
+
+/** Who made or last changed a webhook, and what it may see (its scope is the webhook's own). */
+export interface RecordedVisibility {
+  createdByApiKeyId: string | null;
+  createdByUserId: string | null;
+  messageRead: boolean;
+  domainRead: boolean;
+  hiddenLabels: readonly string[];
+}
+
+function visibilityColumns(visibility: RecordedVisibility) {
+  return {
+    created_by_api_key_id: visibility.createdByApiKeyId,
+    created_by_user_id: visibility.createdByUserId,
+    message_read: visibility.messageRead,
+    domain_read: visibility.domainRead,
+    hidden_labels: [...visibility.hiddenLabels],
+  };
 }
 
 export interface NewWebhook {
@@ -35,6 +118,7 @@ export interface NewWebhook {
   podIds: string[] | null;
   inboxIds: string[] | null;
   secretSalt: Buffer;
+  visibility: RecordedVisibility;
 }
 
 /** The caller's scope owns the new webhook: a pod-scoped caller's webhook belongs to its pod. */
@@ -50,6 +134,7 @@ export async function insertWebhook(db: Db, scope: TenantScope, webhook: NewWebh
       pod_ids: webhook.podIds,
       inbox_ids: webhook.inboxIds,
       secret_salt: webhook.secretSalt,
+      ...visibilityColumns(webhook.visibility),
     })
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -58,7 +143,9 @@ export async function insertWebhook(db: Db, scope: TenantScope, webhook: NewWebh
 export interface WebhookChanges {
   url?: string | undefined;
   eventTypes?: EventType[] | undefined;
-  enabled?: boolean | undefined;
+  enabled: boolean;
+  disabledReason: string | null;
+  visibility: RecordedVisibility;
 }
 
 /** Applies the changes to a webhook the scope contains; undefined when there is none. */
@@ -68,14 +155,14 @@ export async function updateWebhook(
   id: string,
   changes: WebhookChanges,
 ): Promise<Webhook | undefined> {
-  const values: Updateable<WebhookTable> = { updated_at: new Date() };
+  const values: Updateable<WebhookTable> = {
+    updated_at: new Date(),
+    enabled: changes.enabled,
+    disabled_reason: changes.disabledReason,
+    ...visibilityColumns(changes.visibility),
+  };
   if (changes.url !== undefined) values.url = changes.url;
   if (changes.eventTypes !== undefined) values.event_types = changes.eventTypes;
-  if (changes.enabled !== undefined) {
-    values.enabled = changes.enabled;
-    // Re-enabling clears why it was switched off (e.g. by repeated delivery failures).
-    if (changes.enabled) values.disabled_reason = null;
-  }
   let query = db.updateTable("webhooks").set(values).where("org_id", "=", scope.orgId).where("id", "=", id);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
@@ -92,10 +179,14 @@ export async function deleteWebhook(db: Db, scope: TenantScope, id: string): Pro
 
 export type WebhookDelivery = Selectable<WebhookDeliveryTable> & { event_type: string };
 
-/** A webhook's deliveries, newest first, inside the caller's scope (through the webhook's own scope). */
+/**
+ * A webhook's deliveries, newest first, inside the caller's scope (through the webhook's own scope),
+ * and only those about events the caller may read: a delivery about spam is as hidden from a caller
+ * without LABEL_SPAM_READ as the spam itself.
+ */
 export async function listDeliveries(
   db: Db,
-  scope: TenantScope,
+  visibility: EventVisibility,
   webhookId: string,
   page: KeysetPage<string>,
 ): Promise<WebhookDelivery[]> {
@@ -109,9 +200,10 @@ export async function listDeliveries(
     )
     .selectAll("d")
     .select("e.type as event_type")
-    .where("d.org_id", "=", scope.orgId)
-    .where("d.webhook_id", "=", webhookId);
-  if (scope.podId !== null) query = query.where("w.pod_id", "=", scope.podId);
-  if (scope.inboxId !== null) query = query.where("w.inbox_id", "=", scope.inboxId);
+    .where("d.org_id", "=", visibility.orgId)
+    .where("d.webhook_id", "=", webhookId)
+    .where(eventReadable("e", visibility));
+  if (visibility.podId !== null) query = query.where("w.pod_id", "=", visibility.podId);
+  if (visibility.inboxId !== null) query = query.where("w.inbox_id", "=", visibility.inboxId);
   return pageById(query, "d.id", page).execute();
 }

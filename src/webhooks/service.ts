@@ -1,15 +1,24 @@
-// Webhook rules: where a webhook may point, what it subscribes to, and its one-time secret.
+// Webhook rules: where a webhook may point, what it subscribes to and may see, who made it, and its
+// one-time secret.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { TenantScope } from "../auth/principal.ts";
+import type { Principal, TenantScope } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
-import { badUserInput, notFound } from "../errors.ts";
+import { badUserInput, forbidden, notFound } from "../errors.ts";
+import { type EventVisibility, eventVisibilityOf, readPermissionOf } from "../events/visibility.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
+import { isPublicAddress } from "../net/address-policy.ts";
 import { podsByIds } from "../pods/repository.ts";
-import { isPublicAddress } from "./address-policy.ts";
-import { deleteWebhook, insertWebhook, updateWebhook, type Webhook } from "./repository.ts";
+import {
+  deleteWebhook,
+  insertWebhook,
+  lockWebhook,
+  type RecordedVisibility,
+  updateWebhook,
+  type Webhook,
+} from "./repository.ts";
 import { newWebhookSecretSalt, webhookSigningSecret } from "./secret.ts";
 
 export const MAX_URL_LENGTH = 2048;
@@ -103,6 +112,56 @@ async function filterIds(
   return unique;
 }
 
+/** Who creates or changes a webhook: what it may see, and which credential it is. */
+export interface WebhookCaller {
+  visibility: EventVisibility;
+  apiKeyId: string | null;
+  userId: string | null;
+}
+
+export function webhookCallerOf(principal: Principal): WebhookCaller {
+  if (principal.kind === "anonymous") throw new Error("webhookCallerOf() called for an anonymous caller");
+  return {
+    visibility: eventVisibilityOf(principal),
+    apiKeyId: principal.kind === "apiKey" ? principal.apiKeyId : null,
+    userId: principal.kind === "session" ? principal.userId : null,
+  };
+}
+
+/**
+ * A webhook that runs must be able to read what it subscribes to: otherwise it would either leak
+ * (message content to a key that may not read messages) or silently deliver nothing.
+ */
+function assertMayRead(eventTypes: readonly EventType[], visibility: EventVisibility): void {
+  const granted = { MESSAGE_READ: visibility.messageRead, DOMAIN_READ: visibility.domainRead };
+  for (const type of eventTypes) {
+    const permission = readPermissionOf(type);
+    if (!granted[permission]) throw forbidden(permission);
+  }
+}
+
+/** The caller's visibility, recorded as is, with the caller as the webhook's creator. */
+function recordedFrom(caller: WebhookCaller): RecordedVisibility {
+  return {
+    createdByApiKeyId: caller.apiKeyId,
+    createdByUserId: caller.userId,
+    messageRead: caller.visibility.messageRead,
+    domainRead: caller.visibility.domainRead,
+    hiddenLabels: caller.visibility.hiddenLabels,
+  };
+}
+
+/** What the webhook saw, cut down to what the caller sees; the caller becomes its creator. */
+function narrowedTo(webhook: Webhook, caller: WebhookCaller): RecordedVisibility {
+  return {
+    createdByApiKeyId: caller.apiKeyId,
+    createdByUserId: caller.userId,
+    messageRead: webhook.message_read && caller.visibility.messageRead,
+    domainRead: webhook.domain_read && caller.visibility.domainRead,
+    hiddenLabels: [...new Set([...webhook.hidden_labels, ...caller.visibility.hiddenLabels])].sort(),
+  };
+}
+
 export interface CreateWebhookInput {
   url: string;
   eventTypes: readonly EventType[];
@@ -110,21 +169,33 @@ export interface CreateWebhookInput {
   inboxIds?: readonly string[] | null | undefined;
 }
 
-/** Creates a webhook owned by the caller's scope; the secret is returned here once and never stored. */
+/**
+ * Creates a webhook owned by the caller's scope that sees what the caller sees (its visibility is
+ * recorded with it); the secret is returned here once and never stored.
+ */
 export async function createWebhook(
   db: Db,
   config: Config,
-  scope: TenantScope,
+  caller: WebhookCaller,
   input: CreateWebhookInput,
 ): Promise<{ webhook: Webhook; secret: string }> {
+  const scope = caller.visibility;
   const eventTypes = validateEventTypes(input.eventTypes);
+  assertMayRead(eventTypes, caller.visibility);
   const podIds = await filterIds(db, scope, input.podIds, "Pod");
   const inboxIds = await filterIds(db, scope, input.inboxIds, "Inbox");
   const url = await validateWebhookUrl(config, input.url);
   const secretSalt = newWebhookSecretSalt();
   // Derive first: if the server key is unusable, fail before a webhook without a secret exists.
   const secret = webhookSigningSecret(config, secretSalt);
-  const webhook = await insertWebhook(db, scope, { url, eventTypes, podIds, inboxIds, secretSalt });
+  const webhook = await insertWebhook(db, scope, {
+    url,
+    eventTypes,
+    podIds,
+    inboxIds,
+    secretSalt,
+    visibility: recordedFrom(caller),
+  });
   return { webhook, secret };
 }
 
@@ -134,19 +205,37 @@ export interface UpdateWebhookInput {
   enabled?: boolean | null | undefined;
 }
 
+/**
+ * Changes a webhook the caller's scope contains, and makes the caller its creator. Turning a stopped
+ * webhook back on hands it to the caller as is (it records the caller's visibility: the old creator
+ * may be a revoked key); any other change narrows what it sees to what the caller sees, so nobody
+ * can leave a webhook running that sees more than they do.
+ */
 export async function changeWebhook(
   db: Db,
   config: Config,
-  scope: TenantScope,
+  caller: WebhookCaller,
   id: string,
   input: UpdateWebhookInput,
 ): Promise<Webhook> {
+  const scope = caller.visibility;
   const eventTypes = input.eventTypes == null ? undefined : validateEventTypes(input.eventTypes);
   const url = input.url == null ? undefined : await validateWebhookUrl(config, input.url);
-  const webhook = await updateWebhook(db, scope, id, {
-    url,
-    eventTypes,
-    enabled: input.enabled ?? undefined,
+  const webhook = await db.transaction().execute(async (trx) => {
+    const current = await lockWebhook(trx, scope, id);
+    if (!current) return undefined;
+    const enabled = input.enabled ?? current.enabled;
+    if (enabled) assertMayRead(eventTypes ?? current.event_types, caller.visibility);
+    const takeover = enabled && !current.enabled;
+    return updateWebhook(trx, scope, id, {
+      url,
+      eventTypes,
+      enabled,
+      // Switched off by this caller: no reason to give. Already off: it stays off for its reason
+      // (as read now, so a creator key that has expired meanwhile is written down).
+      disabledReason: enabled || current.enabled ? null : current.disabled_reason,
+      visibility: takeover ? recordedFrom(caller) : narrowedTo(current, caller),
+    });
   });
   if (!webhook) throw notFound("Webhook");
   return webhook;

@@ -34,3 +34,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   });
   return { ...handle, url, statements };
 }
+
+/**
+ * A checksum of every application table's contents, in one statement: equal before and after means
+ * nothing changed. `last_used_at` is written off the request path by design and is left out.
+ */
+export async function databaseChecksum(database: Pick<TestDatabase, "pool">): Promise<string> {
+  const { rows: tables } = await database.pool.query<{ table_name: string }>(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name NOT LIKE 'kysely_%' ORDER BY 1",
+  );
+  const parts = tables.map(
+    ({ table_name }) =>
+      `SELECT '${table_name}' AS t, md5(coalesce(string_agg((to_jsonb(x) - 'last_used_at')::text, '|' ORDER BY (to_jsonb(x) - 'last_used_at')::text), '')) AS sum FROM "${table_name}" x`,
+  );
+  const { rows } = await database.pool.query<{ t: string; sum: string }>(parts.join(" UNION ALL "));
+  return rows.map((row) => `${row.t}:${row.sum}`).join(",");
+}

@@ -134,3 +134,23 @@ function encodeTxt(value: string): Buffer {
   }
   return Buffer.concat(strings);
 }
+
+/** A record the API asks a domain's owner to publish (Domain.records). */
+export interface RequestedRecord {
+  purpose: string;
+  type: "MX" | "TXT" | string;
+  name: string;
+  value: string;
+  priority: number | null;
+}
+
+/** Publishes the records the API asks for, as a DNS host would, except those of the purposes named. */
+export function publishRecords(dns: DnsServer, records: readonly RequestedRecord[], except: string[] = []) {
+  for (const record of records) {
+    if (except.includes(record.purpose)) continue;
+    const entry: ZoneEntry = dns.zone.get(record.name) ?? {};
+    if (record.type === "MX") entry.MX = [{ priority: record.priority ?? 10, exchange: record.value }];
+    else entry.TXT = [...(entry.TXT ?? []), record.value];
+    dns.zone.set(record.name, entry);
+  }
+}

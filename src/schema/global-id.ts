@@ -1,0 +1,32 @@
+// Global ids from clients: the one place where an id from outside becomes a row id. An id that this
+// API could not have issued (malformed, another type, a number no bigint can hold) is reported
+// exactly like a missing row, so it never reaches SQL and never tells a prober anything.
+import { decodeGlobalID } from "@pothos/plugin-relay";
+import { isRowId } from "../db/ids.ts";
+import { notFound } from "../errors.ts";
+
+/** The type name and row id inside a global id, or undefined when it is not one we could have issued. */
+export function parseGlobalId(globalId: string): { typename: string; id: string } | undefined {
+  try {
+    const { typename, id } = decodeGlobalID(globalId);
+    if (isRowId(id)) return { typename, id };
+  } catch {
+    // not base64, or no "Type:" prefix: not ours
+  }
+  return undefined;
+}
+
+/** The row id inside a global id of `typename`; anything else is NOT_FOUND, exactly like a missing row. */
+export function decodeId(globalId: string | number, typename: string): string {
+  const parsed = parseGlobalId(String(globalId));
+  if (parsed?.typename === typename) return parsed.id;
+  throw notFound(typename);
+}
+
+/** decodeId for an optional argument: absent stays undefined. */
+export function optionalId(
+  globalId: string | number | null | undefined,
+  typename: string,
+): string | undefined {
+  return globalId == null ? undefined : decodeId(globalId, typename);
+}
