@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
-import { sql } from "kysely";
 import { type WebSocket, WebSocketServer } from "ws";
 import { Authenticator, type AuthInvalidation, concerns } from "./auth/authenticator.ts";
 import {
@@ -37,7 +36,7 @@ import {
   useRateLimit,
 } from "./http/rate-limit.ts";
 import { jobTasks } from "./jobs/tasks.ts";
-import { type JobWorker, startWorker } from "./jobs/worker.ts";
+import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
@@ -156,8 +155,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     }
     if (path === "/readyz") {
       try {
-        if (stopping) throw new Error("shutting down");
-        await sql`SELECT 1`.execute(services.db);
+        if (stopping || !database) throw new Error("shutting down");
+        await database.ping(config.databaseTimeoutMs);
         res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ready"}');
       } catch {
         res.writeHead(503, { "content-type": "application/json" }).end('{"status":"unavailable"}');
@@ -266,9 +265,21 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
         url = embedded.url;
       }
-      database = createDatabase(url, { preparedStatements: config.databasePreparedStatements });
-      await migrateToLatest(database.db);
-      listener = new PgListener(url, logger);
+      // Migrations (ours, then graphile-worker's) may rebuild large tables: their own connection,
+      // without the statement timeout that bounds everything else.
+      const migrations = createDatabase(url, { max: 1, preparedStatements: false });
+      try {
+        await migrateToLatest(migrations.db);
+        await migrateJobs(migrations.pool);
+      } finally {
+        await migrations.destroy();
+      }
+      database = createDatabase(url, {
+        preparedStatements: config.databasePreparedStatements,
+        connectTimeoutMs: config.databaseTimeoutMs,
+        statementTimeoutMs: config.statementTimeoutMs,
+      });
+      listener = new PgListener(url, logger, config.databaseTimeoutMs);
       await listener.start();
 
       const authenticator = new Authenticator(database.db, { logger, pepper: config.tokenPepper });
