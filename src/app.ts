@@ -20,8 +20,9 @@ import type { Config } from "./config.ts";
 import { type Context, createContext, type Services } from "./context.ts";
 import { createDatabase, type DatabaseHandle } from "./db/database.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
+import { isDatabaseUnavailable } from "./db/errors.ts";
 import { migrateToLatest } from "./db/migrate.ts";
-import { unauthenticated } from "./errors.ts";
+import { presentError, unauthenticated } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { SharedResults, useSharedSubscriptionResults } from "./events/shared-results.ts";
@@ -45,6 +46,8 @@ import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
 export const WS_UNAUTHORIZED = 4401;
+/** graphql-ws close code when the database is away: like HTTP 503, and clients retry it (4401 they do not). */
+export const WS_SERVICE_UNAVAILABLE = 4503;
 
 export interface App {
   /** Starts everything; resolves once the port is listening. */
@@ -103,7 +106,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       logging: logger,
       batching: false,
       // Details of unexpected errors only when NODE_ENV=development: a default start leaks no stack.
-      maskedErrors: { isDev: config.development },
+      // A database that is away is not a bug: HTTP 503 with Retry-After, for every operation,
+      // transport and the authentication in the context alike (docs/operations.md).
+      maskedErrors: { isDev: config.development, maskError: presentError },
       // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
       maxRequestBodySize: false,
       graphiql: { title: "Mailroom", subscriptionsProtocol: "WS", credentials: "same-origin" },
@@ -169,6 +174,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   function attachWebSockets(server: Server, yoga: YogaServerInstance<ServerContext, Context>) {
     wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
     const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+    const unavailable = (socket: WebSocket) => socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable");
     useServer<Record<string, unknown> | undefined, WsExtra>(
       {
         onConnect: async (ctx) => {
@@ -184,8 +190,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
             sockets.set(ctx.extra.socket, ctx.extra);
             scheduleExpiry(ctx.extra.socket, ctx.extra);
             return true;
-          } catch {
-            refuse(ctx.extra.socket);
+          } catch (error) {
+            if (isDatabaseUnavailable(error)) unavailable(ctx.extra.socket);
+            else refuse(ctx.extra.socket);
             return false;
           }
         },
@@ -248,11 +255,18 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const principal = extra.principal;
       if (!principal || !concerns(change, principal)) continue;
       const close = () => socket.close(WS_UNAUTHORIZED, "Unauthorized");
-      services.authenticator.refresh(principal).then((fresh) => {
-        if (!fresh) return close();
-        extra.principal = fresh;
-        scheduleExpiry(socket, extra);
-      }, close);
+      services.authenticator.refresh(principal).then(
+        (fresh) => {
+          if (!fresh) return close();
+          extra.principal = fresh;
+          scheduleExpiry(socket, extra);
+        },
+        // Unknown is not revoked: the client reconnects and is asked again, rather than told its key is bad.
+        (error: unknown) =>
+          isDatabaseUnavailable(error)
+            ? socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable")
+            : close(),
+      );
     }
   }
 
