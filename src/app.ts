@@ -65,6 +65,11 @@ export interface BuildOptions {
   shutdownGraceMs?: number;
   /** Overrides `config.smtpPort` (where 0 disables SMTP): 0 here binds an ephemeral port (tests). */
   smtpPort?: number;
+  /**
+   * The process cannot go on: the embedded PostgreSQL died and could not be restarted. Unset: the
+   * reason is logged. src/main.ts logs it and exits non-zero, so that a supervisor starts afresh.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 interface ServerContext {
@@ -278,6 +283,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       if (!url) {
         embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
         url = embedded.url;
+        const onFatal = options.onFatal ?? ((error: Error) => logger.fatal(error.message));
+        embedded.supervise({ onGiveUp: onFatal });
       }
       // Migrations (ours, then graphile-worker's) may rebuild large tables: their own connection,
       // without the statement timeout that bounds everything else.
