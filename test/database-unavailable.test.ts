@@ -321,3 +321,26 @@ describe("a connection that stops answering", () => {
     }
   }, 30_000);
 });
+
+describe("a credential check the database cannot answer", () => {
+  it("closes a WebSocket with 4503 (retry), never 4401 (your key is bad)", async () => {
+    const open = wsConnect(org.apiKey);
+    expect(await open.acknowledged).toBe(true);
+    // The LISTEN connection comes back after an outage and every open connection's key is checked
+    // again; this one's check waits on a lock until statement_timeout cancels it.
+    const closedOrTimedOut = Promise.race([
+      open.closed,
+      new Promise((resolve) => setTimeout(resolve, 10_000)),
+    ]);
+    const held = database.db.transaction().execute(async (trx) => {
+      await sql`LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE`.execute(trx);
+      await closedOrTimedOut;
+    });
+    await proxy.down();
+    await proxy.up();
+    const code = await closedOrTimedOut;
+    expect(code).toBe(4503);
+    await held;
+    await open.client.dispose();
+  }, 30_000);
+});
