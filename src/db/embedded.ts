@@ -294,6 +294,7 @@ async function startPostmaster(
   cancelled: () => boolean = () => false,
 ): Promise<void> {
   const began = Date.now();
+  let failures = 0;
   for (let attempt = 1; ; attempt++) {
     // A stale postmaster.pid (its process gone, or its pid now another program's) would stop
     // PostgreSQL. What the file guards against, processes of the old postmaster still running,
@@ -314,8 +315,8 @@ async function startPostmaster(
         return;
       }
       const message = (error as Error).message;
-      const transient = STILL_IN_USE.test(message);
-      if (cancelled() || (!transient && attempt >= START_ATTEMPTS) || Date.now() - began > START_GIVE_UP_MS) {
+      if (!STILL_IN_USE.test(message)) failures++;
+      if (cancelled() || failures >= START_ATTEMPTS || Date.now() - began > START_GIVE_UP_MS) {
         throw error;
       }
       log?.warn(
