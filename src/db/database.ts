@@ -38,7 +38,7 @@ export interface DatabaseOptions {
  * much longer before deciding the server is not answering at all (paused, partitioned), which
  * statement_timeout cannot catch since the server enforces it.
  */
-export function readTimeoutMs(statementTimeoutMs: number, connectTimeoutMs = 5_000): number {
+function readTimeoutMs(statementTimeoutMs: number, connectTimeoutMs = 5_000): number {
   return statementTimeoutMs + connectTimeoutMs;
 }
 
@@ -57,7 +57,8 @@ export function createDatabase(connectionString: string, options: DatabaseOption
           statement_timeout: options.statementTimeoutMs,
           query_timeout: readTimeoutMs(options.statementTimeoutMs, options.connectTimeoutMs),
         }),
-    // An idle connection to a host that vanished (no FIN, no RST) is found within about a minute.
+    // Idle connections probe their peer: one to a host that vanished (no FIN, no RST) fails rather
+    // than lingers.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
