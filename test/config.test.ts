@@ -17,6 +17,8 @@ describe("loadConfig", () => {
       workerConcurrency: 4,
       logLevel: "info",
       databasePreparedStatements: true,
+      databaseTimeoutMs: 5000,
+      statementTimeoutMs: 15_000,
     });
     expect(config.dataDir.endsWith(".data")).toBe(true);
   });
@@ -36,6 +38,8 @@ describe("loadConfig", () => {
       WORKER_CONCURRENCY: "8",
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
+      DATABASE_TIMEOUT_MS: "2000",
+      STATEMENT_TIMEOUT_MS: "60000",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -51,6 +55,8 @@ describe("loadConfig", () => {
       workerConcurrency: 8,
       logLevel: "debug",
       databasePreparedStatements: false,
+      databaseTimeoutMs: 2000,
+      statementTimeoutMs: 60_000,
     });
   });
 
@@ -61,6 +67,8 @@ describe("loadConfig", () => {
     ["REDIS_URL", "localhost:6379"],
     ["RATE_LIMIT_PER_MINUTE", "1.5"],
     ["WORKER_CONCURRENCY", "0"],
+    ["DATABASE_TIMEOUT_MS", "0"],
+    ["STATEMENT_TIMEOUT_MS", "15s"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(

@@ -161,7 +161,7 @@ describe("the embedded PostgreSQL", () => {
     const sender = await createInboxViaApi(server, apiKey, { username: `sender-${suffix}` });
     const recipient = await createInboxViaApi(server, apiKey, { username: `recipient-${suffix}` });
     const RECEIVED = "subscription($id: ID) { messageReceived(inboxId: $id) { subject } }";
-    // Open before the kill: it must survive the outage (or be told to retry, never left silent).
+    // Open before the kill: it survives the outage and misses nothing.
     const before = await wsSubscribe(`${server.url.replace("http", "ws")}/graphql`, apiKey, RECEIVED, {
       id: recipient.id,
     });
