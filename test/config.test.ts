@@ -17,6 +17,8 @@ describe("loadConfig", () => {
       workerConcurrency: 4,
       logLevel: "info",
       databasePreparedStatements: true,
+      databaseTimeoutMs: 5000,
+      statementTimeoutMs: 15_000,
     });
     expect(config.dataDir.endsWith(".data")).toBe(true);
   });
@@ -37,6 +39,8 @@ describe("loadConfig", () => {
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
       CORS_ORIGINS: "https://app.example.com, http://localhost:5173",
+      DATABASE_TIMEOUT_MS: "2000",
+      STATEMENT_TIMEOUT_MS: "60000",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -53,6 +57,8 @@ describe("loadConfig", () => {
       logLevel: "debug",
       databasePreparedStatements: false,
       corsOrigins: ["https://app.example.com", "http://localhost:5173"],
+      databaseTimeoutMs: 2000,
+      statementTimeoutMs: 60_000,
     });
   });
 
@@ -69,6 +75,8 @@ describe("loadConfig", () => {
     ["MAX_INLINE_ATTACHMENT_BYTES", "1023"],
     ["MAX_INLINE_ATTACHMENT_BYTES", "10MiB"],
     ["MAX_INLINE_BODY_BYTES", "1023"],
+    ["DATABASE_TIMEOUT_MS", "0"],
+    ["STATEMENT_TIMEOUT_MS", "15s"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(
