@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
-import { sql } from "kysely";
 import { type WebSocket, WebSocketServer } from "ws";
 import { Authenticator, type AuthInvalidation, concerns } from "./auth/authenticator.ts";
 import {
@@ -23,8 +22,9 @@ import type { Config } from "./config.ts";
 import { type Context, createContext, type Services } from "./context.ts";
 import { createDatabase, type DatabaseHandle } from "./db/database.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.ts";
+import { isDatabaseUnavailable } from "./db/errors.ts";
 import { migrateToLatest } from "./db/migrate.ts";
-import { unauthenticated } from "./errors.ts";
+import { presentError, unauthenticated } from "./errors.ts";
 import { EventBus } from "./events/bus.ts";
 import { PgListener } from "./events/pg-listener.ts";
 import { SharedResults, useSharedSubscriptionResults } from "./events/shared-results.ts";
@@ -40,7 +40,7 @@ import {
 } from "./http/rate-limit.ts";
 import { limitUnauthenticatedFrames, setFrameLimit } from "./http/websocket-frames.ts";
 import { jobRunners } from "./jobs/tasks.ts";
-import { type JobWorker, startWorker } from "./jobs/worker.ts";
+import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
 import { createSmtpListener, type SmtpListener } from "./mail/smtp-server.ts";
@@ -50,6 +50,8 @@ import { clearedCookie } from "./users/service.ts";
 
 /** graphql-ws close code for a refused or revoked credential (PERMISSIONS.md). */
 export const WS_UNAUTHORIZED = 4401;
+/** graphql-ws close code when the database is away: like HTTP 503, and clients retry it (4401 they do not). */
+export const WS_SERVICE_UNAVAILABLE = 4503;
 
 export interface App {
   /** Starts everything; resolves once the port is listening. */
@@ -67,6 +69,11 @@ export interface BuildOptions {
   shutdownGraceMs?: number;
   /** Overrides `config.smtpPort` (where 0 disables SMTP): 0 here binds an ephemeral port (tests). */
   smtpPort?: number;
+  /**
+   * The process cannot go on: the embedded PostgreSQL died and could not be restarted. Unset: the
+   * reason is logged. src/main.ts logs it and exits non-zero, so that a supervisor starts afresh.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 interface ServerContext {
@@ -108,7 +115,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       logging: logger,
       batching: false,
       // Details of unexpected errors only when NODE_ENV=development: a default start leaks no stack.
-      maskedErrors: { isDev: config.development },
+      // A database that is away is not a bug: HTTP 503 with Retry-After, for every operation,
+      // transport and the authentication in the context alike (docs/operations.md).
+      maskedErrors: { isDev: config.development, maskError: presentError },
       // Enforced by useRequestBodyLimit, which streams only bodies that have no Content-Length.
       maxRequestBodySize: false,
       graphiql: {
@@ -172,8 +181,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     }
     if (path === "/readyz") {
       try {
-        if (stopping) throw new Error("shutting down");
-        await sql`SELECT 1`.execute(services.db);
+        if (stopping || !database) throw new Error("shutting down");
+        await database.ping(config.databaseTimeoutMs);
         res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ready"}');
       } catch {
         res.writeHead(503, { "content-type": "application/json" }).end('{"status":"unavailable"}');
@@ -191,6 +200,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       maxPayload: maxRequestBodyBytes(config),
     });
     const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+    const unavailable = (socket: WebSocket) => socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable");
     useServer<Record<string, unknown> | undefined, WsExtra>(
       {
         onConnect: async (ctx) => {
@@ -207,8 +217,9 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
             sockets.set(ctx.extra.socket, ctx.extra);
             scheduleExpiry(ctx.extra.socket, ctx.extra);
             return true;
-          } catch {
-            refuse(ctx.extra.socket);
+          } catch (error) {
+            if (isDatabaseUnavailable(error)) unavailable(ctx.extra.socket);
+            else refuse(ctx.extra.socket);
             return false;
           }
         },
@@ -272,11 +283,18 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const principal = extra.principal;
       if (!principal || !concerns(change, principal)) continue;
       const close = () => socket.close(WS_UNAUTHORIZED, "Unauthorized");
-      services.authenticator.refresh(principal).then((fresh) => {
-        if (!fresh) return close();
-        extra.principal = fresh;
-        scheduleExpiry(socket, extra);
-      }, close);
+      services.authenticator.refresh(principal).then(
+        (fresh) => {
+          if (!fresh) return close();
+          extra.principal = fresh;
+          scheduleExpiry(socket, extra);
+        },
+        // Unknown is not revoked: the client reconnects and is asked again, rather than told its key is bad.
+        (error: unknown) =>
+          isDatabaseUnavailable(error)
+            ? socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable")
+            : close(),
+      );
     }
   }
 
@@ -288,10 +306,24 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       if (!url) {
         embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
         url = embedded.url;
+        const onFatal = options.onFatal ?? ((error: Error) => logger.fatal(error.message));
+        embedded.supervise({ onGiveUp: onFatal });
       }
-      database = createDatabase(url, { preparedStatements: config.databasePreparedStatements });
-      await migrateToLatest(database.db);
-      listener = new PgListener(url, logger);
+      // Migrations (ours, then graphile-worker's) may rebuild large tables: their own connection,
+      // without the statement timeout that bounds everything else.
+      const migrations = createDatabase(url, { max: 1, preparedStatements: false });
+      try {
+        await migrateToLatest(migrations.db);
+        await migrateJobs(migrations.pool);
+      } finally {
+        await migrations.destroy();
+      }
+      database = createDatabase(url, {
+        preparedStatements: config.databasePreparedStatements,
+        connectTimeoutMs: config.databaseTimeoutMs,
+        statementTimeoutMs: config.statementTimeoutMs,
+      });
+      listener = new PgListener(url, logger, config.databaseTimeoutMs);
       await listener.start();
 
       const authenticator = new Authenticator(database.db, { logger, pepper: config.tokenPepper });

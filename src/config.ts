@@ -99,6 +99,8 @@ const environmentSchema = z.object({
   SMTP_TLS_CERT_FILE: z.string().min(1, { error: "expected a file path" }).optional(),
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
   DATABASE_PREPARED_STATEMENTS: booleanString.default(true),
+  DATABASE_TIMEOUT_MS: integer(100, 600_000).default(5000),
+  STATEMENT_TIMEOUT_MS: integer(100, 86_400_000).default(15_000),
   DATA_DIR: z.string().min(1, { error: "expected a directory path" }).default("./.data"),
   MAIL_DOMAIN: domainName.default("mailroom.localhost"),
   SMTP_RELAY_URL: url(["smtp:", "smtps:"]).optional(),
@@ -156,6 +158,10 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Named prepared statements (src/db/database.ts); off behind a pooler that cannot keep them. */
   databasePreparedStatements: boolean;
+  /** Longest wait for a database connection, and for /readyz's answer (docs/operations.md). */
+  databaseTimeoutMs: number;
+  /** PostgreSQL's statement_timeout on every application connection (docs/operations.md). */
+  statementTimeoutMs: number;
   dataDir: string;
   mailDomain: string;
   smtpRelayUrl: string | undefined;
@@ -279,6 +285,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       value.SMTP_TLS_CERT_FILE === undefined ? undefined : path.resolve(value.SMTP_TLS_CERT_FILE),
     databaseUrl: value.DATABASE_URL,
     databasePreparedStatements: value.DATABASE_PREPARED_STATEMENTS,
+    databaseTimeoutMs: value.DATABASE_TIMEOUT_MS,
+    statementTimeoutMs: value.STATEMENT_TIMEOUT_MS,
     dataDir: path.resolve(value.DATA_DIR),
     mailDomain: value.MAIL_DOMAIN,
     smtpRelayUrl: value.SMTP_RELAY_URL,

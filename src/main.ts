@@ -15,7 +15,18 @@ try {
 }
 
 const logger = createLogger(config);
-const app = buildApp(config, { logger });
+const app = buildApp(config, {
+  logger,
+  // One line says why; exiting non-zero lets a supervisor start a fresh process, which starts the
+  // embedded PostgreSQL anew (on a free port if its own is taken). The few seconds of stop() close
+  // the ports, so that clients see refused connections rather than hangs.
+  onFatal: (error) => {
+    logger.fatal(`${error.message}; exiting so that a supervisor starts Mailroom again`);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 5_000);
+    app.stop().finally(() => process.exit(1));
+  },
+});
 
 // npm and the terminal may both deliver the same Ctrl-C; only a signal repeated later forces an exit.
 let firstSignalAt: number | undefined;

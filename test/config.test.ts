@@ -24,6 +24,8 @@ describe("loadConfig", () => {
       mailStoreTimeoutMs: 30_000,
       logLevel: "info",
       databasePreparedStatements: true,
+      databaseTimeoutMs: 5000,
+      statementTimeoutMs: 15_000,
     });
     expect(config.dataDir.endsWith(".data")).toBe(true);
   });
@@ -47,6 +49,8 @@ describe("loadConfig", () => {
       LOG_LEVEL: "debug",
       DATABASE_PREPARED_STATEMENTS: "false",
       CORS_ORIGINS: "https://app.example.com, http://localhost:5173",
+      DATABASE_TIMEOUT_MS: "2000",
+      STATEMENT_TIMEOUT_MS: "60000",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -68,6 +72,8 @@ describe("loadConfig", () => {
       logLevel: "debug",
       databasePreparedStatements: false,
       corsOrigins: ["https://app.example.com", "http://localhost:5173"],
+      databaseTimeoutMs: 2000,
+      statementTimeoutMs: 60_000,
     });
   });
 
@@ -86,6 +92,8 @@ describe("loadConfig", () => {
     ["MAX_INLINE_ATTACHMENT_BYTES", "1023"],
     ["MAX_INLINE_ATTACHMENT_BYTES", "10MiB"],
     ["MAX_INLINE_BODY_BYTES", "1023"],
+    ["DATABASE_TIMEOUT_MS", "0"],
+    ["STATEMENT_TIMEOUT_MS", "15s"],
   ])("rejects %s=%s with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(

@@ -1,8 +1,8 @@
 // Inbound mail while the database is away: the server reaches its database through a TCP proxy the
-// test owns (test/helpers/tcp-proxy.ts), which resets every connection (the database is down) or
-// holds every byte (it hangs), then brings it back. SMTP must answer 4xx, never 250 for mail that
-// is not stored and never 550 because a lookup failed, and answer within MAIL_STORE_TIMEOUT_MS;
-// once the database is back, the sender's retry is stored exactly once.
+// test owns (test/helpers/tcp-proxy.ts), which closes every connection and refuses new ones (the
+// database is down) or holds every byte (it hangs), then brings it back. SMTP must answer 4xx,
+// never 250 for mail that is not stored and never 550 because a lookup failed, and answer within
+// MAIL_STORE_TIMEOUT_MS; once the database is back, the sender's retry is stored exactly once.
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
@@ -31,10 +31,24 @@ let inbox: { id: string; email: string };
 
 const unique = (label: string) => `${label}-${randomBytes(4).toString("hex")}`;
 
+/** Whether the proxy is down (refusing connections) rather than paused or passing. */
+let down = false;
+
+async function takeDown(): Promise<void> {
+  await proxy.down();
+  down = true;
+}
+
+/** The database back, whether it was down or paused. */
+async function bringBack(): Promise<void> {
+  if (down) await proxy.up();
+  down = false;
+  proxy.resume();
+}
+
 beforeAll(async () => {
   database = await createTestDatabase();
-  proxy = TcpProxy.forUrl(database.url);
-  await proxy.start();
+  proxy = await TcpProxy.start(database.url);
   server = await startTestServer(
     proxy.url(database.url),
     { mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 },
@@ -45,15 +59,15 @@ beforeAll(async () => {
   inbox = await createInboxViaApi(server, org.apiKey, { username: unique("box") });
 });
 
-afterEach(() => {
+afterEach(async () => {
   // A failed test must not leave the next one without its database.
-  proxy.restore();
+  await bringBack();
 });
 
 afterAll(async () => {
-  proxy?.restore();
+  if (proxy) await bringBack();
   await server?.stop();
-  await proxy?.stop();
+  await proxy?.close();
   await database?.destroy();
 });
 
@@ -129,13 +143,13 @@ async function deliver(raw: Buffer): Promise<number> {
 }
 
 describe.each([
-  ["down", () => proxy.cut()],
-  ["hanging", () => proxy.pause()],
+  ["down", takeDown],
+  ["hanging", async () => proxy.pause()],
 ])("with the database %s", (state, away) => {
   it("answers 451 at RCPT for a hosted address and an unknown one alike, within the bound", async () => {
     const smtp = await session();
     try {
-      away();
+      await away();
       for (const address of [inbox.email, `nobody-${unique("x")}@mailroom.localhost`]) {
         const { value: reply, ms } = await timed(() => smtp.command(`RCPT TO:<${address}>`));
         expect(reply.code, reply.text).toBe(451);
@@ -143,7 +157,7 @@ describe.each([
         expect(ms).toBeLessThan(BOUND + SLACK);
         console.info(`RCPT with the database ${state}: 451 after ${ms} ms`);
       }
-      proxy.restore();
+      await bringBack();
       // Back: the lookup that was given up on does not hold up the next.
       expect((await smtp.command(`RCPT TO:<${inbox.email}>`)).code).toBe(250);
     } finally {
@@ -156,7 +170,7 @@ describe.each([
     const smtp = await session();
     try {
       expect((await smtp.command(`RCPT TO:<${inbox.email}>`)).code).toBe(250);
-      away();
+      await away();
       const { value: reply, ms } = await timed(() => smtp.data(raw));
       expect(reply.code, reply.text).toBe(451);
       expect(ms).toBeLessThan(BOUND + SLACK);
@@ -164,7 +178,7 @@ describe.each([
     } finally {
       smtp.close();
     }
-    proxy.restore();
+    await bringBack();
     // A store that was under way when the database froze may commit now, late: the 451 made no
     // promise either way, and the retry finds it.
     expect(await deliver(raw)).toBe(250);
@@ -181,7 +195,7 @@ describe.each([
   it("fails a delivery between hosted inboxes within the bound, and stores its retry exactly once", async () => {
     const { messageId, raw } = await message(`internal-${state}`);
     const envelope = { mailFrom: "sender@mailroom.localhost", recipients: [inbox.email] };
-    away();
+    await away();
     const { value: outcome, ms } = await timed(() =>
       ingestMessage(server.app.services, envelope, raw).then(
         () => "stored",
@@ -191,7 +205,7 @@ describe.each([
     expect(outcome).not.toBe("stored");
     if (state === "hanging") expect(outcome).toBeInstanceOf(DatabaseTimeout);
     expect(ms).toBeLessThan(BOUND + SLACK);
-    proxy.restore();
+    await bringBack();
     const retried = await retrying(() => ingestMessage(server.app.services, envelope, raw));
     expect(retried.delivered).toHaveLength(1);
     await ingestMessage(server.app.services, envelope, raw);
@@ -260,8 +274,7 @@ describe("delivery jobs when the database goes away just as one ends", () => {
 
   beforeAll(async () => {
     jobsDatabase = await createTestDatabase();
-    jobsProxy = TcpProxy.forUrl(jobsDatabase.url);
-    await jobsProxy.start();
+    jobsProxy = await TcpProxy.start(jobsDatabase.url);
     await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
     jobsServer = await startTestServer(jobsProxy.url(jobsDatabase.url), {
       smtpRelayUrl: `smtp://127.0.0.1:${(relay.address() as net.AddressInfo).port}`,
@@ -274,10 +287,9 @@ describe("delivery jobs when the database goes away just as one ends", () => {
   });
 
   afterAll(async () => {
-    jobsProxy?.restore();
     await jobsServer?.stop();
     relay.close();
-    await jobsProxy?.stop();
+    await jobsProxy?.close();
     await jobsDatabase?.destroy();
   });
 
@@ -308,9 +320,9 @@ describe("delivery jobs when the database goes away just as one ends", () => {
     await until("the first relay attempt", async () => attempts.length === 1);
     // The attempt ends (1 s) while the database is down: graphile-worker cannot record it, and
     // ends that worker for good, its job left locked.
-    jobsProxy.cut();
+    await jobsProxy.down();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
-    jobsProxy.restore();
+    await jobsProxy.up();
 
     await until("the first message's relay job to run again", async () => {
       const job = await relayJob(org.organizationId, first);

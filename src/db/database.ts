@@ -12,12 +12,34 @@ export interface DatabaseHandle {
   destroy(): Promise<void>;
   /** SQL statements this handle has executed: the measure behind "a list must not issue a query per item". */
   statementCount(): number;
+  /** Resolves when the database answers `SELECT 1` within `timeoutMs`, rejects otherwise (readiness). */
+  ping(timeoutMs: number): Promise<void>;
 }
 
 export interface DatabaseOptions {
   max?: number;
   /** Run statements with parameters as named prepared statements (see prepareStatements). */
   preparedStatements?: boolean;
+  /**
+   * Longest wait for a connection: opening one, or waiting for a free one when all are busy. Unset:
+   * no bound (tests and one-off tools).
+   */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL's statement_timeout on every connection, plus a client-side read timeout a little
+   * above it (see readTimeoutMs). Unset: statements are unbounded (migrations must not be cut short).
+   */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * How long the client waits for any answer: statement_timeout lets the server cancel a slow statement
+ * itself (57014, rolled back), and the cancellation needs time to reach us, so the client waits that
+ * much longer before deciding the server is not answering at all (paused, partitioned), which
+ * statement_timeout cannot catch since the server enforces it.
+ */
+function readTimeoutMs(statementTimeoutMs: number, connectTimeoutMs = 5_000): number {
+  return statementTimeoutMs + connectTimeoutMs;
 }
 
 export function createDatabase(connectionString: string, options: DatabaseOptions = {}): DatabaseHandle {
@@ -27,6 +49,18 @@ export function createDatabase(connectionString: string, options: DatabaseOption
     // A database restart or failover breaks idle connections; the pool replaces them on next use.
     idleTimeoutMillis: 30_000,
     application_name: "mailroom",
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
+    // Sent in the startup packet: no extra round trip per connection.
+    ...(options.statementTimeoutMs === undefined
+      ? {}
+      : {
+          statement_timeout: options.statementTimeoutMs,
+          query_timeout: readTimeoutMs(options.statementTimeoutMs, options.connectTimeoutMs),
+        }),
+    // Idle connections probe their peer: one to a host that vanished (no FIN, no RST) fails rather
+    // than lingers.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client's error (the server went away) must not crash the process; the next query fails instead.
   pool.on("error", () => {});
@@ -35,6 +69,7 @@ export function createDatabase(connectionString: string, options: DatabaseOption
   // once it is handed out: without this listener that is an uncaught exception. Its pending and later
   // queries fail on their own, and the pool drops the client when it is released.
   pool.on("connect", (client) => client.on("error", () => {}));
+  discardAfterReadTimeout(pool);
   if (options.preparedStatements ?? true) prepareStatements(pool);
   let statements = 0;
   const db = new Kysely<Database>({
@@ -43,7 +78,83 @@ export function createDatabase(connectionString: string, options: DatabaseOption
       statements++;
     },
   });
-  return { db, pool, destroy: () => db.destroy(), statementCount: () => statements };
+  return {
+    db,
+    pool,
+    destroy: () => db.destroy(),
+    statementCount: () => statements,
+    ping: (timeoutMs) => ping(pool, timeoutMs),
+  };
+}
+
+const READ_TIMEOUT = "Query read timeout";
+
+/**
+ * After pg's query_timeout the statement is still on the wire and the connection still waits for its
+ * answer: every later statement on it would queue behind one that may never finish. Such a connection
+ * is closed, so that the pool drops it when it is released instead of handing it out again.
+ */
+function discardAfterReadTimeout(pool: pg.Pool): void {
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    const discard = (error: unknown) => {
+      if ((error as Error | undefined)?.message === READ_TIMEOUT) client.end().catch(() => {});
+    };
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const callback = args.at(-1);
+      if (typeof callback === "function") {
+        args[args.length - 1] = (error: unknown, result: unknown) => {
+          discard(error);
+          callback(error, result);
+        };
+        return query(...args);
+      }
+      const result = query(...args);
+      if (typeof (result as Promise<unknown> | undefined)?.then === "function") {
+        (result as Promise<unknown>).then(undefined, discard);
+      }
+      return result;
+    };
+  });
+}
+
+/**
+ * Bounded by `timeoutMs` in every case: waiting for a connection, and the statement itself (its own
+ * read timeout, so a connection to a paused server is closed rather than kept waiting).
+ */
+async function ping(pool: pg.Pool, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const attempt = (async () => {
+    const client = await pool.connect();
+    // Too late to count: hand the connection back untouched rather than spend it on a 1 ms timeout.
+    if (Date.now() >= deadline) {
+      client.release();
+      throw new Error("timeout expired");
+    }
+    let failure: Error | undefined;
+    try {
+      // pg reads query_timeout per query too; its types only know it on the client's config.
+      await client.query({
+        text: "SELECT 1",
+        query_timeout: Math.max(1, deadline - Date.now()),
+      } as pg.QueryConfig);
+    } catch (error) {
+      failure = error as Error;
+      throw error;
+    } finally {
+      client.release(failure);
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("timeout expired")), timeoutMs);
+  });
+  try {
+    await Promise.race([attempt, expired]);
+  } finally {
+    clearTimeout(timer);
+    attempt.catch(() => {});
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants, existsSync } from "node:fs";
-import { access, chown, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chown, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -38,7 +38,18 @@ export interface EmbeddedPostgres {
   adminUrl: string;
   /** True when this process started (or adopted) the server and must stop it. */
   owned: boolean;
+  /**
+   * Watches the postmaster (only when owned) and starts it again when it dies; when it cannot be
+   * started again, calls `onGiveUp` with a one-line reason. See docs/operations.md for why.
+   */
+  supervise(options: SuperviseOptions): void;
   stop(): Promise<void>;
+}
+
+export interface SuperviseOptions {
+  onGiveUp(error: Error): void;
+  /** How often the postmaster is looked at (default 500 ms). */
+  intervalMs?: number;
 }
 
 interface Paths {
@@ -152,9 +163,10 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
   }
 }
 
-async function logTail(file: string): Promise<string> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  return text.split("\n").slice(-15).join("\n");
+/** The last lines written to `file` since it was `from` bytes long. */
+async function logTail(file: string, from = 0): Promise<string> {
+  const text = await readFile(file).catch(() => Buffer.alloc(0));
+  return text.subarray(from).toString("utf8").trimEnd().split("\n").slice(-15).join("\n");
 }
 
 async function initialise(paths: Paths, bin: Binaries, user: { uid: number; gid: number } | undefined) {
@@ -190,6 +202,7 @@ async function spawnPostmaster(
   info: ClusterInfo,
   user?: { uid: number; gid: number },
 ) {
+  const logStart = (await stat(paths.log).catch(() => undefined))?.size ?? 0;
   const logFile = await open(paths.log, "a");
   if (user) await chown(paths.log, user.uid, user.gid);
   let child: ChildProcess;
@@ -230,7 +243,9 @@ async function spawnPostmaster(
   await waitUntil(
     async () => {
       if (exited)
-        throw new Error(`The embedded PostgreSQL exited while starting:\n${await logTail(paths.log)}`);
+        throw new Error(
+          `The embedded PostgreSQL exited while starting:\n${await logTail(paths.log, logStart)}`,
+        );
       return (await livePostmaster(paths.pgData))?.ready === true;
     },
     60_000,
@@ -260,6 +275,122 @@ async function stopPostmaster(pgData: string, pid: number): Promise<void> {
   await waitUntil(async () => (await livePostmaster(pgData)) === undefined, 30_000, "PostgreSQL to stop");
 }
 
+/** Orphaned backends of a postmaster that was killed still hold its shared memory for a moment. */
+const STILL_IN_USE = /pre-existing shared memory block .* is still in use/;
+/** A start that fails for another reason (port taken, data directory damaged) is tried this often. */
+const START_ATTEMPTS = 3;
+/** Orphaned backends leave within a statement_timeout or so; this is far beyond it. */
+const START_GIVE_UP_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts the postmaster on `info.port`, retrying while the previous one's backends are leaving. */
+async function startPostmaster(
+  paths: Paths,
+  bin: Binaries,
+  info: ClusterInfo,
+  user: { uid: number; gid: number } | undefined,
+  log: Logger | undefined,
+  cancelled: () => boolean = () => false,
+): Promise<void> {
+  const began = Date.now();
+  let failures = 0;
+  for (let attempt = 1; ; attempt++) {
+    // A stale postmaster.pid (its process gone, or its pid now another program's) would stop
+    // PostgreSQL. What the file guards against, processes of the old postmaster still running,
+    // PostgreSQL checks by itself through its shared memory, which is keyed by the data directory.
+    if (!(await livePostmaster(paths.pgData)))
+      await rm(path.join(paths.pgData, "postmaster.pid"), { force: true });
+    try {
+      await spawnPostmaster(paths, bin, info, user);
+      return;
+    } catch (error) {
+      // Another process on this DATA_DIR (a second server, the CLI) may have started it meanwhile.
+      if (await livePostmaster(paths.pgData)) {
+        await waitUntil(
+          async () => (await livePostmaster(paths.pgData))?.ready === true,
+          60_000,
+          "PostgreSQL",
+        );
+        return;
+      }
+      const message = (error as Error).message;
+      if (!STILL_IN_USE.test(message)) failures++;
+      if (cancelled() || failures >= START_ATTEMPTS || Date.now() - began > START_GIVE_UP_MS) {
+        throw error;
+      }
+      log?.warn(
+        { attempt, reason: lastFatalLine(message) },
+        "the embedded PostgreSQL did not start; retrying",
+      );
+      await sleep(Math.min(250 * 2 ** attempt, 4_000));
+    }
+  }
+}
+
+/** The line of PostgreSQL's log that says why it stopped, for a one-line report. */
+function lastFatalLine(text: string): string {
+  const lines = text.split("\n").map((line) => line.trim());
+  return lines.filter((line) => /\b(FATAL|PANIC):/.test(line)).at(-1) ?? lines.at(-1) ?? text;
+}
+
+/**
+ * Polls the postmaster (it may be adopted, not our child, so exit events cannot be relied on) and
+ * starts it again on the same port when it is gone: the pool, the LISTEN connection and the job
+ * worker reconnect by themselves. A postmaster that cannot be started again is reported once.
+ */
+function superviseCluster(
+  paths: Paths,
+  bin: Binaries,
+  info: ClusterInfo,
+  user: { uid: number; gid: number } | undefined,
+  log: Logger | undefined,
+  options: SuperviseOptions,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let checking: Promise<void> | undefined;
+
+  const restart = async () => {
+    const diedAt = Date.now();
+    log?.error({ dataDir: paths.dataDir, port: info.port }, "the embedded PostgreSQL died; restarting it");
+    try {
+      await startPostmaster(paths, bin, info, user, log, () => stopped);
+      log?.warn(
+        { port: info.port, afterMs: Date.now() - diedAt },
+        "the embedded PostgreSQL is running again",
+      );
+    } catch (error) {
+      if (stopped) return;
+      stopped = true;
+      log?.error({ err: error }, "the embedded PostgreSQL could not be restarted");
+      options.onGiveUp(
+        new Error(
+          `The embedded PostgreSQL (port ${info.port}, ${paths.pgData}) died and could not be restarted: ` +
+            lastFatalLine((error as Error).message),
+        ),
+      );
+    }
+  };
+
+  const check = async () => {
+    if (stopped) return;
+    if (!(await livePostmaster(paths.pgData)) && !stopped) await restart();
+    if (!stopped) timer = setTimeout(tick, options.intervalMs ?? 500);
+  };
+  const tick = () => {
+    checking = check();
+  };
+  tick();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await checking;
+    },
+  };
+}
+
 export interface EmbeddedOptions {
   dataDir: string;
   logger?: Logger;
@@ -272,7 +403,8 @@ export interface EmbeddedOptions {
  * - a postmaster already serving this directory whose owner (a Mailroom server) is alive: we connect
  *   and leave it running (the CLI next to a running server);
  * - a postmaster left behind by an owner that died (kill -9): we adopt it and stop it when we stop;
- * - a stale postmaster.pid whose process is gone or is not this cluster's postgres: removed, then start;
+ * - a stale postmaster.pid whose process is gone or is not this cluster's postgres: removed, then start
+ *   (retried while processes of the dead postmaster are still leaving);
  * - the recorded port taken by another program: a new free port is chosen and recorded.
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
@@ -305,14 +437,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     await waitUntil(async () => (await livePostmaster(paths.pgData))?.ready === true, 60_000, "PostgreSQL");
     log?.info({ port: info.port, owned }, "the embedded PostgreSQL is already running");
   } else {
-    await rm(path.join(paths.pgData, "postmaster.pid"), { force: true });
     const port = await freePort(info.port);
     if (port !== info.port) {
       log?.warn({ was: info.port, now: port }, "the embedded PostgreSQL's port is taken; moving it");
       info = { ...info, port };
       await writeFile(paths.info, JSON.stringify(info, null, 2), { mode: 0o600 });
     }
-    await spawnPostmaster(paths, bin, info, user);
+    await startPostmaster(paths, bin, info, user, log);
     log?.info({ port: info.port }, "embedded PostgreSQL started");
   }
   if (owned) await writeFile(paths.owner, `${process.pid}\n`);
@@ -320,11 +451,17 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const adminUrl = url(info, "postgres");
   await ensureDatabase(adminUrl);
 
+  let supervision: { stop(): Promise<void> } | undefined;
+  const cluster = info;
   return {
     url: url(info, DATABASE_NAME),
     adminUrl,
     owned,
+    supervise(options) {
+      if (owned) supervision ??= superviseCluster(paths, bin, cluster, user, log, options);
+    },
     async stop() {
+      await supervision?.stop();
       if (!owned) return;
       const postmaster = await livePostmaster(paths.pgData);
       if (postmaster) await stopPostmaster(paths.pgData, postmaster.pid);

@@ -15,6 +15,8 @@ export class PgListener extends EventEmitter<{ reconnected: []; error: [Error] }
   constructor(
     private readonly connectionString: string,
     private readonly logger?: Logger,
+    /** A reconnection attempt to a server that does not answer gives up after this and tries again. */
+    private readonly connectTimeoutMs = 0,
   ) {
     super();
   }
@@ -38,6 +40,10 @@ export class PgListener extends EventEmitter<{ reconnected: []; error: [Error] }
     const client = new pg.Client({
       connectionString: this.connectionString,
       application_name: "mailroom-listen",
+      connectionTimeoutMillis: this.connectTimeoutMs,
+      // This connection only ever reads: without keepalives a host that vanished goes unnoticed.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     client.on("notification", (message) => {
       for (const handler of this.handlers.get(message.channel) ?? []) {

@@ -1,112 +1,132 @@
-// A TCP proxy a test puts in front of its database to take the database away and bring it back,
-// as a network or an operator would, without touching the PostgreSQL that other test files share:
-// `cut()` resets every connection and refuses new ones (the server is down), `pause()` holds every
-// byte both ways and leaves new connections unanswered (the server is frozen, or the network
-// dropped), `restore()` brings either back (a paused connection carries on where it stopped).
+// A TCP proxy in front of the test's PostgreSQL that a test can take down or freeze, so database
+// faults are injected without touching a server other tests share.
 import net from "node:net";
 
 interface Pair {
   client: net.Socket;
-  upstream: net.Socket | undefined;
-  /** Bytes held while paused, each way. */
+  upstream?: net.Socket;
+  /** Nothing passes while held: bytes wait in the queues below. */
+  held: boolean;
+  /** Bytes held while paused, in each direction. */
   toUpstream: Buffer[];
   toClient: Buffer[];
 }
 
 export class TcpProxy {
-  private server = net.createServer((client) => this.accept(client));
+  private readonly server = net.createServer((socket) => this.accept(socket));
   private readonly pairs = new Set<Pair>();
-  private state: "open" | "paused" | "cut" = "open";
-  port = 0;
+  private paused = false;
+  private port = 0;
 
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
+  private constructor(private readonly target: URL) {}
 
-  /** A proxy for the database at `url`; `proxy.url(url)` is the same database through it. */
-  static forUrl(url: string): TcpProxy {
-    const parsed = new URL(url);
-    return new TcpProxy(parsed.hostname, Number(parsed.port || 5432));
+  /** A proxy listening on an ephemeral loopback port, forwarding to `targetUrl`'s host and port. */
+  static async start(targetUrl: string): Promise<TcpProxy> {
+    const proxy = new TcpProxy(new URL(targetUrl));
+    await proxy.listen();
+    return proxy;
   }
 
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+  /** `targetUrl` with its host and port replaced by the proxy's. */
+  url(targetUrl: string): string {
+    const url = new URL(targetUrl);
+    url.hostname = "127.0.0.1";
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  /** Every connection closed and no new one accepted (ECONNREFUSED): a stopped database. */
+  async down(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const pair of this.pairs) this.drop(pair);
+    await closed;
+  }
+
+  /** Accepting again, on the same port. */
+  async up(): Promise<void> {
+    await this.listen(this.port);
+  }
+
+  /**
+   * Connections stay open and new ones are accepted, but nothing is answered: a frozen database (or
+   * a network that silently drops everything).
+   */
+  pause(): void {
+    this.paused = true;
+    for (const pair of this.pairs) pair.held = true;
+  }
+
+  /**
+   * The connections open now stop answering while new ones work: half-open connections after a
+   * network blip or a failover, which only the client's own read timeout can notice.
+   */
+  freezeOpen(): void {
+    for (const pair of this.pairs) pair.held = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const pair of this.pairs) {
+      pair.held = false;
+      if (!pair.upstream) this.connectUpstream(pair);
+      else this.flush(pair);
+    }
+  }
+
+  /** Open client connections. */
+  get connections(): number {
+    return this.pairs.size;
+  }
+
+  async close(): Promise<void> {
+    for (const pair of this.pairs) this.drop(pair);
+    if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async listen(port = 0): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, "127.0.0.1", () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
     this.port = (this.server.address() as net.AddressInfo).port;
   }
 
-  url(databaseUrl: string): string {
-    const parsed = new URL(databaseUrl);
-    parsed.hostname = "127.0.0.1";
-    parsed.port = String(this.port);
-    return parsed.toString();
-  }
-
-  /** The database goes down: every connection is reset, and new ones are refused. */
-  cut(): void {
-    this.state = "cut";
-    for (const pair of this.pairs) this.drop(pair);
-  }
-
-  /** The database stops answering: nothing passes either way until restore(). */
-  pause(): void {
-    this.state = "paused";
-  }
-
-  /** Back to normal; a paused connection delivers what it held and carries on. */
-  restore(): void {
-    this.state = "open";
-    for (const pair of this.pairs) {
-      if (!pair.upstream) this.connect(pair);
-      this.flush(pair);
-    }
-  }
-
-  async stop(): Promise<void> {
-    for (const pair of this.pairs) this.drop(pair);
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
   private accept(client: net.Socket): void {
-    if (this.state === "cut") {
-      client.resetAndDestroy();
-      return;
-    }
-    const pair: Pair = { client, upstream: undefined, toUpstream: [], toClient: [] };
+    const pair: Pair = { client, held: this.paused, toUpstream: [], toClient: [] };
     this.pairs.add(pair);
-    client.on("error", () => this.drop(pair));
+    client.on("error", () => {});
     client.on("close", () => this.drop(pair));
     client.on("data", (chunk: Buffer) => {
-      pair.toUpstream.push(chunk);
-      this.flush(pair);
+      if (pair.held || !pair.upstream || pair.upstream.connecting) pair.toUpstream.push(chunk);
+      else pair.upstream.write(chunk);
     });
-    if (this.state === "open") this.connect(pair);
+    if (!pair.held) this.connectUpstream(pair);
   }
 
-  private connect(pair: Pair): void {
-    const upstream = net.connect(this.targetPort, this.targetHost);
+  private connectUpstream(pair: Pair): void {
+    const upstream = net.connect(Number(this.target.port || 5432), this.target.hostname);
     pair.upstream = upstream;
-    upstream.on("error", () => this.drop(pair));
+    upstream.on("error", () => {});
     upstream.on("close", () => this.drop(pair));
-    upstream.on("data", (chunk: Buffer) => {
-      pair.toClient.push(chunk);
-      this.flush(pair);
-    });
     upstream.on("connect", () => this.flush(pair));
+    upstream.on("data", (chunk: Buffer) => {
+      if (pair.held) pair.toClient.push(chunk);
+      else pair.client.write(chunk);
+    });
   }
 
   private flush(pair: Pair): void {
-    if (this.state !== "open") return;
-    const upstream = pair.upstream;
-    if (upstream && !upstream.connecting) {
-      for (const chunk of pair.toUpstream.splice(0)) upstream.write(chunk);
-    }
+    if (pair.held || !pair.upstream || pair.upstream.connecting) return;
+    for (const chunk of pair.toUpstream.splice(0)) pair.upstream.write(chunk);
     for (const chunk of pair.toClient.splice(0)) pair.client.write(chunk);
   }
 
   private drop(pair: Pair): void {
     if (!this.pairs.delete(pair)) return;
-    pair.client.resetAndDestroy();
-    pair.upstream?.resetAndDestroy();
+    pair.client.destroy();
+    pair.upstream?.destroy();
   }
 }
