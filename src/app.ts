@@ -39,7 +39,7 @@ import {
   useRateLimit,
 } from "./http/rate-limit.ts";
 import { limitUnauthenticatedFrames, setFrameLimit } from "./http/websocket-frames.ts";
-import { jobTasks } from "./jobs/tasks.ts";
+import { jobRunners } from "./jobs/tasks.ts";
 import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createIngestQueue } from "./mail/group-commit.ts";
@@ -340,10 +340,12 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         clock: new Clock(),
         statementCount: database.statementCount,
         rateLimiter: new RateLimiter(config, logger),
-        ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" })),
+        ingestQueue: createIngestQueue(database.db, logger.child({ component: "ingest" }), {
+          timeoutMs: config.mailStoreTimeoutMs,
+        }),
       } satisfies Services);
       // Jobs left by a previous run start now; graphile-worker installs or upgrades its schema first.
-      worker = await startWorker(database.pool, config, jobTasks(services), logger);
+      worker = await startWorker(database.pool, config, jobRunners(services), logger);
 
       const yoga = buildYoga();
       httpServer = createServer(async (req, res) => {

@@ -109,6 +109,13 @@ const environmentSchema = z.object({
   RATE_LIMIT_PER_MINUTE: integer(0, 10_000_000).default(600),
   ALLOW_PRIVATE_WEBHOOK_URLS: booleanString.default(false),
   WORKER_CONCURRENCY: integer(1, 1000).default(4),
+  HOSTED_DELIVERY_CONCURRENCY: integer(1, 1000).optional(),
+  RELAY_CONCURRENCY: integer(1, 1000).optional(),
+  WEBHOOK_CONCURRENCY: integer(1, 1000).optional(),
+  RELAY_STEP_TIMEOUT_MS: integer(100, 600_000).default(30_000),
+  RELAY_DATA_TIMEOUT_MS: integer(100, 3_600_000).default(120_000),
+  RELAY_ATTEMPT_TIMEOUT_MS: integer(100, 3_600_000).default(180_000),
+  MAIL_STORE_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
   WEBHOOK_RETRY_DELAYS_MS: z
     .string()
@@ -163,7 +170,28 @@ export interface Config {
   redisKeyPrefix: string;
   rateLimitPerMinute: number;
   allowPrivateWebhookUrls: boolean;
+  /** Job slots of each worker runner whose own variable is unset (src/jobs/tasks.ts). */
   workerConcurrency: number;
+  /** Slots for delivering sent mail to hosted inboxes (the `deliver-message` runner). */
+  hostedDeliveryConcurrency: number;
+  /** Slots for handing sent mail to SMTP_RELAY_URL (the `relay-message` runner). */
+  relayConcurrency: number;
+  /** Slots for webhook deliveries (the `deliver-webhook` runner). */
+  webhookConcurrency: number;
+  /**
+   * The longest one step of a relay attempt may take: setting the session up (connecting, the
+   * greeting, a STARTTLS handshake) and each command's reply.
+   */
+  relayStepTimeoutMs: number;
+  /** The longest the message data may take to go to the relay, its final reply included. */
+  relayDataTimeoutMs: number;
+  /** The longest a whole relay attempt may take, whatever its steps. */
+  relayAttemptTimeoutMs: number;
+  /**
+   * The longest inbound mail waits on the database (a recipient lookup at RCPT, storing a message,
+   * storing a sent message's hosted copies) before SMTP answers 451 or the delivery is retried.
+   */
+  mailStoreTimeoutMs: number;
   /** How often the job worker looks for jobs scheduled for later (retries); new jobs arrive by NOTIFY. */
   workerPollIntervalMs: number;
   /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
@@ -267,6 +295,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitPerMinute: value.RATE_LIMIT_PER_MINUTE,
     allowPrivateWebhookUrls: value.ALLOW_PRIVATE_WEBHOOK_URLS,
     workerConcurrency: value.WORKER_CONCURRENCY,
+    hostedDeliveryConcurrency: value.HOSTED_DELIVERY_CONCURRENCY ?? value.WORKER_CONCURRENCY,
+    relayConcurrency: value.RELAY_CONCURRENCY ?? value.WORKER_CONCURRENCY,
+    webhookConcurrency: value.WEBHOOK_CONCURRENCY ?? value.WORKER_CONCURRENCY,
+    relayStepTimeoutMs: value.RELAY_STEP_TIMEOUT_MS,
+    relayDataTimeoutMs: value.RELAY_DATA_TIMEOUT_MS,
+    relayAttemptTimeoutMs: value.RELAY_ATTEMPT_TIMEOUT_MS,
+    mailStoreTimeoutMs: value.MAIL_STORE_TIMEOUT_MS,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
     webhookTimeoutMs: value.WEBHOOK_TIMEOUT_MS,

@@ -47,6 +47,9 @@ interface Sent {
   copies?: number;
 }
 
+/** Every message's Date: a retry is the same message, and this helper composes it anew each time. */
+const SENT_AT = new Date("2026-12-01T09:00:00Z");
+
 /** One message over its own SMTP session (to `to`, or to several inboxes at once). */
 async function send(
   to: string | string[],
@@ -59,6 +62,7 @@ async function send(
     to,
     subject: "Hello",
     text: "Hi",
+    date: SENT_AT,
     ...options,
     messageId,
   });
@@ -437,6 +441,33 @@ describe("one batch", () => {
       .where("inbox_id", "=", inbox.rowId)
       .execute();
     expect(events).toHaveLength(3);
+  });
+
+  it("stores two different messages sharing a Message-ID in one batch, and a retry of one of them once", async () => {
+    const plugInbox = await newInbox();
+    const inbox = await newInbox();
+    const shared = `<${unique("shared")}@sender.test>`;
+    const lock = await holdEventLock(org.organizationId);
+    const { plugged, sent } = await sendBehindPlug(
+      () => send(plugInbox.email),
+      [
+        () => send(inbox.email, { messageId: shared, text: "the first message" }),
+        () => send(inbox.email, { messageId: shared, text: "another message" }),
+        () => send(inbox.email, { messageId: shared, text: "the first message" }),
+      ],
+    );
+    await lock.release();
+    await plugged;
+    expect((await Promise.all(sent)).map((one) => one.code)).toEqual([250, 250, 250]);
+    const rows = await database.db
+      .selectFrom("messages")
+      .select("text_body")
+      .where("inbox_id", "=", inbox.rowId)
+      .execute();
+    expect(rows.map((row) => row.text_body?.trim()).sort()).toEqual(["another message", "the first message"]);
+    // The retry, in a transaction of its own, finds the first in the database.
+    expect((await send(inbox.email, { messageId: shared, text: "another message" })).code).toBe(250);
+    expect(await storedCount(shared)).toBe(2);
   });
 
   it("answers 451 to every message of a batch whose COMMIT fails, and stores none of them", async () => {

@@ -14,7 +14,7 @@ import { type MessageData, messageLookups, type NewMessage, storeMessages } from
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 
-const LOOKUP_KEY = "messages_org_id_message_id_header_direction_inbox_id_key";
+const LOOKUP_KEY = "messages_org_id_message_id_header_direction_inbox_id_digest_key";
 const BUSY = 3000;
 
 let database: TestDatabase;

@@ -183,6 +183,8 @@ export interface MessageTable {
   thread_id: Int8;
   /** RFC 5322 Message-ID. */
   message_id_header: string;
+  /** Inbound mail's content digest (src/mail/digest.ts); empty for mail composed here. */
+  content_digest: ColumnType<Buffer, Buffer | undefined, Buffer>;
   from_address: string;
   to_addresses: TextArrayWithDefault;
   cc_addresses: TextArrayWithDefault;

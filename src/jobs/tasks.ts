@@ -1,12 +1,28 @@
-// Every kind of background job the worker runs, by name.
+// Every kind of background job, by name, and the runner it runs in. Mail between hosted inboxes,
+// mail handed to the relay and webhook deliveries each have slots of their own: a relay that never
+// answers or an endpoint that drips can hold up only its own kind of job (docs/mail.md, "Outbound").
 import type { Services } from "../context.ts";
-import { DELIVER_MESSAGE, deliverMessageTask } from "../mail/delivery.ts";
+import { DELIVER_MESSAGE, deliverMessageTask, RELAY_MESSAGE, relayMessageTask } from "../mail/delivery.ts";
 import { DELIVER_WEBHOOK, deliverWebhookTask } from "../webhooks/delivery.ts";
-import type { JobTask } from "./worker.ts";
+import type { JobRunner } from "./worker.ts";
 
-export function jobTasks(services: Services): Record<string, JobTask> {
-  return {
-    [DELIVER_MESSAGE]: deliverMessageTask(services),
-    [DELIVER_WEBHOOK]: deliverWebhookTask(services),
-  };
+export function jobRunners(services: Services): JobRunner[] {
+  const { config } = services;
+  return [
+    {
+      name: "hosted-delivery",
+      concurrency: config.hostedDeliveryConcurrency,
+      tasks: { [DELIVER_MESSAGE]: deliverMessageTask(services) },
+    },
+    {
+      name: "relay",
+      concurrency: config.relayConcurrency,
+      tasks: { [RELAY_MESSAGE]: relayMessageTask(services) },
+    },
+    {
+      name: "webhooks",
+      concurrency: config.webhookConcurrency,
+      tasks: { [DELIVER_WEBHOOK]: deliverWebhookTask(services) },
+    },
+  ];
 }

@@ -1,5 +1,7 @@
-// Durable background jobs (graphile-worker): a worker running inside this process, and addJob(),
-// which enqueues in the caller's transaction so that a job exists if and only if its data committed.
+// Durable background jobs (graphile-worker): runners inside this process, and addJob(), which
+// enqueues in the caller's transaction so that a job exists if and only if its data committed.
+// Each runner takes only the jobs of its own tasks into slots of its own, so that a slow kind of
+// job (a relay that never answers, a webhook endpoint that drips) can fill its own slots only.
 import {
   type Job,
   Logger as JobLogger,
@@ -22,6 +24,11 @@ export interface AddJobOptions {
   queueName?: string;
   /** A second job with the same key replaces a pending one instead of adding another. */
   jobKey?: string;
+  /**
+   * `unsafe_dedupe`: a second job with the same key adds nothing while the first exists, even
+   * running or waiting for a retry (graphile-worker's default replaces a pending one instead).
+   */
+  jobKeyMode?: "replace" | "preserve_run_at" | "unsafe_dedupe";
 }
 
 /**
@@ -42,7 +49,8 @@ export async function addJob(
       queue_name => ${options.queueName ?? null}::text,
       run_at => ${options.runAt ?? null}::timestamptz,
       max_attempts => ${options.maxAttempts ?? null}::int,
-      job_key => ${options.jobKey ?? null}::text
+      job_key => ${options.jobKey ?? null}::text,
+      job_key_mode => ${options.jobKeyMode ?? null}::text
     )).id::text AS id`.execute(trx);
   return result.rows[0]?.id as string;
 }
@@ -56,6 +64,14 @@ export interface JobTask {
   retryDelayMs?: (attempts: number) => number | undefined;
 }
 
+/** A graphile-worker runner: the jobs of `tasks`, `concurrency` at a time, and no other job. */
+export interface JobRunner {
+  /** For logs. */
+  name: string;
+  concurrency: number;
+  tasks: Record<string, JobTask>;
+}
+
 export interface JobWorker {
   /** Stops taking jobs and waits for those running to finish. */
   stop(): Promise<void>;
@@ -66,20 +82,149 @@ export async function migrateJobs(pool: pg.Pool): Promise<void> {
   await runMigrations({ pgPool: pool, logger: new JobLogger(() => () => {}) });
 }
 
+/** Starts every runner on `pool`; each fetches only the jobs of its own tasks. */
 export async function startWorker(
   pool: pg.Pool,
-  config: Pick<Config, "workerConcurrency" | "workerPollIntervalMs">,
-  tasks: Record<string, JobTask>,
+  config: Pick<Config, "workerPollIntervalMs">,
+  runners: readonly JobRunner[],
   logger: Logger,
 ): Promise<JobWorker> {
+  const owners = new Map<string, string>();
+  for (const runner of runners) {
+    for (const task of Object.keys(runner.tasks)) {
+      const owner = owners.get(task);
+      // A task in two runners would let its slow jobs take the other runner's slots too.
+      if (owner) throw new Error(`job task ${task} is in two runners: ${owner} and ${runner.name}`);
+      owners.set(task, runner.name);
+    }
+  }
+  const started: JobWorker[] = [];
+  try {
+    // One after the other: each installs or checks graphile-worker's schema as it starts.
+    for (const runner of runners) {
+      if (Object.keys(runner.tasks).length === 0) continue;
+      started.push(await supervisedRunner(pool, config, runner, logger));
+    }
+  } catch (error) {
+    await Promise.allSettled(started.map((runner) => runner.stop()));
+    throw error;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= Promise.all(started.map((runner) => runner.stop())).then(() => {});
+      return stopped;
+    },
+  };
+}
+
+const RECOVERY_MAX_DELAY_MS = 5_000;
+
+/**
+ * A runner that gets its slots back. graphile-worker ends a worker for good when it cannot record
+ * the end of its job (the database went away just then) and leaves that job locked for four hours;
+ * a runner that lost its workers that way would run nothing again. Here, once the database
+ * answers, the lost workers' jobs are unlocked (they run again: every task may run twice) and the
+ * runner is replaced by a whole one.
+ */
+async function supervisedRunner(
+  pool: pg.Pool,
+  config: Pick<Config, "workerPollIntervalMs">,
+  spec: JobRunner,
+  logger: Logger,
+): Promise<JobWorker> {
+  const log = logger.child({ component: "jobs", runner: spec.name });
+  /** Workers that ended for good, whose jobs are still to unlock. */
+  const lost: string[] = [];
+  let stopping = false;
+  let wake: () => void = () => {};
+  let recovering: Promise<void> | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  /** Runs `step` until it succeeds, backing off while the database is away; false once stopping. */
+  const persist = async (what: string, step: () => Promise<void>): Promise<boolean> => {
+    for (let delay = 100; !stopping; delay = Math.min(delay * 2, RECOVERY_MAX_DELAY_MS)) {
+      try {
+        await step();
+        return true;
+      } catch (error) {
+        log.warn({ err: error }, `could not ${what} yet`);
+        await pause(delay);
+      }
+    }
+    return false;
+  };
+
+  /** Which runner is current: a worker lost by a runner already being replaced needs no new one. */
+  let generation = 0;
+  let replace = false;
+  /** The runner taking jobs; none between stopping one and starting its replacement. */
+  let live: Runner | undefined;
+  const start = async () => {
+    const mine = ++generation;
+    live = await startRunner(pool, config, spec, logger, (workerId) => {
+      lost.push(workerId);
+      if (mine === generation) replace = true;
+      recovering ??= recover().finally(() => {
+        recovering = undefined;
+      });
+    });
+  };
+
+  async function recover(): Promise<void> {
+    while (replace && !stopping) {
+      replace = false;
+      log.error("a job worker ended for good: replacing its runner");
+      // Its other workers finish what they run (and may be lost in turn, adding to `lost`).
+      const old = live;
+      live = undefined;
+      await old?.stop().catch((error: unknown) => log.warn({ err: error }, "the old runner stopped badly"));
+      if (!(await persist("start a new runner", start))) return;
+    }
+    await persist("unlock the lost workers' jobs", async () => {
+      const ids = [...lost];
+      await pool.query("SELECT graphile_worker.force_unlock_workers($1::text[])", [ids]);
+      lost.splice(0, ids.length);
+    });
+    log.info("the runner is whole again");
+  }
+
+  await start();
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        wake();
+        await recovering;
+        await live?.stop();
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function startRunner(
+  pool: pg.Pool,
+  config: Pick<Config, "workerPollIntervalMs">,
+  { name, concurrency, tasks }: JobRunner,
+  logger: Logger,
+  onLost: (workerId: string) => void,
+): Promise<Runner> {
   const runner: Runner = await run({
     pgPool: pool,
-    concurrency: config.workerConcurrency,
+    concurrency,
     pollInterval: config.workerPollIntervalMs,
     // The application owns the process's signals and calls stop() itself.
     noHandleSignals: true,
-    logger: jobLogger(logger),
-    taskList: Object.fromEntries(Object.entries(tasks).map(([name, task]) => [name, task.run])),
+    logger: jobLogger(logger.child({ runner: name })),
+    taskList: Object.fromEntries(Object.entries(tasks).map(([task, job]) => [task, job.run])),
   });
   // A failed attempt has just been rescheduled by graphile-worker's fixed backoff; a task with its
   // own schedule moves the retry (if the process dies first, the built-in backoff still holds).
@@ -94,13 +239,10 @@ export async function startWorker(
       ])
       .catch((err: unknown) => logger.warn({ err, jobId: job.id }, "could not reschedule a job's retry"));
   });
-  let stopped: Promise<void> | undefined;
-  return {
-    stop() {
-      stopped ??= runner.stop();
-      return stopped;
-    },
-  };
+  runner.events.on("worker:fatalError", ({ worker }: { worker: { workerId: string } }) =>
+    onLost(worker.workerId),
+  );
+  return runner;
 }
 
 /** graphile-worker's log lines through pino; a failed attempt that will be retried is a warning. */

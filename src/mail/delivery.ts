@@ -1,10 +1,15 @@
-// The `deliver-message` job: hands a sent message to its recipients. Hosted inboxes (any pod, any
-// organization) get it through the same ingest path as SMTP; everyone else through SMTP_RELAY_URL,
-// DKIM-signed when the sending domain is verified. Then the message is DELIVERED or BOUNCED.
+// Delivering a sent message, in two jobs that run in runners of their own (src/jobs/tasks.ts), so
+// that mail between hosted inboxes never waits on a relay:
+// - `deliver-message` stores the copies for hosted inboxes (any pod, any organization) through the
+//   same ingest path as SMTP, then either settles the message or, when it has recipients elsewhere,
+//   hands them to a `relay-message` job;
+// - `relay-message` hands the message to SMTP_RELAY_URL (DKIM-signed when the sending domain is
+//   verified) and settles it.
+// The message stays QUEUED until the part that runs last settles it DELIVERED (every recipient
+// reached) or BOUNCED (one at least refused for good, or given up on), with one event.
 import type { Job } from "graphile-worker";
-import { createTransport } from "nodemailer";
 import type { Services } from "../context.ts";
-import type { JobTask } from "../jobs/worker.ts";
+import { addJob, type JobTask } from "../jobs/worker.ts";
 import { ingestMessage } from "./ingest.ts";
 import {
   type DeliveryOutcome,
@@ -14,8 +19,10 @@ import {
   settleDelivery,
 } from "./outbound-repository.ts";
 import { hostedInboxesByAddress } from "./recipient-repository.ts";
+import { relayAttempt } from "./relay.ts";
 
 export const DELIVER_MESSAGE = "deliver-message";
+export const RELAY_MESSAGE = "relay-message";
 
 /** Ids only: the job reads the message when it runs. */
 export interface DeliverMessagePayload {
@@ -23,15 +30,33 @@ export interface DeliverMessagePayload {
   messageId: string;
 }
 
+/** What the hosted part leaves to the relay part: whom to relay to, and its own failure if any. */
+interface RelayMessagePayload extends DeliverMessagePayload {
+  recipients: string[];
+  hostedFailure: string | null;
+}
+
 const MAX_RETRY_DELAY_MS = 6 * 60 * 60 * 1000;
 const MAX_ERROR_LENGTH = 1000;
 
-export function deliverMessageTask(services: Services): JobTask {
+function retryDelayMs(services: Services): JobTask["retryDelayMs"] {
   const base = services.config.outboundRetryBaseMs;
+  return base === undefined
+    ? undefined
+    : (attempts) => Math.min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
+}
+
+export function deliverMessageTask(services: Services): JobTask {
   return {
     run: (payload, helpers) => deliverMessage(services, payload as DeliverMessagePayload, helpers.job),
-    retryDelayMs:
-      base === undefined ? undefined : (attempts) => Math.min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS),
+    retryDelayMs: retryDelayMs(services),
+  };
+}
+
+export function relayMessageTask(services: Services): JobTask {
+  return {
+    run: (payload, helpers) => relayMessage(services, payload as RelayMessagePayload, helpers.job),
+    retryDelayMs: retryDelayMs(services),
   };
 }
 
@@ -46,36 +71,16 @@ class DeliveryFailure extends Error {
 }
 
 /**
- * One attempt. A temporary failure with attempts left throws, and graphile-worker retries later;
- * a permanent one, or the last attempt failing, bounces the message. Running again after a crash
- * is safe: internal copies are deduplicated by Message-ID, and a settled message is left alone.
+ * The hosted part. A temporary failure (the database) with attempts left throws, and
+ * graphile-worker retries later. Running again after a crash is safe: the hosted copies are
+ * deduplicated (same Message-ID and content), the relay job is added once (its job key), and a
+ * settled message is left alone.
  */
 async function deliverMessage(services: Services, payload: DeliverMessagePayload, job: Job): Promise<void> {
-  const { db, logger } = services;
+  const { db, config } = services;
   const message = await outboundMessage(db, payload.orgId, payload.messageId);
   // Deleted before it went out, or already settled by an earlier run: nothing to do.
   if (!message?.raw_mime || message.delivery_status !== "QUEUED") return;
-  let outcome: DeliveryOutcome;
-  try {
-    await deliverCopies(services, message, message.raw_mime);
-    outcome = { status: "DELIVERED" };
-  } catch (error) {
-    const failure = asFailure(error);
-    if (!failure.permanent && job.attempts < job.max_attempts) throw failure;
-    const reason = failure.permanent
-      ? failure.message
-      : `gave up after ${job.attempts} attempts: ${failure.message}`;
-    outcome = { status: "BOUNCED", error: reason.slice(0, MAX_ERROR_LENGTH) };
-  }
-  await settleDelivery(db, message, outcome);
-  logger.info(
-    { orgId: message.org_id, messageId: message.id, status: outcome.status, attempts: job.attempts },
-    outcome.status === "DELIVERED" ? "message delivered" : "message bounced",
-  );
-}
-
-async function deliverCopies(services: Services, message: OutboundMessage, raw: Buffer): Promise<void> {
-  const { db, config } = services;
   const recipients = uniqueAddresses([
     ...message.to_addresses,
     ...message.cc_addresses,
@@ -91,12 +96,78 @@ async function deliverCopies(services: Services, message: OutboundMessage, raw: 
   // Checked when sending, but the inbox may have been deleted since: only here could it be delivered.
   const gone = others.filter((address) => domainOf(address) === config.mailDomain);
   const external = others.filter((address) => domainOf(address) !== config.mailDomain);
+  let hostedFailure: string | null = null;
   if (hosted.length > 0) {
-    // A database failure here rejects: temporary, so the job retries.
-    await ingestMessage(services, { mailFrom: message.from_address, recipients: [...hostedEmails] }, raw);
+    try {
+      await ingestMessage(
+        services,
+        { mailFrom: message.from_address, recipients: [...hostedEmails] },
+        message.raw_mime,
+      );
+    } catch (error) {
+      // The database failed (or was too slow): temporary, so the job retries while it may.
+      if (job.attempts < job.max_attempts) throw error;
+      hostedFailure = `gave up after ${job.attempts} attempts: ${(error as Error).message}`;
+    }
   }
-  if (external.length > 0) await relay(services, message, raw, external);
-  if (gone.length > 0) throw new DeliveryFailure(`no such inbox: ${gone.join(", ")}`, true);
+  if (gone.length > 0) hostedFailure = join(hostedFailure, `no such inbox: ${gone.join(", ")}`);
+  if (external.length > 0) {
+    const relayPayload: RelayMessagePayload = { ...payload, recipients: external, hostedFailure };
+    await addJob(
+      db,
+      RELAY_MESSAGE,
+      { ...relayPayload },
+      {
+        maxAttempts: config.outboundMaxAttempts,
+        // Once per message, even when this job runs again while the relay job waits for a retry.
+        jobKey: `${RELAY_MESSAGE}:${message.org_id}:${message.id}`,
+        jobKeyMode: "unsafe_dedupe",
+      },
+    );
+    return;
+  }
+  await settle(services, message, hostedFailure, job);
+}
+
+/**
+ * The relay part. A temporary failure with attempts left throws, and graphile-worker retries later;
+ * a permanent one, or the last attempt failing, bounces the message.
+ */
+async function relayMessage(services: Services, payload: RelayMessagePayload, job: Job): Promise<void> {
+  const message = await outboundMessage(services.db, payload.orgId, payload.messageId);
+  if (!message?.raw_mime || message.delivery_status !== "QUEUED") return;
+  let relayFailure: string | null = null;
+  try {
+    await relay(services, message, message.raw_mime, payload.recipients);
+  } catch (error) {
+    const failure = asFailure(error);
+    if (!failure.permanent && job.attempts < job.max_attempts) throw failure;
+    relayFailure = failure.permanent
+      ? failure.message
+      : `gave up after ${job.attempts} attempts: ${failure.message}`;
+  }
+  await settle(services, message, join(payload.hostedFailure, relayFailure), job);
+}
+
+async function settle(
+  services: Services,
+  message: OutboundMessage,
+  failure: string | null,
+  job: Job,
+): Promise<void> {
+  const outcome: DeliveryOutcome =
+    failure === null
+      ? { status: "DELIVERED" }
+      : { status: "BOUNCED", error: failure.slice(0, MAX_ERROR_LENGTH) };
+  await settleDelivery(services.db, message, outcome);
+  services.logger.info(
+    { orgId: message.org_id, messageId: message.id, status: outcome.status, attempts: job.attempts },
+    outcome.status === "DELIVERED" ? "message delivered" : "message bounced",
+  );
+}
+
+function join(first: string | null, second: string | null): string | null {
+  return first !== null && second !== null ? `${first}; ${second}` : (first ?? second);
 }
 
 function domainOf(address: string): string {
@@ -108,27 +179,24 @@ async function relay(services: Services, message: OutboundMessage, raw: Buffer, 
   // The relay was configured when the message was accepted; it may have been removed since.
   if (!config.smtpRelayUrl) throw new DeliveryFailure("no SMTP relay is configured (SMTP_RELAY_URL)", true);
   const dkim = await dkimKeyFor(db, message, domainOf(message.from_address));
-  const transport = createTransport({
-    url: config.smtpRelayUrl,
-    connectionTimeout: 30_000,
-    greetingTimeout: 30_000,
-    socketTimeout: 120_000,
-  });
-  try {
-    const info = await transport.sendMail({
-      envelope: { from: message.from_address, to: recipients },
-      raw,
-      ...(dkim ? { dkim } : {}),
-    });
-    // The relay took the message for some recipients: it is never sent again (no duplicates for
-    // them), and those it refused are reported on the bounce.
-    const rejected = (info.rejected ?? []).map(String);
-    if (rejected.length > 0) {
-      const reasons = (info.rejectedErrors ?? []).map((error) => error.response ?? error.message);
-      throw new DeliveryFailure(`the relay refused ${rejected.join(", ")}: ${reasons.join("; ")}`, true);
-    }
-  } finally {
-    transport.close();
+  const outcome = await relayAttempt(
+    config.smtpRelayUrl,
+    { from: message.from_address, to: recipients },
+    raw,
+    dkim,
+    {
+      stepMs: config.relayStepTimeoutMs,
+      dataMs: config.relayDataTimeoutMs,
+      attemptMs: config.relayAttemptTimeoutMs,
+    },
+  );
+  // The relay took the message for some recipients: it is never sent again (no duplicates for
+  // them), and those it refused are reported on the bounce.
+  if (outcome.rejected.length > 0) {
+    throw new DeliveryFailure(
+      `the relay refused ${outcome.rejected.join(", ")}: ${outcome.reasons.join("; ")}`,
+      true,
+    );
   }
 }
 

@@ -3,13 +3,16 @@
 // per fsync. Here messages stored at the same time (concurrent SMTP sessions, deliveries between
 // hosted inboxes) share one transaction: one commit acknowledges all of them. Nobody waits for a
 // batch to fill: a message that finds nothing committing goes at once, and those that arrive while
-// a transaction commits form the next one.
+// a transaction commits form the next one. A database that stops answering holds nothing up for
+// longer than the queue's timeout: each message is answered then, and a stalled transaction no
+// longer keeps the next one waiting.
 import type { ControlledTransaction } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { Database } from "../db/types.ts";
 import { lockEventOrder } from "../events/outbox.ts";
 import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
 import type { Logger } from "../logger.ts";
+import { DatabaseTimeout } from "./deadline.ts";
 import type { HostedInbox } from "./recipient-repository.ts";
 import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "./store.ts";
 
@@ -25,7 +28,9 @@ export interface InboundCopy {
 export interface IngestQueue {
   /**
    * Stores one message's copies, all or none, and resolves once they are committed; rejects when
-   * nothing of them was stored (the database failed: the sender should try again later).
+   * they were not (the database failed: the sender should try again later), or with a
+   * DatabaseTimeout when they were not committed in time (they may still commit: a retry is then
+   * found to be a duplicate).
    */
   store(copies: readonly InboundCopy[]): Promise<StoredCopy[]>;
   /** Messages waiting for the next transaction (not those of the one under way). */
@@ -39,6 +44,8 @@ export interface IngestQueueOptions {
   maxCopies?: number;
   /** Raw bytes in one transaction at most, counted once per copy; a larger message goes alone. */
   maxBytes?: number;
+  /** How long a message may wait to be committed, queued and in its transaction; unset: no bound. */
+  timeoutMs?: number;
 }
 
 /** Transient conflicts worth one more try: a concurrent identical delivery, a deadlock, serialization. */
@@ -49,6 +56,8 @@ interface Job {
   copies: readonly InboundCopy[];
   bytes: number;
   attempts: number;
+  /** Answered (stored, refused or timed out): a later outcome changes nothing, and it is not retried. */
+  settled: boolean;
   resolve(copies: StoredCopy[]): void;
   reject(error: unknown): void;
 }
@@ -56,13 +65,16 @@ interface Job {
 export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOptions = {}): IngestQueue {
   const maxCopies = options.maxCopies ?? 64;
   const maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
+  const timeoutMs = options.timeoutMs;
   const queue: Job[] = [];
-  let committing = false;
+  /** The transaction under way, if any. */
+  let current: symbol | undefined;
   const stats = { commits: 0, messages: 0 };
 
   function next(): void {
-    if (committing || queue.length === 0) return;
-    committing = true;
+    if (current || queue.length === 0) return;
+    const token = Symbol("batch");
+    current = token;
     const batch: Job[] = [];
     let copies = 0;
     let bytes = 0;
@@ -73,15 +85,29 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
       copies += job.copies.length;
       bytes += job.bytes;
     }
+    let watchdog: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(watchdog);
+      if (current !== token) return;
+      current = undefined;
+      next();
+    };
+    // Its messages have all timed out by then (each counts from its arrival, before the batch began).
+    if (timeoutMs !== undefined) {
+      watchdog = setTimeout(() => {
+        logger.warn(
+          { messages: batch.length },
+          "a batch of inbound mail is stalled: the next goes without it",
+        );
+        done();
+      }, timeoutMs);
+    }
     commit(batch)
       .catch((error: unknown) => {
         logger.error({ err: error }, "group commit failed unexpectedly");
         for (const job of batch) job.reject(error);
       })
-      .finally(() => {
-        committing = false;
-        next();
-      });
+      .finally(done);
   }
 
   /**
@@ -202,7 +228,7 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
   /** Whether the job gets another attempt (in the next transaction) after this error. */
   function retried(job: Job, error: unknown): boolean {
     const code = (error as { code?: string }).code;
-    if (job.attempts >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) return false;
+    if (job.settled || job.attempts >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) return false;
     job.attempts++;
     return true;
   }
@@ -211,7 +237,30 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
     store(copies) {
       return new Promise<StoredCopy[]>((resolve, reject) => {
         const bytes = copies.reduce((sum, copy) => sum + copy.data.sizeBytes, 0);
-        queue.push({ copies, bytes, attempts: 1, resolve, reject });
+        let timer: NodeJS.Timeout | undefined;
+        const settle = (answer: () => void) => {
+          if (job.settled) return;
+          job.settled = true;
+          clearTimeout(timer);
+          answer();
+        };
+        const job: Job = {
+          copies,
+          bytes,
+          attempts: 1,
+          settled: false,
+          resolve: (stored) => settle(() => resolve(stored)),
+          reject: (error) => settle(() => reject(error)),
+        };
+        if (timeoutMs !== undefined) {
+          timer = setTimeout(() => {
+            // Not begun: it never will be. In a transaction: that may still commit it.
+            const at = queue.indexOf(job);
+            if (at !== -1) queue.splice(at, 1);
+            job.reject(new DatabaseTimeout(`storing a message took longer than ${timeoutMs} ms`));
+          }, timeoutMs);
+        }
+        queue.push(job);
         next();
       });
     },

@@ -6,6 +6,8 @@ import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import type { Services } from "../context.ts";
 import { compareIds } from "../db/ids.ts";
+import { withDeadline } from "./deadline.ts";
+import { contentDigest } from "./digest.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
 import type { AttachmentData, MessageData } from "./store.ts";
 
@@ -24,12 +26,12 @@ export interface IngestedCopy {
   messageId: string;
   threadId: string;
   labels: string[];
-  /** False when the inbox already held this Message-ID (a retried delivery): nothing was written. */
+  /** False when the inbox already held this message (a retried delivery): nothing was written. */
   created: boolean;
 }
 
 export interface IngestResult {
-  /** The message's Message-ID, or the one generated for it (stable for the same raw bytes). */
+  /** The message's Message-ID, or the one generated for it (stable for the same content). */
   messageIdHeader: string;
   /** One entry per distinct recipient inbox, all committed together. */
   delivered: IngestedCopy[];
@@ -64,20 +66,33 @@ export async function resolveRecipient(
 /**
  * resolveRecipient for many SMTP sessions at once: the addresses asked for while a lookup is under
  * way are looked up together in the next one, one statement for all of them. When nothing is under
- * way, a lookup starts at once.
+ * way, a lookup starts at once. A lookup that has not answered within `timeoutMs` fails its callers
+ * (the database is away: they answer 451, never 550) and no longer holds up the next one.
  */
 export function recipientResolver(
   services: Pick<Services, "db" | "config">,
+  timeoutMs = services.config.mailStoreTimeoutMs,
 ): (address: string) => Promise<HostedInbox | undefined> {
   type Waiting = { resolve(inbox: HostedInbox | undefined): void; reject(error: unknown): void };
   let waiting = new Map<string, Waiting[]>();
-  let looking = false;
+  /** The lookup under way, if any: a stalled one is given up on, and the next may start. */
+  let current: symbol | undefined;
   const next = () => {
-    if (looking || waiting.size === 0) return;
-    looking = true;
+    if (current || waiting.size === 0) return;
+    const lookup = Symbol("lookup");
+    current = lookup;
     const batch = waiting;
     waiting = new Map();
-    hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()])
+    const done = () => {
+      if (current !== lookup) return;
+      current = undefined;
+      next();
+    };
+    withDeadline(
+      hostedInboxesByAddress(services.db, services.config.mailDomain, [...batch.keys()]),
+      timeoutMs,
+      "looking up recipients",
+    )
       .then(
         (inboxes) => {
           const byEmail = new Map(inboxes.map((inbox) => [inbox.email, inbox]));
@@ -88,10 +103,7 @@ export function recipientResolver(
           for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
         },
       )
-      .finally(() => {
-        looking = false;
-        next();
-      });
+      .finally(done);
   };
   return (address) => {
     const email = normalizeAddress(address);
@@ -110,10 +122,13 @@ export function recipientResolver(
  * upstream spam verdict and `blocked` by the inbox's RECEIVE lists, each with its thread and a
  * `message.received` event. Everything commits in one transaction (which other messages stored at
  * the same time share: see group-commit.ts): when this resolves, every copy is durable; when it
- * rejects (the database failed), nothing was stored and the caller should retry later. It never
+ * rejects (the database failed, or did not answer within MAIL_STORE_TIMEOUT_MS), the caller must
+ * not count on anything being stored and should retry later: a copy that committed late after all
+ * is found then, and not stored twice. It never
  * rejects for the message's content: malformed MIME is stored as best it can be read, with the raw
- * bytes kept. Delivering the same Message-ID to an inbox again stores nothing
- * (`created: false`), so a retried delivery is safe.
+ * bytes kept. Delivering the same message to an inbox again (the same Message-ID and content
+ * digest: see digest.ts) stores nothing (`created: false`), so a retried delivery is safe; a
+ * different message that reuses a Message-ID is stored beside the first.
  *
  * Used by outbound delivery to hosted inboxes (and, through ingestForInboxes, by the SMTP
  * listener); keep this signature stable.
@@ -124,7 +139,11 @@ export async function ingestMessage(
   raw: Buffer,
 ): Promise<IngestResult> {
   const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
-  const inboxes = await hostedInboxesByAddress(services.db, services.config.mailDomain, wanted);
+  const inboxes = await withDeadline(
+    hostedInboxesByAddress(services.db, services.config.mailDomain, wanted),
+    services.config.mailStoreTimeoutMs,
+    "looking up recipients",
+  );
   return ingestForInboxes(services, envelope, raw, inboxes);
 }
 
@@ -149,7 +168,8 @@ export async function ingestForInboxes(
   const content = await readMessage(raw, envelope, (error) =>
     logger.warn({ err: error, bytes: raw.length }, "unparseable message: stored with its raw text"),
   );
-  const messageIdHeader = content.messageIdHeader ?? generatedMessageId(raw, config.mailDomain);
+  const digest = contentDigest(raw, content.unparsed ? null : content);
+  const messageIdHeader = content.messageIdHeader ?? generatedMessageId(digest, config.mailDomain);
   if (inboxes.length === 0) return { messageIdHeader, delivered: [], rejected };
 
   // One order for the copies of a message, whatever the order of its recipients.
@@ -161,7 +181,7 @@ export async function ingestForInboxes(
   const stored = await services.ingestQueue.store(
     targets.map((inbox) => ({
       inbox,
-      data: messageData(content, messageIdHeader, inbox, labels, raw),
+      data: messageData(content, messageIdHeader, digest, inbox, labels, raw),
       senders,
     })),
   );
@@ -194,6 +214,8 @@ interface MessageContent {
   inReplyTo: string | null;
   references: string[];
   attachments: AttachmentData[];
+  /** The MIME parser could not read it: the text is the raw message, and the digest reads it raw. */
+  unparsed: boolean;
 }
 
 async function readMessage(
@@ -226,6 +248,7 @@ async function readMessage(
       inReplyTo: null,
       references: [],
       attachments: [],
+      unparsed: true,
     };
   }
   const inReplyTo = messageIds(parsed.inReplyTo)[0] ?? null;
@@ -253,12 +276,14 @@ async function readMessage(
       contentId: attachment.cid ? clean(attachment.cid) : null,
       disposition: attachment.contentDisposition ? clean(attachment.contentDisposition) : null,
     })),
+    unparsed: false,
   };
 }
 
 function messageData(
   content: MessageContent,
   messageIdHeader: string,
+  digest: Buffer,
   inbox: HostedInbox,
   labels: string[],
   raw: Buffer,
@@ -267,6 +292,7 @@ function messageData(
   const named = [...content.to, ...content.cc].some((address) => address.toLowerCase() === inbox.email);
   return {
     messageIdHeader,
+    contentDigest: digest,
     from: content.from ?? "",
     to: content.to,
     cc: content.cc,
@@ -345,9 +371,9 @@ function normalizeMessageId(value: string): string {
     : `<${createHash("sha256").update(bracketed).digest("hex")}@message-id.invalid>`;
 }
 
-/** For a message without a Message-ID: the same bytes get the same id, so a retry deduplicates. */
-function generatedMessageId(raw: Buffer, mailDomain: string): string {
-  return `<${createHash("sha256").update(raw).digest("hex")}@${mailDomain}>`;
+/** For a message without a Message-ID: a retry of it gets the same id, so it deduplicates. */
+function generatedMessageId(digest: Buffer, mailDomain: string): string {
+  return `<${digest.toString("hex")}@${mailDomain}>`;
 }
 
 /** PostgreSQL text cannot hold NUL; a malformed message must still be stored. */

@@ -14,10 +14,11 @@ export type Message = Selectable<MessageTable>;
 /**
  * A message as lists and GraphQL read it: every column but the bodies and the raw MIME, which can be
  * large and are loaded only when a field asks for them (messageBodies), and instead the bodies' sizes,
- * so a response can refuse a body it has no room for before reading it. Rows read whole carry the
- * bodies themselves; a row that read neither has neither.
+ * so a response can refuse a body it has no room for before reading it; nor the content digest,
+ * which only duplicate detection reads. Rows read whole carry the bodies themselves; a row that read
+ * neither has neither.
  */
-export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime"> &
+export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime" | "content_digest"> &
   Partial<Pick<Message, "text_body" | "html_body">> &
   Partial<Record<BodySizeColumn, number | null>>;
 export type MessageBody = "text_body" | "html_body";

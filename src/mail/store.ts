@@ -23,6 +23,12 @@ export interface AttachmentData {
 
 export interface MessageData {
   messageIdHeader: string;
+  /**
+   * What tells a retried delivery from a different message with the same Message-ID (digest.ts):
+   * inbound mail always has one. Without one (mail composed here, whose Message-ID is its own),
+   * the Message-ID alone identifies the message.
+   */
+  contentDigest?: Buffer | undefined;
   from: string;
   to: readonly string[];
   cc?: readonly string[] | undefined;
@@ -65,8 +71,8 @@ export interface StoredMessage {
 
 /**
  * Stores a message in an inbox, with its event. A retry of a message already stored (same
- * Message-ID and direction in this inbox) stores nothing and returns the original, so an SMTP sender
- * that missed our 250 and sends again does not create a duplicate.
+ * Message-ID, content digest and direction in this inbox) stores nothing and returns the original,
+ * so an SMTP sender that missed our 250 and sends again does not create a duplicate.
  *
  * The organization's event-ordering lock is taken first, before any row is written: inbound mail
  * is stored in batches that take it first too (src/mail/group-commit.ts), and a writer that updated
@@ -126,8 +132,9 @@ type Plan =
  * statements however many there are (a batch of inbound mail shares one transaction; only one over
  * STATEMENT_BYTES or STATEMENT_MESSAGES takes two more per part). Each is stored as if alone, one
  * after the other:
- * - a message whose Message-ID and direction its inbox already holds, in the database or earlier
- *   in `messages`, is not stored again (`created: false`, with the first copy's ids);
+ * - a message whose Message-ID, content digest and direction its inbox already holds, in the
+ *   database or earlier in `messages`, is not stored again (`created: false`, with the first
+ *   copy's ids); another message with that Message-ID is stored beside it;
  * - a message joins the thread of the most recent message of its inbox that it replies to or
  *   references (an earlier one in `messages` is the most recent), else starts a thread.
  * The caller holds lockEventOrder for these organizations since before anything of its transaction
@@ -150,7 +157,7 @@ export async function storeMessages(
  */
 const STATEMENT_BYTES = 32 * 1024 * 1024;
 /**
- * Messages one statement carries at most: each takes 24 bind parameters (its attachments go in
+ * Messages one statement carries at most: each takes 25 bind parameters (its attachments go in
  * arrays of their own), and a statement takes at most 65,535.
  */
 const STATEMENT_MESSAGES = 1_000;
@@ -194,7 +201,7 @@ async function storeInOneGo(
   const newThreads: ThreadSlot[] = [];
 
   messages.forEach(({ inbox, data }, index) => {
-    const key = `${inbox.orgId}/${inbox.inboxId}/${data.direction}/${data.messageIdHeader}`;
+    const key = `${inbox.orgId}/${inbox.inboxId}/${data.direction}/${digestOf(data).toString("hex")}/${data.messageIdHeader}`;
     const earlier = createdHere.get(key);
     if (earlier !== undefined) {
       plans.push({ kind: "same-as", index: earlier });
@@ -246,6 +253,13 @@ async function storeInOneGo(
   return copies;
 }
 
+/** Mail composed here has no digest: its Message-ID alone identifies it (the column's default). */
+const NO_DIGEST = Buffer.alloc(0);
+
+function digestOf(data: MessageData): Buffer {
+  return data.contentDigest ?? NO_DIGEST;
+}
+
 /** The Message-IDs a message replies to or references, the most direct first. */
 function threadCandidates(data: MessageData): string[] {
   return [
@@ -285,6 +299,7 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
 export function messageLookups(messages: readonly NewMessage[]) {
   const own = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
   const direction: string[] = [];
+  const digest: Buffer[] = [];
   const cited = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
   messages.forEach(({ inbox, data }, index) => {
     own.index.push(index);
@@ -292,6 +307,7 @@ export function messageLookups(messages: readonly NewMessage[]) {
     own.inbox.push(inbox.inboxId);
     own.header.push(data.messageIdHeader);
     direction.push(data.direction);
+    digest.push(digestOf(data));
     for (const candidate of threadCandidates(data)) {
       cited.index.push(index);
       cited.org.push(inbox.orgId);
@@ -308,7 +324,7 @@ export function messageLookups(messages: readonly NewMessage[]) {
   }>`
     SELECT 'duplicate' AS kind, i.index, m.id, m.thread_id AS "threadId", m.labels
     FROM unnest(${own.index}::int[], ${own.org}::bigint[], ${own.inbox}::bigint[], ${own.header}::text[],
-      ${direction}::text[]) AS i(index, org_id, inbox_id, message_id_header, direction)
+      ${direction}::text[], ${digest}::bytea[]) AS i(index, org_id, inbox_id, message_id_header, direction, digest)
     CROSS JOIN LATERAL (
       -- By the Message-ID, in the key that leads with it (db/migrations/…_message_id_lookup.ts); the
       -- inbox is compared as an expression so that no (org_id, inbox_id) index looks usable: with a
@@ -316,7 +332,7 @@ export function messageLookups(messages: readonly NewMessage[]) {
       -- keeps each lookup a lookup: without it a join may be planned, and a young table scanned.)
       SELECT id, thread_id, labels FROM messages
       WHERE org_id = i.org_id AND message_id_header = i.message_id_header AND direction = i.direction
-        AND inbox_id + 0 = i.inbox_id
+        AND inbox_id + 0 = i.inbox_id AND content_digest = i.digest
       LIMIT 1
     ) AS m
     UNION ALL (
@@ -385,6 +401,7 @@ async function writeMessages(
     const slot = slots.get(plan.thread) ?? null;
     return sql`(${index}::int, ${slot}::int, ${slot === null ? (plan.thread.id as string) : null}::bigint,
       ${inbox.orgId}::bigint, ${inbox.podId}::bigint, ${inbox.inboxId}::bigint, ${data.messageIdHeader}::text,
+      ${digestOf(data)}::bytea,
       ${data.from}::text, ${[...data.to]}::text[], ${[...(data.cc ?? [])]}::text[], ${[...(data.bcc ?? [])]}::text[],
       ${[...(data.replyTo ?? [])]}::text[], ${data.subject}::text, ${data.text}::text, ${data.html}::text,
       ${previewOf(data.text, data.html)}::text, ${plan.labels}::text[], ${data.inReplyTo}::text,
@@ -439,20 +456,20 @@ async function writeMessages(
       FROM (
         SELECT v.*, coalesce(v.known_thread_id, t.id) AS thread_id
         FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
-          message_id_header, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
+          message_id_header, content_digest, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
           text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
           raw_mime, created_at)
         LEFT JOIN new_threads t ON t.slot = v.slot
         ORDER BY v.index
       ) AS m
     ), inserted_messages AS (
-      INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, from_address, to_addresses,
-        cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
-        reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at)
+      INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address,
+        to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels,
+        in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at)
       OVERRIDING SYSTEM VALUE
-      SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, from_address, to_addresses, cc_addresses,
-        bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to, reference_ids,
-        direction, delivery_status, size_bytes, raw_mime, created_at, created_at
+      SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address, to_addresses,
+        cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
+        reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, created_at
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
