@@ -1,6 +1,7 @@
 // Agent sign-up (docs/permissions.md): the whole flow with the code read from the mail the human gets
 // (through the relay: the human is never a mailbox of this service), wrong and expired codes, the
 // attempt limit, key rotation, the ceiling and the send allow-list.
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OTP_TTL_MS } from "../src/agents/service.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
@@ -216,5 +217,32 @@ describe("agent sign-up", () => {
       .where("username", "=", "lonely")
       .execute();
     expect(stored).toEqual([]);
+  });
+
+  it("answers 503 within the relay's deadline when the relay never greets, and mails a fresh code later", async () => {
+    const silent = net.createServer(() => {}); // accepts, never says a word
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    const stuck = await startTestServer(database.url, {
+      rateLimitPerMinute: 0,
+      smtpRelayUrl: `smtp://127.0.0.1:${port}`,
+      relayStepTimeoutMs: 500,
+      relayAttemptTimeoutMs: 1000,
+    });
+    const human = humanInbox();
+    try {
+      const started = Date.now();
+      const response = await gql(stuck, SIGN_UP, { humanEmail: human.email, username: "patient" });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(response.status).toBe(503);
+      expect(response.body.errors?.[0]?.extensions?.code).toBe("SERVICE_UNAVAILABLE");
+      expect(response.headers.get("retry-after")).toBe("60");
+    } finally {
+      await stuck.stop();
+      silent.close();
+    }
+    // The code that could not be mailed expired at once: asking again mails a new one.
+    await signUp(human.email, "patient");
+    expect(codesFor(human)).toHaveLength(1);
   });
 });

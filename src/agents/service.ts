@@ -2,8 +2,8 @@
 // a human proves the agent may act by reading a code mailed to them and handing it back.
 import { randomInt } from "node:crypto";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
+import { GraphQLError } from "graphql";
 import { sql } from "kysely";
-import { createTransport } from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
@@ -14,6 +14,7 @@ import { verifiedOwnerOf } from "../domains/repository.ts";
 import { badUserInput, conflict } from "../errors.ts";
 import { assertNotReserved, validateUsername } from "../inboxes/service.ts";
 import { domainOf, systemSender } from "../mail/addresses.ts";
+import { type RelayOutcome, relayAttempt, relayDeadlines } from "../mail/relay.ts";
 import { setOrganizationStatus } from "../organizations/service.ts";
 import { normaliseEmail } from "../users/service.ts";
 
@@ -48,12 +49,30 @@ async function mailCode(services: Services, to: string, code: string): Promise<v
     .compile()
     .build();
   if (!config.smtpRelayUrl) throw noRelay();
-  const transport = createTransport(config.smtpRelayUrl);
+  // Bounded like every relay attempt: a relay that never greets cannot hold the request for long.
+  let outcome: RelayOutcome;
   try {
-    await transport.sendMail({ envelope: { from, to: [to] }, raw });
-  } finally {
-    transport.close();
+    outcome = await relayAttempt(
+      config.smtpRelayUrl,
+      { from, to: [to] },
+      raw,
+      undefined,
+      relayDeadlines(config),
+    );
+  } catch (error) {
+    services.logger.warn({ err: error }, "the relay did not take a sign-up code");
+    throw relayUnavailable();
   }
+  if (outcome.rejected.length > 0) {
+    throw badUserInput(`The relay refused humanEmail: ${outcome.reasons.join("; ")}`, "humanEmail");
+  }
+}
+
+/** The relay is down or too slow: nothing the caller did wrong; it may try again shortly. */
+function relayUnavailable(): GraphQLError {
+  return new GraphQLError("The mail relay cannot take the verification code right now. Try again later.", {
+    extensions: { code: "SERVICE_UNAVAILABLE", http: { status: 503, headers: { "Retry-After": "60" } } },
+  });
 }
 
 const noRelay = () =>

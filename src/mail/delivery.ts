@@ -19,7 +19,7 @@ import {
   settleDelivery,
 } from "./outbound-repository.ts";
 import { hostedInboxesByAddress } from "./recipient-repository.ts";
-import { relayAttempt } from "./relay.ts";
+import { relayAttempt, relayDeadlines } from "./relay.ts";
 
 export const DELIVER_MESSAGE = "deliver-message";
 export const RELAY_MESSAGE = "relay-message";
@@ -184,11 +184,7 @@ async function relay(services: Services, message: OutboundMessage, raw: Buffer, 
     { from: message.from_address, to: recipients },
     raw,
     dkim,
-    {
-      stepMs: config.relayStepTimeoutMs,
-      dataMs: config.relayDataTimeoutMs,
-      attemptMs: config.relayAttemptTimeoutMs,
-    },
+    relayDeadlines(config),
   );
   // The relay took the message for some recipients: it is never sent again (no duplicates for
   // them), and those it refused are reported on the bounce.

@@ -4,6 +4,7 @@
 // nodemailer's own timeouts bound the session's setup; its socket timeout is an idle timeout, which
 // a relay that drips resets forever, so commands and data are timed here from its transaction log.
 import { createTransport } from "nodemailer";
+import type { Config } from "../config.ts";
 import type { DkimKey } from "./outbound-repository.ts";
 
 export interface RelayDeadlines {
@@ -19,6 +20,17 @@ export interface RelayOutcome {
   /** Recipients the relay refused, with its replies; the others it took. */
   rejected: string[];
   reasons: string[];
+}
+
+/** The deadlines configured for relay attempts (RELAY_*_TIMEOUT_MS). */
+export function relayDeadlines(
+  config: Pick<Config, "relayStepTimeoutMs" | "relayDataTimeoutMs" | "relayAttemptTimeoutMs">,
+): RelayDeadlines {
+  return {
+    stepMs: config.relayStepTimeoutMs,
+    dataMs: config.relayDataTimeoutMs,
+    attemptMs: config.relayAttemptTimeoutMs,
+  };
 }
 
 /** A deadline passed: the attempt was cut off. Temporary: the relay may answer next time. */
