@@ -7,7 +7,7 @@ import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.ts";
-import { maxRequestBodyBytes, OPERATION_LIMITS } from "../src/http/armor.ts";
+import { maxRequestBodyBytes, OPERATION_LIMITS } from "../src/server/armor.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";

@@ -3,8 +3,8 @@
 // What that does to the server's memory is measured in test/memory.test.ts.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
-import { maxRequestBodyBytes } from "../src/http/armor.ts";
-import { UNAUTHENTICATED_FRAME_BYTES } from "../src/http/websocket-frames.ts";
+import { maxRequestBodyBytes } from "../src/server/armor.ts";
+import { UNAUTHENTICATED_FRAME_BYTES } from "../src/server/websocket-frames.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";

@@ -8,14 +8,14 @@ import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
 import type { ApiKeyPrincipal } from "../auth/principal.ts";
-import type { Services } from "../context.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { verifiedOwnerOf } from "../domains/repository.ts";
 import { badUserInput, conflict } from "../errors.ts";
 import { assertNotReserved, validateUsername } from "../inboxes/service.ts";
 import { domainOf, systemSender } from "../mail/addresses.ts";
-import { type RelayOutcome, relayAttempt, relayDeadlines } from "../mail/relay.ts";
 import { setOrganizationStatus } from "../organizations/service.ts";
+import { type RelayOutcome, relayAttempt, relayDeadlines } from "../outbound/relay.ts";
+import type { Services } from "../services.ts";
 import { normaliseEmail } from "../users/service.ts";
 
 export const OTP_TTL_MS = 24 * 60 * 60 * 1000;

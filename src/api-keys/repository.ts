@@ -2,9 +2,9 @@
 import type { Insertable, Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { ApiKeyTable } from "../db/types.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type ApiKey = Selectable<ApiKeyTable>;
 

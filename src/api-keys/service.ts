@@ -9,12 +9,12 @@ import {
   SCOPE_CEILINGS,
 } from "../auth/permissions.ts";
 import type { AuthenticatedPrincipal, TenantScope } from "../auth/principal.ts";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import type { PermissionFlag } from "../db/types.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { podsByIds } from "../pods/repository.ts";
+import type { Services } from "../services.ts";
 import { type ApiKey, deleteApiKey, insertApiKey } from "./repository.ts";
 
 export interface CreateApiKeyInput {

@@ -4,7 +4,7 @@ import { EventEmitter } from "node:events";
 import { sql } from "kysely";
 import { LRUCache } from "lru-cache";
 import type { Db } from "../db/database.ts";
-import type { PgListener } from "../events/pg-listener.ts";
+import type { PgListener } from "../db/listener.ts";
 import type { Logger } from "../logger.ts";
 import { hashToken, isWellFormedApiKey } from "./keys.ts";
 import {

@@ -1,4 +1,6 @@
-// The 35 permission flags as one catalog, and the ceilings that cut them down (PERMISSIONS.md).
+// The 35 permission flags as one catalog, the ceilings that cut them down, and the error for a
+// permission the caller lacks (docs/permissions.md, "Permissions").
+import { GraphQLError } from "graphql";
 
 export const PERMISSIONS = [
   "INBOX_READ",
@@ -127,4 +129,11 @@ export function effectivePermissions(input: EffectivePermissionInput): Permissio
 export function sortPermissions(set: Iterable<Permission>): Permission[] {
   const wanted = new Set(set);
   return PERMISSIONS.filter((p) => wanted.has(p));
+}
+
+/** A permission the caller lacks: the field is null with this error, the rest of the response stands. */
+export function forbidden(requiredPermission: Permission): GraphQLError {
+  return new GraphQLError(`This requires the ${requiredPermission} permission.`, {
+    extensions: { code: "FORBIDDEN", requiredPermission },
+  });
 }

@@ -1,6 +1,15 @@
-// The one keyset page over an id column, newest first: every "list by id" repository uses it.
+// Keyset pages: what a repository's list function receives (decoded cursors, the row limit, the
+// direction), and the one page over an id column, newest first, that every "list by id" uses.
 import { type SelectQueryBuilder, sql } from "kysely";
-import type { KeysetPage } from "../schema/connection.ts";
+
+/** What a repository list function receives: decoded cursors, the row limit and the direction. */
+export interface KeysetPage<K> {
+  after: K | undefined;
+  before: K | undefined;
+  limit: number;
+  /** True when paging backwards (`last`/`before`): fetch in reverse order; the caller re-reverses. */
+  inverted: boolean;
+}
 
 /** Applies `page` (cursor bounds, direction, limit) to a query over `column`, a bigint id. */
 export function pageById<DB, TB extends keyof DB, O>(

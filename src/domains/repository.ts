@@ -2,10 +2,10 @@
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { DomainStatus, DomainTable, JsonObject } from "../db/types.ts";
 import { recordEvent } from "../events/outbox.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type Domain = Selectable<DomainTable>;
 

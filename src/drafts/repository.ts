@@ -2,9 +2,9 @@
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { DraftTable } from "../db/types.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type Draft = Selectable<DraftTable> & {
   /** `in_reply_to_message_id` when that message is visible to the caller (no hidden label), else null. */

@@ -1,9 +1,9 @@
 // Fans events out to this node's subscribers. One LISTEN connection per node receives every
 // committed event; subscribers register per organization and get announcements in commit order.
 import { LRUCache } from "lru-cache";
+import type { PgListener } from "../db/listener.ts";
 import type { Logger } from "../logger.ts";
 import { EVENTS_CHANNEL, type EventAnnouncement } from "./outbox.ts";
-import type { PgListener } from "./pg-listener.ts";
 
 type Subscriber = (announcement: EventAnnouncement) => void;
 

@@ -27,7 +27,7 @@ export async function listInboxes(
   db: Db,
   scope: TenantScope,
   filter: InboxFilter,
-  page: import("../schema/connection.ts").KeysetPage<string>,
+  page: import("../db/keyset.ts").KeysetPage<string>,
 ): Promise<Inbox[]> {
   let query = scoped(db, scope);
   if (filter.podId !== undefined) query = query.where("pod_id", "=", filter.podId);

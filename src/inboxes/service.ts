@@ -4,13 +4,13 @@ import { deleteRevokingKeys } from "../api-keys/service.ts";
 import { randomBase62 } from "../auth/keys.ts";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import { isReservedMailbox } from "../mail/addresses.ts";
 import { firstPod, insertPod, podsByIds } from "../pods/repository.ts";
 import { validateClientId } from "../pods/service.ts";
+import type { Services } from "../services.ts";
 import {
   deleteInbox,
   type Inbox,

@@ -3,9 +3,9 @@
 import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { ListDirection, ListEntryTable, ListType } from "../db/types.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type ListEntry = Selectable<ListEntryTable>;
 

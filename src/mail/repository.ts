@@ -6,9 +6,9 @@ import { type Expression, type Selectable, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { compareIds, isRowId } from "../db/ids.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type Message = Selectable<MessageTable>;
 /**

@@ -1,9 +1,9 @@
 import { deleteRevokingKeys } from "../api-keys/service.ts";
 import type { TenantScope } from "../auth/principal.ts";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
+import type { Services } from "../services.ts";
 import { deletePod, insertPod, type Pod } from "./repository.ts";
 
 export function validateName(name: string, field = "name"): string {

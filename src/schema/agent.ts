@@ -1,8 +1,8 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { agentSignUp, agentVerify } from "../agents/service.ts";
 import type { ApiKeyPrincipal } from "../auth/principal.ts";
+import { enforceSensitiveLimit } from "../auth/rate-limit.ts";
 import { badUserInput } from "../errors.ts";
-import { enforceSensitiveLimit } from "../http/rate-limit.ts";
 import { builder } from "./builder.ts";
 
 const AgentSignUpInput = builder.inputType("AgentSignUpInput", {

@@ -7,10 +7,10 @@ import {
   permissionFromFlag,
 } from "../auth/permissions.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
-import { scopeOf } from "../context.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";

@@ -6,9 +6,9 @@ import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin, { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
 import SimpleObjectsPlugin from "@pothos/plugin-simple-objects";
 import { GraphQLError, Kind } from "graphql";
-import { isPermission, type Permission } from "../auth/permissions.ts";
-import type { Context } from "../context.ts";
-import { badUserInput, forbidden, notFound, unauthenticated } from "../errors.ts";
+import { forbidden, isPermission, type Permission } from "../auth/permissions.ts";
+import { badUserInput, notFound, unauthenticated } from "../errors.ts";
+import type { Context } from "./context.ts";
 import { parseGlobalId } from "./global-id.ts";
 
 export const builder = new SchemaBuilder<{

@@ -1,5 +1,6 @@
 // Relay connections over keyset pagination: opaque cursors that carry the sort key, never OFFSET.
 import { isRowId } from "../db/ids.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { badUserInput } from "../errors.ts";
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -10,15 +11,6 @@ export interface ConnectionArgs {
   last?: number | null | undefined;
   after?: string | null | undefined;
   before?: string | null | undefined;
-}
-
-/** What a repository list function receives: decoded cursors, the row limit and the direction. */
-export interface KeysetPage<K> {
-  after: K | undefined;
-  before: K | undefined;
-  limit: number;
-  /** True when paging backwards (`last`/`before`): fetch in reverse order; the caller re-reverses. */
-  inverted: boolean;
 }
 
 export function encodeCursor(key: unknown): string {

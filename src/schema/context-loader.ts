@@ -1,7 +1,7 @@
 // Request-scoped DataLoaders for batched reads that are not "load a node by id" (child lists,
 // attachment contents). One loader per context and name, so a page of N parents costs one query.
 import DataLoader from "dataloader";
-import type { Context } from "../context.ts";
+import type { Context } from "./context.ts";
 
 const loaders = new WeakMap<Context, Map<string, DataLoader<unknown, unknown>>>();
 

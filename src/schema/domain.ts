@@ -1,10 +1,10 @@
-import { scopeOf } from "../context.ts";
 import { checksFromJson, type DnsRecord, expectedRecords } from "../domains/records.ts";
 import { type Domain, domainsByIds, listDomains } from "../domains/repository.ts";
 import { createDomain, removeDomain, verifyDomain } from "../domains/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";

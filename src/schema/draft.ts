@@ -1,9 +1,9 @@
-import { type Context, scopeOf } from "../context.ts";
 import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from "../drafts/repository.ts";
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { contextLoader } from "./context-loader.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";

@@ -5,7 +5,6 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
-import { type Context, scopeOf } from "../context.ts";
 import { compareIds, isRowId } from "../db/ids.ts";
 import { badUserInput } from "../errors.ts";
 import type { EventAnnouncement } from "../events/outbox.ts";
@@ -20,6 +19,7 @@ import {
 import { eventReadableBy, eventVisibilityOf, readPermissionOf } from "../events/visibility.ts";
 import type { MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { decodeId } from "./delete.ts";
 import { DomainRef } from "./domain.ts";
 import { EventTypeEnum } from "./event-type.ts";

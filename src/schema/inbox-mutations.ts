@@ -1,7 +1,8 @@
 // updateInbox and deleteInbox: the inbox mutations after creation (createInbox lives beside the type).
-import { scopeOf } from "../context.ts";
+
 import { removeInbox, updateInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 

@@ -1,10 +1,10 @@
-import { scopeOf } from "../context.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { type Inbox, inboxByEmail, inboxesByIds, listInboxes } from "../inboxes/repository.ts";
 import { createInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 import { PodRef } from "./pod.ts";

@@ -1,9 +1,9 @@
-import { scopeOf } from "../context.ts";
 import { type ListEntry, listEntriesByIds, listListEntries } from "../list-entries/repository.ts";
 import { createListEntry, removeListEntry } from "../list-entries/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";

@@ -1,7 +1,8 @@
 // Every type fetched by id is a loadable node: one batched, scope-applying query per type per tick.
-import type { Context } from "../context.ts";
+
 import { notFound } from "../errors.ts";
 import { builder } from "./builder.ts";
+import type { Context } from "./context.ts";
 import { clearContextLoaders } from "./context-loader.ts";
 import { resetResponseBudget } from "./response-budget.ts";
 

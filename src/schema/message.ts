@@ -1,6 +1,5 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
-import { type Context, scopeOf } from "../context.ts";
 import {
   type Attachment,
   attachmentContentsBase64,
@@ -17,6 +16,7 @@ import { updateLabels } from "../mail/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { contextLoader } from "./context-loader.ts";
 import { decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";

@@ -1,7 +1,7 @@
-import { scopeOf } from "../context.ts";
 import { notFound } from "../errors.ts";
 import { type Organization, organizationOf } from "../organizations/repository.ts";
 import { builder } from "./builder.ts";
+import { scopeOf } from "./context.ts";
 import { OrganizationStatusEnum } from "./permission.ts";
 
 export const OrganizationRef = builder.objectRef<Organization>("Organization");

@@ -1,9 +1,9 @@
-import { scopeOf } from "../context.ts";
 import { listPods, type Pod, podsByIds } from "../pods/repository.ts";
 import { createPod, removePod } from "../pods/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { inIdOrder, loadableNodeRef } from "./loadable.ts";
 

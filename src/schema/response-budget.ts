@@ -3,8 +3,8 @@
 // and the rest of the response survives: the refused field alone is null, with its error. Limits and
 // what a client sees: docs/limits.md.
 import type DataLoader from "dataloader";
-import type { Context } from "../context.ts";
 import { badUserInput } from "../errors.ts";
+import type { Context } from "./context.ts";
 
 export type HeavyContent = "attachments" | "bodies";
 

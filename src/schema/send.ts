@@ -1,7 +1,8 @@
 // Sending: sendMessage, replyToMessage, forwardMessage and sendDraft, all answered with the sent copy.
-import { scopeOf } from "../context.ts";
-import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../mail/outbound.ts";
+
+import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
 import { builder, requires } from "./builder.ts";
+import { scopeOf } from "./context.ts";
 import { decodeId } from "./delete.ts";
 import { MAIL_BODY } from "./input-rules.ts";
 import { MessageRef } from "./message.ts";

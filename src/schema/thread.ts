@@ -1,5 +1,4 @@
 import type { GraphQLResolveInfo } from "graphql";
-import { scopeOf } from "../context.ts";
 import {
   isThreadKey,
   listThreads,
@@ -17,6 +16,7 @@ import { deleteThread } from "../mail/service.ts";
 import { builder, requires } from "./builder.ts";
 import { keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { contextLoader } from "./context-loader.ts";
 import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
 import { InboxRef } from "./inbox.ts";

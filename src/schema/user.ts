@@ -1,6 +1,7 @@
-import { foreignOriginError, SESSION_COOKIE } from "../auth/http.ts";
+import { SESSION_COOKIE } from "../auth/credentials.ts";
+import { foreignOriginError } from "../auth/origin.ts";
 import type { SessionPrincipal } from "../auth/principal.ts";
-import { enforceSensitiveLimit } from "../http/rate-limit.ts";
+import { enforceSensitiveLimit } from "../auth/rate-limit.ts";
 import { clearedCookie, login, logout, sessionCookie, type User } from "../users/service.ts";
 import { builder } from "./builder.ts";
 

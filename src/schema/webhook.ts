@@ -1,10 +1,10 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
-import { scopeOf } from "../context.ts";
 import { listWebhooks, type Webhook, webhooksByIds } from "../webhooks/repository.ts";
 import { changeWebhook, createWebhook, removeWebhook, webhookCallerOf } from "../webhooks/service.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { connectionOf } from "./connection-types.ts";
+import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { InboxRef } from "./inbox.ts";

@@ -5,9 +5,9 @@ import { notifyAuthChange } from "../auth/authenticator.ts";
 import { generateSessionToken, hashToken } from "../auth/keys.ts";
 import type { Role } from "../auth/permissions.ts";
 import type { SessionPrincipal } from "../auth/principal.ts";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { badUserInput } from "../errors.ts";
+import type { Services } from "../services.ts";
 
 export const SESSION_TTL_MS = 14 * 24 * 60 * 60 * 1000;
 const MIN_PASSWORD_LENGTH = 10;

@@ -9,12 +9,12 @@ import { isIP, type LookupFunction } from "node:net";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { Webhook as StandardWebhook } from "standardwebhooks";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
 import { eventReadable } from "../events/visibility.ts";
 import type { JobTask } from "../jobs/worker.ts";
 import { isPublicAddress } from "../net/address-policy.ts";
+import type { Services } from "../services.ts";
 import { CREATOR_KEY_REVOKED, creatorActive, webhookVisibility } from "./repository.ts";
 import { webhookSigningSecret } from "./secret.ts";
 

@@ -2,10 +2,10 @@
 import { type RawBuilder, type Selectable, sql, type Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
+import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { EventType, WebhookDeliveryTable, WebhookTable } from "../db/types.ts";
 import { type EventVisibility, eventReadable, type VisibilityExpressions } from "../events/visibility.ts";
-import type { KeysetPage } from "../schema/connection.ts";
 
 export type Webhook = Selectable<WebhookTable>;
 

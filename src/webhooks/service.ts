@@ -2,11 +2,12 @@
 // one-time secret.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { forbidden } from "../auth/permissions.ts";
 import type { Principal, TenantScope } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
-import { badUserInput, forbidden, notFound } from "../errors.ts";
+import { badUserInput, notFound } from "../errors.ts";
 import { type EventVisibility, eventVisibilityOf, readPermissionOf } from "../events/visibility.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { isPublicAddress } from "../net/address-policy.ts";

@@ -5,7 +5,7 @@
 // a relay that drips resets forever, so commands and data are timed here from its transaction log.
 import { createTransport } from "nodemailer";
 import type { Config } from "../config.ts";
-import type { DkimKey } from "./outbound-repository.ts";
+import type { DkimKey } from "./repository.ts";
 
 export interface RelayDeadlines {
   /** Setting the session up (connect, greeting, STARTTLS), and each command's reply. */

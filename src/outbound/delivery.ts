@@ -8,18 +8,18 @@
 // The message stays QUEUED until the part that runs last settles it DELIVERED (every recipient
 // reached) or BOUNCED (one at least refused for good, or given up on), with one event.
 import type { Job } from "graphile-worker";
-import type { Services } from "../context.ts";
+import type { InboundServices } from "../inbound/ingest.ts";
+import { ingestMessage } from "../inbound/ingest.ts";
 import { addJob, type JobTask } from "../jobs/worker.ts";
-import { ingestMessage } from "./ingest.ts";
+import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
+import { relayAttempt, relayDeadlines } from "./relay.ts";
 import {
   type DeliveryOutcome,
   dkimKeyFor,
   type OutboundMessage,
   outboundMessage,
   settleDelivery,
-} from "./outbound-repository.ts";
-import { hostedInboxesByAddress } from "./recipient-repository.ts";
-import { relayAttempt, relayDeadlines } from "./relay.ts";
+} from "./repository.ts";
 
 export const DELIVER_MESSAGE = "deliver-message";
 export const RELAY_MESSAGE = "relay-message";
@@ -39,21 +39,21 @@ interface RelayMessagePayload extends DeliverMessagePayload {
 const MAX_RETRY_DELAY_MS = 6 * 60 * 60 * 1000;
 const MAX_ERROR_LENGTH = 1000;
 
-function retryDelayMs(services: Services): JobTask["retryDelayMs"] {
+function retryDelayMs(services: InboundServices): JobTask["retryDelayMs"] {
   const base = services.config.outboundRetryBaseMs;
   return base === undefined
     ? undefined
     : (attempts) => Math.min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
 }
 
-export function deliverMessageTask(services: Services): JobTask {
+export function deliverMessageTask(services: InboundServices): JobTask {
   return {
     run: (payload, helpers) => deliverMessage(services, payload as DeliverMessagePayload, helpers.job),
     retryDelayMs: retryDelayMs(services),
   };
 }
 
-export function relayMessageTask(services: Services): JobTask {
+export function relayMessageTask(services: InboundServices): JobTask {
   return {
     run: (payload, helpers) => relayMessage(services, payload as RelayMessagePayload, helpers.job),
     retryDelayMs: retryDelayMs(services),
@@ -76,7 +76,11 @@ class DeliveryFailure extends Error {
  * deduplicated (same Message-ID and content), the relay job is added once (its job key), and a
  * settled message is left alone.
  */
-async function deliverMessage(services: Services, payload: DeliverMessagePayload, job: Job): Promise<void> {
+async function deliverMessage(
+  services: InboundServices,
+  payload: DeliverMessagePayload,
+  job: Job,
+): Promise<void> {
   const { db, config } = services;
   const message = await outboundMessage(db, payload.orgId, payload.messageId);
   // Deleted before it went out, or already settled by an earlier run: nothing to do.
@@ -133,7 +137,11 @@ async function deliverMessage(services: Services, payload: DeliverMessagePayload
  * The relay part. A temporary failure with attempts left throws, and graphile-worker retries later;
  * a permanent one, or the last attempt failing, bounces the message.
  */
-async function relayMessage(services: Services, payload: RelayMessagePayload, job: Job): Promise<void> {
+async function relayMessage(
+  services: InboundServices,
+  payload: RelayMessagePayload,
+  job: Job,
+): Promise<void> {
   const message = await outboundMessage(services.db, payload.orgId, payload.messageId);
   if (!message?.raw_mime || message.delivery_status !== "QUEUED") return;
   let relayFailure: string | null = null;
@@ -150,7 +158,7 @@ async function relayMessage(services: Services, payload: RelayMessagePayload, jo
 }
 
 async function settle(
-  services: Services,
+  services: InboundServices,
   message: OutboundMessage,
   failure: string | null,
   job: Job,
@@ -174,7 +182,7 @@ function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
-async function relay(services: Services, message: OutboundMessage, raw: Buffer, recipients: string[]) {
+async function relay(services: InboundServices, message: OutboundMessage, raw: Buffer, recipients: string[]) {
   const { db, config } = services;
   // The relay was configured when the message was accepted; it may have been removed since.
   if (!config.smtpRelayUrl) throw new DeliveryFailure("no SMTP relay is configured (SMTP_RELAY_URL)", true);

@@ -12,9 +12,9 @@ import type { Database } from "../db/types.ts";
 import { lockEventOrder } from "../events/outbox.ts";
 import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
 import type { Logger } from "../logger.ts";
+import type { HostedInbox } from "../mail/recipient-repository.ts";
+import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "../mail/store.ts";
 import { DatabaseTimeout } from "./deadline.ts";
-import type { HostedInbox } from "./recipient-repository.ts";
-import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "./store.ts";
 
 /** One copy of an inbound message, for one inbox. */
 export interface InboundCopy {

@@ -15,8 +15,8 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
-import { type Context, createContext } from "../context.ts";
-import { clearLoaders } from "../schema/loadable.ts";
+import { type Context, createContext } from "./context.ts";
+import { clearLoaders } from "./loadable.ts";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 

@@ -3,8 +3,8 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
-import type { Services } from "../context.ts";
 import type { Logger } from "../logger.ts";
+import type { InboundServices } from "./ingest.ts";
 import { type HostedInbox, ingestForInboxes, recipientResolver } from "./ingest.ts";
 
 export interface SmtpListenerOptions {
@@ -43,7 +43,10 @@ class SmtpReply extends Error {
 
 const tryAgainLater = () => new SmtpReply(451, "Temporary local problem, please try again later");
 
-export function createSmtpListener(services: Services, options: SmtpListenerOptions = {}): SmtpListener {
+export function createSmtpListener(
+  services: InboundServices,
+  options: SmtpListenerOptions = {},
+): SmtpListener {
   const { config } = services;
   const logger = (options.logger ?? services.logger).child({ component: "smtp" });
   const maxBytes = options.maxMessageBytes ?? config.smtpMaxMessageBytes;

@@ -4,14 +4,20 @@
 // for mail between hosted inboxes, so both get the same labels and threading.
 import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
-import type { Services } from "../context.ts";
 import { compareIds } from "../db/ids.ts";
+import { contentDigest } from "../mail/digest.ts";
+import { type HostedInbox, hostedInboxesByAddress } from "../mail/recipient-repository.ts";
+import type { AttachmentData, MessageData } from "../mail/store.ts";
+import type { Services } from "../services.ts";
 import { withDeadline } from "./deadline.ts";
-import { contentDigest } from "./digest.ts";
-import { type HostedInbox, hostedInboxesByAddress } from "./recipient-repository.ts";
-import type { AttachmentData, MessageData } from "./store.ts";
+import type { IngestQueue } from "./group-commit.ts";
 
-export type { HostedInbox } from "./recipient-repository.ts";
+export type { HostedInbox } from "../mail/recipient-repository.ts";
+
+/** What storing inbound mail needs: the services, and the queue that commits arriving mail together. */
+export interface InboundServices extends Services {
+  ingestQueue: IngestQueue;
+}
 
 export interface IngestEnvelope {
   /** SMTP `MAIL FROM` (the return path); null for the null sender `<>` (bounces). */
@@ -134,7 +140,7 @@ export function recipientResolver(
  * listener); keep this signature stable.
  */
 export async function ingestMessage(
-  services: Services,
+  services: InboundServices,
   envelope: IngestEnvelope,
   raw: Buffer,
 ): Promise<IngestResult> {
@@ -154,7 +160,7 @@ export async function ingestMessage(
  * the message is refused with 451, and the sender's retry gets 550 at RCPT.)
  */
 export async function ingestForInboxes(
-  services: Services,
+  services: InboundServices,
   envelope: IngestEnvelope,
   raw: Buffer,
   recipientInboxes: readonly HostedInbox[],

@@ -5,7 +5,6 @@ import { randomUUID } from "node:crypto";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { detectMimeType } from "nodemailer/lib/mime-funcs";
 import type { TenantScope } from "../auth/principal.ts";
-import type { Services } from "../context.ts";
 import type { Db } from "../db/database.ts";
 import { deleteDraft, draftsByIds } from "../drafts/repository.ts";
 import { MAX_SUBJECT_LENGTH, validateRecipients, validateSubject } from "../drafts/service.ts";
@@ -13,12 +12,18 @@ import { badUserInput, notFound } from "../errors.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
 import { addJob } from "../jobs/worker.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
+import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
+import {
+  attachmentContents,
+  attachmentsOfMessages,
+  type Message,
+  messagesByIds,
+} from "../mail/repository.ts";
+import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
+import { type AttachmentData, storeMessage } from "../mail/store.ts";
+import type { Services } from "../services.ts";
 import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
-import { sendingPolicy } from "./outbound-repository.ts";
-import { hostedInboxesByAddress } from "./recipient-repository.ts";
-import { attachmentContents, attachmentsOfMessages, type Message, messagesByIds } from "./repository.ts";
-import { normaliseLabels, SYSTEM_LABELS } from "./service.ts";
-import { type AttachmentData, storeMessage } from "./store.ts";
+import { sendingPolicy } from "./repository.ts";
 
 export interface AttachmentInput {
   filename: string;

@@ -1,12 +1,17 @@
 // Every kind of background job, by name, and the runner it runs in. Mail between hosted inboxes,
 // mail handed to the relay and webhook deliveries each have slots of their own: a relay that never
 // answers or an endpoint that drips can hold up only its own kind of job (docs/mail.md, "Outbound").
-import type { Services } from "../context.ts";
-import { DELIVER_MESSAGE, deliverMessageTask, RELAY_MESSAGE, relayMessageTask } from "../mail/delivery.ts";
+import type { InboundServices } from "../inbound/ingest.ts";
+import type { JobRunner } from "../jobs/worker.ts";
+import {
+  DELIVER_MESSAGE,
+  deliverMessageTask,
+  RELAY_MESSAGE,
+  relayMessageTask,
+} from "../outbound/delivery.ts";
 import { DELIVER_WEBHOOK, deliverWebhookTask } from "../webhooks/delivery.ts";
-import type { JobRunner } from "./worker.ts";
 
-export function jobRunners(services: Services): JobRunner[] {
+export function jobRunners(services: InboundServices): JobRunner[] {
   const { config } = services;
   return [
     {

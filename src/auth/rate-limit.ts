@@ -3,10 +3,8 @@
 // with REDIS_URL in Redis shared by every node; when Redis cannot be reached we fail closed (503)
 // rather than serve unlimited traffic, and recover as soon as it answers again.
 import { createHash } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
 import { GraphQLError } from "graphql";
-import type { Plugin } from "graphql-yoga";
 import { Redis } from "ioredis";
 import {
   type RateLimiterAbstract,
@@ -14,16 +12,16 @@ import {
   RateLimiterRedis,
   RateLimiterRes,
 } from "rate-limiter-flexible";
-import type { Authenticator } from "../auth/authenticator.ts";
-import { readCookie, resolvePrincipal, SESSION_COOKIE } from "../auth/http.ts";
-import type { Principal } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
+import type { Principal } from "./principal.ts";
 
 export const RATE_LIMIT_UNAVAILABLE_MESSAGE =
   "Rate limiting service is temporarily unavailable. Please try again later.";
+
 /** Seconds a client is told to wait when the store is unreachable (PERMISSIONS.md). */
 const UNAVAILABLE_RETRY_AFTER = 60;
+
 /** A Redis that does not answer within this must not hold requests: we answer 503 instead. */
 const REDIS_COMMAND_TIMEOUT_MS = 1000;
 
@@ -179,13 +177,6 @@ export function rateLimitUnavailableError(): GraphQLError {
   });
 }
 
-/** The address a request came from; IPv4-mapped IPv6 addresses as plain IPv4. Proxies are not trusted. */
-export function clientAddress(req: IncomingMessage | undefined): string {
-  const raw = req?.socket.remoteAddress;
-  if (!raw) return "unknown";
-  return raw.startsWith("::ffff:") && isIPv4(raw.slice(7)) ? raw.slice(7) : raw;
-}
-
 /** One IPv6 host usually holds a whole /64, so IPv6 callers are counted per /64. */
 export function addressBucket(address: string): string {
   const plain = address.split("%")[0] ?? address;
@@ -208,109 +199,6 @@ export function callerKey(principal: Principal | null, address: string): string 
   if (principal?.kind === "apiKey") return `key:${principal.apiKeyId}`;
   if (principal?.kind === "session") return `session:${principal.sessionId}`;
   return `ip:${addressBucket(address)}`;
-}
-
-const authentications = new WeakMap<object, Promise<Principal>>();
-
-/**
- * The request's principal, resolved once whether the rate limiter or the GraphQL context asks first
- * (an unknown key costs one database read, not two). Rejects with InvalidCredential like
- * resolvePrincipal.
- */
-export function authenticateOnce(
-  authenticator: Authenticator,
-  req: IncomingMessage | undefined,
-  request: Request,
-): Promise<Principal> {
-  const resolve = () =>
-    resolvePrincipal(authenticator, {
-      authorization: request.headers.get("authorization"),
-      sessionToken: readCookie(request.headers.get("cookie"), SESSION_COOKIE),
-    });
-  if (!req) return resolve();
-  let principal = authentications.get(req);
-  if (!principal) {
-    principal = resolve();
-    authentications.set(req, principal);
-  }
-  return principal;
-}
-
-interface RateLimitServices {
-  rateLimiter: RateLimiter;
-  authenticator: Authenticator;
-}
-
-/**
- * The default limit on HTTP, checked when the request arrives: before its body is read, parsed,
- * validated or executed. A malformed, unknown or expired credential counts against the IP.
- */
-export function useRateLimit(
-  services: RateLimitServices,
-): Plugin<object, { req?: IncomingMessage; res?: ServerResponse }> {
-  return {
-    async onRequest({ request, serverContext, endResponse, fetchAPI }) {
-      const limiter = services.rateLimiter;
-      if (!limiter.enabled) return;
-      let principal: Principal | null;
-      try {
-        principal = await authenticateOnce(services.authenticator, serverContext.req, request);
-      } catch {
-        // The context answers 401 (or its own failure) later; here the request is the IP's.
-        principal = null;
-      }
-      let result: RateLimitOutcome;
-      try {
-        result = await limiter.consume(
-          limiter.defaultPolicy,
-          callerKey(principal, clientAddress(serverContext.req)),
-        );
-      } catch (error) {
-        if (!(error instanceof RateLimitUnavailable)) throw error;
-        endResponse(errorResponse(fetchAPI.Response, rateLimitUnavailableError()));
-        return;
-      }
-      if (!result.allowed) {
-        endResponse(errorResponse(fetchAPI.Response, rateLimitedError(result)));
-        return;
-      }
-      // Set on the Node response so they survive whatever yoga answers; a stricter bucket's refusal
-      // (its own RateLimit headers, passed to writeHead) takes precedence.
-      for (const [name, value] of Object.entries(rateLimitHeaders(result))) {
-        serverContext.res?.setHeader(name, value);
-      }
-    },
-  };
-}
-
-function errorResponse(ResponseClass: typeof Response, error: GraphQLError): Response {
-  const http = error.extensions.http as { status: number; headers: Record<string, string> };
-  return new ResponseClass(
-    JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.extensions.code } }] }),
-    {
-      status: http.status,
-      headers: { "content-type": "application/json; charset=utf-8", ...http.headers },
-    },
-  );
-}
-
-/**
- * The default limit for one graphql-ws operation (`onSubscribe`): the error to send on that
- * operation, or undefined when it may run.
- */
-export async function limitOperation(
-  rateLimiter: RateLimiter,
-  principal: Principal | null,
-  address: string,
-): Promise<GraphQLError | undefined> {
-  if (!rateLimiter.enabled) return undefined;
-  try {
-    const result = await rateLimiter.consume(rateLimiter.defaultPolicy, callerKey(principal, address));
-    return result.allowed ? undefined : rateLimitedError(result);
-  } catch (error) {
-    if (error instanceof RateLimitUnavailable) return rateLimitUnavailableError();
-    throw error;
-  }
 }
 
 /**

@@ -1,0 +1,149 @@
+// graphql-ws on the HTTP port: a connection authenticates once at connection_init, each operation then
+// runs through the same yoga pipeline (plugins, limits, context) as HTTP, and a connection whose key
+// is revoked or expires is closed, on every node (docs/permissions.md, "Failing authentication").
+import type { Server } from "node:http";
+import { GraphQLError } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { type WebSocket, WebSocketServer } from "ws";
+import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
+import { InvalidCredential, resolvePrincipal } from "../auth/credentials.ts";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
+import type { Config } from "../config.ts";
+import { isDatabaseUnavailable } from "../db/errors.ts";
+import type { Logger } from "../logger.ts";
+import type { Services } from "../services.ts";
+import { maxRequestBodyBytes } from "./armor.ts";
+import { clientAddress, limitOperation } from "./rate-limit.ts";
+import { limitUnauthenticatedFrames, setFrameLimit } from "./websocket-frames.ts";
+import type { ServerContext, Yoga } from "./yoga.ts";
+
+/** graphql-ws close code for a refused or revoked credential. */
+export const WS_UNAUTHORIZED = 4401;
+/** graphql-ws close code when the database is away: like HTTP 503, and clients retry it (4401 they do not). */
+export const WS_SERVICE_UNAVAILABLE = 4503;
+
+type WsExtra = {
+  principal?: AuthenticatedPrincipal;
+  expiryTimer?: NodeJS.Timeout;
+};
+
+export interface WebSockets {
+  /** Closes every open connection (server shutdown) and stops taking new ones. */
+  close(): void;
+}
+
+export function attachWebSockets(
+  server: Server,
+  yoga: Yoga,
+  services: Services,
+  config: Config,
+  logger: Logger,
+): WebSockets {
+  const sockets = new Map<WebSocket, WsExtra>();
+  // A frame is a request: the HTTP body limit holds (ws's own default is 100 MiB).
+  const wsServer = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: maxRequestBodyBytes(config),
+  });
+  const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+  const unavailable = (socket: WebSocket) => socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable");
+
+  const scheduleExpiry = (socket: WebSocket, extra: WsExtra) => {
+    clearTimeout(extra.expiryTimer);
+    const expiresAt = extra.principal?.expiresAt;
+    if (!expiresAt) return;
+    const delay = Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1);
+    extra.expiryTimer = setTimeout(() => {
+      if (extra.principal?.expiresAt && extra.principal.expiresAt.getTime() <= Date.now()) refuse(socket);
+      else scheduleExpiry(socket, extra);
+    }, delay);
+  };
+
+  /** A revocation on any node: re-check the open connections it may concern, close those now invalid. */
+  const onRevoked = (change: AuthInvalidation) => {
+    for (const [socket, extra] of sockets) {
+      const principal = extra.principal;
+      if (!principal || !concerns(change, principal)) continue;
+      services.authenticator.refresh(principal).then(
+        (fresh) => {
+          if (!fresh) return refuse(socket);
+          extra.principal = fresh;
+          scheduleExpiry(socket, extra);
+        },
+        // Unknown is not revoked: the client reconnects and is asked again, rather than told its key is bad.
+        (error: unknown) => (isDatabaseUnavailable(error) ? unavailable(socket) : refuse(socket)),
+      );
+    }
+  };
+  services.authenticator.on("revoked", onRevoked);
+
+  useServer<Record<string, unknown> | undefined, WsExtra>(
+    {
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const authorization = params.Authorization ?? params.authorization;
+        try {
+          const principal =
+            typeof authorization === "string"
+              ? await resolvePrincipal(services.authenticator, { authorization })
+              : undefined;
+          if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
+          ctx.extra.principal = principal;
+          setFrameLimit(ctx.extra.socket, maxRequestBodyBytes(config));
+          sockets.set(ctx.extra.socket, ctx.extra);
+          scheduleExpiry(ctx.extra.socket, ctx.extra);
+          return true;
+        } catch (error) {
+          if (isDatabaseUnavailable(error)) unavailable(ctx.extra.socket);
+          else refuse(ctx.extra.socket);
+          return false;
+        }
+      },
+      onClose: (ctx) => {
+        clearTimeout(ctx.extra.expiryTimer);
+        sockets.delete(ctx.extra.socket);
+      },
+      execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
+      subscribe: (args) =>
+        (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
+      onSubscribe: async (ctx, _id, payload) => {
+        const clientIp = clientAddress(ctx.extra.request);
+        const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
+        if (limited) return [limited];
+        const enveloped = yoga.getEnveloped({
+          wsPrincipal: ctx.extra.principal,
+          wsClientIp: clientIp,
+        } as ServerContext);
+        let document: ReturnType<typeof enveloped.parse>;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          // A syntax error or an over-long query fails this operation, not the whole connection.
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
+        const args = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        const errors = enveloped.validate(args.schema, args.document);
+        return errors.length > 0 ? errors : args;
+      },
+    },
+    wsServer,
+  );
+  limitUnauthenticatedFrames(wsServer, logger);
+
+  return {
+    close() {
+      services.authenticator.off("revoked", onRevoked);
+      for (const socket of sockets.keys()) socket.close(1001, "Server shutting down");
+      wsServer.close();
+    },
+  };
+}
