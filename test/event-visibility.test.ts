@@ -6,7 +6,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventType } from "../src/db/types.ts";
 import { type EventVisibility, eventReadable, eventReadableBy } from "../src/events/visibility.ts";
-import { webhookVisibility } from "../src/webhooks/repository.ts";
+import { webhookVisibility } from "../src/events/webhook-fan-out.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 
 let database: TestDatabase;

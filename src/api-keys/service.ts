@@ -123,24 +123,6 @@ export async function revokeApiKey(services: Services, scope: TenantScope, id: s
   return deleted;
 }
 
-/**
- * Runs a delete whose cascade removes API keys (a pod's or an inbox's), and revokes those keys on
- * every node: one notification each inside the transaction, then our own cache at once.
- */
-export async function deleteRevokingKeys<T>(
-  services: Services,
-  orgId: string,
-  work: (trx: Db) => Promise<{ deleted: T; apiKeyIds: readonly string[] } | undefined>,
-): Promise<T | undefined> {
-  const outcome = await services.db.transaction().execute(async (trx) => {
-    const result = await work(trx);
-    for (const id of result?.apiKeyIds ?? []) await notifyAuthChange(trx, { kind: "apiKey", orgId, id });
-    return result;
-  });
-  for (const id of outcome?.apiKeyIds ?? []) services.authenticator.invalidate({ kind: "apiKey", orgId, id });
-  return outcome?.deleted;
-}
-
 /** A new full-access organization key (bootstrap, agent sign-up): its secret, shown once, and its id. */
 export async function mintOrganizationKey(
   trx: Db,

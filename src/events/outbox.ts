@@ -3,8 +3,7 @@
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType, JsonObject } from "../db/types.ts";
-import { creatorActive, webhookVisibility } from "../webhooks/repository.ts";
-import { eventReadable } from "./visibility.ts";
+import { webhookDeliveries } from "./webhook-fan-out.ts";
 
 export const EVENTS_CHANNEL = "mailroom_events";
 
@@ -133,44 +132,3 @@ const EVENTS_LOCK_CLASS = 0x4d52; // "MR"
 function lockKey(orgId: string): number {
   return Number(orgId) | 0;
 }
-
-export const DELIVER_WEBHOOK = "deliver-webhook";
-
-/**
- * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
- * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, the key that
- * created it still exists and has not expired, it subscribes to the type, the event lies inside its
- * podIds/inboxIds filters, and its recorded visibility may read the event with the labels the event
- * carries: no delivery row ever exists for an event the webhook's creator could not have seen.
- *
- * Each webhook's jobs share a graphile-worker queue, so they run one at a time, in event order: a slow
- * or hanging endpoint holds one job slot at most, never all of them. The job's key is the delivery's,
- * so the same delivery is never queued twice.
- */
-function webhookDeliveries() {
-  return sql`webhook_delivery_rows AS (
-      INSERT INTO webhook_deliveries (org_id, webhook_id, event_id)
-      SELECT e.org_id, w.id, e.id FROM event_rows e
-      JOIN webhooks w ON w.org_id = e.org_id
-      LEFT JOIN api_keys k ON k.org_id = w.org_id AND k.id = w.created_by_api_key_id
-      WHERE w.enabled AND ${creatorActive("w", "k")} AND e.type = ANY(w.event_types)
-        AND (w.pod_ids IS NULL OR cardinality(w.pod_ids) = 0 OR e.pod_id = ANY(w.pod_ids))
-        AND (w.inbox_ids IS NULL OR cardinality(w.inbox_ids) = 0 OR e.inbox_id = ANY(w.inbox_ids))
-        AND ${eventReadable("e", webhookVisibility("w"))}
-      ORDER BY e.id, w.id
-      ON CONFLICT DO NOTHING
-      RETURNING org_id, id, webhook_id
-    ), webhook_jobs AS (
-      -- Ordered so that each queue gets its jobs in event order (side effects run after the sort).
-      SELECT graphile_worker.add_job(
-        ${DELIVER_WEBHOOK},
-        json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
-        queue_name => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text,
-        max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
-        job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
-      ) FROM webhook_delivery_rows d ORDER BY d.id
-    )`;
-}
-
-/** An immediate attempt, then the retries of the schedule (config.webhookRetryDelaysMs, 7 by default). */
-export const WEBHOOK_MAX_ATTEMPTS = 8;

@@ -4,7 +4,6 @@ import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventTable, EventType } from "../db/types.ts";
-import { type MessageSummary, summarySelection } from "../mail/repository.ts";
 import { type EventVisibility, eventReadable } from "./visibility.ts";
 
 export type Event = Selectable<EventTable>;
@@ -53,25 +52,4 @@ export async function latestEventId(db: Db, scope: TenantScope): Promise<string>
 export async function eventsByIds(db: Db, orgId: string, ids: readonly string[]): Promise<Event[]> {
   if (ids.length === 0) return [];
   return db.selectFrom("events").selectAll().where("org_id", "=", orgId).where("id", "in", ids).execute();
-}
-
-/**
- * The messages events refer to, as they are now, across the organization: each subscriber then
- * applies its own visibility to them in memory (eventReadableBy in src/events/visibility.ts).
- * Summaries: a replay page of large messages must not hold their bodies and raw MIME; a subscriber
- * that selects a body reads it within its response's limit.
- */
-export async function eventMessages(
-  db: Db,
-  orgId: string,
-  messageIds: readonly string[],
-): Promise<Map<string, MessageSummary>> {
-  if (messageIds.length === 0) return new Map();
-  const rows = (await db
-    .selectFrom("messages as m")
-    .select(summarySelection())
-    .where("m.org_id", "=", orgId)
-    .where("m.id", "in", messageIds)
-    .execute()) as unknown as MessageSummary[];
-  return new Map(rows.map((row) => [String(row.id), row]));
 }

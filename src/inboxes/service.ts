@@ -1,8 +1,8 @@
 // Inbox rules: addresses, the pod an inbox lands in, and the domains it may use.
 
-import { deleteRevokingKeys } from "../api-keys/service.ts";
 import { randomBase62 } from "../auth/keys.ts";
 import type { TenantScope } from "../auth/principal.ts";
+import { deleteRevokingKeys } from "../auth/revocation.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";

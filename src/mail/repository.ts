@@ -630,3 +630,25 @@ export async function refreshThread(db: Db, orgId: string, threadId: string): Pr
       (SELECT max(m.created_at) FROM messages m WHERE m.org_id = t.org_id AND m.thread_id = t.id), t.last_message_at)
     WHERE t.org_id = ${orgId} AND t.id = ${threadId}`.execute(db);
 }
+
+/**
+ * The messages events refer to, as they are now, across the organization (for the event stream: one
+ * read serves every subscriber of the node): each subscriber then
+ * applies its own visibility to them in memory (eventReadableBy in src/events/visibility.ts).
+ * Summaries: a replay page of large messages must not hold their bodies and raw MIME; a subscriber
+ * that selects a body reads it within its response's limit.
+ */
+export async function eventMessages(
+  db: Db,
+  orgId: string,
+  messageIds: readonly string[],
+): Promise<Map<string, MessageSummary>> {
+  if (messageIds.length === 0) return new Map();
+  const rows = (await db
+    .selectFrom("messages as m")
+    .select(summarySelection())
+    .where("m.org_id", "=", orgId)
+    .where("m.id", "in", messageIds)
+    .execute()) as unknown as MessageSummary[];
+  return new Map(rows.map((row) => [String(row.id), row]));
+}

@@ -1,5 +1,5 @@
-import { deleteRevokingKeys } from "../api-keys/service.ts";
 import type { TenantScope } from "../auth/principal.ts";
+import { deleteRevokingKeys } from "../auth/revocation.ts";
 import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";

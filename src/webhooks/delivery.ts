@@ -10,12 +10,17 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import type { Db } from "../db/database.ts";
-import { DELIVER_WEBHOOK, WEBHOOK_MAX_ATTEMPTS } from "../events/outbox.ts";
 import { eventReadable } from "../events/visibility.ts";
+import {
+  CREATOR_KEY_REVOKED,
+  creatorActive,
+  DELIVER_WEBHOOK,
+  WEBHOOK_MAX_ATTEMPTS,
+  webhookVisibility,
+} from "../events/webhook-fan-out.ts";
 import type { JobTask } from "../jobs/worker.ts";
 import { isPublicAddress } from "../net/address-policy.ts";
 import type { Services } from "../services.ts";
-import { CREATOR_KEY_REVOKED, creatorActive, webhookVisibility } from "./repository.ts";
 import { webhookSigningSecret } from "./secret.ts";
 
 const MAX_ERROR_LENGTH = 500;

@@ -5,38 +5,10 @@ import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { EventType, WebhookDeliveryTable, WebhookTable } from "../db/types.ts";
-import { type EventVisibility, eventReadable, type VisibilityExpressions } from "../events/visibility.ts";
+import { type EventVisibility, eventReadable } from "../events/visibility.ts";
+import { CREATOR_KEY_REVOKED, creatorActive } from "../events/webhook-fan-out.ts";
 
 export type Webhook = Selectable<WebhookTable>;
-
-/** Why a webhook stops when the key that created it is deleted or expires. */
-export const CREATOR_KEY_REVOKED = "CREATOR_KEY_REVOKED";
-
-/**
- * True unless the webhook was made by an API key that is gone or expired, given the webhook row
- * aliased `webhook` left-joined to api_keys aliased `key` on its creator. Deletion also disables the
- * webhook for good (db/migrations/…_webhook_visibility.ts); expiry happens without any write, so
- * whoever reads or delivers a webhook asks this.
- */
-export function creatorActive(webhook: string, key: string): RawBuilder<boolean> {
-  const w = (column: string) => sql.ref(`${webhook}.${column}`);
-  const k = (column: string) => sql.ref(`${key}.${column}`);
-  return sql<boolean>`(${w("created_by_api_key_id")} IS NULL
-    OR (${k("id")} IS NOT NULL AND (${k("expires_at")} IS NULL OR ${k("expires_at")} > now())))`;
-}
-
-/** The visibility a webhook recorded from its creator, as SQL over the row aliased `webhook`. */
-export function webhookVisibility(webhook: string): VisibilityExpressions {
-  const w = (column: string) => sql.ref(`${webhook}.${column}`);
-  return {
-    orgId: w("org_id"),
-    podId: { expression: w("pod_id"), nullable: true },
-    inboxId: { expression: w("inbox_id"), nullable: true },
-    messageRead: w("message_read"),
-    domainRead: w("domain_read"),
-    hiddenLabels: w("hidden_labels"),
-  };
-}
 
 /**
  * An organization-wide caller sees every webhook; a pod-scoped one the webhooks its pod owns; an

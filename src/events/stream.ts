@@ -1,0 +1,241 @@
+// The event stream behind every subscription: replay from a cursor, then live events as this node
+// hears them, with no gap and no duplicate; each event checked at delivery against the subscriber's
+// visibility (src/events/visibility.ts) and the message's labels as they are then; the stream ends
+// when the subscriber's credential is revoked or expires (docs/events.md, "Subscriptions").
+import { type Authenticator, type AuthInvalidation, concerns } from "../auth/authenticator.ts";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
+import { tenantScopeOf } from "../auth/principal.ts";
+import type { Db } from "../db/database.ts";
+import { compareIds } from "../db/ids.ts";
+import type { EventBus } from "./bus.ts";
+import type { EventAnnouncement } from "./outbox.ts";
+import { type Event, type EventFilter, eventsAfter, eventsByIds, latestEventId } from "./repository.ts";
+import { eventReadableBy, eventVisibilityOf, readPermissionOf } from "./visibility.ts";
+
+/** What the stream reads with: the database, this node's bus, and the authenticator for revocations. */
+export interface StreamServices {
+  db: Db;
+  events: EventBus;
+  authenticator: Authenticator;
+}
+
+/** The messages events refer to, by id, as they are now (the stream does not know how messages are read). */
+export type LoadMessages<M> = (orgId: string, messageIds: readonly string[]) => Promise<Map<string, M>>;
+
+/** Who subscribes: its credential now, and what to do when a refresh replaces it. */
+export interface StreamSubscriber {
+  principal: AuthenticatedPrincipal;
+  /** The credential was refreshed (a new ceiling, a narrowed key): later events run under `fresh`. */
+  onRefresh(fresh: AuthenticatedPrincipal): void;
+}
+
+/** An event as delivered to one subscriber: the row and, for message events, the message it saw. */
+export interface DeliveredEvent<M> {
+  event: Event;
+  message: M | null;
+}
+
+const REPLAY_PAGE = 500;
+
+/**
+ * Whether a subscriber may see this event at all (before any field is resolved): the rule every
+ * reader of events follows (src/events/visibility.ts), applied to the message as it is now, which
+ * must still exist for a message event to be delivered.
+ */
+function admits(
+  principal: AuthenticatedPrincipal,
+  event: Event,
+  message: { labels: string[] } | null,
+): boolean {
+  if (!eventReadableBy(eventVisibilityOf(principal), event, message?.labels ?? null)) return false;
+  return readPermissionOf(event.type) === "DOMAIN_READ" || message !== null;
+}
+
+function matches(event: Event, filter: EventFilter): boolean {
+  return (
+    (!filter.types?.length || filter.types.includes(event.type)) &&
+    (!filter.podIds?.length || (event.pod_id !== null && filter.podIds.includes(event.pod_id))) &&
+    (!filter.inboxIds?.length || (event.inbox_id !== null && filter.inboxIds.includes(event.inbox_id)))
+  );
+}
+
+/** Events and their messages, read once per batch for the organization. */
+async function withMessages<M>(
+  loadMessages: LoadMessages<M>,
+  orgId: string,
+  events: Event[],
+): Promise<DeliveredEvent<M>[]> {
+  const ids = events.map((e) => e.message_id).filter((id): id is string => id !== null);
+  const messages = await loadMessages(orgId, ids);
+  return events.map((event) => ({
+    event,
+    message: event.message_id ? (messages.get(event.message_id) ?? null) : null,
+  }));
+}
+
+/**
+ * The stream of events a subscriber may see, each mapped by `select` (null: skip it). Ending it
+ * (`return()`) stops it at once, even while it waits for the next event, so a subscription its client
+ * completed or disconnected releases its registration now rather than at the organization's next event.
+ */
+export function eventStream<M extends { labels: string[] }, T>(
+  services: StreamServices,
+  subscriber: StreamSubscriber,
+  loadMessages: LoadMessages<M>,
+  filter: EventFilter,
+  after: string | undefined,
+  select: (delivered: DeliveredEvent<M>) => T | null,
+): AsyncIterableIterator<T> {
+  const controller = new AbortController();
+  const events = streamEvents(services, subscriber, loadMessages, filter, after, select, controller);
+  return {
+    next: () => events.next(),
+    return: () => {
+      controller.abort();
+      return events.return();
+    },
+    throw: (error?: unknown) => {
+      controller.abort();
+      return events.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/**
+ * Replay from `after` (if given), then live, with no gap and no duplicate. It listens before it replays
+ * and skips what the replay already delivered.
+ */
+async function* streamEvents<M extends { labels: string[] }, T>(
+  services: StreamServices,
+  subscriber: StreamSubscriber,
+  loadMessages: LoadMessages<M>,
+  filter: EventFilter,
+  after: string | undefined,
+  select: (delivered: DeliveredEvent<M>) => T | null,
+  controller: AbortController,
+) {
+  let principal = subscriber.principal;
+  let scope = tenantScopeOf(principal);
+  const pending: EventAnnouncement[] = [];
+  let wake: (() => void) | undefined;
+  let resync = false;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+
+  const unsubscribe = services.events.subscribe(
+    scope.orgId,
+    (announcement) => {
+      pending.push(announcement);
+      notify();
+    },
+    () => {
+      resync = true;
+      notify();
+    },
+  );
+  // Revocation or a new organization ceiling: re-check this subscriber's credential. The subscriber
+  // follows, so each event is also executed (and its shared result chosen) under the credential as
+  // it is now.
+  const onRevoked = (change: AuthInvalidation) => {
+    if (!concerns(change, principal)) return;
+    services.authenticator.refresh(principal).then(
+      (fresh) => {
+        if (!fresh) controller.abort();
+        else {
+          principal = fresh;
+          scope = tenantScopeOf(fresh);
+          subscriber.onRefresh(fresh);
+        }
+      },
+      () => controller.abort(),
+    );
+  };
+  services.authenticator.on("revoked", onRevoked);
+  const expiry = principal.expiresAt
+    ? setTimeout(
+        () => controller.abort(),
+        Math.min(Math.max(principal.expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1),
+      )
+    : undefined;
+  // A plain flag: AbortSignal's getter is checked several times per event per subscriber, and costs
+  // about 2% of the server's CPU at 10,000 deliveries/s.
+  let ended = controller.signal.aborted;
+  const end = () => {
+    ended = true;
+    notify();
+  };
+  controller.signal.addEventListener("abort", end);
+
+  try {
+    // Live-only subscribers start from "now", so a lost LISTEN connection can be caught up from the table.
+    // Events announced while "now" was being read committed after we subscribed: they are new even
+    // when their id is not above it.
+    let cursor = after ?? (await latestEventId(services.db, scope));
+    const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
+    const replay = async function* () {
+      for (;;) {
+        const page = await eventsAfter(
+          services.db,
+          eventVisibilityOf(principal),
+          cursor,
+          filter,
+          REPLAY_PAGE,
+        );
+        for (const delivered of await withMessages(loadMessages, scope.orgId, page)) {
+          cursor = delivered.event.id;
+          if (!admits(principal, delivered.event, delivered.message)) continue;
+          const selected = select(delivered);
+          if (selected !== null) yield selected;
+        }
+        if (page.length < REPLAY_PAGE) return;
+      }
+    };
+    if (after !== undefined) yield* replay();
+
+    while (!ended) {
+      if (resync) {
+        // Notifications were lost with the connection: the table has everything since our cursor.
+        resync = false;
+        pending.length = 0;
+        yield* replay();
+        continue;
+      }
+      const batch = pending
+        .splice(0)
+        .filter((a) => compareIds(a.id, cursor) > 0 || announcedWhileStarting.delete(a.id));
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (pending.length > 0 || resync || ended) resolve();
+        });
+        continue;
+      }
+      // Every subscriber of this node handling the same announcements shares one read, in id order, and
+      // the very same objects: src/schema/shared-results.ts shares executions per event object.
+      const ids = batch.map((a) => a.id).sort(compareIds);
+      const loaded = await services.events.shared(`${scope.orgId}:${ids.join(",")}`, async () =>
+        (
+          await withMessages(loadMessages, scope.orgId, await eventsByIds(services.db, scope.orgId, ids))
+        ).sort((a, b) => compareIds(a.event.id, b.event.id)),
+      );
+      for (const delivered of loaded) {
+        if (ended) break;
+        cursor = delivered.event.id;
+        if (!matches(delivered.event, filter) || !admits(principal, delivered.event, delivered.message))
+          continue;
+        const selected = select(delivered);
+        if (selected !== null) yield selected;
+      }
+    }
+  } finally {
+    clearTimeout(expiry);
+    unsubscribe();
+    services.authenticator.off("revoked", onRevoked);
+    controller.signal.removeEventListener("abort", end);
+  }
+}
