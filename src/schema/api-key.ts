@@ -8,12 +8,12 @@ import {
 } from "../auth/permissions.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { KeyScopeEnum } from "./permission.ts";
 import { PodRef } from "./pod.ts";
 

@@ -1,7 +1,11 @@
-// Relay connections over keyset pagination: opaque cursors that carry the sort key, never OFFSET.
+// Relay connections over keyset pagination: opaque cursors that carry the sort key, never OFFSET; and
+// one connection type per node type, named as the contract names them (PodConnection, PodEdge, …),
+// shared by every field that lists that type instead of one per field (QueryPodsConnection, …).
+import type { ObjectRef } from "@pothos/core";
 import { isRowId } from "../db/ids.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { badUserInput } from "../errors.ts";
+import { builder } from "./builder.ts";
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
@@ -90,3 +94,16 @@ export async function keysetConnection<T, K>(
 
 /** The common key: a numeric id (as a decimal string), newest first. */
 export const isIdKey = (value: unknown): value is string => typeof value === "string" && isRowId(value);
+
+const connections = new Map<string, unknown>();
+
+// biome-ignore lint/suspicious/noExplicitAny: the connection shape is generic over every node type.
+export function connectionOf<T extends ObjectRef<any, any>>(ref: T) {
+  const name = ref.name;
+  let connection = connections.get(name);
+  if (!connection) {
+    connection = builder.connectionObject({ type: ref, name: `${name}Connection` }, { name: `${name}Edge` });
+    connections.set(name, connection);
+  }
+  return connection as ReturnType<typeof builder.connectionObject<T, unknown>>;
+}

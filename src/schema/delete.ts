@@ -8,6 +8,3 @@ export const DeleteInputRef = builder.inputType("DeleteInput", {
 export const DeletePayloadRef = builder.simpleObject("DeletePayload", {
   fields: (t) => ({ deletedId: t.id() }),
 });
-
-// Ids are decoded in one place (global-id.ts); re-exported for the schema files that import them here.
-export { decodeId, optionalId } from "./global-id.ts";

@@ -2,11 +2,11 @@ import { checksFromJson, type DnsRecord, expectedRecords } from "../domains/reco
 import { type Domain, domainsByIds, listDomains } from "../domains/repository.ts";
 import { createDomain, removeDomain, verifyDomain } from "../domains/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { PodRef } from "./pod.ts";
 
 export const DomainStatusEnum = builder.enumType("DomainStatus", {

@@ -1,14 +1,13 @@
 import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from "../drafts/repository.ts";
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
-import { contextLoader } from "./context-loader.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { MAIL_BODY } from "./input-rules.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { MessageRef } from "./message.ts";
 import { BODY_LIMIT, type BodyColumn, budgetedBody } from "./response-budget.ts";
 

@@ -3,7 +3,8 @@
 import { removeInbox, updateInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 
 const UpdateInboxInput = builder.inputType("UpdateInboxInput", {

@@ -2,11 +2,10 @@ import { badUserInput, notFound } from "../errors.ts";
 import { type Inbox, inboxByEmail, inboxesByIds, listInboxes } from "../inboxes/repository.ts";
 import { createInbox } from "../inboxes/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { decodeId, optionalId } from "./delete.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { decodeId, optionalId } from "./global-id.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { PodRef } from "./pod.ts";
 
 export const InboxRef = loadableNodeRef<Inbox, string, string>("Inbox", {

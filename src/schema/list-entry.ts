@@ -1,12 +1,12 @@
 import { type ListEntry, listEntriesByIds, listListEntries } from "../list-entries/repository.ts";
 import { createListEntry, removeListEntry } from "../list-entries/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { PodRef } from "./pod.ts";
 
 export const ListDirectionEnum = builder.enumType("ListDirection", {

@@ -14,14 +14,12 @@ import {
 } from "../mail/repository.ts";
 import { updateLabels } from "../mail/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
-import { contextLoader } from "./context-loader.ts";
-import { decodeId, optionalId } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { BODY_LIMIT, budgetedBody, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 

@@ -1,8 +1,8 @@
 import { eventVisibilityOf } from "../events/visibility.ts";
 import { metrics } from "../metrics/service.ts";
 import { builder, requires } from "./builder.ts";
-import { optionalId } from "./delete.ts";
 import { EVENT_TYPES, EventTypeEnum } from "./event-type.ts";
+import { optionalId } from "./global-id.ts";
 
 const MetricBucketEnum = builder.enumType("MetricBucket", {
   description: "The width of a metrics time bucket; buckets start at whole minutes, hours and days in UTC.",

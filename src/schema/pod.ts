@@ -1,11 +1,11 @@
 import { listPods, type Pod, podsByIds } from "../pods/repository.ts";
 import { createPod, removePod } from "../pods/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
+import { decodeId } from "./global-id.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 
 export const PodRef = loadableNodeRef<Pod, string, string>("Pod", {
   id: { resolve: (pod) => pod.id },

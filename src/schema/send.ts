@@ -3,7 +3,7 @@
 import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
 import { builder, requires } from "./builder.ts";
 import { scopeOf } from "./context.ts";
-import { decodeId } from "./delete.ts";
+import { decodeId } from "./global-id.ts";
 import { MAIL_BODY } from "./input-rules.ts";
 import { MessageRef } from "./message.ts";
 

@@ -16,7 +16,7 @@ import {
 import type { Plugin } from "graphql-yoga";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
 import { type Context, createContext } from "./context.ts";
-import { clearLoaders } from "./loadable.ts";
+import { clearLoaders } from "./loaders.ts";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 

@@ -14,14 +14,13 @@ import {
 } from "../mail/repository.ts";
 import { deleteThread } from "../mail/service.ts";
 import { builder, requires } from "./builder.ts";
-import { keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { contextLoader } from "./context-loader.ts";
-import { DeletePayloadRef, decodeId, optionalId } from "./delete.ts";
+import { DeletePayloadRef } from "./delete.ts";
+import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { MessageRef, messageColumns } from "./message.ts";
 import { selectedFieldNames } from "./selection.ts";
 

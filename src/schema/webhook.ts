@@ -2,13 +2,13 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { listWebhooks, type Webhook, webhooksByIds } from "../webhooks/repository.ts";
 import { changeWebhook, createWebhook, removeWebhook, webhookCallerOf } from "../webhooks/service.ts";
 import { builder, requires } from "./builder.ts";
-import { isIdKey, keysetConnection } from "./connection.ts";
-import { connectionOf } from "./connection-types.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";
-import { DeleteInputRef, DeletePayloadRef, decodeId } from "./delete.ts";
+import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
 import { EventTypeEnum } from "./event-type.ts";
+import { decodeId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
-import { inIdOrder, loadableNodeRef } from "./loadable.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { PodRef } from "./pod.ts";
 
 export const WebhookRef = loadableNodeRef<Webhook, string, string>("Webhook", {
