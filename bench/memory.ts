@@ -70,11 +70,14 @@ const server = await startServer({
 const handle = createDatabase(embedded.url, { max: 2 });
 try {
   const config = loadConfig({});
-  const org = await bootstrapOrganization(handle.db, {
-    name: "Bench",
-    adminEmail: "bench@bench.test",
-    adminPassword: "bench password 1234",
-  });
+  const org = await bootstrapOrganization(
+    { db: handle.db, config },
+    {
+      name: "Bench",
+      adminEmail: "bench@bench.test",
+      adminPassword: "bench password 1234",
+    },
+  );
   const scope = { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
   const inbox = await createInbox(handle.db, config, scope, { username: "memory" });
   const seedStarted = performance.now();

@@ -253,7 +253,7 @@ try {
   process.stdout.write(
     `embedded PostgreSQL and Mailroom up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s\n`,
   );
-  const org = await bootstrapOrganization(app.services.db, {
+  const org = await bootstrapOrganization(app.services, {
     name: "Bench",
     adminEmail: "bench@bench.test",
     adminPassword: "bench password 1234",
@@ -326,7 +326,7 @@ try {
     const clients = CONCURRENCY[0] as number;
     const spread: string[] = [];
     for (let i = 0; i < clients; i++) {
-      const other = await bootstrapOrganization(app.services.db, {
+      const other = await bootstrapOrganization(app.services, {
         name: `Bench ${i}`,
         adminEmail: `bench${i}@bench.test`,
         adminPassword: "bench password 1234",

@@ -41,12 +41,14 @@ async function bootstrap(argv: string[]): Promise<void> {
   });
   try {
     await migrateToLatest(database.db);
-    const result = await bootstrapOrganization(database.db, {
-      name: org,
-      adminEmail: email,
-      adminPassword: values["admin-password"] ?? (generatedPassword as string),
-      tokenPepper: config.tokenPepper,
-    });
+    const result = await bootstrapOrganization(
+      { db: database.db, config },
+      {
+        name: org,
+        adminEmail: email,
+        adminPassword: values["admin-password"] ?? (generatedPassword as string),
+      },
+    );
     const organizationId = encodeGlobalID("Organization", result.organizationId);
     if (values.json) {
       const out: Record<string, string> = {

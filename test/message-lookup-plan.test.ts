@@ -61,11 +61,14 @@ beforeAll(async () => {
   // This file's own database stays young until the second test analyzes it.
   await sql`ALTER TABLE messages SET (autovacuum_enabled = false)`.execute(database.db);
   const config = loadConfig({});
-  const org = await bootstrapOrganization(database.db, {
-    name: "Lookup",
-    adminEmail: "admin@lookup.test",
-    adminPassword: "lookup password 1234",
-  });
+  const org = await bootstrapOrganization(
+    { db: database.db, config: loadConfig({}) },
+    {
+      name: "Lookup",
+      adminEmail: "admin@lookup.test",
+      adminPassword: "lookup password 1234",
+    },
+  );
   const scope = { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
   const created = await createInbox(database.db, config, scope, { username: "busy" });
   inbox = { orgId: org.organizationId, podId: created.pod_id, inboxId: created.id };

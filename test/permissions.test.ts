@@ -279,7 +279,7 @@ describe("scopes and ceilings, end to end", () => {
         .executeTakeFirstOrThrow()
     ).id;
     await ok(server, "{ viewer { scope } }", {}, { key: agent.apiKey }); // cached
-    await setOrganizationStatus(database.db, orgId, "AGENT_UNVERIFIED");
+    await setOrganizationStatus(server.app.services, orgId, "AGENT_UNVERIFIED");
     let permissions: string[] = [];
     for (let i = 0; i < 40; i++) {
       permissions = (await viewerPermissions(agent.apiKey)).permissions;
@@ -297,7 +297,7 @@ describe("scopes and ceilings, end to end", () => {
       code: "FORBIDDEN",
       requiredPermission: "API_KEY_CREATE",
     });
-    await setOrganizationStatus(database.db, orgId, "AGENT_VERIFIED");
+    await setOrganizationStatus(server.app.services, orgId, "AGENT_VERIFIED");
     for (let i = 0; i < 40; i++) {
       permissions = (await viewerPermissions(agent.apiKey)).permissions;
       if (permissions.length === 35) break;

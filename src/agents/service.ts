@@ -1,22 +1,32 @@
-// Agent sign-up (PERMISSIONS.md): an agent creates an unverified organization, an inbox and a key;
+// Agent sign-up (docs/permissions.md, "Agent sign-up"): an agent creates an unverified organization, an inbox and a key;
 // a human proves the agent may act by reading a code mailed to them and handing it back.
 import { randomInt } from "node:crypto";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import { GraphQLError } from "graphql";
-import { sql } from "kysely";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
+import { deleteApiKey } from "../api-keys/repository.ts";
 import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
-import type { ApiKeyPrincipal } from "../auth/principal.ts";
+import { type ApiKeyPrincipal, organizationScope } from "../auth/principal.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { verifiedOwnerOf } from "../domains/repository.ts";
 import { badUserInput, conflict } from "../errors.ts";
+import { insertInbox } from "../inboxes/repository.ts";
 import { assertNotReserved, validateUsername } from "../inboxes/service.ts";
 import { domainOf, systemSender } from "../mail/addresses.ts";
+import { insertOrganization } from "../organizations/repository.ts";
 import { setOrganizationStatus } from "../organizations/service.ts";
 import { type RelayOutcome, relayAttempt, relayDeadlines } from "../outbound/relay.ts";
+import { insertPod } from "../pods/repository.ts";
 import type { Services } from "../services.ts";
 import { normaliseEmail } from "../users/service.ts";
+import {
+  countAttempt,
+  insertSignup,
+  lockedSignupByHumanEmail,
+  signupOfOrganization,
+  updateSignup,
+} from "./repository.ts";
 
 export const OTP_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_OTP_ATTEMPTS = 10;
@@ -103,17 +113,7 @@ export async function agentSignUp(
   const now = services.clock.now();
 
   const outcome = await db.transaction().execute(async (trx) => {
-    const existing = await trx
-      .selectFrom("agent_signup_emails as e")
-      .innerJoin("agent_signups as s", (join) =>
-        join.onRef("s.org_id", "=", "e.org_id").onRef("s.id", "=", "e.agent_signup_id"),
-      )
-      .innerJoin("organizations as o", "o.id", "s.org_id")
-      .select(["s.org_id", "s.id", "s.inbox_id", "s.api_key_id", "s.otp_expires_at", "o.status"])
-      .where("e.human_email", "=", humanEmail)
-      .forUpdate()
-      .executeTakeFirst();
-
+    const existing = await lockedSignupByHumanEmail(trx, humanEmail);
     if (existing) {
       // Rotation hands a new organization key to whoever knows the human's email: only while the
       // organization is unverified, as the lost-key recovery it is meant to be.
@@ -124,11 +124,7 @@ export async function agentSignUp(
         );
       }
       if (existing.api_key_id !== null) {
-        await trx
-          .deleteFrom("api_keys")
-          .where("org_id", "=", existing.org_id)
-          .where("id", "=", existing.api_key_id)
-          .execute();
+        await deleteApiKey(trx, organizationScope(existing.org_id), existing.api_key_id);
         await notifyAuthChange(trx, { kind: "apiKey", orgId: existing.org_id, id: existing.api_key_id });
       }
       const key = await mintOrganizationKey(trx, existing.org_id, {
@@ -137,22 +133,13 @@ export async function agentSignUp(
       });
       const expired = existing.otp_expires_at === null || existing.otp_expires_at.getTime() <= now.getTime();
       const code = expired ? newOtp() : undefined;
-      await trx
-        .updateTable("agent_signups")
-        .set({
-          api_key_id: key.id,
-          ...(code
-            ? {
-                otp_hash: await argon2Hash(code),
-                otp_expires_at: new Date(now.getTime() + OTP_TTL_MS),
-                otp_attempts: 0,
-              }
-            : {}),
-          updated_at: now,
-        })
-        .where("org_id", "=", existing.org_id)
-        .where("id", "=", existing.id)
-        .execute();
+      await updateSignup(
+        trx,
+        existing.org_id,
+        existing.id,
+        { apiKeyId: key.id, ...(code ? { otp: await otpRecord(code, now) } : {}) },
+        now,
+      );
       return {
         orgId: existing.org_id,
         inboxId: existing.inbox_id as string,
@@ -163,50 +150,37 @@ export async function agentSignUp(
       };
     }
 
-    const org = await trx
-      .insertInto("organizations")
-      .values({ name: username, status: "AGENT_UNVERIFIED" })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    const pod = await trx
-      .insertInto("pods")
-      .values({ org_id: org.id, name: "default" })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    const email = `${username}@${config.mailDomain}`;
+    const orgId = await insertOrganization(trx, username, "AGENT_UNVERIFIED");
+    const pod = await insertPod(trx, orgId, "default", null);
     let inboxId: string;
     try {
-      const inbox = await trx
-        .insertInto("inboxes")
-        .values({ org_id: org.id, pod_id: pod.id, username, domain: config.mailDomain, email })
-        .returning("id")
-        .executeTakeFirstOrThrow();
-      await trx.insertInto("inbox_addresses").values({ email, org_id: org.id, inbox_id: inbox.id }).execute();
+      const inbox = await insertInbox(trx, {
+        org_id: orgId,
+        pod_id: pod.id,
+        username,
+        domain: config.mailDomain,
+        display_name: null,
+        client_id: null,
+      });
       inboxId = inbox.id;
     } catch (error) {
-      if (uniqueViolation(error) !== undefined) throw conflict(`${email} is taken.`, "username");
+      if (uniqueViolation(error) !== undefined)
+        throw conflict(`${username}@${config.mailDomain} is taken.`, "username");
       throw error;
     }
-    const key = await mintOrganizationKey(trx, org.id, { name: "agent", pepper: config.tokenPepper });
+    const key = await mintOrganizationKey(trx, orgId, { name: "agent", pepper: config.tokenPepper });
     const code = newOtp();
-    const signup = await trx
-      .insertInto("agent_signups")
-      .values({
-        org_id: org.id,
-        human_email: humanEmail,
-        username,
-        inbox_id: inboxId,
-        api_key_id: key.id,
-        otp_hash: await argon2Hash(code),
-        otp_expires_at: new Date(now.getTime() + OTP_TTL_MS),
-      })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    await trx
-      .insertInto("agent_signup_emails")
-      .values({ human_email: humanEmail, org_id: org.id, agent_signup_id: signup.id })
-      .execute();
-    return { orgId: org.id, inboxId, key, code, revoked: null, signupId: signup.id };
+    const otp = await otpRecord(code, now);
+    const signupId = await insertSignup(trx, {
+      orgId,
+      humanEmail,
+      username,
+      inboxId,
+      apiKeyId: key.id,
+      otpHash: otp.hash,
+      otpExpiresAt: otp.expiresAt,
+    });
+    return { orgId, inboxId, key, code, revoked: null, signupId };
   });
 
   if (outcome.revoked !== null)
@@ -216,16 +190,16 @@ export async function agentSignUp(
       await mailCode(services, humanEmail, outcome.code);
     } catch (error) {
       // Not mailed: expire it, so the next sign-up call sends a fresh one instead of waiting a day.
-      await db
-        .updateTable("agent_signups")
-        .set({ otp_expires_at: now })
-        .where("org_id", "=", outcome.orgId)
-        .where("id", "=", outcome.signupId)
-        .execute();
+      await updateSignup(db, outcome.orgId, outcome.signupId, { otpSpent: { at: now } }, now);
       throw error;
     }
   }
   return { organizationId: outcome.orgId, inboxId: outcome.inboxId, apiKey: outcome.key.secret };
+}
+
+/** A code as stored: its argon2 hash, valid for OTP_TTL_MS from now. */
+async function otpRecord(code: string, now: Date) {
+  return { hash: await argon2Hash(code), expiresAt: new Date(now.getTime() + OTP_TTL_MS) };
 }
 
 /** Checks the code; on success the organization is verified and its ceiling and allow-list lifted. */
@@ -237,47 +211,25 @@ export async function agentVerify(
   const { db } = services;
   const code = otpCode.trim();
   const now = services.clock.now();
-  const signup = await db
-    .selectFrom("agent_signups")
-    .selectAll()
-    .where("org_id", "=", principal.orgId)
-    .executeTakeFirst();
+  const signup = await signupOfOrganization(db, principal.orgId);
   if (!signup || principal.organizationStatus !== "AGENT_UNVERIFIED") {
     throw badUserInput("This organization has no pending agent verification.", "otpCode");
   }
-  if (signup.otp_attempts >= MAX_OTP_ATTEMPTS) {
-    throw badUserInput(
+  const tooMany = () =>
+    badUserInput(
       "Too many attempts: call agentSignUp again for a new code once this one expires.",
       "otpCode",
     );
-  }
+  if (signup.otp_attempts >= MAX_OTP_ATTEMPTS) throw tooMany();
   if (!signup.otp_hash || !signup.otp_expires_at || signup.otp_expires_at.getTime() <= now.getTime()) {
     throw badUserInput("The code has expired: call agentSignUp again for a new one.", "otpCode");
   }
-  // Count the attempt before checking it, so parallel guesses cannot exceed the limit.
-  const counted = await db
-    .updateTable("agent_signups")
-    .set({ otp_attempts: sql`otp_attempts + 1`, updated_at: now })
-    .where("org_id", "=", signup.org_id)
-    .where("id", "=", signup.id)
-    .where("otp_attempts", "<", MAX_OTP_ATTEMPTS)
-    .returning("otp_attempts")
-    .executeTakeFirst();
-  if (!counted)
-    throw badUserInput(
-      "Too many attempts: call agentSignUp again for a new code once this one expires.",
-      "otpCode",
-    );
+  const attempts = await countAttempt(db, signup.org_id, signup.id, MAX_OTP_ATTEMPTS, now);
+  if (attempts === undefined) throw tooMany();
   const valid = /^\d{6}$/.test(code) && (await argon2Verify(signup.otp_hash, code).catch(() => false));
   if (!valid) {
-    throw badUserInput(`Wrong code (${MAX_OTP_ATTEMPTS - counted.otp_attempts} attempts left).`, "otpCode");
+    throw badUserInput(`Wrong code (${MAX_OTP_ATTEMPTS - attempts} attempts left).`, "otpCode");
   }
-  await db
-    .updateTable("agent_signups")
-    .set({ verified_at: now, otp_hash: null, otp_expires_at: null, updated_at: now })
-    .where("org_id", "=", signup.org_id)
-    .where("id", "=", signup.id)
-    .execute();
-  await setOrganizationStatus(db, signup.org_id, "AGENT_VERIFIED");
-  services.authenticator.invalidate({ kind: "organization", orgId: signup.org_id });
+  await updateSignup(db, signup.org_id, signup.id, { verifiedAt: now }, now);
+  await setOrganizationStatus(services, signup.org_id, "AGENT_VERIFIED");
 }

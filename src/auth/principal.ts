@@ -62,6 +62,11 @@ export function tenantScopeOf(principal: AuthenticatedPrincipal): TenantScope {
   return { orgId: principal.orgId, podId: principal.podId, inboxId: principal.inboxId, hiddenLabels };
 }
 
+/** The whole organization, for work the system does on its behalf (nothing hidden). */
+export function organizationScope(orgId: string): TenantScope {
+  return { orgId, podId: null, inboxId: null, hiddenLabels: [] };
+}
+
 export function isExpired(principal: AuthenticatedPrincipal, now = Date.now()): boolean {
   return principal.expiresAt !== null && principal.expiresAt.getTime() <= now;
 }

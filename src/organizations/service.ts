@@ -1,47 +1,45 @@
-// Creating an organization with its first administrator and an organization-scoped key.
-import { sql } from "kysely";
+// Creating an organization with its first administrator and an organization-scoped key, and changing
+// an organization's status (its permission ceiling) on every node.
 import { mintOrganizationKey } from "../api-keys/service.ts";
 import { notifyAuthChange } from "../auth/authenticator.ts";
-import type { Db } from "../db/database.ts";
+import type { OrganizationStatus } from "../db/types.ts";
+import type { Services } from "../services.ts";
 import { addMember, hashPassword } from "../users/service.ts";
+import { insertOrganization, updateOrganizationStatus } from "./repository.ts";
 
 export interface BootstrapInput {
   name: string;
   adminEmail: string;
   adminPassword: string;
-  tokenPepper?: string | undefined;
 }
 
-export async function bootstrapOrganization(db: Db, input: BootstrapInput) {
+/** The command line's bootstrap works without a running server: it needs only the database and config. */
+export async function bootstrapOrganization(
+  services: Pick<Services, "db" | "config">,
+  input: BootstrapInput,
+) {
   const passwordHash = await hashPassword(input.adminPassword);
-  return db.transaction().execute(async (trx) => {
-    const organization = await trx
-      .insertInto("organizations")
-      .values({ name: input.name, status: "ACTIVE" })
-      .returning(["id"])
-      .executeTakeFirstOrThrow();
-    const admin = await addMember(trx, organization.id, input.adminEmail, passwordHash, "ADMIN");
-    const key = await mintOrganizationKey(trx, organization.id, {
+  return services.db.transaction().execute(async (trx) => {
+    const organizationId = await insertOrganization(trx, input.name, "ACTIVE");
+    const admin = await addMember(trx, organizationId, input.adminEmail, passwordHash, "ADMIN");
+    const key = await mintOrganizationKey(trx, organizationId, {
       name: "bootstrap",
-      pepper: input.tokenPepper,
+      pepper: services.config.tokenPepper,
       createdByUserId: admin.id,
     });
-    return { organizationId: organization.id, adminEmail: admin.email, apiKey: key.secret };
+    return { organizationId, adminEmail: admin.email, apiKey: key.secret };
   });
 }
 
 /** Changes an organization's status (its permission ceiling) and makes every node forget cached principals. */
 export async function setOrganizationStatus(
-  db: Db,
+  services: Pick<Services, "db" | "authenticator">,
   orgId: string,
-  status: "ACTIVE" | "AGENT_UNVERIFIED" | "AGENT_VERIFIED",
+  status: OrganizationStatus,
 ): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .updateTable("organizations")
-      .set({ status, updated_at: sql`now()` })
-      .where("id", "=", orgId)
-      .execute();
+  await services.db.transaction().execute(async (trx) => {
+    await updateOrganizationStatus(trx, orgId, status);
     await notifyAuthChange(trx, { kind: "organization", orgId });
   });
+  services.authenticator.invalidate({ kind: "organization", orgId });
 }

@@ -1,6 +1,5 @@
 // People who sign in: argon2 password hashes, opaque session tokens stored hashed.
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
-import { sql } from "kysely";
 import { notifyAuthChange } from "../auth/authenticator.ts";
 import { generateSessionToken, hashToken } from "../auth/keys.ts";
 import type { Role } from "../auth/permissions.ts";
@@ -8,6 +7,14 @@ import type { SessionPrincipal } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { badUserInput } from "../errors.ts";
 import type { Services } from "../services.ts";
+import {
+  deleteSession,
+  insertMembership,
+  insertSession,
+  upsertUser,
+  userById,
+  userForSignIn,
+} from "./repository.ts";
 
 export const SESSION_TTL_MS = 14 * 24 * 60 * 60 * 1000;
 const MIN_PASSWORD_LENGTH = 10;
@@ -35,16 +42,8 @@ export async function hashPassword(password: string): Promise<string> {
 
 /** Creates a user (or reuses one with that email) and makes it a member of the organization. */
 export async function addMember(trx: Db, orgId: string, email: string, passwordHash: string, role: Role) {
-  const normalised = normaliseEmail(email);
-  const user = await trx
-    .insertInto("users")
-    .values({ email: normalised, password_hash: passwordHash })
-    .onConflict((oc) =>
-      oc.column("email").doUpdateSet({ password_hash: passwordHash, updated_at: sql`now()` }),
-    )
-    .returning(["id", "email", "created_at"])
-    .executeTakeFirstOrThrow();
-  await trx.insertInto("memberships").values({ org_id: orgId, user_id: user.id, role }).execute();
+  const user = await upsertUser(trx, normaliseEmail(email), passwordHash);
+  await insertMembership(trx, orgId, user.id, role);
   return user;
 }
 
@@ -54,34 +53,20 @@ export async function login(
   password: string,
 ): Promise<{ user: User; token: string; orgId: string; expiresAt: Date }> {
   const { db } = services;
-  const row = await db
-    .selectFrom("users as u")
-    .innerJoin("memberships as m", "m.user_id", "u.id")
-    .select(["u.id", "u.email", "u.password_hash", "u.created_at", "m.org_id", "m.role"])
-    .where("u.email", "=", normaliseEmail(email))
-    .orderBy("m.org_id")
-    .limit(1)
-    .executeTakeFirst();
+  const row = await userForSignIn(db, normaliseEmail(email));
   const valid = await argon2Verify(row?.password_hash ?? DUMMY_HASH, password).catch(() => false);
   if (!row?.password_hash || !valid) throw badUserInput("Invalid email or password.");
 
   const token = generateSessionToken();
   const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
-  await db.transaction().execute(async (trx) => {
-    const session = await trx
-      .insertInto("sessions")
-      .values({ org_id: row.org_id, user_id: row.id, expires_at: expiresAt })
-      .returning(["id"])
-      .executeTakeFirstOrThrow();
-    await trx
-      .insertInto("session_tokens")
-      .values({
-        token_hash: hashToken(token, services.config.tokenPepper),
-        org_id: row.org_id,
-        session_id: session.id,
-      })
-      .execute();
-  });
+  await db.transaction().execute((trx) =>
+    insertSession(trx, {
+      orgId: row.org_id,
+      userId: row.id,
+      expiresAt,
+      tokenHash: hashToken(token, services.config.tokenPepper),
+    }),
+  );
   return {
     user: { id: row.id, email: row.email, role: row.role, created_at: row.created_at },
     token,
@@ -92,22 +77,14 @@ export async function login(
 
 export async function logout(services: Services, principal: SessionPrincipal): Promise<void> {
   await services.db.transaction().execute(async (trx) => {
-    await trx
-      .deleteFrom("sessions")
-      .where("org_id", "=", principal.orgId)
-      .where("id", "=", principal.sessionId)
-      .execute();
+    await deleteSession(trx, principal.orgId, principal.sessionId);
     await notifyAuthChange(trx, { kind: "session", orgId: principal.orgId, id: principal.sessionId });
   });
   services.authenticator.invalidate({ kind: "session", orgId: principal.orgId, id: principal.sessionId });
 }
 
 export async function userOf(services: Services, principal: SessionPrincipal): Promise<User | undefined> {
-  const row = await services.db
-    .selectFrom("users")
-    .select(["id", "email", "created_at"])
-    .where("id", "=", principal.userId)
-    .executeTakeFirst();
+  const row = await userById(services.db, principal.userId);
   return row && { ...row, role: principal.role };
 }
 

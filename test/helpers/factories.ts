@@ -1,6 +1,7 @@
 // Test data made through the application's own services and API, never by hand-written SQL.
 import { randomBytes } from "node:crypto";
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
+import { loadConfig } from "../../src/config.ts";
 import type { Db } from "../../src/db/database.ts";
 import { type MessageData, storeMessage } from "../../src/mail/store.ts";
 import { bootstrapOrganization } from "../../src/organizations/service.ts";
@@ -16,7 +17,10 @@ export interface TestOrganization {
 export async function createOrganization(db: Db, name = "Acme"): Promise<TestOrganization> {
   const adminEmail = `admin-${randomBytes(4).toString("hex")}@example.test`;
   const adminPassword = "correct horse battery staple";
-  const result = await bootstrapOrganization(db, { name, adminEmail, adminPassword });
+  const result = await bootstrapOrganization(
+    { db, config: loadConfig({}) },
+    { name, adminEmail, adminPassword },
+  );
   return { ...result, adminPassword };
 }
 
