@@ -79,7 +79,7 @@ try {
     },
   );
   const scope = { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
-  const inbox = await createInbox(handle.db, config, scope, { username: "memory" });
+  const inbox = await createInbox({ db: handle.db, config }, scope, { username: "memory" });
   const seedStarted = performance.now();
   for (let i = 0; i < MESSAGES; i++) {
     await handle.db.transaction().execute((trx) =>

@@ -259,8 +259,7 @@ try {
     adminPassword: "bench password 1234",
   });
   const inbox = await createInbox(
-    app.services.db,
-    config,
+    app.services,
     { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] },
     { username: "bench" },
   );
@@ -332,7 +331,7 @@ try {
         adminPassword: "bench password 1234",
       });
       const scope = { orgId: other.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
-      spread.push((await createInbox(app.services.db, config, scope, { username: `bench${i}` })).email);
+      spread.push((await createInbox(app.services, scope, { username: `bench${i}` })).email);
     }
     let round = 0;
     const [base, real] = await inTurn(

@@ -62,7 +62,7 @@ beforeAll(async () => {
   await sql`ALTER TABLE messages SET (autovacuum_enabled = false)`.execute(database.db);
   const config = loadConfig({});
   const org = await bootstrapOrganization(
-    { db: database.db, config: loadConfig({}) },
+    { db: database.db, config },
     {
       name: "Lookup",
       adminEmail: "admin@lookup.test",
@@ -70,7 +70,7 @@ beforeAll(async () => {
     },
   );
   const scope = { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
-  const created = await createInbox(database.db, config, scope, { username: "busy" });
+  const created = await createInbox({ db: database.db, config }, scope, { username: "busy" });
   inbox = { orgId: org.organizationId, podId: created.pod_id, inboxId: created.id };
   email = created.email;
   // The plan a prepared statement settles on after its first executions: one for any parameters.

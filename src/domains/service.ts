@@ -6,6 +6,7 @@ import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { conflict, notFound } from "../errors.ts";
 import { podsByIds } from "../pods/repository.ts";
+import type { Services } from "../services.ts";
 import { normalizeDomainName } from "./name.ts";
 import { checkRecords, checksToJson, DKIM_SELECTOR, generateDkimKeyPair, mxHostOf } from "./records.ts";
 import {
@@ -31,11 +32,11 @@ export interface CreateDomainInput {
  * to verify it owns it (docs/permissions.md, "Domains").
  */
 export async function createDomain(
-  db: Db,
-  config: Config,
+  services: Pick<Services, "db" | "config">,
   scope: TenantScope,
   input: CreateDomainInput,
 ): Promise<Domain> {
+  const { db, config } = services;
   // The service's own names first: they are taken (CONFLICT) even where they would not be valid
   // custom domains (the default MAIL_DOMAIN, mailroom.localhost).
   const asked = domainToASCII(input.domain.trim().replace(/\.$/, ""));
@@ -80,7 +81,12 @@ export async function createDomain(
  * (DMARC is reported but optional), FAILED otherwise, with each record's own status. The first
  * successful verification writes a DOMAIN_VERIFIED event in the same transaction.
  */
-export async function verifyDomain(db: Db, config: Config, scope: TenantScope, id: string): Promise<Domain> {
+export async function verifyDomain(
+  services: Pick<Services, "db" | "config">,
+  scope: TenantScope,
+  id: string,
+): Promise<Domain> {
+  const { db, config } = services;
   const domain = await writableDomain(db, scope, id);
   if (!domain) throw notFound("Domain");
   const owner = await verifiedOwnerOf(db, domain.domain);
@@ -113,7 +119,12 @@ function verifiedElsewhere(name: string) {
 }
 
 /** Deletes a domain no inbox uses any more (its addresses would otherwise be left dangling). */
-export async function removeDomain(db: Db, scope: TenantScope, id: string): Promise<Domain> {
+export async function removeDomain(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  id: string,
+): Promise<Domain> {
+  const { db } = services;
   return db.transaction().execute(async (trx) => {
     const domain = await writableDomain(trx, scope, id, { lock: true });
     if (!domain) throw notFound("Domain");

@@ -2,6 +2,7 @@
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
+import type { Services } from "../services.ts";
 import {
   type DraftContent,
   type DraftSummary,
@@ -80,10 +81,11 @@ function contentChanges(input: DraftFieldsInput): Partial<DraftContent> {
 }
 
 export async function createDraft(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   input: DraftFieldsInput & { inboxId: string; inReplyToMessageId?: string | undefined },
 ): Promise<DraftSummary> {
+  const { db } = services;
   const changes = contentChanges(input);
   // Only a message of the draft's own inbox that the caller can see; anything else looks missing.
   if (
@@ -114,15 +116,21 @@ export async function createDraft(
 
 /** Changes only the fields given; updatedAt moves forward even when none is. */
 export async function updateDraft(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   input: DraftFieldsInput & { id: string },
 ): Promise<DraftSummary> {
+  const { db } = services;
   const draft = await updateDraftRow(db, scope, input.id, contentChanges(input));
   if (!draft) throw notFound("Draft");
   return draft;
 }
 
-export async function removeDraft(db: Db, scope: TenantScope, id: string): Promise<void> {
+export async function removeDraft(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  id: string,
+): Promise<void> {
+  const { db } = services;
   if (!(await deleteDraft(db, scope, id))) throw notFound("Draft");
 }

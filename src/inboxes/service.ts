@@ -55,11 +55,11 @@ export interface CreateInboxInput {
 }
 
 export async function createInbox(
-  db: Db,
-  config: Config,
+  services: Pick<Services, "db" | "config">,
   scope: TenantScope,
   input: CreateInboxInput,
 ): Promise<Inbox> {
+  const { db, config } = services;
   const username =
     input.username == null ? `agent-${randomBase62(10).toLowerCase()}` : validateUsername(input.username);
   const domain = (input.domain ?? config.mailDomain).trim().toLowerCase();
@@ -112,10 +112,11 @@ export function validateDisplayName(displayName: string | null | undefined): str
 }
 
 export async function updateInbox(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   input: { id: string; displayName: string | null | undefined },
 ): Promise<Inbox> {
+  const { db } = services;
   const inbox = await updateInboxDisplayName(db, scope, input.id, validateDisplayName(input.displayName));
   if (!inbox) throw notFound("Inbox");
   return inbox;

@@ -7,6 +7,7 @@ import { parseDomainName, parseEmailAddress } from "../domains/name.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { podsByIds } from "../pods/repository.ts";
+import type { Services } from "../services.ts";
 import { deleteListEntry, insertListEntry, type ListEntry } from "./repository.ts";
 
 /** An email address (`someone@example.com`) or a domain (`example.com`), lower-case. */
@@ -52,10 +53,11 @@ async function level(db: Db, scope: TenantScope, input: CreateListEntryInput) {
 }
 
 export async function createListEntry(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   input: CreateListEntryInput,
 ): Promise<ListEntry> {
+  const { db } = services;
   const entry = normalizeEntry(input.entry);
   const where = await level(db, scope, input);
   try {
@@ -73,7 +75,12 @@ export async function createListEntry(
   }
 }
 
-export async function removeListEntry(db: Db, scope: TenantScope, id: string): Promise<ListEntry> {
+export async function removeListEntry(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  id: string,
+): Promise<ListEntry> {
+  const { db } = services;
   const entry = await deleteListEntry(db, scope, id);
   if (!entry) throw notFound("ListEntry");
   return entry;

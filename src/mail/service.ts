@@ -2,6 +2,7 @@
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
+import type { Services } from "../services.ts";
 import {
   deleteThreadMessages,
   hasHidingLabel,
@@ -35,12 +36,13 @@ export function normaliseLabels(labels: readonly string[] | null | undefined, fi
 }
 
 export async function updateLabels(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   id: string,
   addLabels: readonly string[] | null | undefined,
   removeLabels: readonly string[] | null | undefined,
 ): Promise<MessageSummary> {
+  const { db } = services;
   const add = normaliseLabels(addLabels, "addLabels");
   const remove = normaliseLabels(removeLabels, "removeLabels");
   for (const [labels, field] of [
@@ -69,11 +71,12 @@ export async function updateLabels(
  * with `permanent`) removes its messages for good. Only messages the caller can see are touched.
  */
 export async function deleteThread(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   id: string,
   permanent: boolean,
 ): Promise<"trashed" | "deleted"> {
+  const { db } = services;
   return db.transaction().execute(async (trx) => {
     const [thread] = await threadsByIds(trx, scope, [id]);
     if (!thread) throw notFound("Thread");

@@ -5,6 +5,7 @@ import { badUserInput, notFound } from "../errors.ts";
 import type { EventVisibility } from "../events/visibility.ts";
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { podsByIds } from "../pods/repository.ts";
+import type { Services } from "../services.ts";
 import { countEvents, type MetricBucket, type MetricCount } from "./repository.ts";
 
 const MINUTE_MS = 60_000;
@@ -36,10 +37,11 @@ export interface MetricsInput {
 
 /** Counts of the events the caller may read (see countEvents), inside its scope. */
 export async function metrics(
-  db: Db,
+  services: Pick<Services, "db">,
   visibility: EventVisibility,
   input: MetricsInput,
 ): Promise<MetricCount[]> {
+  const { db } = services;
   const range = input.to.getTime() - input.from.getTime();
   if (range <= 0) throw badUserInput("to must be after from.", "to");
   if (range > MAX_RANGE_DAYS * DAY_MS)

@@ -22,10 +22,11 @@ export function validateClientId(clientId: string | null | undefined): string | 
 }
 
 export async function createPod(
-  db: Db,
+  services: Pick<Services, "db">,
   scope: TenantScope,
   input: { name: string; clientId?: string | null | undefined },
 ): Promise<Pod> {
+  const { db } = services;
   const name = validateName(input.name);
   const clientId = validateClientId(input.clientId);
   try {

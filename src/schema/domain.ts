@@ -138,7 +138,7 @@ builder.mutationFields((t) => ({
     description: "Registers a domain and its DKIM key; publish its records, then call verifyDomain.",
     args: { input: t.arg({ type: CreateDomainInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      domain: await createDomain(context.services.db, context.services.config, scopeOf(context), {
+      domain: await createDomain(context.services, scopeOf(context), {
         domain: input.domain,
         podId: optionalId(input.podId, "Pod"),
       }),
@@ -151,12 +151,7 @@ builder.mutationFields((t) => ({
       "Checks the domain's DNS records now. Shared domains are changed by organization-wide callers only.",
     args: { input: t.arg({ type: VerifyDomainInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      domain: await verifyDomain(
-        context.services.db,
-        context.services.config,
-        scopeOf(context),
-        decodeId(String(input.id), "Domain"),
-      ),
+      domain: await verifyDomain(context.services, scopeOf(context), decodeId(String(input.id), "Domain")),
     }),
   }),
   deleteDomain: t.field({
@@ -165,7 +160,7 @@ builder.mutationFields((t) => ({
     description: "Refused (CONFLICT) while inboxes have addresses on the domain.",
     args: { input: t.arg({ type: DeleteInputRef, required: true }) },
     resolve: async (_root, { input }, context) => {
-      await removeDomain(context.services.db, scopeOf(context), decodeId(String(input.id), "Domain"));
+      await removeDomain(context.services, scopeOf(context), decodeId(String(input.id), "Domain"));
       return { deletedId: input.id };
     },
   }),

@@ -130,7 +130,7 @@ builder.mutationFields((t) => ({
     ...requires("DRAFT_CREATE"),
     args: { input: t.arg({ type: CreateDraftInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      draft: await createDraft(context.services.db, scopeOf(context), {
+      draft: await createDraft(context.services, scopeOf(context), {
         ...input,
         inboxId: decodeId(String(input.inboxId), "Inbox"),
         inReplyToMessageId: optionalId(input.inReplyToMessageId, "Message"),
@@ -142,7 +142,7 @@ builder.mutationFields((t) => ({
     ...requires("DRAFT_UPDATE"),
     args: { input: t.arg({ type: UpdateDraftInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      draft: await updateDraft(context.services.db, scopeOf(context), {
+      draft: await updateDraft(context.services, scopeOf(context), {
         ...input,
         id: decodeId(String(input.id), "Draft"),
       }),
@@ -153,7 +153,7 @@ builder.mutationFields((t) => ({
     ...requires("DRAFT_DELETE"),
     args: { input: t.arg({ type: DeleteInputRef, required: true }) },
     resolve: async (_root, { input }, context) => {
-      await removeDraft(context.services.db, scopeOf(context), decodeId(String(input.id), "Draft"));
+      await removeDraft(context.services, scopeOf(context), decodeId(String(input.id), "Draft"));
       return { deletedId: input.id };
     },
   }),

@@ -27,7 +27,7 @@ builder.mutationFields((t) => ({
     ...requires("INBOX_UPDATE"),
     args: { input: t.arg({ type: UpdateInboxInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      inbox: await updateInbox(context.services.db, scopeOf(context), {
+      inbox: await updateInbox(context.services, scopeOf(context), {
         id: decodeId(String(input.id), "Inbox"),
         displayName: input.displayName,
       }),

@@ -101,7 +101,7 @@ builder.mutationField("createInbox", (t) =>
     ...requires("INBOX_CREATE"),
     args: { input: t.arg({ type: CreateInboxInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      inbox: await createInbox(context.services.db, context.services.config, scopeOf(context), {
+      inbox: await createInbox(context.services, scopeOf(context), {
         ...input,
         podId: optionalId(input.podId, "Pod"),
       }),

@@ -96,7 +96,7 @@ builder.mutationFields((t) => ({
     ...requires("LIST_ENTRY_CREATE"),
     args: { input: t.arg({ type: CreateListEntryInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      listEntry: await createListEntry(context.services.db, scopeOf(context), {
+      listEntry: await createListEntry(context.services, scopeOf(context), {
         direction: input.direction,
         type: input.type,
         entry: input.entry,
@@ -110,7 +110,7 @@ builder.mutationFields((t) => ({
     ...requires("LIST_ENTRY_DELETE"),
     args: { input: t.arg({ type: DeleteInputRef, required: true }) },
     resolve: async (_root, { input }, context) => {
-      await removeListEntry(context.services.db, scopeOf(context), decodeId(String(input.id), "ListEntry"));
+      await removeListEntry(context.services, scopeOf(context), decodeId(String(input.id), "ListEntry"));
       return { deletedId: input.id };
     },
   }),

@@ -240,7 +240,7 @@ builder.mutationField("updateMessage", (t) =>
     args: { input: t.arg({ type: UpdateMessageInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
       message: await updateLabels(
-        context.services.db,
+        context.services,
         scopeOf(context),
         decodeId(String(input.id), "Message"),
         input.addLabels,

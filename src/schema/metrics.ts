@@ -39,7 +39,7 @@ builder.queryField("metrics", (t) =>
       }),
     },
     resolve: (_root, args, context) =>
-      metrics(context.services.db, eventVisibilityOf(context.principal), {
+      metrics(context.services, eventVisibilityOf(context.principal), {
         from: args.from,
         to: args.to,
         types: args.types,

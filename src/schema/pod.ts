@@ -58,7 +58,7 @@ builder.mutationFields((t) => ({
     ...requires("POD_CREATE"),
     args: { input: t.arg({ type: CreatePodInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      pod: await createPod(context.services.db, scopeOf(context), input),
+      pod: await createPod(context.services, scopeOf(context), input),
     }),
   }),
   deletePod: t.field({

@@ -162,7 +162,7 @@ builder.mutationField("deleteThread", (t) =>
     args: { input: t.arg({ type: DeleteThreadInput, required: true }) },
     resolve: async (_root, { input }, context) => {
       await deleteThread(
-        context.services.db,
+        context.services,
         scopeOf(context),
         decodeId(String(input.id), "Thread"),
         input.permanent ?? false,

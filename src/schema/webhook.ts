@@ -128,7 +128,7 @@ builder.mutationFields((t) => ({
       "without DOMAIN_READ, is FORBIDDEN.",
     args: { input: t.arg({ type: CreateWebhookInput, required: true }) },
     resolve: (_root, { input }, context) =>
-      createWebhook(context.services.db, context.services.config, webhookCallerOf(context.principal), {
+      createWebhook(context.services, webhookCallerOf(context.principal), {
         url: input.url,
         eventTypes: input.eventTypes,
         podIds: input.podIds?.map((id) => decodeId(String(id), "Pod")),
@@ -145,8 +145,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: UpdateWebhookInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
       webhook: await changeWebhook(
-        context.services.db,
-        context.services.config,
+        context.services,
         webhookCallerOf(context.principal),
         decodeId(String(input.id), "Webhook"),
         input,
@@ -158,7 +157,7 @@ builder.mutationFields((t) => ({
     ...requires("WEBHOOK_DELETE"),
     args: { input: t.arg({ type: DeleteInputRef, required: true }) },
     resolve: async (_root, { input }, context) => {
-      await removeWebhook(context.services.db, scopeOf(context), decodeId(String(input.id), "Webhook"));
+      await removeWebhook(context.services, scopeOf(context), decodeId(String(input.id), "Webhook"));
       return { deletedId: input.id };
     },
   }),

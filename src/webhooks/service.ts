@@ -12,6 +12,7 @@ import { type EventVisibility, eventVisibilityOf, readPermissionOf } from "../ev
 import { inboxesByIds } from "../inboxes/repository.ts";
 import { isPublicAddress } from "../net/address-policy.ts";
 import { podsByIds } from "../pods/repository.ts";
+import type { Services } from "../services.ts";
 import {
   deleteWebhook,
   insertWebhook,
@@ -175,11 +176,11 @@ export interface CreateWebhookInput {
  * recorded with it); the secret is returned here once and never stored.
  */
 export async function createWebhook(
-  db: Db,
-  config: Config,
+  services: Pick<Services, "db" | "config">,
   caller: WebhookCaller,
   input: CreateWebhookInput,
 ): Promise<{ webhook: Webhook; secret: string }> {
+  const { db, config } = services;
   const scope = caller.visibility;
   const eventTypes = validateEventTypes(input.eventTypes);
   assertMayRead(eventTypes, caller.visibility);
@@ -213,12 +214,12 @@ export interface UpdateWebhookInput {
  * can leave a webhook running that sees more than they do.
  */
 export async function changeWebhook(
-  db: Db,
-  config: Config,
+  services: Pick<Services, "db" | "config">,
   caller: WebhookCaller,
   id: string,
   input: UpdateWebhookInput,
 ): Promise<Webhook> {
+  const { db, config } = services;
   const scope = caller.visibility;
   const eventTypes = input.eventTypes == null ? undefined : validateEventTypes(input.eventTypes);
   const url = input.url == null ? undefined : await validateWebhookUrl(config, input.url);
@@ -242,7 +243,12 @@ export async function changeWebhook(
   return webhook;
 }
 
-export async function removeWebhook(db: Db, scope: TenantScope, id: string): Promise<Webhook> {
+export async function removeWebhook(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  id: string,
+): Promise<Webhook> {
+  const { db } = services;
   const webhook = await deleteWebhook(db, scope, id);
   if (!webhook) throw notFound("Webhook");
   return webhook;
