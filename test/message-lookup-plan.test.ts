@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
 import { lockEventOrder } from "../src/events/outbox.ts";
 import { createInbox } from "../src/inboxes/service.ts";
-import { type MessageData, messageLookups, type NewMessage, storeMessages } from "../src/mail/store.ts";
+import type { MessageData, NewMessage } from "../src/mail/message.ts";
+import { messageLookups, storeMessages } from "../src/mail/store.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 

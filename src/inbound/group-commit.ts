@@ -10,10 +10,12 @@ import type { ControlledTransaction } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { Database } from "../db/types.ts";
 import { lockEventOrder } from "../events/outbox.ts";
+import { listRefusal } from "../list-entries/matching.ts";
 import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
 import type { Logger } from "../logger.ts";
+import type { MessageData, NewMessage, StoredCopy } from "../mail/message.ts";
 import type { HostedInbox } from "../mail/recipient-repository.ts";
-import { type MessageData, type NewMessage, type StoredCopy, storeMessages } from "../mail/store.ts";
+import { storeMessages } from "../mail/store.ts";
 import { DatabaseTimeout } from "./deadline.ts";
 
 /** One copy of an inbound message, for one inbox. */
@@ -299,26 +301,6 @@ function split(stored: StoredCopy[], messages: NewMessage[][]): Outcome[] {
 /** The copy with `blocked` added when the inbox's RECEIVE lists refuse its sender. */
 function labelled(copy: InboundCopy, lists: ReadonlyMap<string, ListEntry[]>): NewMessage {
   const entries = lists.get(copy.inbox.inboxId) ?? [];
-  if (!receiveBlocked(entries, copy.senders)) return { inbox: copy.inbox, data: copy.data };
+  if (listRefusal(entries, copy.senders) === undefined) return { inbox: copy.inbox, data: copy.data };
   return { inbox: copy.inbox, data: { ...copy.data, labels: [...copy.data.labels, "blocked"] } };
-}
-
-/**
- * Whether an inbox's RECEIVE lists (organization, pod and inbox level) refuse these senders: a
- * BLOCK entry naming one of them or its domain; or ALLOW entries that name none of them.
- */
-function receiveBlocked(entries: readonly ListEntry[], senders: readonly string[]): boolean {
-  if (entries.length === 0) return false;
-  const matches = (type: ListEntry["type"]) =>
-    entries.some(
-      (entry) => entry.type === type && senders.some((sender) => entryMatches(entry.entry, sender)),
-    );
-  if (matches("BLOCK")) return true;
-  return entries.some((entry) => entry.type === "ALLOW") && !matches("ALLOW");
-}
-
-/** An address entry matches that address; a domain entry matches addresses at exactly that domain. */
-function entryMatches(entry: string, sender: string): boolean {
-  if (entry.includes("@")) return entry === sender;
-  return sender.slice(sender.lastIndexOf("@") + 1) === entry;
 }

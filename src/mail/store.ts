@@ -1,52 +1,20 @@
-// Storing messages: threading, the message, its attachments, the thread's activity and the
-// event, in the caller's transaction. Mail arrives for an inbox (found by its address), so this acts
+// Storing messages: the message, its attachments, its thread (as threading.ts plans it), the thread's
+// activity and the event, in the caller's transaction. Mail arrives for an inbox (found by its address), so this acts
 // for the system and takes the inbox's own ids rather than a caller's TenantScope.
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites, lockEventOrder } from "../events/outbox.ts";
+import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
 import { hasHidingLabel, type Message, refreshThreadVisibility } from "./repository.ts";
-
-export interface InboxRef {
-  orgId: string;
-  podId: string;
-  inboxId: string;
-}
-
-export interface AttachmentData {
-  filename: string | null;
-  contentType: string;
-  content: Buffer;
-  contentId?: string | null | undefined;
-  disposition?: string | null | undefined;
-}
-
-export interface MessageData {
-  messageIdHeader: string;
-  /**
-   * What tells a retried delivery from a different message with the same Message-ID (digest.ts):
-   * inbound mail always has one. Without one (mail composed here, whose Message-ID is its own),
-   * the Message-ID alone identifies the message.
-   */
-  contentDigest?: Buffer | undefined;
-  from: string;
-  to: readonly string[];
-  cc?: readonly string[] | undefined;
-  bcc?: readonly string[] | undefined;
-  replyTo?: readonly string[] | undefined;
-  subject: string | null;
-  text: string | null;
-  html: string | null;
-  inReplyTo: string | null;
-  references: readonly string[];
-  labels: readonly string[];
-  direction: "INBOUND" | "OUTBOUND";
-  deliveryStatus?: "QUEUED" | "DELIVERED" | "BOUNCED" | null | undefined;
-  rawMime?: Buffer | null | undefined;
-  sizeBytes: number;
-  attachments?: readonly AttachmentData[] | undefined;
-  createdAt?: Date | undefined;
-}
+import {
+  digestOf,
+  type Known,
+  type Plan,
+  planCopies,
+  type ThreadSlot,
+  threadCandidates,
+} from "./threading.ts";
 
 const PREVIEW_LENGTH = 200;
 
@@ -95,37 +63,6 @@ export async function storeMessage(
     .executeTakeFirstOrThrow();
   return { message, created: copy.created };
 }
-
-export interface NewMessage {
-  inbox: InboxRef;
-  data: MessageData;
-}
-
-export interface StoredCopy {
-  /** Row ids of the message and its thread. */
-  messageId: string;
-  threadId: string;
-  labels: string[];
-  /** False when its inbox already held this message (a retried delivery): nothing was written. */
-  created: boolean;
-}
-
-/** At most this many In-Reply-To/References ids are looked up to thread a message. */
-const MAX_THREAD_CANDIDATES = 100;
-
-/** A thread a message joins: one that exists, or one this call creates. */
-interface ThreadSlot {
-  id: string | undefined;
-  inbox: InboxRef;
-  subject: string | null;
-  createdAt: Date;
-  lastMessageAt: Date;
-}
-
-type Plan =
-  | { kind: "create"; thread: ThreadSlot; createdAt: Date; labels: string[] }
-  | { kind: "stored"; copy: StoredCopy }
-  | { kind: "same-as"; index: number };
 
 /**
  * Stores messages, each with an `event` (message.received, message.sent), in order, with two
@@ -191,55 +128,8 @@ async function storeInOneGo(
   event: EventType,
 ): Promise<StoredCopy[]> {
   const known = await knownMessages(trx, messages);
-  const now = new Date();
-  const plans: Plan[] = [];
-  /** Dedup key → index of the copy created here. */
-  const createdHere = new Map<string, number>();
-  /** Inbox + Message-ID → index of the latest copy created here, for threading. */
-  const headersHere = new Map<string, number>();
-  const existingThreads = new Map<string, ThreadSlot>();
-  const newThreads: ThreadSlot[] = [];
-
-  messages.forEach(({ inbox, data }, index) => {
-    const key = `${inbox.orgId}/${inbox.inboxId}/${data.direction}/${digestOf(data).toString("hex")}/${data.messageIdHeader}`;
-    const earlier = createdHere.get(key);
-    if (earlier !== undefined) {
-      plans.push({ kind: "same-as", index: earlier });
-      return;
-    }
-    const stored = known.duplicates.get(index);
-    if (stored) {
-      plans.push({ kind: "stored", copy: { ...stored, created: false } });
-      return;
-    }
-    const createdAt = data.createdAt ?? now;
-    let thread: ThreadSlot | undefined;
-    let latest = -1;
-    for (const candidate of threadCandidates(data)) {
-      latest = Math.max(latest, headersHere.get(`${inbox.orgId}/${inbox.inboxId}/${candidate}`) ?? -1);
-    }
-    if (latest >= 0) {
-      thread = (plans[latest] as Extract<Plan, { kind: "create" }>).thread;
-    } else {
-      const threadId = known.threads.get(index);
-      if (threadId !== undefined) {
-        thread = existingThreads.get(`${inbox.orgId}/${threadId}`);
-        if (!thread) {
-          thread = { id: threadId, inbox, subject: null, createdAt, lastMessageAt: createdAt };
-          existingThreads.set(`${inbox.orgId}/${threadId}`, thread);
-        }
-      } else {
-        thread = { id: undefined, inbox, subject: data.subject, createdAt, lastMessageAt: createdAt };
-        newThreads.push(thread);
-      }
-    }
-    if (createdAt > thread.lastMessageAt) thread.lastMessageAt = createdAt;
-    plans.push({ kind: "create", thread, createdAt, labels: [...new Set(data.labels)].sort() });
-    createdHere.set(key, index);
-    headersHere.set(`${inbox.orgId}/${inbox.inboxId}/${data.messageIdHeader}`, index);
-  });
-
-  const written = await writeMessages(trx, messages, plans, newThreads, [...existingThreads.values()], event);
+  const { plans, newThreads, existingThreads } = planCopies(messages, known, new Date());
+  const written = await writeMessages(trx, messages, plans, newThreads, existingThreads, event);
   await refreshVisibility(trx, messages, plans, written);
   const copies: StoredCopy[] = [];
   plans.forEach((plan, index) => {
@@ -251,27 +141,6 @@ async function storeInOneGo(
     }
   });
   return copies;
-}
-
-/** Mail composed here has no digest: its Message-ID alone identifies it (the column's default). */
-const NO_DIGEST = Buffer.alloc(0);
-
-function digestOf(data: MessageData): Buffer {
-  return data.contentDigest ?? NO_DIGEST;
-}
-
-/** The Message-IDs a message replies to or references, the most direct first. */
-function threadCandidates(data: MessageData): string[] {
-  return [
-    ...new Set([data.inReplyTo, ...[...data.references].reverse()].filter((id): id is string => !!id)),
-  ].slice(0, MAX_THREAD_CANDIDATES);
-}
-
-interface Known {
-  /** Index in `messages` → the copy its inbox already holds. */
-  duplicates: Map<number, Omit<StoredCopy, "created">>;
-  /** Index in `messages` → the thread of the most recent message it replies to or references. */
-  threads: Map<number, string>;
 }
 
 /** For every message at once: whether its inbox holds it already, and which thread it would join. */

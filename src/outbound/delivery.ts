@@ -11,6 +11,7 @@ import type { Job } from "graphile-worker";
 import type { InboundServices } from "../inbound/ingest.ts";
 import { ingestMessage } from "../inbound/ingest.ts";
 import { addJob, type JobTask } from "../jobs/worker.ts";
+import { domainOf } from "../mail/addresses.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import { relayAttempt, relayDeadlines } from "./relay.ts";
 import {
@@ -176,10 +177,6 @@ async function settle(
 
 function join(first: string | null, second: string | null): string | null {
   return first !== null && second !== null ? `${first}; ${second}` : (first ?? second);
-}
-
-function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
 async function relay(services: InboundServices, message: OutboundMessage, raw: Buffer, recipients: string[]) {

@@ -11,7 +11,10 @@ import { MAX_SUBJECT_LENGTH, validateRecipients, validateSubject } from "../draf
 import { badUserInput, notFound } from "../errors.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
 import { addJob } from "../jobs/worker.ts";
+import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
+import { domainOf } from "../mail/addresses.ts";
+import type { AttachmentData } from "../mail/message.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import {
   attachmentContents,
@@ -20,7 +23,7 @@ import {
   messagesByIds,
 } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
-import { type AttachmentData, storeMessage } from "../mail/store.ts";
+import { storeMessage } from "../mail/store.ts";
 import type { Services } from "../services.ts";
 import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
 import { sendingPolicy } from "./repository.ts";
@@ -298,13 +301,12 @@ async function checkRecipients(services: Services, scope: TenantScope, inbox: In
     }
   }
   const entries = await listEntriesFor(db, inbox.org_id, inbox.pod_id, inbox.id, "SEND");
-  const blocks = entries.filter((entry) => entry.type === "BLOCK");
-  const allows = entries.filter((entry) => entry.type === "ALLOW");
   for (const recipient of all) {
-    if (blocks.some((entry) => entryMatches(entry.entry, recipient.key))) {
+    const refusal = listRefusal(entries, [recipient.key]);
+    if (refusal === "BLOCK") {
       throw badUserInput(`${recipient.field}: ${recipient.address} is blocked for sending.`, recipient.field);
     }
-    if (allows.length > 0 && !allows.some((entry) => entryMatches(entry.entry, recipient.key))) {
+    if (refusal === "NOT_ALLOWED") {
       throw badUserInput(
         `${recipient.field}: ${recipient.address} is not on the send allow-list.`,
         recipient.field,
@@ -330,16 +332,6 @@ async function checkRecipients(services: Services, scope: TenantScope, inbox: In
       );
     }
   }
-}
-
-function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
-}
-
-/** An address entry matches that address; a domain entry, addresses at exactly that domain. */
-function entryMatches(entry: string, address: string): boolean {
-  if (entry.includes("@")) return entry === address;
-  return domainOf(address) === entry;
 }
 
 function recipients(input: { to: Addresses; cc?: Addresses; bcc?: Addresses }) {

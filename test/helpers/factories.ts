@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { loadConfig } from "../../src/config.ts";
 import type { Db } from "../../src/db/database.ts";
-import { type MessageData, storeMessage } from "../../src/mail/store.ts";
+import type { MessageData } from "../../src/mail/message.ts";
+import { storeMessage } from "../../src/mail/store.ts";
 import { bootstrapOrganization } from "../../src/organizations/service.ts";
 import { ok } from "./server.ts";
 

@@ -1,0 +1,57 @@
+// A message on its way into an inbox: what the mail paths (inbound, outbound, hosted delivery) hand
+// the store, and what the store reports back of each copy.
+
+export interface InboxRef {
+  orgId: string;
+  podId: string;
+  inboxId: string;
+}
+
+export interface AttachmentData {
+  filename: string | null;
+  contentType: string;
+  content: Buffer;
+  contentId?: string | null | undefined;
+  disposition?: string | null | undefined;
+}
+
+export interface MessageData {
+  messageIdHeader: string;
+  /**
+   * What tells a retried delivery from a different message with the same Message-ID (digest.ts):
+   * inbound mail always has one. Without one (mail composed here, whose Message-ID is its own),
+   * the Message-ID alone identifies the message.
+   */
+  contentDigest?: Buffer | undefined;
+  from: string;
+  to: readonly string[];
+  cc?: readonly string[] | undefined;
+  bcc?: readonly string[] | undefined;
+  replyTo?: readonly string[] | undefined;
+  subject: string | null;
+  text: string | null;
+  html: string | null;
+  inReplyTo: string | null;
+  references: readonly string[];
+  labels: readonly string[];
+  direction: "INBOUND" | "OUTBOUND";
+  deliveryStatus?: "QUEUED" | "DELIVERED" | "BOUNCED" | null | undefined;
+  rawMime?: Buffer | null | undefined;
+  sizeBytes: number;
+  attachments?: readonly AttachmentData[] | undefined;
+  createdAt?: Date | undefined;
+}
+
+export interface NewMessage {
+  inbox: InboxRef;
+  data: MessageData;
+}
+
+export interface StoredCopy {
+  /** Row ids of the message and its thread. */
+  messageId: string;
+  threadId: string;
+  labels: string[];
+  /** False when its inbox already held this message (a retried delivery): nothing was written. */
+  created: boolean;
+}
