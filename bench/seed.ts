@@ -16,7 +16,7 @@ import { generateApiKey, hashToken, keyDisplayPrefix } from "../src/auth/keys.ts
 import { PERMISSIONS, type Permission, permissionFlag } from "../src/auth/permissions.ts";
 import type { Db } from "../src/db/database.ts";
 import type { PermissionFlag } from "../src/db/types.ts";
-import { refreshThreadVisibility } from "../src/mail/repository.ts";
+import { refreshThreadVisibility } from "../src/mail/thread-repository.ts";
 
 export interface SeedOptions {
   organizations: number;

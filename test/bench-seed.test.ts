@@ -5,7 +5,7 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SeededOrganization, seed } from "../bench/seed.ts";
-import { refreshThreadVisibility } from "../src/mail/repository.ts";
+import { refreshThreadVisibility } from "../src/mail/thread-repository.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 

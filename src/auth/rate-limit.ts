@@ -3,7 +3,7 @@
 // with REDIS_URL in Redis shared by every node; when Redis cannot be reached we fail closed (503)
 // rather than serve unlimited traffic, and recover as soon as it answers again.
 import { createHash } from "node:crypto";
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv6 } from "node:net";
 import { GraphQLError } from "graphql";
 import { Redis } from "ioredis";
 import {

@@ -1,8 +1,6 @@
 // Custom domain rules: who may register which name, its DKIM key, and DNS verification.
 import { domainToASCII } from "node:url";
 import type { TenantScope } from "../auth/principal.ts";
-import type { Config } from "../config.ts";
-import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { conflict, notFound } from "../errors.ts";
 import { podsByIds } from "../pods/repository.ts";

@@ -1,6 +1,5 @@
 // Draft rules: recipient addresses, limits, and the message a draft may reply to.
 import type { TenantScope } from "../auth/principal.ts";
-import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import type { Services } from "../services.ts";
 import {

@@ -4,7 +4,6 @@ import { randomBase62 } from "../auth/keys.ts";
 import type { TenantScope } from "../auth/principal.ts";
 import { deleteRevokingKeys } from "../auth/revocation.ts";
 import type { Config } from "../config.ts";
-import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import { isReservedMailbox } from "../mail/addresses.ts";

@@ -1,18 +1,16 @@
 // Mailbox rules a caller applies to stored mail: labels and deleting threads.
 import type { TenantScope } from "../auth/principal.ts";
-import type { Db } from "../db/database.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import type { Services } from "../services.ts";
+import { type MessageSummary, updateMessageLabels } from "./repository.ts";
 import {
   deleteThreadMessages,
-  hasHidingLabel,
   labelThread,
-  type MessageSummary,
   refreshThread,
   refreshThreadVisibility,
   threadsByIds,
-  updateMessageLabels,
-} from "./repository.ts";
+} from "./thread-repository.ts";
+import { hasHidingLabel } from "./visibility.ts";
 
 /** Set by the system when mail is received or sent; nobody adds or removes them by hand. */
 export const SYSTEM_LABELS: ReadonlySet<string> = new Set(["received", "sent"]);

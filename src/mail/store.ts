@@ -6,7 +6,8 @@ import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
-import { hasHidingLabel, type Message, refreshThreadVisibility } from "./repository.ts";
+import type { Message } from "./repository.ts";
+import { refreshThreadVisibility } from "./thread-repository.ts";
 import {
   digestOf,
   type Known,
@@ -15,6 +16,7 @@ import {
   type ThreadSlot,
   threadCandidates,
 } from "./threading.ts";
+import { hasHidingLabel } from "./visibility.ts";
 
 const PREVIEW_LENGTH = 200;
 

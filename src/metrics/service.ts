@@ -1,5 +1,3 @@
-// Metrics rules: the time range, the bucket size it gets, and filters that must lie inside the scope.
-import type { Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import type { EventVisibility } from "../events/visibility.ts";

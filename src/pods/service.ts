@@ -1,6 +1,5 @@
 import type { TenantScope } from "../auth/principal.ts";
 import { deleteRevokingKeys } from "../auth/revocation.ts";
-import type { Db } from "../db/database.ts";
 import { uniqueViolation } from "../db/errors.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import type { Services } from "../services.ts";

@@ -1,18 +1,15 @@
 import type { GraphQLResolveInfo } from "graphql";
+import { type MessageKey, type MessageSummary, messageKey, messagesOfThreads } from "../mail/repository.ts";
+import { deleteThread } from "../mail/service.ts";
 import {
   isThreadKey,
   listThreads,
-  type MessageKey,
-  type MessageSummary,
-  messageKey,
-  messagesOfThreads,
   THREAD_AGGREGATES,
   type Thread,
   type ThreadAggregate,
   threadKey,
   threadsByIds,
-} from "../mail/repository.ts";
-import { deleteThread } from "../mail/service.ts";
+} from "../mail/thread-repository.ts";
 import { builder, requires } from "./builder.ts";
 import { connectionOf, keysetConnection } from "./connection.ts";
 import { scopeOf } from "./context.ts";

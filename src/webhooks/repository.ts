@@ -1,5 +1,5 @@
 // Webhooks: SQL only, always inside the caller's TenantScope.
-import { type RawBuilder, type Selectable, sql, type Updateable } from "kysely";
+import { type Selectable, sql, type Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
