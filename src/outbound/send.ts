@@ -1,38 +1,37 @@
-// Sending mail: check the input and the sender's rules, compose the MIME with nodemailer, and store
+// Sending mail: check the input and the sender's rules, compose the MIME (compose.ts), and store
 // the sent copy, its `message.sent` event and its delivery job in one transaction. Delivery itself
 // is the job's (delivery.ts): a send that returns has committed exactly one job for its message.
 import { randomUUID } from "node:crypto";
-import MailComposer from "nodemailer/lib/mail-composer";
-import { detectMimeType } from "nodemailer/lib/mime-funcs";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { deleteDraft, draftsByIds } from "../drafts/repository.ts";
-import { MAX_SUBJECT_LENGTH, validateRecipients, validateSubject } from "../drafts/service.ts";
+import { validateRecipients, validateSubject } from "../drafts/service.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
 import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
-import type { AttachmentData } from "../mail/message.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
-import {
-  attachmentContents,
-  attachmentsOfMessages,
-  type Message,
-  messagesByIds,
-} from "../mail/repository.ts";
+import { type Message, messagesByIds } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
 import { storeMessage } from "../mail/store.ts";
 import type { Services } from "../services.ts";
+import {
+  type AttachmentInput,
+  compose,
+  decodeAttachments,
+  fileSafe,
+  type Mailbox,
+  type Outgoing,
+  prefixedSubject,
+  type RecipientField,
+  recomposed,
+  referencesOf,
+  replyRecipients,
+} from "./compose.ts";
 import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
 import { sendingPolicy } from "./repository.ts";
-
-export interface AttachmentInput {
-  filename: string;
-  contentType?: string | null | undefined;
-  contentBase64: string;
-}
 
 type Addresses = readonly string[] | null | undefined;
 
@@ -67,35 +66,8 @@ export interface ForwardInput {
   html?: string | null | undefined;
 }
 
-const MAX_ATTACHMENTS = 100;
-/** Like inbound mail: the newest References are the ones threading needs. */
-const MAX_REFERENCES = 100;
 /** Labels only the system sets on mail (besides `sent`, which every sent message gets). */
 const RESERVED_LABELS: ReadonlySet<string> = new Set([...SYSTEM_LABELS, "spam", "blocked", "trash"]);
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
-
-type RecipientField = "to" | "cc" | "bcc";
-
-interface Mailbox {
-  name: string;
-  address: string;
-}
-
-/** A message about to be composed, its input already checked. */
-interface Outgoing {
-  to: Mailbox[];
-  cc: Mailbox[];
-  bcc: Mailbox[];
-  replyTo: Mailbox[];
-  subject: string | null;
-  text: string | null;
-  html: string | null;
-  attachments: AttachmentData[];
-  inReplyTo: string | null;
-  references: string[];
-  labels: string[];
-}
 
 export async function sendMessage(
   services: Services,
@@ -365,161 +337,4 @@ function userLabels(labels: readonly string[] | null | undefined): string[] {
   if (reserved)
     throw badUserInput(`"${reserved}" is a system label: it cannot be set on a message sent.`, "labels");
   return list;
-}
-
-function decodeAttachments(
-  list: readonly AttachmentInput[] | null | undefined,
-  maxBytes: number,
-): AttachmentData[] {
-  const attachments = list ?? [];
-  if (attachments.length > MAX_ATTACHMENTS) {
-    throw badUserInput(`At most ${MAX_ATTACHMENTS} attachments may be sent.`, "attachments");
-  }
-  let total = 0;
-  return attachments.map((attachment, index) => {
-    const filename = attachment.filename.trim();
-    if (filename === "" || filename.length > 255 || hasControlCharacter(filename)) {
-      throw badUserInput(
-        `attachments[${index}].filename must be 1 to 255 characters, without control characters.`,
-        "attachments",
-      );
-    }
-    const contentType = attachment.contentType?.trim().toLowerCase() || detectMimeType(filename);
-    if (!CONTENT_TYPE.test(contentType)) {
-      throw badUserInput(
-        `attachments[${index}].contentType is not a MIME type such as application/pdf.`,
-        "attachments",
-      );
-    }
-    const encoded = attachment.contentBase64.replace(/\s+/g, "");
-    // Counted before decoding, so an oversized input is refused without allocating it.
-    total += Math.floor((encoded.length * 3) / 4);
-    if (total > maxBytes) {
-      throw badUserInput(`Attachments may total at most ${maxBytes} bytes.`, "attachments");
-    }
-    if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
-      throw badUserInput(`attachments[${index}].contentBase64 is not valid base64.`, "attachments");
-    }
-    return { filename, contentType, content: Buffer.from(encoded, "base64"), disposition: "attachment" };
-  });
-}
-
-function replyRecipients(original: Message, ownAddress: string, replyAll: boolean) {
-  const seen = new Set([ownAddress.toLowerCase()]);
-  const fresh = (list: readonly string[]) =>
-    list.filter((address) => {
-      const key = address.toLowerCase();
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-  const inbound = original.direction === "INBOUND";
-  const to = fresh(
-    inbound
-      ? original.reply_to_addresses.length > 0
-        ? original.reply_to_addresses
-        : [original.from_address]
-      : original.to_addresses,
-  );
-  const others = inbound ? [...original.to_addresses, ...original.cc_addresses] : original.cc_addresses;
-  return { to, cc: replyAll ? fresh(others) : [] };
-}
-
-/** RFC 5322 §3.6.4: the parent's References (or its In-Reply-To), then the parent's Message-ID. */
-function referencesOf(original: Message): string[] {
-  const chain =
-    original.reference_ids.length > 0
-      ? original.reference_ids
-      : original.in_reply_to
-        ? [original.in_reply_to]
-        : [];
-  return [...new Set([...chain, original.message_id_header])].slice(-MAX_REFERENCES);
-}
-
-function prefixedSubject(prefix: "Re" | "Fwd", subject: string | null): string {
-  const line = (subject ?? "").replace(/[\r\n]+/g, " ").trim();
-  const already = prefix === "Re" ? /^re:/i : /^(fwd?|fw):/i;
-  return (already.test(line) ? line : `${prefix}: ${line}`.trim()).slice(0, MAX_SUBJECT_LENGTH);
-}
-
-function fileSafe(subject: string | null): string {
-  const printable = [...(subject ?? "")].map((c) => (hasControlCharacter(c) ? " " : c)).join("");
-  return printable
-    .replace(/[\\/:*?"<>|]+/g, " ")
-    .trim()
-    .slice(0, 100);
-}
-
-/** C0 controls and DEL: nothing a header parameter may carry. */
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const code = value.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
-}
-
-async function compose(inbox: Inbox, outgoing: Outgoing, messageId: string, date: Date): Promise<Buffer> {
-  const address = (mailbox: Mailbox) => (mailbox.name ? mailbox : mailbox.address);
-  const list = (mailboxes: Mailbox[]) => (mailboxes.length > 0 ? mailboxes.map(address) : undefined);
-  const composer = new MailComposer({
-    from: inbox.display_name ? { name: inbox.display_name, address: inbox.email } : inbox.email,
-    to: list(outgoing.to),
-    cc: list(outgoing.cc),
-    // No Bcc header: blind recipients are only in the envelope (and on the sender's copy).
-    replyTo: list(outgoing.replyTo),
-    subject: outgoing.subject ?? undefined,
-    text: outgoing.text ?? undefined,
-    html: outgoing.html ?? undefined,
-    messageId,
-    date,
-    inReplyTo: outgoing.inReplyTo ?? undefined,
-    references: outgoing.references.length > 0 ? outgoing.references : undefined,
-    attachments: outgoing.attachments.map((attachment) => ({
-      filename: attachment.filename ?? undefined,
-      contentType: attachment.contentType,
-      content: attachment.content,
-      contentDisposition: attachment.disposition ?? "attachment",
-    })),
-    // Content is always given inline; nothing a caller sends may make us read a file or a URL.
-    disableFileAccess: true,
-    disableUrlAccess: true,
-    // CRLF throughout, as SMTP carries it: the stored bytes are the bytes the recipients get.
-    newline: "windows",
-  });
-  return composer.compile().build();
-}
-
-/** The MIME of a stored message that has no raw copy (one not received over SMTP), for forwarding. */
-async function recomposed(db: Db, scope: TenantScope, message: Message): Promise<Buffer> {
-  const attachments = (await attachmentsOfMessages(db, scope, [message.id])).get(message.id) ?? [];
-  const contents = await attachmentContents(
-    db,
-    scope,
-    attachments.map((attachment) => attachment.id),
-  );
-  return new MailComposer({
-    from: message.from_address,
-    to: message.to_addresses,
-    cc: message.cc_addresses.length > 0 ? message.cc_addresses : undefined,
-    replyTo: message.reply_to_addresses.length > 0 ? message.reply_to_addresses : undefined,
-    subject: message.subject ?? undefined,
-    text: message.text_body ?? undefined,
-    html: message.html_body ?? undefined,
-    messageId: message.message_id_header,
-    date: message.created_at,
-    inReplyTo: message.in_reply_to ?? undefined,
-    references: message.reference_ids.length > 0 ? message.reference_ids : undefined,
-    attachments: attachments.map((attachment) => ({
-      filename: attachment.filename ?? undefined,
-      contentType: attachment.content_type,
-      content: contents.get(attachment.id) ?? Buffer.alloc(0),
-      cid: attachment.content_id ?? undefined,
-    })),
-    disableFileAccess: true,
-    disableUrlAccess: true,
-    newline: "windows",
-  })
-    .compile()
-    .build();
 }
