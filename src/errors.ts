@@ -1,4 +1,4 @@
-// Expected failures, each a GraphQLError with a stable `extensions.code` (docs/errors.md).
+// Expected failures, each a GraphQLError with a stable `extensions.code` (docs/architecture.md, "Errors").
 import { GraphQLError } from "graphql";
 
 export const UNAUTHENTICATED_MESSAGE =

@@ -1,4 +1,4 @@
-// PERMISSIONS.md "Callers" and "Authentication failures": one 401 for every cause, public fields,
+// docs/permissions.md "Callers" and "Failing authentication": one 401 for every cause, public fields,
 // revocation on every node, expiry, WebSocket refusal and closing.
 import fc from "fast-check";
 import { createClient } from "graphql-ws";

@@ -1,4 +1,4 @@
-// Custom domains (API.md): registration, DKIM keys, DNS records, verification against a real DNS
+// Custom domains (docs/permissions.md, "Domains are proven, not claimed"): registration, DKIM keys, DNS records, verification against a real DNS
 // server on 127.0.0.1, and who may see and change which domain.
 import { createPrivateKey, createPublicKey, createSign, createVerify } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";

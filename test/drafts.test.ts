@@ -1,4 +1,4 @@
-// Drafts (API.md): create, read, list, update, delete; address and subject validation; the message a
+// Drafts: create, read, list, update, delete; address and subject validation; the message a
 // draft replies to; scope (pods and inboxes) and label visibility.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

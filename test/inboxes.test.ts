@@ -1,4 +1,4 @@
-// updateInbox and deleteInbox (API.md): display names, scope, and deleting an inbox with everything
+// updateInbox and deleteInbox: display names, scope, and deleting an inbox with everything
 // in it, its inbox-scoped keys revoked at once on every node.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// Allow/block list entries (API.md): levels (organization, pod, inbox), validation, duplicates,
+// Allow/block list entries: levels (organization, pod, inbox), validation, duplicates,
 // scopes, and the lookup the mail pipeline uses.
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

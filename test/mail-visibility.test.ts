@@ -1,5 +1,5 @@
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
-// PERMISSIONS.md "Label visibility": spam, blocked and trash are hidden without LABEL_*_READ, from
+// docs/permissions.md "Label visibility": spam, blocked and trash are hidden without LABEL_*_READ, from
 // lists, counts, direct access, label filters and every thread aggregate. Plus threading, labels,
 // deleting threads, pagination and the SQL statement count of a deep page.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

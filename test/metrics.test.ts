@@ -1,4 +1,4 @@
-// metrics (API.md): event counts per type and time bucket, scoped to the caller's organization, pod
+// metrics: event counts per type and time bucket, scoped to the caller's organization, pod
 // or inbox; filters, bucket sizes, range checks, hidden labels, and the index that serves the query.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";

@@ -1,4 +1,4 @@
-// PERMISSIONS.md "Scopes and their ceilings", "Permission flags" and "Denied permission", checked
+// docs/permissions.md "Scopes", "Permissions" and the denied-permission error, checked
 // against a small model written from the document's own words, then end to end on a server.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,7 @@ import {
 } from "./helpers/factories.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
 
-// ---- The model: the flag lists exactly as PERMISSIONS.md spells them. ----
+// ---- The model: the flag lists exactly as docs/permissions.md spells them. ----
 const FLAGS = `inbox_read inbox_create inbox_update inbox_delete thread_read thread_delete message_read
 message_send message_update label_spam_read label_blocked_read label_trash_read draft_read
 draft_create draft_update draft_delete draft_send webhook_read webhook_create webhook_update
@@ -58,7 +58,7 @@ const statusArb = fc.constantFrom("ACTIVE", "AGENT_UNVERIFIED", "AGENT_VERIFIED"
 const whitelistArb = fc.option(fc.subarray([...PERMISSIONS]), { nil: null });
 
 describe("the permission model", () => {
-  it("has the 35 flags of PERMISSIONS.md", () => {
+  it("has the 35 flags of docs/permissions.md", () => {
     expect([...PERMISSIONS].sort()).toEqual([...FLAGS].sort());
     expect(PERMISSIONS).toHaveLength(35);
   });

@@ -1,4 +1,4 @@
-// Rate limits (PERMISSIONS.md): per key, per session, per IP for anonymous callers, the stricter
+// Rate limits (docs/permissions.md, "Rate limits"): per key, per session, per IP for anonymous callers, the stricter
 // login buckets, graphql-ws operations, Redis shared by two nodes, and failing closed (503) while
 // Redis is unreachable, with recovery once it answers again.
 import { randomBytes } from "node:crypto";

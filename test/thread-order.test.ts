@@ -1,5 +1,5 @@
 // Thread lists for callers that cannot see some labels walk indexes (thread_visibility) instead of
-// aggregating the whole scope; what they return must still be exactly what PERMISSIONS.md says: the
+// aggregating the whole scope; what they return must still be exactly what docs/permissions.md says: the
 // threads holding a visible message, ordered by their last visible message, with their visible
 // counts. A model computes that from the raw rows after random deliveries, relabelings and deletes,
 // and every combination of hidden labels (8 keys) pages through the list forwards and backwards.

@@ -1,4 +1,4 @@
-// Webhooks (API.md): create/list/update/delete, the one-time derived secret, URL safety, and scopes.
+// Webhooks (docs/webhooks.md): create/list/update/delete, the one-time derived secret, URL safety, and scopes.
 
 import { lookup } from "node:dns/promises";
 import { statSync } from "node:fs";

@@ -1,6 +1,6 @@
 // The initial data model. Frozen once landed: later changes go in new migrations.
 //
-// Tenant isolation is structural (DESIGN.md, "Processes and how they scale"): every tenant
+// Tenant isolation is structural (docs/architecture.md, "Past one database"): every tenant
 // table carries `org_id bigint NOT NULL`, its primary key is `(org_id, id)`, every foreign key
 // between tenant tables includes `org_id`, and every index starts with `org_id`. A row can
 // therefore never point at another organization's row, and the schema can be distributed by

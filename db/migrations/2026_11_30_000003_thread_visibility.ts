@@ -1,5 +1,5 @@
 // Thread order for callers that cannot see some labels. A thread's place in a list is its last
-// message *the caller can see* (PERMISSIONS.md, "Label visibility"), which for a caller hiding spam,
+// message *the caller can see* (docs/permissions.md, "Label visibility"), which for a caller hiding spam,
 // blocked or trash is not the stored threads.last_message_at. Without this table such a list had to
 // aggregate every thread of its scope before paging: fine at ten thousand messages, seconds at a
 // million.

@@ -57,7 +57,7 @@ export function permissionFieldName(permission: Permission): string {
   return permission.toLowerCase().replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
 }
 
-/** `INBOX_READ` → `inbox_read`: the flag as PERMISSIONS.md and the database spell it. */
+/** `INBOX_READ` → `inbox_read`: the flag as the database spells it. */
 export function permissionFlag(permission: Permission): string {
   return permission.toLowerCase();
 }

@@ -1,4 +1,4 @@
-// Rate limits (PERMISSIONS.md): per API key, per session, per IP for anonymous callers, and much
+// Rate limits (docs/permissions.md, "Rate limits"): per API key, per session, per IP for anonymous callers, and much
 // stricter per-IP and per-target buckets for login and agent sign-up. Counters live in memory, or
 // with REDIS_URL in Redis shared by every node; when Redis cannot be reached we fail closed (503)
 // rather than serve unlimited traffic, and recover as soon as it answers again.
@@ -19,7 +19,7 @@ import type { Principal } from "./principal.ts";
 export const RATE_LIMIT_UNAVAILABLE_MESSAGE =
   "Rate limiting service is temporarily unavailable. Please try again later.";
 
-/** Seconds a client is told to wait when the store is unreachable (PERMISSIONS.md). */
+/** Seconds a client is told to wait when the store is unreachable. */
 const UNAVAILABLE_RETRY_AFTER = 60;
 
 /** A Redis that does not answer within this must not hold requests: we answer 503 instead. */

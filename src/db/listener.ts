@@ -1,5 +1,5 @@
 // One dedicated LISTEN connection per node. NOTIFY is sent inside the transaction that writes the
-// data, so a notification arrives if and only if that data committed (DESIGN.md, "Processes").
+// data, so a notification arrives if and only if that data committed (docs/architecture.md, "Many nodes").
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import type { Logger } from "../logger.ts";

@@ -1,6 +1,6 @@
 // The embedded PostgreSQL's server process: starting it (as an unprivileged user when we are root),
 // finding one already running on the data directory, stopping it, and watching it so that a crash
-// (even kill -9) is followed by a restart (docs/operations.md, "The embedded database").
+// (even kill -9) is followed by a restart (docs/operations.md, "The embedded PostgreSQL").
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chown, open, readFile, rm, stat } from "node:fs/promises";
 import net from "node:net";

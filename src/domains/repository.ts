@@ -11,7 +11,7 @@ export type Domain = Selectable<DomainTable>;
 
 /**
  * What a caller may read: an organization-wide caller every domain; a pod-scoped one its pod's
- * domains plus those shared by all pods (pod_id NULL); an inbox-scoped one none (PERMISSIONS.md:
+ * domains plus those shared by all pods (pod_id NULL); an inbox-scoped one none (docs/permissions.md:
  * domains are not among an inbox's rows).
  */
 function readable(db: Db, scope: TenantScope) {

@@ -1,7 +1,7 @@
 // Threading and duplicate rules for messages stored together, without the database: given what the
 // inbox already holds (looked up in one statement by the store), decide for each message whether it is
 // a retry of one already stored (here or earlier in the batch) and which thread it joins. The store
-// then writes what this plans (docs/mail.md, "Threading" and "Duplicates").
+// then writes what this plans (docs/mail.md, "Threading" and "Duplicate detection and the content digest").
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
 
 /** At most this many In-Reply-To/References ids are looked up to thread a message. */

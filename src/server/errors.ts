@@ -1,6 +1,6 @@
 // What a client is told of a failure, on every transport (HTTP, SSE and graphql-ws all run through
 // yoga's error masking): expected errors as they are, a database that is away as 503, anything else
-// masked (docs/operations.md, "When the database is away").
+// masked (docs/operations.md, "What clients see while the database is away").
 import { GraphQLError } from "graphql";
 import { maskError } from "graphql-yoga";
 import { isDatabaseUnavailable } from "../db/errors.ts";

@@ -29,7 +29,7 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryFailed extends Error {}
 
-/** `MESSAGE_RECEIVED` → `message.received`, as API.md spells webhook event types. */
+/** `MESSAGE_RECEIVED` → `message.received`, as webhook payloads spell event types (docs/webhooks.md). */
 export function webhookEventType(type: string): string {
   return type.toLowerCase().replace("_", ".");
 }
