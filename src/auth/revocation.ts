@@ -20,3 +20,21 @@ export async function deleteRevokingKeys<T>(
   for (const id of outcome?.apiKeyIds ?? []) services.authenticator.invalidate({ kind: "apiKey", orgId, id });
   return outcome?.deleted;
 }
+
+/**
+ * The API keys scoped to a pod (or to one inbox of it): what deleting that pod or inbox removes by
+ * cascade, read in the deleting transaction after the row is locked, so they can be revoked.
+ */
+export async function keysWithin(
+  trx: Db,
+  orgId: string,
+  target: { podId: string; inboxId?: string },
+): Promise<string[]> {
+  let query = trx
+    .selectFrom("api_keys")
+    .select("id")
+    .where("org_id", "=", orgId)
+    .where("pod_id", "=", target.podId);
+  if (target.inboxId !== undefined) query = query.where("inbox_id", "=", target.inboxId);
+  return (await query.execute()).map((key) => key.id);
+}

@@ -73,21 +73,28 @@ async function withMessages<M>(
   }));
 }
 
+/** One subscriber's stream: who, reading with what, which events, from where, mapped to what. */
+export interface StreamRequest<M, T> {
+  services: StreamServices;
+  subscriber: StreamSubscriber;
+  loadMessages: LoadMessages<M>;
+  filter: EventFilter;
+  /** Replay every event after this id first; undefined: live events only. */
+  after: string | undefined;
+  /** Maps each delivered event to what the stream yields; null skips it. */
+  select: (delivered: DeliveredEvent<M>) => T | null;
+}
+
 /**
  * The stream of events a subscriber may see, each mapped by `select` (null: skip it). Ending it
  * (`return()`) stops it at once, even while it waits for the next event, so a subscription its client
  * completed or disconnected releases its registration now rather than at the organization's next event.
  */
 export function eventStream<M extends { labels: string[] }, T>(
-  services: StreamServices,
-  subscriber: StreamSubscriber,
-  loadMessages: LoadMessages<M>,
-  filter: EventFilter,
-  after: string | undefined,
-  select: (delivered: DeliveredEvent<M>) => T | null,
+  request: StreamRequest<M, T>,
 ): AsyncIterableIterator<T> {
   const controller = new AbortController();
-  const events = streamEvents(services, subscriber, loadMessages, filter, after, select, controller);
+  const events = streamEvents(request, controller);
   return {
     next: () => events.next(),
     return: () => {
@@ -109,12 +116,7 @@ export function eventStream<M extends { labels: string[] }, T>(
  * and skips what the replay already delivered.
  */
 async function* streamEvents<M extends { labels: string[] }, T>(
-  services: StreamServices,
-  subscriber: StreamSubscriber,
-  loadMessages: LoadMessages<M>,
-  filter: EventFilter,
-  after: string | undefined,
-  select: (delivered: DeliveredEvent<M>) => T | null,
+  { services, subscriber, loadMessages, filter, after, select }: StreamRequest<M, T>,
   controller: AbortController,
 ) {
   let principal = subscriber.principal;

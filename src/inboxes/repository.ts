@@ -1,6 +1,7 @@
 // Inboxes: SQL only, always inside the caller's TenantScope.
 import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
+import { keysWithin } from "../auth/revocation.ts";
 import type { Db } from "../db/database.ts";
 import { pageById } from "../db/keyset.ts";
 import type { InboxTable } from "../db/types.ts";
@@ -107,18 +108,12 @@ export async function deleteInbox(
 ): Promise<{ inbox: Inbox; apiKeyIds: string[] } | undefined> {
   const locked = await scoped(trx, scope).where("id", "=", id).forUpdate().executeTakeFirst();
   if (!locked) return undefined;
-  const keys = await trx
-    .selectFrom("api_keys")
-    .select("id")
-    .where("org_id", "=", scope.orgId)
-    .where("pod_id", "=", locked.pod_id)
-    .where("inbox_id", "=", locked.id)
-    .execute();
+  const apiKeyIds = await keysWithin(trx, scope.orgId, { podId: locked.pod_id, inboxId: locked.id });
   const inbox = await trx
     .deleteFrom("inboxes")
     .where("org_id", "=", scope.orgId)
     .where("id", "=", locked.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { inbox, apiKeyIds: keys.map((key) => key.id) };
+  return { inbox, apiKeyIds };
 }

@@ -1,6 +1,7 @@
 // Pods: SQL only, always inside the caller's TenantScope.
 import type { Selectable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
+import { keysWithin } from "../auth/revocation.ts";
 import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
@@ -46,17 +47,12 @@ export async function deletePod(
   // Locked first, so no key can be created in the pod between reading its keys and deleting it.
   const locked = await scoped(trx, scope).where("id", "=", id).forUpdate().executeTakeFirst();
   if (!locked) return undefined;
-  const keys = await trx
-    .selectFrom("api_keys")
-    .select("id")
-    .where("org_id", "=", scope.orgId)
-    .where("pod_id", "=", locked.id)
-    .execute();
+  const apiKeyIds = await keysWithin(trx, scope.orgId, { podId: locked.id });
   const pod = await trx
     .deleteFrom("pods")
     .where("org_id", "=", scope.orgId)
     .where("id", "=", locked.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { pod, apiKeyIds: keys.map((key) => key.id) };
+  return { pod, apiKeyIds };
 }

@@ -119,6 +119,9 @@ export function requires<P extends Permission>(permission: P) {
   } as const;
 }
 
+/** The builder's schema types, for helpers that take one of its field builders. */
+export type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
 builder.queryType({});
 builder.mutationType({});
 

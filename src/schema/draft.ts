@@ -1,6 +1,7 @@
+import type { InputFieldBuilder } from "@pothos/core";
 import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from "../drafts/repository.ts";
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
-import { builder, requires } from "./builder.ts";
+import { type BuilderTypes, builder, requires } from "./builder.ts";
 import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
@@ -9,7 +10,7 @@ import { InboxRef } from "./inbox.ts";
 import { MAIL_BODY } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { MessageRef } from "./message.ts";
-import { BODY_LIMIT, type BodyColumn, budgetedBody } from "./response-budget.ts";
+import { type BodyColumn, bodyField } from "./response-budget.ts";
 
 export const DraftRef = loadableNodeRef<DraftSummary, string, string>("Draft", {
   id: { resolve: (draft) => draft.id },
@@ -37,16 +38,8 @@ DraftRef.implement({
     cc: t.exposeStringList("cc_addresses"),
     bcc: t.exposeStringList("bcc_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.string({
-      nullable: true,
-      description: `The plain-text body. ${BODY_LIMIT}`,
-      resolve: budgetedBody("text", bodies),
-    }),
-    html: t.string({
-      nullable: true,
-      description: `The HTML body. ${BODY_LIMIT}`,
-      resolve: budgetedBody("html", bodies),
-    }),
+    text: t.string(bodyField("text", bodies)),
+    html: t.string(bodyField("html", bodies)),
     inReplyTo: t.field({
       type: MessageRef,
       ...requires("MESSAGE_READ"),
@@ -90,19 +83,25 @@ builder.queryFields((t) => ({
   }),
 }));
 
-const recipients = (description: string) => ({
+/** The description of a recipient list, in drafts and sends alike. */
+export const recipients = (description: string) => ({
   description: `${description} Each an address (a@example.com) or a name and address (Ann <a@example.com>); at most 100.`,
+});
+
+/** What a draft holds, as its create and update inputs both take it. */
+const draftContent = (t: InputFieldBuilder<BuilderTypes, "InputObject">) => ({
+  to: t.stringList(recipients("Recipients.")),
+  cc: t.stringList(recipients("Copy recipients.")),
+  bcc: t.stringList(recipients("Blind copy recipients.")),
+  subject: t.string({ description: "One line, at most 998 characters." }),
+  text: t.string({ ...MAIL_BODY }),
+  html: t.string({ ...MAIL_BODY }),
 });
 
 const CreateDraftInput = builder.inputType("CreateDraftInput", {
   fields: (t) => ({
     inboxId: t.id({ required: true }),
-    to: t.stringList(recipients("Recipients.")),
-    cc: t.stringList(recipients("Copy recipients.")),
-    bcc: t.stringList(recipients("Blind copy recipients.")),
-    subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string({ ...MAIL_BODY }),
-    html: t.string({ ...MAIL_BODY }),
+    ...draftContent(t),
     inReplyToMessageId: t.id({ description: "A message of the same inbox this draft replies to." }),
   }),
 });
@@ -111,12 +110,7 @@ const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
   description: "Only the fields given change; an explicit null clears one.",
   fields: (t) => ({
     id: t.id({ required: true }),
-    to: t.stringList(recipients("Recipients.")),
-    cc: t.stringList(recipients("Copy recipients.")),
-    bcc: t.stringList(recipients("Blind copy recipients.")),
-    subject: t.string({ description: "One line, at most 998 characters." }),
-    text: t.string({ ...MAIL_BODY }),
-    html: t.string({ ...MAIL_BODY }),
+    ...draftContent(t),
   }),
 });
 

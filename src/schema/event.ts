@@ -46,7 +46,7 @@ function streamFor<T>(
   };
   const loadMessages = (orgId: string, ids: readonly string[]) =>
     eventMessages(context.services.db, orgId, ids);
-  return eventStream(context.services, subscriber, loadMessages, filter, after, select);
+  return eventStream({ services: context.services, subscriber, loadMessages, filter, after, select });
 }
 
 builder.subscriptionType({});

@@ -13,14 +13,15 @@ import {
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
 import { updateLabels } from "../mail/service.ts";
+import type { ListFilter } from "../mail/visibility.ts";
 import { builder, requires } from "./builder.ts";
-import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
+import { type ConnectionArgs, connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
-import { BODY_LIMIT, budgetedBody, reserve } from "./response-budget.ts";
+import { bodyField, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
@@ -131,16 +132,8 @@ MessageRef.implement({
     bcc: t.exposeStringList("bcc_addresses"),
     replyTo: t.exposeStringList("reply_to_addresses"),
     subject: t.exposeString("subject", { nullable: true }),
-    text: t.string({
-      nullable: true,
-      description: `The plain-text body. ${BODY_LIMIT}`,
-      resolve: budgetedBody("text", bodies),
-    }),
-    html: t.string({
-      nullable: true,
-      description: `The HTML body. ${BODY_LIMIT}`,
-      resolve: budgetedBody("html", bodies),
-    }),
+    text: t.string(bodyField("text", bodies)),
+    html: t.string(bodyField("html", bodies)),
     preview: t.exposeString("preview", { nullable: true }),
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
@@ -158,6 +151,23 @@ MessageRef.implement({
   }),
 });
 
+/** One page of a message list, newest first, reading only the columns its selection asks for. */
+function messagePage(args: ConnectionArgs, context: Context, info: GraphQLResolveInfo, filter: ListFilter) {
+  return keysetConnection(
+    args,
+    (message: MessageSummary) => message.id,
+    isIdKey,
+    (page) =>
+      listMessages(
+        context.services.db,
+        scopeOf(context),
+        filter,
+        page,
+        messageColumns(info, ["edges", "node"]),
+      ),
+  );
+}
+
 builder.objectField(InboxRef, "messages", (t) =>
   t.connection(
     {
@@ -170,19 +180,7 @@ builder.objectField(InboxRef, "messages", (t) =>
         }),
       },
       resolve: (inbox, args, context, info) =>
-        keysetConnection(
-          args,
-          (message: MessageSummary) => message.id,
-          isIdKey,
-          (page) =>
-            listMessages(
-              context.services.db,
-              scopeOf(context),
-              { inboxId: inbox.id, labels: args.labels ?? undefined },
-              page,
-              messageColumns(info, ["edges", "node"]),
-            ),
-        ),
+        messagePage(args, context, info, { inboxId: inbox.id, labels: args.labels ?? undefined }),
     },
     connectionOf(MessageRef),
   ),
@@ -196,19 +194,10 @@ builder.queryFields((t) => ({
       description: "Messages the caller can see, newest first.",
       args: { inboxId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
       resolve: (_root, args, context, info) =>
-        keysetConnection(
-          args,
-          (message: MessageSummary) => message.id,
-          isIdKey,
-          (page) =>
-            listMessages(
-              context.services.db,
-              scopeOf(context),
-              { inboxId: optionalId(args.inboxId, "Inbox"), labels: args.labels ?? undefined },
-              page,
-              messageColumns(info, ["edges", "node"]),
-            ),
-        ),
+        messagePage(args, context, info, {
+          inboxId: optionalId(args.inboxId, "Inbox"),
+          labels: args.labels ?? undefined,
+        }),
     },
     connectionOf(MessageRef),
   ),

@@ -102,3 +102,13 @@ export function budgetedBody(field: "text" | "html", loader: (context: Context) 
     return loader(context).load({ id: row.id, body: column });
   };
 }
+
+/** The options of a `text` or `html` field: nullable, described with the limit, resolved within it. */
+export function bodyField(field: "text" | "html", loader: (context: Context) => BodyLoader) {
+  const what = field === "text" ? "The plain-text body." : "The HTML body.";
+  return {
+    nullable: true,
+    description: `${what} ${BODY_LIMIT}`,
+    resolve: budgetedBody(field, loader),
+  } as const;
+}

@@ -3,13 +3,10 @@
 import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
 import { builder, requires } from "./builder.ts";
 import { scopeOf } from "./context.ts";
+import { recipients } from "./draft.ts";
 import { decodeId } from "./global-id.ts";
 import { MAIL_BODY } from "./input-rules.ts";
 import { MessageRef } from "./message.ts";
-
-const recipients = (description: string) => ({
-  description: `${description} Each an address (a@example.com) or a name and address (Ann <a@example.com>); at most 100.`,
-});
 
 const AttachmentInput = builder.inputType("AttachmentInput", {
   fields: (t) => ({
