@@ -326,13 +326,16 @@ async function insertChunk(
       FROM spec s
       RETURNING id
     )
-    INSERT INTO messages (org_id, pod_id, inbox_id, thread_id, message_id_header, from_address, to_addresses,
-      cc_addresses, subject, text_body, html_body, preview, labels, in_reply_to, reference_ids, direction,
-      delivery_status, delivered_at, size_bytes, created_at, updated_at)
+    INSERT INTO messages (org_id, pod_id, inbox_id, thread_id, message_id_header, from_address, from_name,
+      to_addresses, cc_addresses, recipient_text, subject, text_body, html_body, preview, labels, in_reply_to,
+      reference_ids, direction, delivery_status, delivered_at, size_bytes, created_at, updated_at)
     SELECT ${orgId}, s.pod_id, s.inbox_id, s.id, m.header,
       CASE WHEN m.outbound THEN i.email ELSE m.person END,
+      -- A person's name from the address they write from ("ann.lee@…" signs as "Ann Lee").
+      CASE WHEN NOT m.outbound THEN initcap(replace(split_part(m.person, '@', 1), '.', ' ')) END,
       CASE WHEN m.outbound THEN ARRAY[m.person] ELSE ARRAY[i.email] END,
-      CASE WHEN (m.h & 7) = 0 THEN ARRAY[(${pools.people}::text[])[1 + ((m.h >> 8) & 255)]] ELSE '{}'::text[] END,
+      m.cc,
+      lower(array_to_string(CASE WHEN m.outbound THEN ARRAY[m.person] ELSE ARRAY[i.email] END || m.cc, ' ')),
       CASE WHEN m.k = 1 THEN subj.subject ELSE 'Re: ' || subj.subject END,
       body.text,
       CASE WHEN (m.h & 3) = 0 THEN '<p>' || replace(body.text, '. ', '.</p><p>') || '</p>' END,
@@ -362,7 +365,9 @@ async function insertChunk(
         s.started_at + make_interval(secs => (k - 1) * s.gap) AS created_at,
         -- Agents answer: in a conversation every other message is ours.
         s.kind <> 'spam' AND k % 2 = 0 AS outbound,
-        (${pools.people}::text[])[1 + (hashint8(s.id) & 255)] AS person
+        (${pools.people}::text[])[1 + (hashint8(s.id) & 255)] AS person,
+        CASE WHEN (hashint8(s.id * 64 + k) & 7) = 0
+          THEN ARRAY[(${pools.people}::text[])[1 + ((hashint8(s.id * 64 + k) >> 8) & 255)]] ELSE '{}'::text[] END AS cc
       FROM generate_series(1, s.size) k
     ) m
     CROSS JOIN LATERAL (
@@ -379,6 +384,11 @@ async function insertChunk(
         'attachment', substring(convert_to(repeat(md5(m.id::text), ${Math.ceil(o.attachmentBytes / 32)}), 'UTF8')
           FROM 1 FOR ${o.attachmentBytes}), m.created_at
       FROM messages m
+      WHERE m.org_id = ${orgId} AND m.thread_id = ANY(${ids}::bigint[]) AND abs(hashint8(m.id) % 1000) < ${threshold}`.execute(
+      db,
+    );
+    await sql`
+      UPDATE messages m SET has_attachments = true
       WHERE m.org_id = ${orgId} AND m.thread_id = ANY(${ids}::bigint[]) AND abs(hashint8(m.id) % 1000) < ${threshold}`.execute(
       db,
     );

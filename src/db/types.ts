@@ -186,7 +186,20 @@ export interface MessageTable {
   /** Inbound mail's content digest (src/mail/digest.ts); empty for mail composed here. */
   content_digest: ColumnType<Buffer, Buffer | undefined, Buffer>;
   from_address: string;
+  /** The sender's display name; null without one, and for mail stored before names were kept. */
+  from_name: string | null;
   to_addresses: TextArrayWithDefault;
+  /** Display names of to_addresses, in order (null elements: no name); null for older mail. */
+  to_names: ColumnType<
+    (string | null)[] | null,
+    (string | null)[] | null | undefined,
+    (string | null)[] | null
+  >;
+  cc_names: ColumnType<
+    (string | null)[] | null,
+    (string | null)[] | null | undefined,
+    (string | null)[] | null
+  >;
   cc_addresses: TextArrayWithDefault;
   bcc_addresses: TextArrayWithDefault;
   reply_to_addresses: TextArrayWithDefault;
@@ -204,6 +217,11 @@ export interface MessageTable {
   delivered_at: Timestamp | null;
   size_bytes: ColumnType<number, number | undefined, number>;
   raw_mime: Buffer | null;
+  /** Every header field, in order, as [name, value]; null for mail stored before they were kept. */
+  headers: ColumnType<[string, string][] | null, string | null | undefined, string | null>;
+  has_attachments: ColumnType<boolean, boolean | undefined, boolean>;
+  /** To and Cc addresses and names, lower-case, for MessageFilter's `to` (trigram index). */
+  recipient_text: ColumnType<string, string | undefined, string>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import { compareIds } from "../db/ids.ts";
 import { contentDigest } from "../mail/digest.ts";
+import { headerFields, headerValues } from "../mail/headers.ts";
 import type { AttachmentData, MessageData } from "../mail/message.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import type { Services } from "../services.ts";
@@ -211,8 +212,11 @@ export async function ingestForInboxes(
 interface MessageContent {
   messageIdHeader: string | null;
   from: string | null;
+  fromName: string | null;
   to: string[];
+  toNames: (string | null)[];
   cc: string[];
+  ccNames: (string | null)[];
   replyTo: string[];
   subject: string | null;
   text: string | null;
@@ -245,8 +249,11 @@ async function readMessage(
     return {
       messageIdHeader: messageId ? normalizeMessageId(messageId) : null,
       from: envelope.mailFrom ? clean(envelope.mailFrom) : null,
+      fromName: null,
       to: envelope.recipients.map(clean),
+      toNames: envelope.recipients.map(() => null),
       cc: [],
+      ccNames: [],
       replyTo: [],
       subject: null,
       text: clean(raw.toString("utf8")),
@@ -264,12 +271,18 @@ async function readMessage(
     typeof parsed.text === "string" && (html === null || parsed.text.trim() !== "")
       ? clean(parsed.text)
       : null;
+  const [sender] = mailboxes(parsed.from);
+  const to = mailboxes(parsed.to);
+  const cc = mailboxes(parsed.cc);
   return {
     messageIdHeader: parsed.messageId ? normalizeMessageId(parsed.messageId) : null,
-    from: addresses(parsed.from)[0] ?? null,
-    to: addresses(parsed.to),
-    cc: addresses(parsed.cc),
-    replyTo: addresses(parsed.replyTo),
+    from: sender?.address ?? null,
+    fromName: sender?.name ?? null,
+    to: to.map((mailbox) => mailbox.address),
+    toNames: to.map((mailbox) => mailbox.name),
+    cc: cc.map((mailbox) => mailbox.address),
+    ccNames: cc.map((mailbox) => mailbox.name),
+    replyTo: mailboxes(parsed.replyTo).map((mailbox) => mailbox.address),
     subject: parsed.subject === undefined ? null : clean(parsed.subject),
     text,
     html,
@@ -300,8 +313,11 @@ function messageData(
     messageIdHeader,
     contentDigest: digest,
     from: content.from ?? "",
+    fromName: content.fromName,
     to: content.to,
+    toNames: content.toNames,
     cc: content.cc,
+    ccNames: content.ccNames,
     bcc: named ? [] : [inbox.email],
     replyTo: content.replyTo,
     subject: content.subject,
@@ -312,6 +328,7 @@ function messageData(
     labels,
     direction: "INBOUND",
     rawMime: raw,
+    headers: headerFields(raw),
     sizeBytes: raw.length,
     attachments: content.attachments,
   };
@@ -329,27 +346,16 @@ function hasSpamVerdict(raw: Buffer): boolean {
   );
 }
 
-/**
- * The values of one header, read straight from the raw header block (unfolded), so a verdict is
- * seen even in a message the MIME parser cannot make sense of.
- */
-function headerValues(raw: Buffer, name: string): string[] {
-  const head = raw.subarray(0, Math.min(raw.length, 256 * 1024)).toString("latin1");
-  const end = head.search(/\r?\n\r?\n/);
-  const block = (end === -1 ? head : head.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
-  const prefix = `${name}:`;
-  return block
-    .split(/\r?\n/)
-    .filter((line) => line.toLowerCase().startsWith(prefix))
-    .map((line) => line.slice(prefix.length).trim());
-}
-
-function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+/** The mailboxes of an address header as mailparser read it, groups flattened; names decoded. */
+function mailboxes(
+  field: AddressObject | AddressObject[] | undefined,
+): { address: string; name: string | null }[] {
   const objects = field === undefined ? [] : Array.isArray(field) ? field : [field];
-  const out: string[] = [];
+  const out: { address: string; name: string | null }[] = [];
   const visit = (values: AddressObject["value"]) => {
     for (const value of values) {
-      if (value.address) out.push(clean(value.address));
+      if (value.address)
+        out.push({ address: clean(value.address), name: value.name ? clean(value.name) : null });
       if (value.group) visit(value.group);
     }
   };

@@ -1,5 +1,6 @@
 // A message on its way into an inbox: what the mail paths (inbound, outbound, hosted delivery) hand
 // the store, and what the store reports back of each copy.
+import type { HeaderField } from "./headers.ts";
 
 export interface InboxRef {
   orgId: string;
@@ -24,8 +25,13 @@ export interface MessageData {
    */
   contentDigest?: Buffer | undefined;
   from: string;
+  /** The sender's display name ("Ann Lee" in `Ann Lee <ann@example.com>`), when it has one. */
+  fromName?: string | null | undefined;
   to: readonly string[];
+  /** Display names of `to`, in the same order: null where a recipient has none. */
+  toNames?: readonly (string | null)[] | undefined;
   cc?: readonly string[] | undefined;
+  ccNames?: readonly (string | null)[] | undefined;
   bcc?: readonly string[] | undefined;
   replyTo?: readonly string[] | undefined;
   subject: string | null;
@@ -37,6 +43,8 @@ export interface MessageData {
   direction: "INBOUND" | "OUTBOUND";
   deliveryStatus?: "QUEUED" | "DELIVERED" | "BOUNCED" | null | undefined;
   rawMime?: Buffer | null | undefined;
+  /** Every header field of the raw message, in order (mail/headers.ts). */
+  headers?: readonly HeaderField[] | undefined;
   sizeBytes: number;
   attachments?: readonly AttachmentData[] | undefined;
   createdAt?: Date | undefined;

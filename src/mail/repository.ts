@@ -15,10 +15,13 @@ export type Message = Selectable<MessageTable>;
  * A message as lists and GraphQL read it: every column but the bodies and the raw MIME, which can be
  * large and are loaded only when a field asks for them (messageBodies), and instead the bodies' sizes,
  * so a response can refuse a body it has no room for before reading it; nor the content digest,
- * which only duplicate detection reads. Rows read whole carry the bodies themselves; a row that read
- * neither has neither.
+ * which only duplicate detection reads, the header fields (read when asked for) or the recipients'
+ * filter text. Rows read whole carry the bodies themselves; a row that read neither has neither.
  */
-export type MessageSummary = Omit<Message, "text_body" | "html_body" | "raw_mime" | "content_digest"> &
+export type MessageSummary = Omit<
+  Message,
+  "text_body" | "html_body" | "raw_mime" | "content_digest" | "headers" | "recipient_text"
+> &
   Partial<Pick<Message, "text_body" | "html_body">> &
   Partial<Record<BodySizeColumn, number | null>>;
 
@@ -54,8 +57,11 @@ export const SUMMARY_COLUMNS = [
   "thread_id",
   "message_id_header",
   "from_address",
+  "from_name",
   "to_addresses",
+  "to_names",
   "cc_addresses",
+  "cc_names",
   "bcc_addresses",
   "reply_to_addresses",
   "subject",
@@ -68,6 +74,7 @@ export const SUMMARY_COLUMNS = [
   "delivery_error",
   "delivered_at",
   "size_bytes",
+  "has_attachments",
   "created_at",
   "updated_at",
   "text_body_bytes",

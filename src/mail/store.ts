@@ -20,6 +20,14 @@ import { hasHidingLabel } from "./visibility.ts";
 
 const PREVIEW_LENGTH = 200;
 
+/** The To and Cc recipients, addresses and names, as one lower-case text for MessageFilter's `to`. */
+export function recipientText(data: MessageData): string {
+  return [...data.to, ...(data.cc ?? []), ...(data.toNames ?? []), ...(data.ccNames ?? [])]
+    .filter((part): part is string => !!part)
+    .join(" ")
+    .toLowerCase();
+}
+
 export function previewOf(text: string | null, html: string | null): string | null {
   const source =
     text ??
@@ -277,7 +285,11 @@ async function writeMessages(
       ${[...(data.replyTo ?? [])]}::text[], ${data.subject}::text, ${data.text}::text, ${data.html}::text,
       ${previewOf(data.text, data.html)}::text, ${plan.labels}::text[], ${data.inReplyTo}::text,
       ${[...data.references]}::text[], ${data.direction}::text, ${data.deliveryStatus ?? null}::text,
-      ${data.sizeBytes}::int, ${data.rawMime ?? null}::bytea, ${plan.createdAt}::timestamptz)`;
+      ${data.sizeBytes}::int, ${data.rawMime ?? null}::bytea, ${plan.createdAt}::timestamptz,
+      ${data.fromName ?? null}::text, ${data.toNames ? [...data.toNames] : null}::text[],
+      ${data.ccNames ? [...data.ccNames] : null}::text[],
+      ${data.headers ? JSON.stringify(data.headers) : null}::jsonb,
+      ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text)`;
   });
   // In arrays, not rows of VALUES: a message may carry thousands of attachments, each copy of it
   // all of them, and a statement only 65,535 parameters.
@@ -329,18 +341,20 @@ async function writeMessages(
         FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
           message_id_header, content_digest, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
           text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
-          raw_mime, created_at)
+          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text)
         LEFT JOIN new_threads t ON t.slot = v.slot
         ORDER BY v.index
       ) AS m
     ), inserted_messages AS (
       INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address,
         to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels,
-        in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at)
+        in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at,
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text)
       OVERRIDING SYSTEM VALUE
       SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address, to_addresses,
         cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
-        reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, created_at
+        reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, created_at,
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,

@@ -12,6 +12,7 @@ import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
+import { headerFields } from "../mail/headers.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import { type Message, messagesByIds } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
@@ -202,6 +203,7 @@ async function send(
     );
   }
   const bare = (list: Mailbox[]) => list.map((mailbox) => mailbox.address);
+  const names = (list: Mailbox[]) => list.map((mailbox) => mailbox.name || null);
   return db.transaction().execute(async (trx) => {
     await beforeStore?.(trx);
     const { message } = await storeMessage(
@@ -210,8 +212,11 @@ async function send(
       {
         messageIdHeader,
         from: inbox.email,
+        fromName: inbox.display_name,
         to: bare(outgoing.to),
+        toNames: names(outgoing.to),
         cc: bare(outgoing.cc),
+        ccNames: names(outgoing.cc),
         bcc: bare(outgoing.bcc),
         replyTo: bare(outgoing.replyTo),
         subject: outgoing.subject,
@@ -223,6 +228,7 @@ async function send(
         direction: "OUTBOUND",
         deliveryStatus: "QUEUED",
         rawMime: raw,
+        headers: headerFields(raw),
         sizeBytes: raw.length,
         attachments: outgoing.attachments,
         createdAt: date,
