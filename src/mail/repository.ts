@@ -7,7 +7,14 @@ import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
-import { asksForHiddenLabel, type ListFilter, textArray, visible } from "./visibility.ts";
+import { messageConditions } from "./message-filter.ts";
+import {
+  asksForHiddenLabel,
+  filterAsksForHiddenLabel,
+  type ListFilter,
+  textArray,
+  visible,
+} from "./visibility.ts";
 
 export type Message = Selectable<MessageTable>;
 
@@ -175,11 +182,12 @@ export async function listMessages(
   page: KeysetPage<string>,
   columns: readonly MessageColumn[] = SUMMARY_COLUMNS,
 ): Promise<MessageSummary[]> {
-  if (asksForHiddenLabel(scope, filter.labels)) return [];
+  if (filterAsksForHiddenLabel(scope, filter)) return [];
   let query = scopedMessages(db, scope);
   if (filter.inboxId !== undefined) query = query.where("m.inbox_id", "=", filter.inboxId);
   if (filter.podId !== undefined) query = query.where("m.pod_id", "=", filter.podId);
   if (filter.labels?.length) query = query.where(sql<SqlBool>`m.labels @> ${textArray(filter.labels)}`);
+  for (const condition of messageConditions(filter.message)) query = query.where(sql<SqlBool>`${condition}`);
   const selected = query.select(summarySelection(listColumns(columns)));
   return (await pageById(selected, "m.id", page).execute()) as unknown as MessageSummary[];
 }

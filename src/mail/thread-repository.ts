@@ -6,9 +6,10 @@ import { sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { compareIds, isRowId } from "../db/ids.ts";
-import type { KeysetPage } from "../db/keyset.ts";
+import { type KeysetPage, keysetDirection } from "../db/keyset.ts";
+import { messageConditions } from "./message-filter.ts";
 import {
-  asksForHiddenLabel,
+  filterAsksForHiddenLabel,
   filtered,
   HIDING_LABELS,
   hiddenMask,
@@ -117,17 +118,32 @@ const AGGREGATE_NAMES = sql`subject, preview, message_count, labels, senders, re
 /** (key, id) beyond the page's cursor, on columns `key` and `id` of alias `a`, in list order. */
 function keysetCondition(page: KeysetPage<ThreadKey>, key: string, id: string) {
   const parts = [];
+  const { afterOp, beforeOp } = keysetDirection(page);
   if (page.after) {
     parts.push(
-      sql`(${sql.ref(key)}, ${sql.ref(id)}) < (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`,
+      sql`(${sql.ref(key)}, ${sql.ref(id)}) ${afterOp} (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`,
     );
   }
   if (page.before) {
     parts.push(
-      sql`(${sql.ref(key)}, ${sql.ref(id)}) > (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
+      sql`(${sql.ref(key)}, ${sql.ref(id)}) ${beforeOp} (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
     );
   }
   return parts;
+}
+
+/**
+ * A thread matches a MessageFilter when one of its visible messages meets every condition: an EXISTS
+ * per thread, on the (org_id, thread_id, …) index, that the planner may also turn around (the few
+ * matching messages first, through the filter's own indexes) when the filter is selective.
+ */
+function matching(scope: TenantScope, filter: ListFilter, threadId: string) {
+  const conditions = messageConditions(filter.message, "fm");
+  if (conditions.length === 0) return [];
+  return [
+    sql`EXISTS (SELECT 1 FROM messages fm WHERE fm.org_id = ${scope.orgId} AND fm.thread_id = ${sql.ref(threadId)}
+      AND ${visible(scope, "fm")} AND ${sql.join(conditions, sql` AND `)})`,
+  ];
 }
 
 /**
@@ -138,10 +154,11 @@ function keysetCondition(page: KeysetPage<ThreadKey>, key: string, id: string) {
  * Either way the page costs reading about `limit` index entries, whatever the size of the scope.
  */
 function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
-  const order = page.inverted ? sql`ASC` : sql`DESC`;
+  const { order } = keysetDirection(page);
   const threadWhere = [
     inScope(scope, "t"),
     ...filtered(filter, "t"),
+    ...matching(scope, filter, "t.id"),
     ...keysetCondition(page, "t.last_message_at", "t.id"),
   ];
   const mask = hiddenMask(scope);
@@ -153,6 +170,7 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
   const markedWhere = [
     inScope(scope, "v"),
     ...filtered(filter, "v"),
+    ...matching(scope, filter, "v.thread_id"),
     sql`v.hidden_mask = ${mask}`,
     ...keysetCondition(page, "v.last_message_at", "v.thread_id"),
   ];
@@ -173,8 +191,8 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
  * message. No index orders these, so the scope's threads are all examined.
  */
 function filteredPageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
-  const order = page.inverted ? sql`ASC` : sql`DESC`;
-  const where = [inScope(scope, "t"), ...filtered(filter, "t")];
+  const { order } = keysetDirection(page);
+  const where = [inScope(scope, "t"), ...filtered(filter, "t"), ...matching(scope, filter, "t.id")];
   for (const label of filter.labels ?? []) {
     where.push(
       sql`EXISTS (SELECT 1 FROM messages m WHERE ${ofThread(scope)} AND m.labels @> ARRAY[${label}]::text[])`,
@@ -196,8 +214,8 @@ export async function listThreads(
   page: KeysetPage<ThreadKey>,
   wanted: ReadonlySet<ThreadAggregate> = ALL_AGGREGATES,
 ): Promise<Thread[]> {
-  if (asksForHiddenLabel(scope, filter.labels)) return [];
-  const order = page.inverted ? sql`ASC` : sql`DESC`;
+  if (filterAsksForHiddenLabel(scope, filter)) return [];
+  const { order } = keysetDirection(page);
   const keys = filter.labels?.length ? filteredPageKeys(scope, filter, page) : pageKeys(scope, filter, page);
   const result = await sql<Thread>`
     SELECT t.org_id, t.id, t.pod_id, t.inbox_id, p.key AS last_message_at, a.*

@@ -2,17 +2,28 @@
 // visibility"): a message in the caller's scope that carries no label hidden from the caller.
 import { type Expression, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
+import type { MessageFilter } from "./message-filter.ts";
 
 export interface ListFilter {
   inboxId?: string | undefined;
   podId?: string | undefined;
-  /** Every one of these labels must be present. */
+  /**
+   * Every one of these labels must be present: on the message, or for a thread, each on one of its
+   * visible messages (the lists' older `labels` argument).
+   */
   labels?: readonly string[] | undefined;
+  /** The conditions a message meets (a thread: one of its visible messages meets them all). */
+  message?: MessageFilter | undefined;
 }
 
 /** A filter asking for a label hidden from the caller matches nothing (an empty list, not an error). */
 export function asksForHiddenLabel(scope: TenantScope, labels: readonly string[] | undefined): boolean {
   return (labels ?? []).some((label) => scope.hiddenLabels.includes(label));
+}
+
+/** asksForHiddenLabel for a list's every label condition. */
+export function filterAsksForHiddenLabel(scope: TenantScope, filter: ListFilter): boolean {
+  return asksForHiddenLabel(scope, filter.labels) || asksForHiddenLabel(scope, filter.message?.labels);
 }
 
 export const textArray = (values: readonly string[]) => sql<string[]>`${[...values]}::text[]`;

@@ -59,13 +59,15 @@ export async function keysetConnection<T, K>(
   keyOf: (node: T) => K,
   isKey: (value: unknown) => value is K,
   fetch: (page: KeysetPage<K>) => Promise<readonly T[]>,
+  options: { ascending?: boolean } = {},
 ): Promise<Connection<T>> {
   validatePageSize(args);
   const after = args.after ? decodeCursor(args.after, "after", isKey) : undefined;
   const before = args.before ? decodeCursor(args.before, "before", isKey) : undefined;
   const inverted = args.first == null && (args.last != null || before !== undefined);
   const size = (inverted ? args.last : args.first) ?? DEFAULT_PAGE_SIZE;
-  const rows = size === 0 ? [] : await fetch({ after, before, limit: size + 1, inverted });
+  const rows =
+    size === 0 ? [] : await fetch({ after, before, limit: size + 1, inverted, ascending: options.ascending });
   const more = rows.length > size;
   const page = rows.slice(0, size);
   if (inverted) page.reverse();

@@ -21,6 +21,7 @@ import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
+import { ascending, MessageFilterInput, messageFilterOf, SortOrderEnum } from "./message-filter.ts";
 import { bodyField, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
@@ -151,8 +152,13 @@ MessageRef.implement({
   }),
 });
 
-/** One page of a message list, newest first, reading only the columns its selection asks for. */
-function messagePage(args: ConnectionArgs, context: Context, info: GraphQLResolveInfo, filter: ListFilter) {
+/** One page of a message list in its order, reading only the columns its selection asks for. */
+function messagePage(
+  args: ConnectionArgs & { order?: "NEWEST_FIRST" | "OLDEST_FIRST" | null },
+  context: Context,
+  info: GraphQLResolveInfo,
+  filter: ListFilter,
+) {
   return keysetConnection(
     args,
     (message: MessageSummary) => message.id,
@@ -165,6 +171,7 @@ function messagePage(args: ConnectionArgs, context: Context, info: GraphQLResolv
         page,
         messageColumns(info, ["edges", "node"]),
       ),
+    { ascending: ascending(args.order) },
   );
 }
 
@@ -173,14 +180,21 @@ builder.objectField(InboxRef, "messages", (t) =>
     {
       type: MessageRef,
       ...requires("MESSAGE_READ"),
+      description: "The inbox's messages the caller can see, newest first unless `order` says otherwise.",
       args: {
         labels: t.arg.stringList({
           description: "Only messages carrying every one of these labels.",
           ...LABEL_FILTER,
         }),
+        filter: t.arg({ type: MessageFilterInput }),
+        order: t.arg({ type: SortOrderEnum, defaultValue: "NEWEST_FIRST" }),
       },
       resolve: (inbox, args, context, info) =>
-        messagePage(args, context, info, { inboxId: inbox.id, labels: args.labels ?? undefined }),
+        messagePage(args, context, info, {
+          inboxId: inbox.id,
+          labels: args.labels ?? undefined,
+          message: messageFilterOf(args.filter),
+        }),
     },
     connectionOf(MessageRef),
   ),
@@ -191,12 +205,20 @@ builder.queryFields((t) => ({
     {
       type: MessageRef,
       ...requires("MESSAGE_READ"),
-      description: "Messages the caller can see, newest first.",
-      args: { inboxId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
+      description: "Messages the caller can see, newest first unless `order` says otherwise.",
+      args: {
+        inboxId: t.arg.id(),
+        podId: t.arg.id(),
+        labels: t.arg.stringList({ ...LABEL_FILTER }),
+        filter: t.arg({ type: MessageFilterInput }),
+        order: t.arg({ type: SortOrderEnum, defaultValue: "NEWEST_FIRST" }),
+      },
       resolve: (_root, args, context, info) =>
         messagePage(args, context, info, {
           inboxId: optionalId(args.inboxId, "Inbox"),
+          podId: optionalId(args.podId, "Pod"),
           labels: args.labels ?? undefined,
+          message: messageFilterOf(args.filter),
         }),
     },
     connectionOf(MessageRef),

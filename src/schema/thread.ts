@@ -10,15 +10,17 @@ import {
   threadKey,
   threadsByIds,
 } from "../mail/thread-repository.ts";
+import type { ListFilter } from "../mail/visibility.ts";
 import { builder, requires } from "./builder.ts";
-import { connectionOf, keysetConnection } from "./connection.ts";
-import { scopeOf } from "./context.ts";
+import { type ConnectionArgs, connectionOf, keysetConnection } from "./connection.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { DeletePayloadRef } from "./delete.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { MessageRef, messageColumns } from "./message.ts";
+import { ascending, MessageFilterInput, messageFilterOf, SortOrderEnum } from "./message-filter.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
@@ -28,6 +30,22 @@ export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
 });
 
 const isMessageKey = (value: unknown): value is MessageKey => isThreadKey(value);
+
+/** One page of a thread list in its order, computing only the aggregates its selection reads. */
+function threadPage(
+  args: ConnectionArgs & { order?: "NEWEST_FIRST" | "OLDEST_FIRST" | null },
+  context: Context,
+  info: GraphQLResolveInfo,
+  filter: ListFilter,
+) {
+  return keysetConnection(
+    args,
+    threadKey,
+    isThreadKey,
+    (page) => listThreads(context.services.db, scopeOf(context), filter, page, wantedAggregates(info)),
+    { ascending: ascending(args.order) },
+  );
+}
 
 /** The aggregates a thread list's selection reads (edges.node; each is named as its field). */
 function wantedAggregates(info: GraphQLResolveInfo): Set<ThreadAggregate> {
@@ -89,22 +107,22 @@ builder.objectField(InboxRef, "threads", (t) =>
     {
       type: ThreadRef,
       ...requires("THREAD_READ"),
+      description:
+        "The inbox's threads the caller can see, most recent activity first unless `order` says otherwise.",
       args: {
         labels: t.arg.stringList({
           description: "Only threads whose visible labels include all of these.",
           ...LABEL_FILTER,
         }),
+        filter: t.arg({ type: MessageFilterInput }),
+        order: t.arg({ type: SortOrderEnum, defaultValue: "NEWEST_FIRST" }),
       },
       resolve: (inbox, args, context, info) =>
-        keysetConnection(args, threadKey, isThreadKey, (page) =>
-          listThreads(
-            context.services.db,
-            scopeOf(context),
-            { inboxId: inbox.id, labels: args.labels ?? undefined },
-            page,
-            wantedAggregates(info),
-          ),
-        ),
+        threadPage(args, context, info, {
+          inboxId: inbox.id,
+          labels: args.labels ?? undefined,
+          message: messageFilterOf(args.filter),
+        }),
     },
     connectionOf(ThreadRef),
   ),
@@ -115,22 +133,21 @@ builder.queryFields((t) => ({
     {
       type: ThreadRef,
       ...requires("THREAD_READ"),
-      description: "Threads the caller can see, most recent activity first.",
-      args: { inboxId: t.arg.id(), podId: t.arg.id(), labels: t.arg.stringList({ ...LABEL_FILTER }) },
+      description: "Threads the caller can see, most recent activity first unless `order` says otherwise.",
+      args: {
+        inboxId: t.arg.id(),
+        podId: t.arg.id(),
+        labels: t.arg.stringList({ ...LABEL_FILTER }),
+        filter: t.arg({ type: MessageFilterInput }),
+        order: t.arg({ type: SortOrderEnum, defaultValue: "NEWEST_FIRST" }),
+      },
       resolve: (_root, args, context, info) =>
-        keysetConnection(args, threadKey, isThreadKey, (page) =>
-          listThreads(
-            context.services.db,
-            scopeOf(context),
-            {
-              inboxId: optionalId(args.inboxId, "Inbox"),
-              podId: optionalId(args.podId, "Pod"),
-              labels: args.labels ?? undefined,
-            },
-            page,
-            wantedAggregates(info),
-          ),
-        ),
+        threadPage(args, context, info, {
+          inboxId: optionalId(args.inboxId, "Inbox"),
+          podId: optionalId(args.podId, "Pod"),
+          labels: args.labels ?? undefined,
+          message: messageFilterOf(args.filter),
+        }),
     },
     connectionOf(ThreadRef),
   ),
