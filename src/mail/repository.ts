@@ -7,6 +7,7 @@ import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
+import { type HeaderField, headerFields } from "./headers.ts";
 import { messageConditions } from "./message-filter.ts";
 import {
   asksForHiddenLabel,
@@ -172,6 +173,36 @@ export async function messageBodies(
     for (const body of ["text_body", "html_body"] as const) bodies.set(`${body}:${row.id}`, row[body]);
   }
   return bodies;
+}
+
+/** At most this much of a raw message is read for the header block of one stored without its fields. */
+const HEADER_BLOCK_BYTES = 256 * 1024;
+
+/**
+ * Every header field of visible messages, in order, keyed by id: as stored, or for a message stored
+ * before its fields were kept, read from the start of its raw bytes (only that much is read).
+ */
+export async function messageHeaders(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<Map<string, HeaderField[]>> {
+  if (ids.length === 0) return new Map();
+  const rows = await scopedMessages(db, scope)
+    .select([
+      "m.id",
+      "m.headers",
+      sql<Buffer | null>`CASE WHEN m.headers IS NULL THEN substring(m.raw_mime FROM 1 FOR ${HEADER_BLOCK_BYTES}) END`.as(
+        "head",
+      ),
+    ])
+    .where("m.id", "in", ids)
+    .execute();
+  return new Map(
+    rows.map(
+      (row) => [row.id, row.headers ?? (row.head ? headerFields(row.head) : [])] as [string, HeaderField[]],
+    ),
+  );
 }
 
 /** Newest first, keyed by id. */

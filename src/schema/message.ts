@@ -1,5 +1,7 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
+import type { HeaderField } from "../mail/headers.ts";
+import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
   type Attachment,
   attachmentContentsBase64,
@@ -9,6 +11,7 @@ import {
   type MessageColumn,
   type MessageSummary,
   messageBodies,
+  messageHeaders,
   messageSummariesByIds,
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
@@ -22,7 +25,7 @@ import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { ascending, MessageFilterInput, messageFilterOf, SortOrderEnum } from "./message-filter.ts";
-import { bodyField, reserve } from "./response-budget.ts";
+import { BODY_LIMIT, bodyField, budgetedBody, reserve } from "./response-budget.ts";
 import { selectedFieldNames } from "./selection.ts";
 
 export const MessageRef = loadableNodeRef<MessageSummary, string, string>("Message", {
@@ -57,6 +60,12 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
   inReplyTo: ["in_reply_to"],
   references: ["reference_ids"],
   size: ["size_bytes"],
+  fromAddress: ["from_address", "from_name"],
+  toAddresses: ["to_addresses", "to_names"],
+  ccAddresses: ["cc_addresses", "cc_names"],
+  headers: [],
+  extractedText: ["text_body_bytes"],
+  extractedHtml: ["html_body_bytes"],
 };
 
 /** The columns a message list's selection (below `path`, e.g. edges.node) reads. */
@@ -94,6 +103,38 @@ const bodies = (context: Context) =>
     },
     ({ id, body }) => `${body}:${id}`,
   );
+
+const EmailAddressRef = builder.simpleObject("EmailAddress", {
+  description: "A mailbox: an address and, when the message gave one, a display name.",
+  fields: (t) => ({
+    address: t.string({ description: "The address, e.g. ann@example.com." }),
+    name: t.string({ nullable: true, description: 'The display name, e.g. "Ann Lee"; null without one.' }),
+  }),
+});
+
+const MessageHeaderRef = builder.simpleObject("MessageHeader", {
+  description: "One header field of a message.",
+  fields: (t) => ({
+    name: t.string({ description: "The field's name as written (e.g. Received, DKIM-Signature)." }),
+    value: t.string({
+      description: "Its value, unfolded, as received or sent (encoded words are not decoded).",
+    }),
+  }),
+});
+
+/** Addresses and their names, which run in parallel (names are null for mail stored before they were kept). */
+function mailboxesOf(addresses: readonly string[], names: readonly (string | null)[] | null) {
+  return addresses.map((address, i) => ({ address, name: names?.[i] ?? null }));
+}
+
+/** A field derived from a body: read within the response's allowance like the body, then transformed. */
+function extracted(body: "text" | "html", field: string, transform: (value: string) => string) {
+  const read = budgetedBody(body, bodies, field);
+  return async (message: MessageSummary, args: unknown, context: Context) => {
+    const value = await read(message, args, context);
+    return value === null ? null : transform(value);
+  };
+}
 
 const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
   fields: (t) => ({
@@ -139,7 +180,47 @@ MessageRef.implement({
     labels: t.exposeStringList("labels"),
     inReplyTo: t.exposeString("in_reply_to", { nullable: true }),
     references: t.exposeStringList("reference_ids"),
-    size: t.int({ resolve: (message) => message.size_bytes }),
+    size: t.int({ description: "Bytes of the raw message.", resolve: (message) => message.size_bytes }),
+    fromAddress: t.field({
+      type: EmailAddressRef,
+      description: "The sender, with its display name when it has one. `from` stays the bare address.",
+      resolve: (message) => ({ address: message.from_address, name: message.from_name }),
+    }),
+    toAddresses: t.field({
+      type: [EmailAddressRef],
+      description: "The To recipients, with their display names.",
+      resolve: (message) => mailboxesOf(message.to_addresses, message.to_names),
+    }),
+    ccAddresses: t.field({
+      type: [EmailAddressRef],
+      description: "The Cc recipients, with their display names.",
+      resolve: (message) => mailboxesOf(message.cc_addresses, message.cc_names),
+    }),
+    headers: t.field({
+      type: [MessageHeaderRef],
+      description: "Every header field, in order, as received or sent (values unfolded).",
+      resolve: async (message, _args, context) =>
+        (
+          await contextLoader<string, HeaderField[]>(context, "messageHeaders", async (ids) => {
+            const byMessage = await messageHeaders(context.services.db, scopeOf(context), ids);
+            return ids.map((id) => byMessage.get(id) ?? []);
+          }).load(message.id)
+        ).map(([name, value]) => ({ name, value })),
+    }),
+    extractedText: t.string({
+      nullable: true,
+      description:
+        "The new text of a reply: what its author wrote, quoted history and signature removed (the whole text " +
+        `when nothing is quoted). Null without a text body. ${BODY_LIMIT}`,
+      resolve: extracted("text", "extractedText", extractedText),
+    }),
+    extractedHtml: t.string({
+      nullable: true,
+      description:
+        "The new HTML of a reply, quoted history removed (the whole HTML when nothing is quoted). Null without an " +
+        `HTML body. ${BODY_LIMIT}`,
+      resolve: extracted("html", "extractedHtml", extractedHtml),
+    }),
     attachments: t.field({
       type: [AttachmentRef],
       resolve: (message, _args, context) =>

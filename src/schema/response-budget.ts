@@ -84,9 +84,13 @@ export type BodyLoader = DataLoader<{ id: string; body: BodyColumn }, string | n
  * The resolver of a `text` or `html` field. A row read whole (just written) holds the body already;
  * otherwise it holds the body's size, read with the row, and the body is read only if it fits.
  */
-export function budgetedBody(field: "text" | "html", loader: (context: Context) => BodyLoader) {
-  const column: BodyColumn = `${field}_body`;
-  const sizeColumn = `${field}_body_bytes` as const;
+export function budgetedBody(
+  body: "text" | "html",
+  loader: (context: Context) => BodyLoader,
+  field: string = body,
+) {
+  const column: BodyColumn = `${body}_body`;
+  const sizeColumn = `${body}_body_bytes` as const;
   return async (row: BodiesOrSizes, _args: unknown, context: Context): Promise<string | null> => {
     const whole = row[column];
     if (whole !== undefined) {
