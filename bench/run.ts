@@ -14,13 +14,12 @@ import path from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import pg from "pg";
 import type { TenantScope } from "../src/auth/principal.ts";
-import { createDatabase, type DatabaseHandle } from "../src/db/database.ts";
-import { startEmbeddedPostgres } from "../src/db/embedded.ts";
+import { createDatabase } from "../src/db/database.ts";
 import { migrateToLatest } from "../src/db/migrate.ts";
 import { listMessages, messagesOfThreads } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
+import { type Database, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
 import { freePort, ROOT, type ServerProcess, startServer } from "./lib/processes.ts";
 import { startStatementCounter } from "./lib/statement-counter.ts";
@@ -78,61 +77,6 @@ const SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) {
 const MARK_READ = `mutation($id: ID!) { updateMessage(input: { id: $id, removeLabels: ["unread"] }) { message { id labels } } }`;
 
 // ---------------------------------------------------------------------------------------------
-
-interface Database {
-  url: string;
-  adminUrl: string;
-  handle: DatabaseHandle;
-  close(): Promise<void>;
-}
-
-/** The benchmark's database; close() may be called more than once. */
-async function openDatabase(): Promise<Database> {
-  const database = await createBenchDatabase();
-  let closing: Promise<void> | undefined;
-  return { ...database, close: () => (closing ??= database.close()) };
-}
-
-async function createBenchDatabase(): Promise<Database> {
-  const external = process.env.DATABASE_URL;
-  if (external) {
-    const name = `mailroom_bench_${randomBytes(4).toString("hex")}`;
-    const admin = new URL(external);
-    admin.pathname = "/postgres";
-    const client = new pg.Client({ connectionString: admin.toString() });
-    await client.connect();
-    await client.query(`CREATE DATABASE ${name}`);
-    await client.end();
-    const url = new URL(external);
-    url.pathname = `/${name}`;
-    const handle = createDatabase(url.toString(), { max: 4 });
-    return {
-      url: url.toString(),
-      adminUrl: admin.toString(),
-      handle,
-      close: async () => {
-        await handle.destroy();
-        const drop = new pg.Client({ connectionString: admin.toString() });
-        await drop.connect();
-        await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await drop.end();
-      },
-    };
-  }
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-db-"));
-  const embedded = await startEmbeddedPostgres({ dataDir });
-  const handle = createDatabase(embedded.url, { max: 4 });
-  return {
-    url: embedded.url,
-    adminUrl: embedded.adminUrl,
-    handle,
-    close: async () => {
-      await handle.destroy();
-      await embedded.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Roles, grants and row-level security for PostGraphile; returns its connection string. */
 async function preparePostGraphile(database: Database): Promise<string> {

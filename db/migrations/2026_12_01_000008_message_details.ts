@@ -10,7 +10,8 @@
 //   at query time.
 // The filters of MessageFilter each get an index that keeps a filtered page an index walk or a
 // bitmap of the few matches, never a scan of the organization: trigram GIN indexes (pg_trgm, a
-// trusted extension like btree_gin) for the substring filters, led by org_id.
+// trusted extension like btree_gin) for the substring filters, led by org_id, with inbox_id beside it
+// so an inbox's list combines both in one bitmap (GIN serves any subset of its columns).
 import { type Kysely, sql } from "kysely";
 
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -34,13 +35,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
   await sql`
     CREATE INDEX messages_org_id_sender_trgm_idx ON messages
-      USING gin (org_id, (lower(from_address || ' ' || coalesce(from_name, ''))) gin_trgm_ops)
+      USING gin (org_id, inbox_id, (lower(from_address || ' ' || coalesce(from_name, ''))) gin_trgm_ops)
   `.execute(db);
   await sql`
-    CREATE INDEX messages_org_id_recipient_trgm_idx ON messages USING gin (org_id, recipient_text gin_trgm_ops)
+    CREATE INDEX messages_org_id_recipient_trgm_idx ON messages
+      USING gin (org_id, inbox_id, recipient_text gin_trgm_ops)
   `.execute(db);
   await sql`
-    CREATE INDEX messages_org_id_subject_trgm_idx ON messages USING gin (org_id, (lower(subject)) gin_trgm_ops)
+    CREATE INDEX messages_org_id_subject_trgm_idx ON messages
+      USING gin (org_id, inbox_id, (lower(subject)) gin_trgm_ops)
   `.execute(db);
   // since/until: a BRIN index (creation time follows the table's physical order), not a B-tree. A
   // B-tree that orders an organization's messages by time tempts the planner, on a young table, into

@@ -1,0 +1,64 @@
+// The benchmarks' database: a fresh one on DATABASE_URL's server (dropped afterwards), or a fresh
+// embedded PostgreSQL in a temporary directory.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { createDatabase, type DatabaseHandle } from "../../src/db/database.ts";
+import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
+
+export interface Database {
+  url: string;
+  adminUrl: string;
+  handle: DatabaseHandle;
+  close(): Promise<void>;
+}
+
+/** The benchmark's database; close() may be called more than once. */
+export async function openDatabase(): Promise<Database> {
+  const database = await createBenchDatabase();
+  let closing: Promise<void> | undefined;
+  return { ...database, close: () => (closing ??= database.close()) };
+}
+
+async function createBenchDatabase(): Promise<Database> {
+  const external = process.env.DATABASE_URL;
+  if (external) {
+    const name = `mailroom_bench_${randomBytes(4).toString("hex")}`;
+    const admin = new URL(external);
+    admin.pathname = "/postgres";
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    await client.query(`CREATE DATABASE ${name}`);
+    await client.end();
+    const url = new URL(external);
+    url.pathname = `/${name}`;
+    const handle = createDatabase(url.toString(), { max: 4 });
+    return {
+      url: url.toString(),
+      adminUrl: admin.toString(),
+      handle,
+      close: async () => {
+        await handle.destroy();
+        const drop = new pg.Client({ connectionString: admin.toString() });
+        await drop.connect();
+        await drop.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await drop.end();
+      },
+    };
+  }
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-db-"));
+  const embedded = await startEmbeddedPostgres({ dataDir });
+  const handle = createDatabase(embedded.url, { max: 4 });
+  return {
+    url: embedded.url,
+    adminUrl: embedded.adminUrl,
+    handle,
+    close: async () => {
+      await handle.destroy();
+      await embedded.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
