@@ -4,7 +4,12 @@
 // prepared statement returns.
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, type DatabaseHandle, MAX_PREPARED_PER_CONNECTION } from "../src/db/database.ts";
+import {
+  CUSTOM_PLAN,
+  createDatabase,
+  type DatabaseHandle,
+  MAX_PREPARED_PER_CONNECTION,
+} from "../src/db/database.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 
 let database: TestDatabase;
@@ -65,6 +70,15 @@ describe("prepared statements", () => {
     await expect(read()).rejects.toMatchObject({ code: "0A000" });
     expect((await read()).rows).toEqual([{ id: 1, label: "new" }]);
     expect((await sql<{ n: number }>`SELECT ${5}::int AS n`.execute(handle.db)).rows).toEqual([{ n: 5 }]);
+  });
+
+  it("leaves a statement marked CUSTOM_PLAN unnamed, planned for its values each time", async () => {
+    const handle = single();
+    for (let i = 0; i < 7; i++) {
+      const { rows } = await sql<{ n: number }>`SELECT ${i}::int AS n ${CUSTOM_PLAN}`.execute(handle.db);
+      expect(rows).toEqual([{ n: i }]);
+    }
+    expect(await preparedTexts(handle)).toEqual([]);
   });
 
   it("prepares nothing when switched off", async () => {

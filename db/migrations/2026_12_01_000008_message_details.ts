@@ -45,15 +45,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE INDEX messages_org_id_subject_trgm_idx ON messages
       USING gin (org_id, inbox_id, (lower(subject)) gin_trgm_ops)
   `.execute(db);
-  // since/until: a BRIN index (creation time follows the table's physical order), not a B-tree. A
-  // B-tree that orders an organization's messages by time tempts the planner, on a young table, into
-  // walking it for the Message-ID lookups of inbound mail, which order by time too
-  // (db/migrations/…_message_id_lookup.ts); a BRIN index orders nothing and costs a few pages.
-  await sql`CREATE INDEX messages_org_id_created_at_brin_idx ON messages USING brin (org_id, created_at)`.execute(
-    db,
-  );
+  // Lists of messages run in time order, (created_at, id), newest first unless asked otherwise: the
+  // organization's, a pod's and an inbox's each have a B-tree in that order, so a page is a walk that
+  // stops at the limit, and since/until bound the walk instead of filtering it. (Listed by id, an
+  // `until` a year back walked every newer message first.) The pod's replaces (org_id, pod_id, id).
+  await sql`CREATE INDEX messages_org_id_created_at_id_idx ON messages (org_id, created_at, id)`.execute(db);
   await sql`
-    CREATE INDEX messages_org_id_id_with_attachments_idx ON messages (org_id, id) WHERE has_attachments
+    CREATE INDEX messages_org_id_pod_id_created_at_id_idx ON messages (org_id, pod_id, created_at, id)
+  `.execute(db);
+  await sql`
+    CREATE INDEX messages_org_id_inbox_id_created_at_id_idx ON messages (org_id, inbox_id, created_at, id)
+  `.execute(db);
+  await sql`DROP INDEX messages_org_id_pod_id_id_idx`.execute(db);
+  await sql`
+    CREATE INDEX messages_org_id_created_at_id_with_attachments_idx ON messages (org_id, created_at, id)
+      WHERE has_attachments
   `.execute(db);
 }
 
@@ -62,11 +68,16 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     "messages_org_id_sender_trgm_idx",
     "messages_org_id_recipient_trgm_idx",
     "messages_org_id_subject_trgm_idx",
-    "messages_org_id_created_at_brin_idx",
-    "messages_org_id_id_with_attachments_idx",
+    "messages_org_id_created_at_id_idx",
+    "messages_org_id_pod_id_created_at_id_idx",
+    "messages_org_id_inbox_id_created_at_id_idx",
+    "messages_org_id_created_at_id_with_attachments_idx",
   ]) {
     await sql`DROP INDEX IF EXISTS ${sql.id(index)}`.execute(db);
   }
+  await sql`CREATE INDEX IF NOT EXISTS messages_org_id_pod_id_id_idx ON messages (org_id, pod_id, id)`.execute(
+    db,
+  );
   await sql`
     ALTER TABLE messages
       DROP COLUMN IF EXISTS recipient_text,

@@ -1,6 +1,6 @@
 // Kysely over a pg.Pool: the only way the application talks to PostgreSQL.
 import { createHash } from "node:crypto";
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { Database } from "./types.ts";
 
@@ -176,6 +176,16 @@ function nameOf(text: string): string {
   return name;
 }
 
+/**
+ * Marks a statement whose best plan depends on its values: a list filtered by a substring, a time
+ * range or a set of ids. PostgreSQL switches a prepared statement to one generic plan for every value
+ * after five executions, and the generic plan of "sender contains %s" must guess how many rows
+ * match: it walked 100,000 threads for a name nobody had, where the plan for the value reads none.
+ * A statement carrying this comment runs unnamed and is planned for its values each time.
+ */
+export const CUSTOM_PLAN = sql.raw("/* custom plan */");
+const CUSTOM_PLAN_TEXT = "/* custom plan */";
+
 /** "cached plan must not change result type": a migration changed what a prepared SELECT returns. */
 const PLAN_RESULT_CHANGED = "0A000";
 
@@ -183,8 +193,8 @@ const PLAN_RESULT_CHANGED = "0A000";
  * Statements with parameters (what Kysely sends as `query(text, values)`) run as named prepared
  * statements, one per distinct text and connection: PostgreSQL parses and plans each once per
  * connection instead of at every execution, which was a third of its time on a page of threads.
- * Queries given as objects (graphile-worker names its own) and statements without parameters
- * (BEGIN, COMMIT) pass through unchanged. A migration run by another node can change what a prepared
+ * Queries given as objects (graphile-worker names its own), statements without parameters (BEGIN,
+ * COMMIT) and those marked CUSTOM_PLAN pass through unchanged. A migration run by another node can change what a prepared
  * statement returns; its next execution fails once, and the connection stops preparing.
  */
 function prepareStatements(pool: pg.Pool): void {
@@ -199,7 +209,8 @@ function prepareStatements(pool: pg.Pool): void {
         args.length === 2 &&
         typeof text === "string" &&
         Array.isArray(values) &&
-        values.length > 0
+        values.length > 0 &&
+        !text.includes(CUSTOM_PLAN_TEXT)
       ) {
         const name = nameOf(text);
         if (prepared.has(name) || prepared.size < MAX_PREPARED_PER_CONNECTION) {

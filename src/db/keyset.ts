@@ -1,7 +1,8 @@
 // Keyset pages: what a repository's list function receives (decoded cursors, the row limit, the
-// direction), and the one page over an id column (newest first unless asked otherwise) that every
-// "list by id" uses.
-import { type SelectQueryBuilder, sql } from "kysely";
+// direction), the one page over an id column (newest first unless asked otherwise) that every
+// "list by id" uses, and the keys of lists in time order, (instant, id): messages and threads.
+import { type RawBuilder, type SelectQueryBuilder, type SqlBool, sql } from "kysely";
+import { isRowId } from "./ids.ts";
 
 /** What a repository list function receives: decoded cursors, the row limit and the direction. */
 export interface KeysetPage<K> {
@@ -41,4 +42,57 @@ export function pageById<DB, TB extends keyof DB, O>(
   if (page.after !== undefined) paged = paged.where(sql<boolean>`${ref} ${afterOp} ${page.after}::bigint`);
   if (page.before !== undefined) paged = paged.where(sql<boolean>`${ref} ${beforeOp} ${page.before}::bigint`);
   return paged.orderBy(sql`${ref} ${order}`).limit(page.limit);
+}
+
+/**
+ * The key of a list in time order: the instant as toISOString() writes it, then the row id. The
+ * instants these lists order by are written from JavaScript Dates (milliseconds), so the text holds
+ * them exactly and a cursor neither repeats nor skips a row of the same millisecond.
+ */
+export type TimeKey = [string, string];
+
+export const timeKey = (instant: Date, id: string): TimeKey => [instant.toISOString(), id];
+
+export const isTimeKey = (value: unknown): value is TimeKey =>
+  Array.isArray(value) &&
+  value.length === 2 &&
+  typeof value[0] === "string" &&
+  isInstantText(value[0]) &&
+  typeof value[1] === "string" &&
+  isRowId(value[1]);
+
+/**
+ * Exactly what toISOString() writes, and nothing else: Date.parse accepts "1" or "Tue 1 2" and
+ * PostgreSQL reads such text differently or refuses it, so a forged cursor must stop here.
+ */
+function isInstantText(text: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(text) && new Date(text).toISOString() === text;
+}
+
+/** (time, id) beyond the page's cursors, in the list's order, on columns `time` and `id`. */
+export function timeKeyConditions(
+  page: KeysetPage<TimeKey>,
+  time: string,
+  id: string,
+): RawBuilder<SqlBool>[] {
+  const { afterOp, beforeOp } = keysetDirection(page);
+  const row = sql`(${sql.ref(time)}, ${sql.ref(id)})`;
+  const key = ([instant, rowId]: TimeKey) => sql`(${instant}::timestamptz, ${rowId}::bigint)`;
+  const parts: RawBuilder<SqlBool>[] = [];
+  if (page.after) parts.push(sql<SqlBool>`${row} ${afterOp} ${key(page.after)}`);
+  if (page.before) parts.push(sql<SqlBool>`${row} ${beforeOp} ${key(page.before)}`);
+  return parts;
+}
+
+/** Applies `page` to a query in (time, id) order, as pageById does for an id. */
+export function pageByTime<DB, TB extends keyof DB, O>(
+  query: SelectQueryBuilder<DB, TB, O>,
+  time: string,
+  id: string,
+  page: KeysetPage<TimeKey>,
+): SelectQueryBuilder<DB, TB, O> {
+  const { order } = keysetDirection(page);
+  let paged = query;
+  for (const condition of timeKeyConditions(page, time, id)) paged = paged.where(condition);
+  return paged.orderBy(sql`${sql.ref(time)} ${order}, ${sql.ref(id)} ${order}`).limit(page.limit);
 }

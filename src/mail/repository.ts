@@ -3,19 +3,12 @@
 // attachment content are read only when asked for.
 import { type Selectable, type SqlBool, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
-import type { Db } from "../db/database.ts";
-import type { KeysetPage } from "../db/keyset.ts";
-import { pageById } from "../db/keyset.ts";
+import { CUSTOM_PLAN, type Db } from "../db/database.ts";
+import { type KeysetPage, pageByTime, type TimeKey, timeKey } from "../db/keyset.ts";
 import type { AttachmentTable, MessageTable } from "../db/types.ts";
 import { type HeaderField, headerFields } from "./headers.ts";
 import { messageConditions } from "./message-filter.ts";
-import {
-  asksForHiddenLabel,
-  filterAsksForHiddenLabel,
-  type ListFilter,
-  textArray,
-  visible,
-} from "./visibility.ts";
+import { filterAsksForHiddenLabel, type ListFilter, textArray, visible } from "./visibility.ts";
 
 export type Message = Selectable<MessageTable>;
 
@@ -40,13 +33,11 @@ export type BodySizeColumn = "text_body_bytes" | "html_body_bytes";
 
 export type Attachment = Omit<Selectable<AttachmentTable>, "content"> & { content?: Buffer };
 
-/** Messages inside a thread are listed oldest first: (created_at, id). */
-export type MessageKey = [string, string];
+/** Messages are listed in time order, (created_at, id): a thread's oldest first, other lists newest first. */
+export type MessageKey = TimeKey;
 
-export const messageKey = (message: Pick<Message, "created_at" | "id">): MessageKey => [
-  message.created_at.toISOString(),
-  message.id,
-];
+export const messageKey = (message: Pick<Message, "created_at" | "id">): MessageKey =>
+  timeKey(message.created_at, message.id);
 
 /**
  * Computed columns: a body's size. octet_length reads it from the stored value's header (TOAST keeps
@@ -205,12 +196,12 @@ export async function messageHeaders(
   );
 }
 
-/** Newest first, keyed by id. */
+/** In time order, (created_at, id), newest first unless the page says otherwise. */
 export async function listMessages(
   db: Db,
   scope: TenantScope,
   filter: ListFilter,
-  page: KeysetPage<string>,
+  page: KeysetPage<MessageKey>,
   columns: readonly MessageColumn[] = SUMMARY_COLUMNS,
 ): Promise<MessageSummary[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
@@ -218,9 +209,16 @@ export async function listMessages(
   if (filter.inboxId !== undefined) query = query.where("m.inbox_id", "=", filter.inboxId);
   if (filter.podId !== undefined) query = query.where("m.pod_id", "=", filter.podId);
   if (filter.labels?.length) query = query.where(sql<SqlBool>`m.labels @> ${textArray(filter.labels)}`);
-  for (const condition of messageConditions(filter.message)) query = query.where(sql<SqlBool>`${condition}`);
-  const selected = query.select(summarySelection(listColumns(columns)));
-  return (await pageById(selected, "m.id", page).execute()) as unknown as MessageSummary[];
+  const conditions = messageConditions(filter.message);
+  for (const condition of conditions) query = query.where(sql<SqlBool>`${condition}`);
+  const selected = pageByTime(
+    query.select(summarySelection(listColumns(columns))),
+    "m.created_at",
+    "m.id",
+    page,
+  );
+  const planned = conditions.length > 0 ? selected.modifyEnd(CUSTOM_PLAN) : selected;
+  return (await planned.execute()) as unknown as MessageSummary[];
 }
 
 export interface ThreadPageRequest {

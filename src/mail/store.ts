@@ -2,7 +2,7 @@
 // activity and the event, in the caller's transaction. Mail arrives for an inbox (found by its address), so this acts
 // for the system and takes the inbox's own ids rather than a caller's TenantScope.
 import { sql } from "kysely";
-import type { Db } from "../db/database.ts";
+import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
@@ -173,7 +173,9 @@ async function knownMessages(trx: Db, messages: readonly NewMessage[]): Promise<
 
 /**
  * The statement knownMessages runs: for each message (by its index), the copy its inbox already
- * holds (`duplicate`) and the thread of the latest message it cites there (`thread`).
+ * holds (`duplicate`) and the thread of the latest message it cites there (`thread`). Planned for
+ * its values each time (CUSTOM_PLAN): a plan kept from while the inbox was empty cannot tell the
+ * Message-ID key from the indexes the organization's lists are read by (test/message-lookup-plan).
  */
 export function messageLookups(messages: readonly NewMessage[]) {
   const own = { index: [] as number[], org: [] as string[], inbox: [] as string[], header: [] as string[] };
@@ -225,7 +227,7 @@ export function messageLookups(messages: readonly NewMessage[]) {
         LIMIT 1
       ) AS m
       ORDER BY c.index, m.created_at DESC, m.id DESC
-    )`;
+    ) ${CUSTOM_PLAN}`;
 }
 
 type Written = Pick<StoredCopy, "messageId" | "threadId"> & {

@@ -4,9 +4,9 @@
 // thread_visibility for callers that hide labels (db/migrations/…_thread_visibility.ts).
 import { sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
-import type { Db } from "../db/database.ts";
-import { compareIds, isRowId } from "../db/ids.ts";
-import { type KeysetPage, keysetDirection } from "../db/keyset.ts";
+import { CUSTOM_PLAN, type Db } from "../db/database.ts";
+import { compareIds } from "../db/ids.ts";
+import { type KeysetPage, keysetDirection, type TimeKey, timeKey, timeKeyConditions } from "../db/keyset.ts";
 import { messageConditions } from "./message-filter.ts";
 import {
   filterAsksForHiddenLabel,
@@ -35,25 +35,9 @@ export interface Thread {
 }
 
 /** Threads are listed newest activity first: (last visible message time, id). */
-export type ThreadKey = [string, string];
+export type ThreadKey = TimeKey;
 
-export const isThreadKey = (value: unknown): value is ThreadKey =>
-  Array.isArray(value) &&
-  value.length === 2 &&
-  typeof value[0] === "string" &&
-  isInstantText(value[0]) &&
-  typeof value[1] === "string" &&
-  isRowId(value[1]);
-
-/**
- * Exactly what toISOString() writes, and nothing else: Date.parse accepts "1" or "Tue 1 2" and
- * PostgreSQL reads such text differently or refuses it, so a forged cursor must stop here.
- */
-function isInstantText(text: string): boolean {
-  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(text) && new Date(text).toISOString() === text;
-}
-
-export const threadKey = (thread: Thread): ThreadKey => [thread.last_message_at.toISOString(), thread.id];
+export const threadKey = (thread: Thread): ThreadKey => timeKey(thread.last_message_at, thread.id);
 
 /** The per-thread aggregates a list computes when its selection reads them. */
 export type ThreadAggregate = "subject" | "preview" | "messageCount" | "labels" | "senders" | "recipients";
@@ -115,35 +99,49 @@ function threadAggregates(scope: TenantScope, wanted: ReadonlySet<ThreadAggregat
 
 const AGGREGATE_NAMES = sql`subject, preview, message_count, labels, senders, recipients`;
 
-/** (key, id) beyond the page's cursor, on columns `key` and `id` of alias `a`, in list order. */
-function keysetCondition(page: KeysetPage<ThreadKey>, key: string, id: string) {
-  const parts = [];
-  const { afterOp, beforeOp } = keysetDirection(page);
-  if (page.after) {
-    parts.push(
-      sql`(${sql.ref(key)}, ${sql.ref(id)}) ${afterOp} (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`,
-    );
-  }
-  if (page.before) {
-    parts.push(
-      sql`(${sql.ref(key)}, ${sql.ref(id)}) ${beforeOp} (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`,
-    );
-  }
-  return parts;
+/**
+ * A thread matches a MessageFilter when one of its visible messages meets every condition. Two ways
+ * to find them, and the planner cannot tell which is cheap (it guesses how many messages a substring
+ * matches, and how they spread over threads), so the list decides:
+ * - few matching messages (at most MATCHES_FIRST_LIMIT): read them all through the filter's own
+ *   indexes, and page over their threads (`ids`);
+ * - more: walk the threads in list order and ask each, on the (org_id, thread_id, …) index, whether
+ *   it holds a match. With that many matches the walk meets one soon.
+ * A `since` also bounds the walk itself: a thread with a visible message since then was last active
+ * since then, in any caller's view (its last visible message is one of its messages).
+ */
+type Matching = { kind: "none" } | { kind: "ids"; ids: string[] } | { kind: "walk" };
+
+/** How many matching messages the list reads first before it walks the threads instead. */
+export const MATCHES_FIRST_LIMIT = 2000;
+
+async function findMatching(db: Db, scope: TenantScope, filter: ListFilter): Promise<Matching> {
+  const conditions = messageConditions(filter.message, "fm");
+  if (conditions.length === 0) return { kind: "none" };
+  const where = [visible(scope, "fm"), ...filtered(filter, "fm"), ...conditions];
+  const { rows } = await sql<{ thread_id: string }>`
+    SELECT fm.thread_id FROM messages fm WHERE ${sql.join(where, sql` AND `)}
+    LIMIT ${MATCHES_FIRST_LIMIT + 1} ${CUSTOM_PLAN}`.execute(db);
+  if (rows.length > MATCHES_FIRST_LIMIT) return { kind: "walk" };
+  return { kind: "ids", ids: [...new Set(rows.map((row) => row.thread_id))] };
 }
 
-/**
- * A thread matches a MessageFilter when one of its visible messages meets every condition: an EXISTS
- * per thread, on the (org_id, thread_id, …) index, that the planner may also turn around (the few
- * matching messages first, through the filter's own indexes) when the filter is selective.
- */
-function matching(scope: TenantScope, filter: ListFilter, threadId: string) {
-  const conditions = messageConditions(filter.message, "fm");
-  if (conditions.length === 0) return [];
-  return [
+/** The conditions on thread alias `threadId` (and its visible last time `key`) that `matching` sets. */
+function matchingConditions(
+  scope: TenantScope,
+  filter: ListFilter,
+  matching: Matching,
+  threadId: string,
+  key: string,
+) {
+  if (matching.kind === "none") return [];
+  if (matching.kind === "ids") return [sql`${sql.ref(threadId)} = ANY(${matching.ids}::bigint[])`];
+  const parts = [
     sql`EXISTS (SELECT 1 FROM messages fm WHERE fm.org_id = ${scope.orgId} AND fm.thread_id = ${sql.ref(threadId)}
-      AND ${visible(scope, "fm")} AND ${sql.join(conditions, sql` AND `)})`,
+      AND ${visible(scope, "fm")} AND ${sql.join(messageConditions(filter.message, "fm"), sql` AND `)})`,
   ];
+  if (filter.message?.since) parts.push(sql`${sql.ref(key)} >= ${filter.message.since}`);
+  return parts;
 }
 
 /**
@@ -153,13 +151,13 @@ function matching(scope: TenantScope, filter: ListFilter, threadId: string) {
  * thread_visibility's index for this combination of hidden labels; the two sorted walks merge.
  * Either way the page costs reading about `limit` index entries, whatever the size of the scope.
  */
-function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
+function pageKeys(scope: TenantScope, filter: ListFilter, matching: Matching, page: KeysetPage<ThreadKey>) {
   const { order } = keysetDirection(page);
   const threadWhere = [
     inScope(scope, "t"),
     ...filtered(filter, "t"),
-    ...matching(scope, filter, "t.id"),
-    ...keysetCondition(page, "t.last_message_at", "t.id"),
+    ...matchingConditions(scope, filter, matching, "t.id", "t.last_message_at"),
+    ...timeKeyConditions(page, "t.last_message_at", "t.id"),
   ];
   const mask = hiddenMask(scope);
   if (mask === 0) {
@@ -170,9 +168,9 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
   const markedWhere = [
     inScope(scope, "v"),
     ...filtered(filter, "v"),
-    ...matching(scope, filter, "v.thread_id"),
+    ...matchingConditions(scope, filter, matching, "v.thread_id", "v.last_message_at"),
     sql`v.hidden_mask = ${mask}`,
-    ...keysetCondition(page, "v.last_message_at", "v.thread_id"),
+    ...timeKeyConditions(page, "v.last_message_at", "v.thread_id"),
   ];
   return sql`
     SELECT id, key FROM (
@@ -190,9 +188,18 @@ function pageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<Threa
  * Keys of threads whose visible labels include every filter label: each must be on some visible
  * message. No index orders these, so the scope's threads are all examined.
  */
-function filteredPageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPage<ThreadKey>) {
+function filteredPageKeys(
+  scope: TenantScope,
+  filter: ListFilter,
+  matching: Matching,
+  page: KeysetPage<ThreadKey>,
+) {
   const { order } = keysetDirection(page);
-  const where = [inScope(scope, "t"), ...filtered(filter, "t"), ...matching(scope, filter, "t.id")];
+  const where = [
+    inScope(scope, "t"),
+    ...filtered(filter, "t"),
+    ...matchingConditions(scope, filter, matching, "t.id", "t.last_message_at"),
+  ];
   for (const label of filter.labels ?? []) {
     where.push(
       sql`EXISTS (SELECT 1 FROM messages m WHERE ${ofThread(scope)} AND m.labels @> ARRAY[${label}]::text[])`,
@@ -203,7 +210,7 @@ function filteredPageKeys(scope: TenantScope, filter: ListFilter, page: KeysetPa
       SELECT t.id, (SELECT max(m.created_at) FROM messages m WHERE ${ofThread(scope)}) AS key
       FROM threads t WHERE ${sql.join(where, sql` AND `)}
     ) candidates
-    WHERE ${sql.join([sql`key IS NOT NULL`, ...keysetCondition(page, "key", "id")], sql` AND `)}
+    WHERE ${sql.join([sql`key IS NOT NULL`, ...timeKeyConditions(page, "key", "id")], sql` AND `)}
     ORDER BY key ${order}, id ${order} LIMIT ${page.limit}`;
 }
 
@@ -216,13 +223,17 @@ export async function listThreads(
 ): Promise<Thread[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
   const { order } = keysetDirection(page);
-  const keys = filter.labels?.length ? filteredPageKeys(scope, filter, page) : pageKeys(scope, filter, page);
+  const matching = await findMatching(db, scope, filter);
+  if (matching.kind === "ids" && matching.ids.length === 0) return [];
+  const keys = filter.labels?.length
+    ? filteredPageKeys(scope, filter, matching, page)
+    : pageKeys(scope, filter, matching, page);
   const result = await sql<Thread>`
     SELECT t.org_id, t.id, t.pod_id, t.inbox_id, p.key AS last_message_at, a.*
     FROM (${keys}) p
     JOIN threads t ON t.org_id = ${scope.orgId} AND t.id = p.id
     CROSS JOIN LATERAL (SELECT ${threadAggregates(scope, wanted)}) AS a(${AGGREGATE_NAMES})
-    ORDER BY p.key ${order}, p.id ${order}`.execute(db);
+    ORDER BY p.key ${order}, p.id ${order} ${matching.kind === "none" ? sql`` : CUSTOM_PLAN}`.execute(db);
   return result.rows;
 }
 

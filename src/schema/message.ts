@@ -1,5 +1,6 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
+import { isTimeKey } from "../db/keyset.ts";
 import type { HeaderField } from "../mail/headers.ts";
 import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
@@ -12,13 +13,14 @@ import {
   type MessageSummary,
   messageBodies,
   messageHeaders,
+  messageKey,
   messageSummariesByIds,
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
 import { updateLabels } from "../mail/service.ts";
 import type { ListFilter } from "../mail/visibility.ts";
 import { builder, requires } from "./builder.ts";
-import { type ConnectionArgs, connectionOf, isIdKey, keysetConnection } from "./connection.ts";
+import { type ConnectionArgs, connectionOf, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
@@ -242,8 +244,8 @@ function messagePage(
 ) {
   return keysetConnection(
     args,
-    (message: MessageSummary) => message.id,
-    isIdKey,
+    messageKey,
+    isTimeKey,
     (page) =>
       listMessages(
         context.services.db,

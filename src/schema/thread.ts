@@ -1,8 +1,8 @@
 import type { GraphQLResolveInfo } from "graphql";
-import { type MessageKey, type MessageSummary, messageKey, messagesOfThreads } from "../mail/repository.ts";
+import { isTimeKey } from "../db/keyset.ts";
+import { type MessageSummary, messageKey, messagesOfThreads } from "../mail/repository.ts";
 import { deleteThread } from "../mail/service.ts";
 import {
-  isThreadKey,
   listThreads,
   THREAD_AGGREGATES,
   type Thread,
@@ -29,8 +29,6 @@ export const ThreadRef = loadableNodeRef<Thread, string, string>("Thread", {
     inIdOrder(ids, await threadsByIds(context.services.db, scopeOf(context), ids), "Thread"),
 });
 
-const isMessageKey = (value: unknown): value is MessageKey => isThreadKey(value);
-
 /** One page of a thread list in its order, computing only the aggregates its selection reads. */
 function threadPage(
   args: ConnectionArgs & { order?: "NEWEST_FIRST" | "OLDEST_FIRST" | null },
@@ -41,7 +39,7 @@ function threadPage(
   return keysetConnection(
     args,
     threadKey,
-    isThreadKey,
+    isTimeKey,
     (page) => listThreads(context.services.db, scopeOf(context), filter, page, wantedAggregates(info)),
     { ascending: ascending(args.order) },
   );
@@ -72,7 +70,7 @@ ThreadRef.implement({
         ...requires("MESSAGE_READ"),
         description: "The thread's messages, oldest first.",
         resolve: (thread, args, context, info) =>
-          keysetConnection(args, messageKey, isMessageKey, (page) => {
+          keysetConnection(args, messageKey, isTimeKey, (page) => {
             const columns = messageColumns(info, ["edges", "node"]);
             // One statement for this page size and selection across every thread of the response.
             const loader = contextLoader<{ threadId: string; page: typeof page }, MessageSummary[]>(
