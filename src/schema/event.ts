@@ -1,14 +1,17 @@
 // The Event type and the subscriptions (events with replay from a cursor, messageReceived), over
 // graphql-ws and SSE, each run on the event stream of src/events/stream.ts.
 import { encodeGlobalID } from "@pothos/plugin-relay";
+import { GraphQLError } from "graphql";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { decodeEventCursor, encodeEventCursor } from "../events/cursor.ts";
+import type { DeliveredEvent } from "../events/page.ts";
 import type { EventFilter } from "../events/repository.ts";
-import { type DeliveredEvent, eventStream } from "../events/stream.ts";
+import { eventStream } from "../events/stream.ts";
+import { shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
-import type { Context } from "./context.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { DomainRef } from "./domain.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { decodeId } from "./global-id.ts";
@@ -16,19 +19,90 @@ import { InboxRef } from "./inbox.ts";
 import { MessageRef } from "./message.ts";
 import { ThreadRef } from "./thread.ts";
 
+type Loadable<T> = { getDataloader(context: Context): { load(id: string): Promise<T> } };
+
+/**
+ * What an event names, loaded in the request's batch, or null when it is gone or hidden from the caller:
+ * an event outlives the rows it mentions, and is delivered by the labels it recorded, so the inbox,
+ * thread or domain it names may no longer be there to show. Any other failure stays an error.
+ */
+function namedOrNull<T>(ref: Loadable<T>, id: string | null, context: Context): Promise<T | null> | null {
+  if (id === null) return null;
+  return ref
+    .getDataloader(context)
+    .load(id)
+    .catch((error: unknown) => {
+      if (error instanceof GraphQLError && error.extensions.code === "NOT_FOUND") return null;
+      throw error;
+    });
+}
+
 export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event").implement({
-  description: "Something that happened. `cursor` resumes a subscription right after this event.",
+  description:
+    "Something that happened. `cursor` resumes right after this event on any channel: a page of `events`, " +
+    "the `events` subscription, or (as the `cursor` of its payload) a webhook.",
   fields: (t) => ({
-    id: t.id({ resolve: ({ event }) => encodeGlobalID("Event", event.id) }),
-    cursor: t.string({ resolve: ({ event }) => encodeEventCursor(event.id) }),
-    type: t.field({ type: EventTypeEnum, resolve: ({ event }) => event.type }),
-    createdAt: t.field({ type: "DateTime", resolve: ({ event }) => event.created_at }),
-    inbox: t.field({ type: InboxRef, nullable: true, resolve: ({ event }) => event.inbox_id }),
-    thread: t.field({ type: ThreadRef, nullable: true, resolve: ({ event }) => event.thread_id }),
-    message: t.field({ type: MessageRef, nullable: true, resolve: ({ message }) => message }),
-    domain: t.field({ type: DomainRef, nullable: true, resolve: ({ event }) => event.domain_id }),
+    id: t.id({
+      description: "The event's id: a webhook payload's `eventId`.",
+      resolve: ({ event }) => encodeGlobalID("Event", event.id),
+    }),
+    cursor: t.string({
+      description:
+        "Resume right after this event: `after` of Query.events or Subscription.events. The same value a " +
+        "webhook payload carries as `cursor`.",
+      resolve: ({ event }) => encodeEventCursor(event.id),
+    }),
+    type: t.field({ type: EventTypeEnum, description: "What happened.", resolve: ({ event }) => event.type }),
+    createdAt: t.field({
+      type: "DateTime",
+      description: "When it happened.",
+      resolve: ({ event }) => event.created_at,
+    }),
+    inbox: t.field({
+      type: InboxRef,
+      nullable: true,
+      description: "The inbox it happened in; null once the inbox is deleted.",
+      resolve: ({ event }, _args, context) => namedOrNull(InboxRef, event.inbox_id, context),
+    }),
+    thread: t.field({
+      type: ThreadRef,
+      nullable: true,
+      description: "The message's thread, while the caller may see it; null otherwise.",
+      resolve: ({ event }, _args, context) => namedOrNull(ThreadRef, event.thread_id, context),
+    }),
+    message: t.field({
+      type: MessageRef,
+      nullable: true,
+      description:
+        "The message, as it is now. Null when it was deleted or now carries a label hidden from the caller: " +
+        "the event is still delivered, since whether an event is seen is decided by the labels of when it happened.",
+      resolve: ({ message }, _args, context) => shownMessage(message, scopeOf(context).hiddenLabels),
+    }),
+    domain: t.field({
+      type: DomainRef,
+      nullable: true,
+      description: "The domain of a DOMAIN_VERIFIED event; null once the domain is deleted.",
+      resolve: ({ event }, _args, context) => namedOrNull(DomainRef, event.domain_id, context),
+    }),
   }),
 });
+
+/** The messages of a batch of events, as they are now, in one statement. */
+const messagesFor = (context: Context) => (orgId: string, ids: readonly string[]) =>
+  eventMessages(context.services.db, orgId, ids);
+
+/** The filter arguments Query.events and Subscription.events share, decoded. */
+function filterOf(args: {
+  types?: NonNullable<EventFilter["types"]> | null;
+  podIds?: readonly (string | number)[] | null;
+  inboxIds?: readonly (string | number)[] | null;
+}): EventFilter {
+  return {
+    types: args.types ?? undefined,
+    podIds: args.podIds?.map((id) => decodeId(String(id), "Pod")),
+    inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
+  };
+}
 
 /** One subscriber's stream, as the GraphQL context it runs in: refreshes replace the context's caller. */
 function streamFor<T>(
@@ -44,10 +118,19 @@ function streamFor<T>(
       context.scope = tenantScopeOf(fresh);
     },
   };
-  const loadMessages = (orgId: string, ids: readonly string[]) =>
-    eventMessages(context.services.db, orgId, ids);
-  return eventStream({ services: context.services, subscriber, loadMessages, filter, after, select });
+  return eventStream({
+    services: context.services,
+    subscriber,
+    loadMessages: messagesFor(context),
+    filter,
+    after,
+    select,
+  });
 }
+
+const TYPES_DESCRIPTION = "Only events of these types.";
+const POD_IDS_DESCRIPTION = "Only events in these pods.";
+const INBOX_IDS_DESCRIPTION = "Only events in these inboxes.";
 
 builder.subscriptionType({});
 
@@ -56,22 +139,22 @@ builder.subscriptionFields((t) => ({
     type: EventRef,
     authScopes: { authenticated: true },
     description:
-      "Every event the caller may see: of its scope; message events need MESSAGE_READ and a message no hidden " +
-      "label hides; DOMAIN_VERIFIED needs DOMAIN_READ. `after` replays every such event since that cursor first.",
+      "Every event the caller may see, of its scope; message events need MESSAGE_READ " +
+      "and a message that no label hidden from the caller hid when the event happened; DOMAIN_VERIFIED needs " +
+      "DOMAIN_READ. `after` replays every such event since that cursor first.",
     args: {
-      types: t.arg({ type: [EventTypeEnum] }),
-      podIds: t.arg.idList(),
-      inboxIds: t.arg.idList(),
-      after: t.arg.string({ description: "A cursor from a delivered event: resume right after it." }),
+      types: t.arg({ type: [EventTypeEnum], description: TYPES_DESCRIPTION }),
+      podIds: t.arg.idList({ description: POD_IDS_DESCRIPTION }),
+      inboxIds: t.arg.idList({ description: INBOX_IDS_DESCRIPTION }),
+      after: t.arg.string({
+        description:
+          "An event's cursor (from a subscription, a page of Query.events or a webhook payload): resume right after it.",
+      }),
     },
     subscribe: (_root, args, context) =>
       streamFor(
         context,
-        {
-          types: args.types ?? undefined,
-          podIds: args.podIds?.map((id) => decodeId(String(id), "Pod")),
-          inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
-        },
+        filterOf(args),
         args.after ? decodeEventCursor(args.after) : undefined,
         (delivered) => delivered,
       ),
@@ -91,7 +174,8 @@ builder.subscriptionFields((t) => ({
           inboxIds: args.inboxId ? [decodeId(String(args.inboxId), "Inbox")] : undefined,
         },
         undefined,
-        (delivered) => delivered.message,
+        // A stream of messages, not of events: a message deleted or hidden before delivery is skipped.
+        (delivered) => shownMessage(delivered.message, scopeOf(context).hiddenLabels),
       ),
     resolve: (message) => message,
   }),
