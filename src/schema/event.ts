@@ -1,16 +1,18 @@
-// The Event type and the subscriptions (events with replay from a cursor, messageReceived), over
-// graphql-ws and SSE, each run on the event stream of src/events/stream.ts.
+// The Event type, Query.events (a page of events after a cursor) and the subscriptions (events with
+// replay from a cursor, messageReceived), over graphql-ws and SSE, each run on the event stream of
+// src/events/stream.ts. One cursor serves them all and webhooks too (docs/events.md, "One cursor").
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { GraphQLError } from "graphql";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { decodeEventCursor, encodeEventCursor } from "../events/cursor.ts";
-import type { DeliveredEvent } from "../events/page.ts";
+import { type DeliveredEvent, eventPage } from "../events/page.ts";
 import type { EventFilter } from "../events/repository.ts";
 import { eventStream } from "../events/stream.ts";
-import { shownMessage } from "../events/visibility.ts";
+import { eventVisibilityOf, shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { DomainRef } from "./domain.ts";
 import { EventTypeEnum } from "./event-type.ts";
@@ -132,6 +134,54 @@ const TYPES_DESCRIPTION = "Only events of these types.";
 const POD_IDS_DESCRIPTION = "Only events in these pods.";
 const INBOX_IDS_DESCRIPTION = "Only events in these inboxes.";
 
+const EventConnectionRef = connectionOf(EventRef, {
+  connection: "A page of events, oldest first.",
+  edge: "An event and its cursor (the event's `cursor`).",
+});
+
+builder.queryFields((t) => ({
+  events: t.field({
+    type: EventConnectionRef,
+    authScopes: { authenticated: true },
+    description:
+      "The events the caller may see, oldest first, exactly as the `events` subscription delivers them (the same " +
+      "events, cursors and visibility): of its scope; message events need MESSAGE_READ and a message that no " +
+      "label hidden from the caller hid when the event happened; DOMAIN_VERIFIED needs DOMAIN_READ. Each edge's " +
+      "cursor is its event's `cursor`; poll with `after` set to the last one handled (an empty page: keep it).",
+    args: {
+      types: t.arg({ type: [EventTypeEnum], description: TYPES_DESCRIPTION }),
+      podIds: t.arg.idList({ description: POD_IDS_DESCRIPTION }),
+      inboxIds: t.arg.idList({ description: INBOX_IDS_DESCRIPTION }),
+      first: t.arg.int({ description: "How many events at most: 50 unless given, at most 200." }),
+      after: t.arg.string({
+        description:
+          "An event's cursor (from a page, a subscription or a webhook payload): the events after it. " +
+          "Without it, from the oldest event the caller may see.",
+      }),
+    },
+    resolve: (_root, args, context) => {
+      const visibility = eventVisibilityOf(context.principal);
+      const filter = filterOf(args);
+      return keysetConnection(
+        { first: args.first, after: args.after },
+        (delivered: DeliveredEvent<MessageSummary>) => delivered.event.id,
+        isIdKey,
+        (page) =>
+          eventPage(
+            context.services.db,
+            visibility,
+            messagesFor(context),
+            page.after ?? "0",
+            filter,
+            page.limit,
+          ),
+        // Event cursors, not the list's own: an edge's cursor is its event's `cursor`.
+        { cursor: { encode: encodeEventCursor, decode: decodeEventCursor } },
+      );
+    },
+  }),
+}));
+
 builder.subscriptionType({});
 
 builder.subscriptionFields((t) => ({
@@ -139,7 +189,7 @@ builder.subscriptionFields((t) => ({
     type: EventRef,
     authScopes: { authenticated: true },
     description:
-      "Every event the caller may see, of its scope; message events need MESSAGE_READ " +
+      "Every event the caller may see, as Query.events lists them: of its scope; message events need MESSAGE_READ " +
       "and a message that no label hidden from the caller hid when the event happened; DOMAIN_VERIFIED needs " +
       "DOMAIN_READ. `after` replays every such event since that cursor first.",
     args: {
