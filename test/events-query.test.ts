@@ -76,16 +76,14 @@ beforeAll(async () => {
     { key: org.apiKey },
   );
   history.domain = domain.createDomain.domain.id;
-  await database.db
-    .transaction()
-    .execute((trx) =>
-      recordEvent(trx, {
-        orgId: org.organizationId,
-        type: "DOMAIN_VERIFIED",
-        domainId: decodeGlobalID(history.domain).id,
-        payload: { domain: "poll.example.test" },
-      }),
-    );
+  await database.db.transaction().execute((trx) =>
+    recordEvent(trx, {
+      orgId: org.organizationId,
+      type: "DOMAIN_VERIFIED",
+      domainId: decodeGlobalID(history.domain).id,
+      payload: { domain: "poll.example.test" },
+    }),
+  );
 });
 afterAll(async () => {
   await server?.stop();
@@ -126,8 +124,9 @@ describe("Query.events", () => {
       inbox: (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret,
       noSpam: (await createKey(server, org.apiKey, { permissions: { messageRead: true, domainRead: true } }))
         .secret,
-      noMessages: (await createKey(server, org.apiKey, { permissions: { inboxRead: true, domainRead: true } }))
-        .secret,
+      noMessages: (
+        await createKey(server, org.apiKey, { permissions: { inboxRead: true, domainRead: true } })
+      ).secret,
       neither: (await createKey(server, org.apiKey, { permissions: { inboxRead: true } })).secret,
     };
     const seen = async (key: string) => about((await page(key)).edges);
@@ -242,7 +241,8 @@ describe("polling and the subscription's replay", () => {
       labels: ["received", "spam"],
     });
     const m4 = await deliver(database.db, box.id, { subject: "m4" });
-    const update = "mutation($input: UpdateMessageInput!) { updateMessage(input: $input) { message { id } } }";
+    const update =
+      "mutation($input: UpdateMessageInput!) { updateMessage(input: $input) { message { id } } }";
     // Since they happened: m2 became spam, m3's thread was deleted for good, and the spam was unmarked.
     await ok(server, update, { input: { id: m2.id, addLabels: ["spam"] } }, { key: own.apiKey });
     await ok(
@@ -251,7 +251,12 @@ describe("polling and the subscription's replay", () => {
       { input: { id: m3.threadId, permanent: true } },
       { key: own.apiKey },
     );
-    await ok(server, update, { input: { id: arrivedAsSpam.id, removeLabels: ["spam"] } }, { key: own.apiKey });
+    await ok(
+      server,
+      update,
+      { input: { id: arrivedAsSpam.id, removeLabels: ["spam"] } },
+      { key: own.apiKey },
+    );
 
     const replayed = async (key: string, after: string, count: number) => {
       const subscriber = await wsSubscribe(
