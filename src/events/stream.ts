@@ -1,7 +1,8 @@
 // The event stream behind every subscription: replay from a cursor, then live events as this node
 // hears them, with no gap and no duplicate; each event checked at delivery against the subscriber's
-// visibility (src/events/visibility.ts) and the message's labels as they are then; the stream ends
-// when the subscriber's credential is revoked or expires (docs/events.md, "Subscriptions").
+// visibility (src/events/visibility.ts) by the labels the event recorded, as a page of Query.events
+// and a webhook judge it, so that all three deliver the same events after one cursor; the stream
+// ends when the subscriber's credential is revoked or expires (docs/events.md, "One cursor").
 import { type Authenticator, type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
@@ -9,8 +10,9 @@ import type { Db } from "../db/database.ts";
 import { compareIds } from "../db/ids.ts";
 import type { EventBus } from "./bus.ts";
 import type { EventAnnouncement } from "./outbox.ts";
-import { type Event, type EventFilter, eventsAfter, eventsByIds, latestEventId } from "./repository.ts";
-import { eventReadableBy, eventVisibilityOf, readPermissionOf } from "./visibility.ts";
+import { type DeliveredEvent, eventPage, type LoadMessages, withMessages } from "./page.ts";
+import { type Event, type EventFilter, eventsByIds, latestEventId } from "./repository.ts";
+import { eventReadableBy, eventVisibilityOf } from "./visibility.ts";
 
 /** What the stream reads with: the database, this node's bus, and the authenticator for revocations. */
 export interface StreamServices {
@@ -19,9 +21,6 @@ export interface StreamServices {
   authenticator: Authenticator;
 }
 
-/** The messages events refer to, by id, as they are now (the stream does not know how messages are read). */
-export type LoadMessages<M> = (orgId: string, messageIds: readonly string[]) => Promise<Map<string, M>>;
-
 /** Who subscribes: its credential now, and what to do when a refresh replaces it. */
 export interface StreamSubscriber {
   principal: AuthenticatedPrincipal;
@@ -29,26 +28,17 @@ export interface StreamSubscriber {
   onRefresh(fresh: AuthenticatedPrincipal): void;
 }
 
-/** An event as delivered to one subscriber: the row and, for message events, the message it saw. */
-export interface DeliveredEvent<M> {
-  event: Event;
-  message: M | null;
-}
-
 const REPLAY_PAGE = 500;
 
 /**
  * Whether a subscriber may see this event at all (before any field is resolved): the rule every
- * reader of events follows (src/events/visibility.ts), applied to the message as it is now, which
- * must still exist for a message event to be delivered.
+ * reader of events follows (src/events/visibility.ts), by the labels the event recorded. Not by the
+ * message as it is now: then whether an event is delivered would depend on when it is read, and a
+ * client switching between polling, subscribing and webhooks could miss or repeat one. What the
+ * event shows of its message now is decided where it is shown (shownMessage).
  */
-function admits(
-  principal: AuthenticatedPrincipal,
-  event: Event,
-  message: { labels: string[] } | null,
-): boolean {
-  if (!eventReadableBy(eventVisibilityOf(principal), event, message?.labels ?? null)) return false;
-  return readPermissionOf(event.type) === "DOMAIN_READ" || message !== null;
+function admits(principal: AuthenticatedPrincipal, event: Event): boolean {
+  return eventReadableBy(eventVisibilityOf(principal), event, event.message_labels);
 }
 
 function matches(event: Event, filter: EventFilter): boolean {
@@ -57,20 +47,6 @@ function matches(event: Event, filter: EventFilter): boolean {
     (!filter.podIds?.length || (event.pod_id !== null && filter.podIds.includes(event.pod_id))) &&
     (!filter.inboxIds?.length || (event.inbox_id !== null && filter.inboxIds.includes(event.inbox_id)))
   );
-}
-
-/** Events and their messages, read once per batch for the organization. */
-async function withMessages<M>(
-  loadMessages: LoadMessages<M>,
-  orgId: string,
-  events: Event[],
-): Promise<DeliveredEvent<M>[]> {
-  const ids = events.map((e) => e.message_id).filter((id): id is string => id !== null);
-  const messages = await loadMessages(orgId, ids);
-  return events.map((event) => ({
-    event,
-    message: event.message_id ? (messages.get(event.message_id) ?? null) : null,
-  }));
 }
 
 /** One subscriber's stream: who, reading with what, which events, from where, mapped to what. */
@@ -90,9 +66,7 @@ export interface StreamRequest<M, T> {
  * (`return()`) stops it at once, even while it waits for the next event, so a subscription its client
  * completed or disconnected releases its registration now rather than at the organization's next event.
  */
-export function eventStream<M extends { labels: string[] }, T>(
-  request: StreamRequest<M, T>,
-): AsyncIterableIterator<T> {
+export function eventStream<M, T>(request: StreamRequest<M, T>): AsyncIterableIterator<T> {
   const controller = new AbortController();
   const events = streamEvents(request, controller);
   return {
@@ -115,7 +89,7 @@ export function eventStream<M extends { labels: string[] }, T>(
  * Replay from `after` (if given), then live, with no gap and no duplicate. It listens before it replays
  * and skips what the replay already delivered.
  */
-async function* streamEvents<M extends { labels: string[] }, T>(
+async function* streamEvents<M, T>(
   { services, subscriber, loadMessages, filter, after, select }: StreamRequest<M, T>,
   controller: AbortController,
 ) {
@@ -181,16 +155,19 @@ async function* streamEvents<M extends { labels: string[] }, T>(
     const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
     const replay = async function* () {
       for (;;) {
-        const page = await eventsAfter(
+        // The very read a page of Query.events makes, so both deliver the same events after a cursor.
+        const page = await eventPage(
           services.db,
           eventVisibilityOf(principal),
+          loadMessages,
           cursor,
           filter,
           REPLAY_PAGE,
         );
-        for (const delivered of await withMessages(loadMessages, scope.orgId, page)) {
+        for (const delivered of page) {
           cursor = delivered.event.id;
-          if (!admits(principal, delivered.event, delivered.message)) continue;
+          // The page was read under the credential of then; a refresh since may have narrowed it.
+          if (!admits(principal, delivered.event)) continue;
           const selected = select(delivered);
           if (selected !== null) yield selected;
         }
@@ -228,8 +205,7 @@ async function* streamEvents<M extends { labels: string[] }, T>(
       for (const delivered of loaded) {
         if (ended) break;
         cursor = delivered.event.id;
-        if (!matches(delivered.event, filter) || !admits(principal, delivered.event, delivered.message))
-          continue;
+        if (!matches(delivered.event, filter) || !admits(principal, delivered.event)) continue;
         const selected = select(delivered);
         if (selected !== null) yield selected;
       }

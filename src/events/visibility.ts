@@ -1,11 +1,13 @@
 // Whether a reader may see an event: the one rule behind webhook deliveries (with the webhook's
-// recorded visibility), Webhook.deliveries, metrics and the event replay (with the caller's), written
-// once as SQL, and once in memory for subscriptions, which apply it to the message's labels as they
-// are at delivery. test/event-visibility.test.ts holds the two to the same answers.
+// recorded visibility), Webhook.deliveries, metrics, Query.events and the event replay (with the
+// caller's), written once as SQL, and once in memory for live subscriptions, which judge the event
+// rows they hear. test/event-visibility.test.ts holds the two to the same answers.
 //
 // An event is visible when it lies in the reader's scope and the reader may read what it is about:
 // DOMAIN_VERIFIED needs DOMAIN_READ; every other event is about a message and needs MESSAGE_READ and
-// no label hidden from the reader among the labels the event carries.
+// no label hidden from the reader among the labels the event carries. Those are the labels of when it
+// happened, never of now: so whether an event is on a reader's cursor is settled once, and polling,
+// subscribing and webhooks agree on it whenever each reads (docs/events.md, "One cursor").
 import { type Expression, type RawBuilder, sql } from "kysely";
 import {
   type AuthenticatedPrincipal,
@@ -129,4 +131,17 @@ export function eventReadableBy(
 /** The permission a reader needs to see events of this type (with the labels rule for messages). */
 export function readPermissionOf(type: EventType): "MESSAGE_READ" | "DOMAIN_READ" {
   return type === "DOMAIN_VERIFIED" ? "DOMAIN_READ" : "MESSAGE_READ";
+}
+
+/**
+ * What an event shows of its message: the message as it is now, while the reader may still see it by
+ * its labels now (mail visibility, docs/permissions.md), else nothing. Whether the event is delivered
+ * was settled by the labels it recorded; a message hidden or deleted since is not shown through it.
+ * (Scope needs no check here: a message stays in the inbox its events name.)
+ */
+export function shownMessage<M extends { labels: readonly string[] }>(
+  message: M | null,
+  hiddenLabels: readonly string[],
+): M | null {
+  return message && !message.labels.some((label) => hiddenLabels.includes(label)) ? message : null;
 }

@@ -50,6 +50,13 @@ export interface Connection<T> {
   };
 }
 
+/** How a list that has cursors of its own (event cursors) writes and reads them. */
+export interface CursorCodec<K> {
+  encode(key: K): string;
+  /** BAD_USER_INPUT naming `field` for a cursor this list did not issue. */
+  decode(cursor: string, field: string): K;
+}
+
 /**
  * One page of a keyset-paginated list: fetches one row more than asked to learn whether another
  * page follows. Forward by default (`first`/`after`); backward with `last`/`before`.
@@ -59,11 +66,14 @@ export async function keysetConnection<T, K>(
   keyOf: (node: T) => K,
   isKey: (value: unknown) => value is K,
   fetch: (page: KeysetPage<K>) => Promise<readonly T[]>,
-  options: { ascending?: boolean } = {},
+  options: { ascending?: boolean; cursor?: CursorCodec<K> } = {},
 ): Promise<Connection<T>> {
   validatePageSize(args);
-  const after = args.after ? decodeCursor(args.after, "after", isKey) : undefined;
-  const before = args.before ? decodeCursor(args.before, "before", isKey) : undefined;
+  const decode = (cursor: string, field: string) =>
+    options.cursor ? options.cursor.decode(cursor, field) : decodeCursor(cursor, field, isKey);
+  const encode = options.cursor?.encode ?? encodeCursor;
+  const after = args.after ? decode(args.after, "after") : undefined;
+  const before = args.before ? decode(args.before, "before") : undefined;
   const inverted = args.first == null && (args.last != null || before !== undefined);
   const size = (inverted ? args.last : args.first) ?? DEFAULT_PAGE_SIZE;
   const rows =
@@ -72,11 +82,11 @@ export async function keysetConnection<T, K>(
   const page = rows.slice(0, size);
   if (inverted) page.reverse();
   // Cursors are encoded only when a selection reads them.
-  const cursorOf = (node: T | undefined) => (node === undefined ? null : encodeCursor(keyOf(node)));
+  const cursorOf = (node: T | undefined) => (node === undefined ? null : encode(keyOf(node)));
   const edges = page.map((node) => ({
     node,
     get cursor() {
-      return encodeCursor(keyOf(node));
+      return encode(keyOf(node));
     },
   }));
   return {
@@ -99,12 +109,19 @@ export const isIdKey = (value: unknown): value is string => typeof value === "st
 
 const connections = new Map<string, unknown>();
 
+/** `descriptions` are read when the type is first made. */
 // biome-ignore lint/suspicious/noExplicitAny: the connection shape is generic over every node type.
-export function connectionOf<T extends ObjectRef<any, any>>(ref: T) {
+export function connectionOf<T extends ObjectRef<any, any>>(
+  ref: T,
+  descriptions: { connection?: string; edge?: string } = {},
+) {
   const name = ref.name;
   let connection = connections.get(name);
   if (!connection) {
-    connection = builder.connectionObject({ type: ref, name: `${name}Connection` }, { name: `${name}Edge` });
+    connection = builder.connectionObject(
+      { type: ref, name: `${name}Connection`, description: descriptions.connection },
+      { name: `${name}Edge`, description: descriptions.edge },
+    );
     connections.set(name, connection);
   }
   return connection as ReturnType<typeof builder.connectionObject<T, unknown>>;

@@ -1,14 +1,19 @@
-// The Event type and the subscriptions (events with replay from a cursor, messageReceived), over
-// graphql-ws and SSE, each run on the event stream of src/events/stream.ts.
+// The Event type, Query.events (a page of events after a cursor) and the subscriptions (events with
+// replay from a cursor, messageReceived), over graphql-ws and SSE, each run on the event stream of
+// src/events/stream.ts. One cursor serves them all and webhooks too (docs/events.md, "One cursor").
 import { encodeGlobalID } from "@pothos/plugin-relay";
+import { GraphQLError } from "graphql";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import { decodeEventCursor, encodeEventCursor } from "../events/cursor.ts";
+import { type DeliveredEvent, eventPage } from "../events/page.ts";
 import type { EventFilter } from "../events/repository.ts";
-import { type DeliveredEvent, eventStream } from "../events/stream.ts";
+import { eventStream } from "../events/stream.ts";
+import { eventVisibilityOf, shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
-import type { Context } from "./context.ts";
+import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { DomainRef } from "./domain.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { decodeId } from "./global-id.ts";
@@ -16,19 +21,90 @@ import { InboxRef } from "./inbox.ts";
 import { MessageRef } from "./message.ts";
 import { ThreadRef } from "./thread.ts";
 
+type Loadable<T> = { getDataloader(context: Context): { load(id: string): Promise<T> } };
+
+/**
+ * What an event names, loaded in the request's batch, or null when it is gone or hidden from the caller:
+ * an event outlives the rows it mentions, and is delivered by the labels it recorded, so the inbox,
+ * thread or domain it names may no longer be there to show. Any other failure stays an error.
+ */
+function namedOrNull<T>(ref: Loadable<T>, id: string | null, context: Context): Promise<T | null> | null {
+  if (id === null) return null;
+  return ref
+    .getDataloader(context)
+    .load(id)
+    .catch((error: unknown) => {
+      if (error instanceof GraphQLError && error.extensions.code === "NOT_FOUND") return null;
+      throw error;
+    });
+}
+
 export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event").implement({
-  description: "Something that happened. `cursor` resumes a subscription right after this event.",
+  description:
+    "Something that happened. `cursor` resumes right after this event on any channel: a page of `events`, " +
+    "the `events` subscription, or (as the `cursor` of its payload) a webhook.",
   fields: (t) => ({
-    id: t.id({ resolve: ({ event }) => encodeGlobalID("Event", event.id) }),
-    cursor: t.string({ resolve: ({ event }) => encodeEventCursor(event.id) }),
-    type: t.field({ type: EventTypeEnum, resolve: ({ event }) => event.type }),
-    createdAt: t.field({ type: "DateTime", resolve: ({ event }) => event.created_at }),
-    inbox: t.field({ type: InboxRef, nullable: true, resolve: ({ event }) => event.inbox_id }),
-    thread: t.field({ type: ThreadRef, nullable: true, resolve: ({ event }) => event.thread_id }),
-    message: t.field({ type: MessageRef, nullable: true, resolve: ({ message }) => message }),
-    domain: t.field({ type: DomainRef, nullable: true, resolve: ({ event }) => event.domain_id }),
+    id: t.id({
+      description: "The event's id: a webhook payload's `eventId`.",
+      resolve: ({ event }) => encodeGlobalID("Event", event.id),
+    }),
+    cursor: t.string({
+      description:
+        "Resume right after this event: `after` of Query.events or Subscription.events. The same value a " +
+        "webhook payload carries as `cursor`.",
+      resolve: ({ event }) => encodeEventCursor(event.id),
+    }),
+    type: t.field({ type: EventTypeEnum, description: "What happened.", resolve: ({ event }) => event.type }),
+    createdAt: t.field({
+      type: "DateTime",
+      description: "When it happened.",
+      resolve: ({ event }) => event.created_at,
+    }),
+    inbox: t.field({
+      type: InboxRef,
+      nullable: true,
+      description: "The inbox it happened in; null once the inbox is deleted.",
+      resolve: ({ event }, _args, context) => namedOrNull(InboxRef, event.inbox_id, context),
+    }),
+    thread: t.field({
+      type: ThreadRef,
+      nullable: true,
+      description: "The message's thread, while the caller may see it; null otherwise.",
+      resolve: ({ event }, _args, context) => namedOrNull(ThreadRef, event.thread_id, context),
+    }),
+    message: t.field({
+      type: MessageRef,
+      nullable: true,
+      description:
+        "The message, as it is now. Null when it was deleted or now carries a label hidden from the caller: " +
+        "the event is still delivered, since whether an event is seen is decided by the labels of when it happened.",
+      resolve: ({ message }, _args, context) => shownMessage(message, scopeOf(context).hiddenLabels),
+    }),
+    domain: t.field({
+      type: DomainRef,
+      nullable: true,
+      description: "The domain of a DOMAIN_VERIFIED event; null once the domain is deleted.",
+      resolve: ({ event }, _args, context) => namedOrNull(DomainRef, event.domain_id, context),
+    }),
   }),
 });
+
+/** The messages of a batch of events, as they are now, in one statement. */
+const messagesFor = (context: Context) => (orgId: string, ids: readonly string[]) =>
+  eventMessages(context.services.db, orgId, ids);
+
+/** The filter arguments Query.events and Subscription.events share, decoded. */
+function filterOf(args: {
+  types?: NonNullable<EventFilter["types"]> | null;
+  podIds?: readonly (string | number)[] | null;
+  inboxIds?: readonly (string | number)[] | null;
+}): EventFilter {
+  return {
+    types: args.types ?? undefined,
+    podIds: args.podIds?.map((id) => decodeId(String(id), "Pod")),
+    inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
+  };
+}
 
 /** One subscriber's stream, as the GraphQL context it runs in: refreshes replace the context's caller. */
 function streamFor<T>(
@@ -44,10 +120,67 @@ function streamFor<T>(
       context.scope = tenantScopeOf(fresh);
     },
   };
-  const loadMessages = (orgId: string, ids: readonly string[]) =>
-    eventMessages(context.services.db, orgId, ids);
-  return eventStream({ services: context.services, subscriber, loadMessages, filter, after, select });
+  return eventStream({
+    services: context.services,
+    subscriber,
+    loadMessages: messagesFor(context),
+    filter,
+    after,
+    select,
+  });
 }
+
+const TYPES_DESCRIPTION = "Only events of these types.";
+const POD_IDS_DESCRIPTION = "Only events in these pods.";
+const INBOX_IDS_DESCRIPTION = "Only events in these inboxes.";
+
+const EventConnectionRef = connectionOf(EventRef, {
+  connection: "A page of events, oldest first.",
+  edge: "An event and its cursor (the event's `cursor`).",
+});
+
+builder.queryFields((t) => ({
+  events: t.field({
+    type: EventConnectionRef,
+    authScopes: { authenticated: true },
+    description:
+      "The events the caller may see, oldest first, exactly as the `events` subscription delivers them (the same " +
+      "events, cursors and visibility): of its scope; message events need MESSAGE_READ and a message that no " +
+      "label hidden from the caller hid when the event happened; DOMAIN_VERIFIED needs DOMAIN_READ. Each edge's " +
+      "cursor is its event's `cursor`; poll with `after` set to the last one handled (an empty page: keep it).",
+    args: {
+      types: t.arg({ type: [EventTypeEnum], description: TYPES_DESCRIPTION }),
+      podIds: t.arg.idList({ description: POD_IDS_DESCRIPTION }),
+      inboxIds: t.arg.idList({ description: INBOX_IDS_DESCRIPTION }),
+      first: t.arg.int({ description: "How many events at most: 50 unless given, at most 200." }),
+      after: t.arg.string({
+        description:
+          "An event's cursor (from a page, a subscription or a webhook payload): the events after it. " +
+          "Without it, from the oldest event the caller may see.",
+      }),
+    },
+    resolve: (_root, args, context) => {
+      const visibility = eventVisibilityOf(context.principal);
+      const filter = filterOf(args);
+      return keysetConnection(
+        { first: args.first, after: args.after },
+        (delivered: DeliveredEvent<MessageSummary>) => delivered.event.id,
+        isIdKey,
+        (page) =>
+          eventPage(
+            context.services.db,
+            visibility,
+            messagesFor(context),
+            page.after ?? "0",
+            filter,
+            page.limit,
+          ),
+        // Event cursors, not the list's own: an edge's cursor is its event's `cursor`.
+        { cursor: { encode: encodeEventCursor, decode: decodeEventCursor } },
+      );
+    },
+  }),
+}));
 
 builder.subscriptionType({});
 
@@ -56,22 +189,22 @@ builder.subscriptionFields((t) => ({
     type: EventRef,
     authScopes: { authenticated: true },
     description:
-      "Every event the caller may see: of its scope; message events need MESSAGE_READ and a message no hidden " +
-      "label hides; DOMAIN_VERIFIED needs DOMAIN_READ. `after` replays every such event since that cursor first.",
+      "Every event the caller may see, as Query.events lists them: of its scope; message events need MESSAGE_READ " +
+      "and a message that no label hidden from the caller hid when the event happened; DOMAIN_VERIFIED needs " +
+      "DOMAIN_READ. `after` replays every such event since that cursor first.",
     args: {
-      types: t.arg({ type: [EventTypeEnum] }),
-      podIds: t.arg.idList(),
-      inboxIds: t.arg.idList(),
-      after: t.arg.string({ description: "A cursor from a delivered event: resume right after it." }),
+      types: t.arg({ type: [EventTypeEnum], description: TYPES_DESCRIPTION }),
+      podIds: t.arg.idList({ description: POD_IDS_DESCRIPTION }),
+      inboxIds: t.arg.idList({ description: INBOX_IDS_DESCRIPTION }),
+      after: t.arg.string({
+        description:
+          "An event's cursor (from a subscription, a page of Query.events or a webhook payload): resume right after it.",
+      }),
     },
     subscribe: (_root, args, context) =>
       streamFor(
         context,
-        {
-          types: args.types ?? undefined,
-          podIds: args.podIds?.map((id) => decodeId(String(id), "Pod")),
-          inboxIds: args.inboxIds?.map((id) => decodeId(String(id), "Inbox")),
-        },
+        filterOf(args),
         args.after ? decodeEventCursor(args.after) : undefined,
         (delivered) => delivered,
       ),
@@ -91,7 +224,8 @@ builder.subscriptionFields((t) => ({
           inboxIds: args.inboxId ? [decodeId(String(args.inboxId), "Inbox")] : undefined,
         },
         undefined,
-        (delivered) => delivered.message,
+        // A stream of messages, not of events: a message deleted or hidden before delivery is skipped.
+        (delivered) => shownMessage(delivered.message, scopeOf(context).hiddenLabels),
       ),
     resolve: (message) => message,
   }),

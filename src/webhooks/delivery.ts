@@ -10,6 +10,7 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import type { Db } from "../db/database.ts";
+import { encodeEventCursor } from "../events/cursor.ts";
 import { eventReadable } from "../events/visibility.ts";
 import {
   CREATOR_KEY_REVOKED,
@@ -111,6 +112,9 @@ export function webhookBody(row: LoadedDelivery): string {
   return JSON.stringify({
     type: webhookEventType(row.type),
     eventId: encodeGlobalID("Event", row.event_id),
+    // The event's cursor, as Query.events and the events subscription give it: a receiver can resume
+    // on either from here without a gap or a duplicate (docs/events.md, "One cursor").
+    cursor: encodeEventCursor(row.event_id),
     createdAt: row.created_at.toISOString(),
     data,
   });
