@@ -118,14 +118,16 @@ async function main() {
           rows.push([title, list, String(found), p(0.5).toFixed(1), p(0.99).toFixed(1)]);
           captured.length = 0;
           await run();
-          const statement = captured.at(-1);
-          if (statement) {
+          // Every statement the list ran (a thread filter may read its matches first), with its plan.
+          const explained: string[] = [];
+          for (const statement of captured.splice(0)) {
             const plan = await database.handle.pool.query(
               `EXPLAIN (ANALYZE, BUFFERS) ${statement.text}`,
               statement.values,
             );
-            plans.push(`-- ${title} — ${list}\n${plan.rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+            explained.push(plan.rows.map((r) => r["QUERY PLAN"]).join("\n"));
           }
+          plans.push(`-- ${title} — ${list}\n${explained.join("\n-- then\n")}`);
           log(`${title} — ${list}: p50 ${p(0.5).toFixed(1)} ms`);
         }
       }

@@ -130,7 +130,7 @@ describe("HTTP authentication failures", () => {
         fc.oneof(
           fc.string({ maxLength: 300 }),
           fc.string({ unit: "grapheme", maxLength: 50 }),
-          fc.constantFrom("mr_", "mr_" + "A".repeat(38), "mr_" + "A".repeat(5000), "Bearer", "\t", "null"),
+          fc.constantFrom("mr_", `mr_${"A".repeat(38)}`, `mr_${"A".repeat(5000)}`, "Bearer", "\t", "null"),
         ),
         async (token) => {
           // HTTP headers carry Latin-1 bytes only; anything else a client would have to percent-encode.

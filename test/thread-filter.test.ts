@@ -14,17 +14,16 @@ import type { MessageData, NewMessage } from "../src/mail/message.ts";
 import type { MessageFilter } from "../src/mail/message-filter.ts";
 import { listMessages, type MessageKey, messageKey } from "../src/mail/repository.ts";
 import { storeMessages } from "../src/mail/store.ts";
-import {
-  listThreads,
-  MATCHES_FIRST_LIMIT,
-  type ThreadKey,
-  threadKey,
-} from "../src/mail/thread-repository.ts";
+import { listThreads, type ThreadKey, threadKey } from "../src/mail/thread-repository.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 
 const THREADS = 300;
-/** More messages than the list reads first, so a filter matching most of them walks the threads. */
+/**
+ * How many matching messages the list reads first, here (the server's is larger): a filter matching
+ * most of the messages walks the threads, a rare one reads its matches first.
+ */
+const MATCHES_FIRST_LIMIT = 2000;
 const MESSAGES = MATCHES_FIRST_LIMIT + 600;
 const START = Date.UTC(2026, 0, 1);
 const PEOPLE = ["Ann Lee", "Bob Stone", "Carol Diaz", "Dan Rare"];
@@ -176,6 +175,8 @@ async function paged(scope: TenantScope, filter: MessageFilter, inbox: 0 | 1 | u
       scope,
       { message: filter, ...(inbox === undefined ? {} : { inboxId: inboxIds[inbox] }) },
       page,
+      undefined,
+      { matchesFirstLimit: MATCHES_FIRST_LIMIT },
     );
     ids.push(...threads.map((thread) => thread.id));
     const lastThread = threads.at(-1);

@@ -103,26 +103,34 @@ const AGGREGATE_NAMES = sql`subject, preview, message_count, labels, senders, re
  * A thread matches a MessageFilter when one of its visible messages meets every condition. Two ways
  * to find them, and the planner cannot tell which is cheap (it guesses how many messages a substring
  * matches, and how they spread over threads), so the list decides:
- * - few matching messages (at most MATCHES_FIRST_LIMIT): read them all through the filter's own
+ * - few matching messages (at most `matchesFirstLimit`): read them all through the filter's own
  *   indexes, and page over their threads (`ids`);
  * - more: walk the threads in list order and ask each, on the (org_id, thread_id, …) index, whether
  *   it holds a match. With that many matches the walk meets one soon.
+ * The first costs about one row read per match, the second one index probe per thread walked (about
+ * the page size × threads per matching thread); at 1M messages and 160,000 threads in an inbox they
+ * cross near 10,000 matches (bench/filters.ts).
  * A `since` also bounds the walk itself: a thread with a visible message since then was last active
  * since then, in any caller's view (its last visible message is one of its messages).
  */
 type Matching = { kind: "none" } | { kind: "ids"; ids: string[] } | { kind: "walk" };
 
 /** How many matching messages the list reads first before it walks the threads instead. */
-export const MATCHES_FIRST_LIMIT = 2000;
+export const MATCHES_FIRST_LIMIT = 10_000;
 
-async function findMatching(db: Db, scope: TenantScope, filter: ListFilter): Promise<Matching> {
+async function findMatching(
+  db: Db,
+  scope: TenantScope,
+  filter: ListFilter,
+  matchesFirstLimit: number,
+): Promise<Matching> {
   const conditions = messageConditions(filter.message, "fm");
   if (conditions.length === 0) return { kind: "none" };
   const where = [visible(scope, "fm"), ...filtered(filter, "fm"), ...conditions];
   const { rows } = await sql<{ thread_id: string }>`
     SELECT fm.thread_id FROM messages fm WHERE ${sql.join(where, sql` AND `)}
-    LIMIT ${MATCHES_FIRST_LIMIT + 1} ${CUSTOM_PLAN}`.execute(db);
-  if (rows.length > MATCHES_FIRST_LIMIT) return { kind: "walk" };
+    LIMIT ${matchesFirstLimit + 1} ${CUSTOM_PLAN}`.execute(db);
+  if (rows.length > matchesFirstLimit) return { kind: "walk" };
   return { kind: "ids", ids: [...new Set(rows.map((row) => row.thread_id))] };
 }
 
@@ -220,10 +228,11 @@ export async function listThreads(
   filter: ListFilter,
   page: KeysetPage<ThreadKey>,
   wanted: ReadonlySet<ThreadAggregate> = ALL_AGGREGATES,
+  { matchesFirstLimit = MATCHES_FIRST_LIMIT }: { matchesFirstLimit?: number } = {},
 ): Promise<Thread[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
   const { order } = keysetDirection(page);
-  const matching = await findMatching(db, scope, filter);
+  const matching = await findMatching(db, scope, filter, matchesFirstLimit);
   if (matching.kind === "ids" && matching.ids.length === 0) return [];
   const keys = filter.labels?.length
     ? filteredPageKeys(scope, filter, matching, page)
