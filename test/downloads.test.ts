@@ -352,7 +352,8 @@ describe("the credential that minted a link", () => {
 
   it("a link stops working when the key that minted it expires", async () => {
     const message = await receive(await mailWith([{ filename: "e.txt", content: Buffer.from("expiry") }]));
-    const expiresAt = new Date(Date.now() + 1500);
+    // Long enough for the first download to come before it on a busy machine.
+    const expiresAt = new Date(Date.now() + 3000);
     const minter = await createKey(server, org.apiKey, {
       permissions: READ,
       expiresAt: expiresAt.toISOString(),
@@ -518,6 +519,23 @@ describe("tokens nobody minted", () => {
     expect(signed).toBe(tokenOf(link));
   });
 
+  it("means one file: an attachment named with a message it does not belong to is not found", async () => {
+    const other = await receive(await mailWith([{ filename: "o.txt", content: Buffer.from("other") }]));
+    const key = linkSigningKey(server.app.services.config);
+    const attachmentId = decodeGlobalID(other.attachments[0].id).id;
+    const mismatched = signToken(key, {
+      ...grant,
+      target: { ...grant.target, attachmentId } as DownloadGrant["target"],
+    });
+    expect(await statusOf(withToken(link, mismatched))).toBe(404);
+    // With its own message it is a link like any other: the same caller may read it.
+    const matched = signToken(key, {
+      ...grant,
+      target: { kind: "attachment", messageId: decodeGlobalID(other.id).id, attachmentId },
+    });
+    expect((await download(withToken(link, matched))).bytes.toString()).toBe("other");
+  });
+
   it("cannot be aimed at another organization's attachment: not by editing it, not even when signed", async () => {
     const otherOrg = await createOrganization(database.db, "Other downloads");
     const otherInbox = await createInboxViaApi(server, otherOrg.apiKey, { username: unique("other") });
@@ -540,7 +558,15 @@ describe("tokens nobody minted", () => {
     // organization in the token is still ours, and every statement is cut to it.
     const key = linkSigningKey(server.app.services.config);
     const aimed = [
-      signToken(key, { ...grant, target: { kind: "attachment", attachmentId: target } }),
+      signToken(key, {
+        ...grant,
+        target: { kind: "attachment", messageId: messageTarget, attachmentId: target },
+      }),
+      // Their attachment named with our message: it is not that message's.
+      signToken(key, {
+        ...grant,
+        target: { ...grant.target, attachmentId: target } as DownloadGrant["target"],
+      }),
       signToken(key, { ...grant, target: { kind: "raw", messageId: messageTarget } }),
     ];
     for (const token of aimed) expect(await statusOf(withToken(link, token))).toBe(404);
@@ -565,7 +591,11 @@ describe("tokens nobody minted", () => {
     expect(grantA.scope.podId).toBe(decodeGlobalID(podA).id);
     const aimed = signToken(key, {
       ...grantA,
-      target: { kind: "attachment", attachmentId: decodeGlobalID(inB.attachments[0].id).id },
+      target: {
+        kind: "attachment",
+        messageId: decodeGlobalID(inB.id).id,
+        attachmentId: decodeGlobalID(inB.attachments[0].id).id,
+      },
     });
     expect(await statusOf(withToken(linkA, aimed))).toBe(404);
     // Nor widened to the organization: the key's own scope now decides, and it is the pod.

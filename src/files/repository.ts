@@ -15,12 +15,14 @@ export interface AttachmentFile {
   size: number;
 }
 
+/** The attachment `attachmentId` of message `messageId`, if that message is visible. */
 export async function attachmentFile(
   db: Db,
   scope: TenantScope,
+  messageId: string,
   attachmentId: string,
 ): Promise<AttachmentFile | undefined> {
-  return visibleAttachment(db, scope, attachmentId)
+  return visibleAttachment(db, scope, messageId, attachmentId)
     .select([
       "a.content_type as contentType",
       "a.filename",
@@ -33,11 +35,12 @@ export async function attachmentFile(
 export async function attachmentSlice(
   db: Db,
   scope: TenantScope,
+  messageId: string,
   attachmentId: string,
   offset: number,
   length: number,
 ): Promise<Buffer | undefined> {
-  const row = await visibleAttachment(db, scope, attachmentId)
+  const row = await visibleAttachment(db, scope, messageId, attachmentId)
     .select(sql<Buffer>`substring(a.content from ${offset + 1}::int for ${length}::int)`.as("slice"))
     .executeTakeFirst();
   return row?.slice;
@@ -74,7 +77,7 @@ export async function rawMessageSlice(
   return row?.slice ?? undefined;
 }
 
-function visibleAttachment(db: Db, scope: TenantScope, attachmentId: string) {
+function visibleAttachment(db: Db, scope: TenantScope, messageId: string, attachmentId: string) {
   return db
     .selectFrom("attachments as a")
     .innerJoin("messages as m", (join) =>
@@ -82,5 +85,6 @@ function visibleAttachment(db: Db, scope: TenantScope, attachmentId: string) {
     )
     .where("a.org_id", "=", scope.orgId)
     .where("a.id", "=", attachmentId)
+    .where("a.message_id", "=", messageId)
     .where(() => visible(scope));
 }

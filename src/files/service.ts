@@ -108,7 +108,7 @@ export async function openDownload(
   const { db } = services;
   const { target } = grant;
   if (target.kind === "attachment") {
-    const file = await attachmentFile(db, scope, target.attachmentId);
+    const file = await attachmentFile(db, scope, target.messageId, target.attachmentId);
     if (!file) return undefined;
     return {
       kind: "attachment",
@@ -117,7 +117,7 @@ export async function openDownload(
       size: file.size,
       slices: () =>
         sliced(file.size, (offset, length) =>
-          attachmentSlice(db, scope, target.attachmentId, offset, length),
+          attachmentSlice(db, scope, target.messageId, target.attachmentId, offset, length),
         ),
     };
   }

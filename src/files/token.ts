@@ -4,15 +4,22 @@
 //
 // Layout (then base64url, unpadded):
 //   version (1 byte) · flags (1) · expiry (uint32, Unix seconds) ·
-//   org id, target id, credential id, [pod id], [inbox id] (unsigned LEB128 varints) ·
+//   org id, target id, [message id], credential id, [pod id], [inbox id] (unsigned LEB128 varints) ·
 //   tag (the first 16 bytes of HMAC-SHA256 over everything before it)
-// flags: bit 0 the target (0 the raw message, 1 an attachment), bit 1 the credential (0 an API key,
+// flags: bit 0 the target (0 the raw message, 1 an attachment, followed by its message's id), bit 1
+// the credential (0 an API key,
 // 1 a session), bit 2 a pod id follows, bit 3 an inbox id follows, bits 4–6 the hidden labels
 // (HIDDEN_LABELS order), bit 7 zero.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 
-export type FileTarget = { kind: "raw"; messageId: string } | { kind: "attachment"; attachmentId: string };
+/**
+ * What a link serves. An attachment names its message too: the download checks that the attachment
+ * still belongs to it, so a token can only ever mean the one file it was minted for.
+ */
+export type FileTarget =
+  | { kind: "raw"; messageId: string }
+  | { kind: "attachment"; messageId: string; attachmentId: string };
 
 /** The credential that minted a link: the link works only while it does. */
 export interface CredentialRef {
@@ -34,8 +41,8 @@ const VERSION = 1;
 const TAG_BYTES = 16;
 const HIDDEN_LABELS = Object.keys(HIDDEN_LABEL_PERMISSIONS);
 const MAX_ID = (1n << 63n) - 1n;
-/** Longer than any token this module writes (6 + 5 × 9 + 16 bytes, base64url): refused unread. */
-const MAX_TOKEN_LENGTH = 100;
+/** Longer than any token this module writes (6 + 6 × 9 + 16 bytes, base64url): refused unread. */
+const MAX_TOKEN_LENGTH = 102;
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 export function signToken(key: Buffer, grant: DownloadGrant): string {
@@ -54,7 +61,7 @@ export function signToken(key: Buffer, grant: DownloadGrant): string {
   header.writeUInt32BE(grant.expiresAt, 2);
   const ids = [
     scope.orgId,
-    target.kind === "raw" ? target.messageId : target.attachmentId,
+    ...(target.kind === "raw" ? [target.messageId] : [target.attachmentId, target.messageId]),
     credential.id,
     ...(scope.podId === null ? [] : [scope.podId]),
     ...(scope.inboxId === null ? [] : [scope.inboxId]),
@@ -84,14 +91,20 @@ export function verifyToken(key: Buffer, token: string): DownloadGrant | undefin
     ids.push(read.value);
     offset = read.next;
   }
+  const isAttachment = (flags & 1) !== 0;
   const hasPod = (flags & 4) !== 0;
   const hasInbox = (flags & 8) !== 0;
-  if (ids.length !== 3 + Number(hasPod) + Number(hasInbox)) return undefined;
-  const [orgId, targetId, credentialId, ...rest] = ids as [string, string, string, ...string[]];
+  if (ids.length !== 3 + Number(isAttachment) + Number(hasPod) + Number(hasInbox)) return undefined;
+  const [orgId, targetId, ...rest] = ids as [string, string, ...string[]];
+  const ofMessage = isAttachment ? (rest.shift() as string) : undefined;
+  const credentialId = rest.shift() as string;
   const podId = hasPod ? (rest.shift() as string) : null;
   const inboxId = hasInbox ? (rest.shift() as string) : null;
   return {
-    target: flags & 1 ? { kind: "attachment", attachmentId: targetId } : { kind: "raw", messageId: targetId },
+    target:
+      ofMessage === undefined
+        ? { kind: "raw", messageId: targetId }
+        : { kind: "attachment", messageId: ofMessage, attachmentId: targetId },
     credential: { kind: flags & 2 ? "session" : "apiKey", id: credentialId },
     scope: {
       orgId,

@@ -125,6 +125,7 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
     downloadUrl: t.string(
       downloadLinkField("the attachment's bytes, with its type and filename", (attachment: Attachment) => ({
         kind: "attachment",
+        messageId: attachment.message_id,
         attachmentId: attachment.id,
       })),
     ),

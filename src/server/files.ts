@@ -84,8 +84,9 @@ function notFound(res: ServerResponse, head: boolean): void {
 async function stream(download: Download, res: ServerResponse, logger: Logger): Promise<void> {
   try {
     for await (const slice of download.slices()) {
-      if (res.destroyed) return;
       if (!res.write(slice)) await drained(res);
+      // The client left: read nothing more for it.
+      if (res.destroyed) return;
     }
     if (!res.destroyed) res.end();
   } catch (error) {

@@ -18,8 +18,8 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boole
 export function createHttpServer(yoga: Yoga, health: Health, routes: readonly Route[] = []): Server {
   return createServer(async (req, res) => {
     if (await serveOwnRoute(req, res, health)) return;
-    for (const route of routes) if (await route(req, res)) return;
     if (health.stopping()) res.setHeader("Connection", "close");
+    for (const route of routes) if (await route(req, res)) return;
     await yoga(req, res, { req, res });
   });
 }
