@@ -24,6 +24,8 @@ import { compose, sendRaw } from "./helpers/smtp.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
 
 const TTL_SECONDS = 600;
+/** MAX_INLINE_ATTACHMENT_BYTES here: its least, so a small attachment is already too large inline. */
+const INLINE_LIMIT = 1024;
 
 const READ = { inboxRead: true, threadRead: true, messageRead: true };
 
@@ -37,7 +39,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(
     database.url,
-    { fileUrlTtlSeconds: TTL_SECONDS, rateLimitPerMinute: 0 },
+    { fileUrlTtlSeconds: TTL_SECONDS, rateLimitPerMinute: 0, maxInlineAttachmentBytes: INLINE_LIMIT },
     { smtpPort: 0 },
   );
   org = await createOrganization(database.db, "Downloads");
@@ -281,6 +283,25 @@ describe("what a link serves", () => {
     const foreign = await gql(server, MESSAGE, { id: message.id }, { key: otherOrg.apiKey });
     expect(foreign.body.data?.message).toBeNull();
     expect(foreign.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
+  });
+
+  it("is where contentBase64's refusal sends a client, and serves what it refused", async () => {
+    const content = randomBytes(INLINE_LIMIT + 1);
+    const message = await receive(await mailWith([{ filename: "big.bin", content }]));
+    const response = await gql<any>(
+      server,
+      "query($id: ID!) { message(id: $id) { attachments { contentBase64 downloadUrl } } }",
+      { id: message.id },
+      { key: org.apiKey },
+    );
+    const [attachment] = response.body.data.message.attachments;
+    expect(attachment.contentBase64).toBeNull();
+    expect(response.body.errors?.[0]).toMatchObject({
+      message:
+        "contentBase64: this response would carry more attachment content than one response may; download it from the attachment's downloadUrl, or fetch fewer attachments per request.",
+      extensions: { code: "BAD_USER_INPUT", field: "contentBase64" },
+    });
+    expect((await download(attachment.downloadUrl)).bytes.equals(content)).toBe(true);
   });
 
   it("mints a page of links without a statement per link", async () => {
