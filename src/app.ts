@@ -18,6 +18,7 @@ import { createSmtpListener, type SmtpListener } from "./inbound/smtp-server.ts"
 import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { SharedResults } from "./schema/shared-results.ts";
+import { fileRoute } from "./server/files.ts";
 import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
 import { attachWebSockets, type WebSockets } from "./server/websocket.ts";
@@ -119,10 +120,14 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       worker = await startWorker(db.pool, config, jobRunners(services), logger);
 
       const yoga = buildYoga(config, services, sharedResults, logger);
-      const server = createHttpServer(yoga, {
-        stopping: () => stopping !== undefined,
-        ready: () => db.ping(config.databaseTimeoutMs),
-      });
+      const server = createHttpServer(
+        yoga,
+        {
+          stopping: () => stopping !== undefined,
+          ready: () => db.ping(config.databaseTimeoutMs),
+        },
+        [fileRoute(services, logger.child({ component: "files" }))],
+      );
       httpServer = server;
       webSockets = attachWebSockets(server, yoga, services, config, logger);
       await new Promise<void>((resolve, reject) => {

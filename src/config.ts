@@ -89,6 +89,36 @@ function isOrigin(text: string): boolean {
   }
 }
 
+/**
+ * The server's own address as clients reach it (scheme, host, port, and a path prefix if a proxy adds
+ * one), without the trailing slash: what absolute URLs are built on.
+ */
+const publicUrl = z
+  .string()
+  .refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return (
+          (url.protocol === "https:" || url.protocol === "http:") &&
+          url.username === "" &&
+          url.password === "" &&
+          url.search === "" &&
+          url.hash === "" &&
+          !value.includes("?") &&
+          !value.includes("#")
+        );
+      } catch {
+        return false;
+      }
+    },
+    { error: "expected an http:// or https:// URL without credentials, query or fragment" },
+  )
+  .transform((value) => {
+    const url = new URL(value);
+    return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+  });
+
 const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
@@ -141,6 +171,8 @@ const environmentSchema = z.object({
   NODE_ENV: z.string().optional(),
   BENCH_DISABLE_AUTHORIZATION: booleanString.default(false),
   CORS_ORIGINS: origins.default([]),
+  FILE_URL_TTL_SECONDS: integer(1, 7 * 24 * 3600).default(3600),
+  PUBLIC_URL: publicUrl.optional(),
 });
 
 export interface Config {
@@ -236,6 +268,13 @@ export interface Config {
    * CORS). Every other origin gets CORS without credentials, and its cookie requests are refused.
    */
   corsOrigins: string[];
+  /** How long a download link (`rawUrl`, `downloadUrl`) works after it is minted; docs/downloads.md. */
+  fileUrlTtlSeconds: number;
+  /**
+   * The server's public URL (no trailing slash), on which download links are built. Unset: the
+   * origin each request reached (its Host header, and X-Forwarded-Proto); docs/downloads.md.
+   */
+  publicUrl: string | undefined;
 }
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -319,5 +358,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     development: value.NODE_ENV === "development",
     benchDisableAuthorization: value.BENCH_DISABLE_AUTHORIZATION,
     corsOrigins: value.CORS_ORIGINS,
+    fileUrlTtlSeconds: value.FILE_URL_TTL_SECONDS,
+    publicUrl: value.PUBLIC_URL,
   };
 }

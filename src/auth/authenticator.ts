@@ -139,14 +139,27 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
 
   /** Re-reads a principal by its id, bypassing the cache: null when it is gone or expired. */
   async refresh(principal: AuthenticatedPrincipal): Promise<AuthenticatedPrincipal | null> {
-    const fresh =
+    return this.byId(
       principal.kind === "apiKey"
-        ? await this.loadApiKey((query) =>
-            query.where("k.org_id", "=", principal.orgId).where("k.id", "=", principal.apiKeyId),
-          )
-        : await this.loadSession((query) =>
-            query.where("s.org_id", "=", principal.orgId).where("s.id", "=", principal.sessionId),
-          );
+        ? { kind: "apiKey", orgId: principal.orgId, id: principal.apiKeyId }
+        : { kind: "session", orgId: principal.orgId, id: principal.sessionId },
+    );
+  }
+
+  /**
+   * A credential as it is now, read by its id (not its secret) and bypassing the cache: null when it
+   * is gone or expired. For what acts later on a credential's behalf (a download link it minted).
+   */
+  async byId(credential: {
+    kind: AuthenticatedPrincipal["kind"];
+    orgId: string;
+    id: string;
+  }): Promise<AuthenticatedPrincipal | null> {
+    const { orgId, id } = credential;
+    const fresh =
+      credential.kind === "apiKey"
+        ? await this.loadApiKey((query) => query.where("k.org_id", "=", orgId).where("k.id", "=", id))
+        : await this.loadSession((query) => query.where("s.org_id", "=", orgId).where("s.id", "=", id));
     return fresh && !isExpired(fresh) ? fresh : null;
   }
 

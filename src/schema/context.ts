@@ -15,6 +15,11 @@ export interface Context {
   secure?: boolean;
   /** The caller's address, for the per-IP limits of login and sign-up (src/auth/rate-limit.ts). */
   clientIp?: string | undefined;
+  /**
+   * The URL the server is reached at (PUBLIC_URL, or this request's origin), on which download links
+   * are built; src/server/base-url.ts.
+   */
+  baseUrl?: string | undefined;
 }
 
 export function createContext(

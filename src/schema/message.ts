@@ -22,6 +22,7 @@ import type { ListFilter } from "../mail/visibility.ts";
 import { builder, requires } from "./builder.ts";
 import { type ConnectionArgs, connectionOf, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
+import { downloadLinkField } from "./download-url.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { LABEL_FILTER } from "./input-rules.ts";
@@ -68,6 +69,7 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
   headers: [],
   extractedText: ["text_body_bytes"],
   extractedHtml: ["html_body_bytes"],
+  rawUrl: [],
 };
 
 /** The columns a message list's selection (below `path`, e.g. edges.node) reads. */
@@ -151,7 +153,8 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
       description:
         "The attachment's bytes, base64-encoded. Fetched only when selected. Null, with a BAD_USER_INPUT " +
         "error on this field, when the response would carry more attachment content than one response " +
-        "may (MAX_INLINE_ATTACHMENT_BYTES, 10 MiB by default): fetch fewer attachments per request.",
+        "may (MAX_INLINE_ATTACHMENT_BYTES, 10 MiB by default): download it from `downloadUrl` instead, or " +
+        "fetch fewer attachments per request.",
       resolve: async (attachment, _args, context) => {
         // Decided on the stored size, so refused content is never read from the database.
         reserve(context, "attachments", attachment.size_bytes, "contentBase64");
@@ -162,6 +165,13 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
         return loader.load(attachment.id);
       },
     }),
+    downloadUrl: t.string(
+      downloadLinkField("the attachment's bytes, with its type and filename", (attachment: Attachment) => ({
+        kind: "attachment",
+        messageId: attachment.message_id,
+        attachmentId: attachment.id,
+      })),
+    ),
   }),
 });
 
@@ -232,6 +242,12 @@ MessageRef.implement({
         }).load(message.id),
     }),
     createdAt: t.field({ type: "DateTime", resolve: (message) => message.created_at }),
+    rawUrl: t.string(
+      downloadLinkField("the raw RFC 5322 message (message/rfc822)", (message: MessageSummary) => ({
+        kind: "raw",
+        messageId: message.id,
+      })),
+    ),
   }),
 });
 

@@ -11,7 +11,7 @@ export type HeavyContent = "attachments" | "bodies";
 /** The end of each refusal says what to do instead; a way around the limit extends it, not replaces it. */
 const REFUSAL: Record<HeavyContent, string> = {
   attachments:
-    "this response would carry more attachment content than one response may; fetch fewer attachments per request.",
+    "this response would carry more attachment content than one response may; download it from the attachment's downloadUrl, or fetch fewer attachments per request.",
   bodies:
     "this response would carry more body text (text and html) than one response may; fetch fewer bodies per request.",
 };

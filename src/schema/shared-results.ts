@@ -16,6 +16,7 @@ import {
 import type { Plugin } from "graphql-yoga";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
 import { type Context, createContext } from "./context.ts";
+import { selectsCredentialBoundField } from "./credential-bound.ts";
 import { clearLoaders } from "./loaders.ts";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
@@ -37,6 +38,8 @@ export class SharedResults {
   operationKey(args: ExecutionArgs): string | undefined {
     const { principal } = args.contextValue as Context;
     if (args.fieldResolver || args.typeResolver || principal.kind === "anonymous") return undefined;
+    // A download link belongs to the subscriber's own credential, not to its visibility.
+    if (selectsCredentialBoundField(args.schema, args.document)) return undefined;
     let variables: string;
     try {
       // No variables and empty variables coerce alike: one key for both.

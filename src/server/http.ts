@@ -1,5 +1,6 @@
-// The HTTP server: the routes that are not GraphQL (health, readiness, GraphiQL's assets), then yoga
-// for everything else (GraphQL over POST and GET, SSE, the GraphiQL page).
+// The HTTP server: the routes that are not GraphQL (health, readiness, GraphiQL's assets, and the
+// routes it is given: download links), then yoga for everything else (GraphQL over POST and GET, SSE,
+// the GraphiQL page).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { serveGraphiQLAsset } from "./graphiql.ts";
 import type { Yoga } from "./yoga.ts";
@@ -11,10 +12,14 @@ export interface Health {
   ready(): Promise<void>;
 }
 
-export function createHttpServer(yoga: Yoga, health: Health): Server {
+/** A route of the server's own: true when it answered the request. */
+export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+export function createHttpServer(yoga: Yoga, health: Health, routes: readonly Route[] = []): Server {
   return createServer(async (req, res) => {
     if (await serveOwnRoute(req, res, health)) return;
     if (health.stopping()) res.setHeader("Connection", "close");
+    for (const route of routes) if (await route(req, res)) return;
     await yoga(req, res, { req, res });
   });
 }

@@ -13,6 +13,7 @@ import { isDatabaseUnavailable } from "../db/errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
 import { maxRequestBodyBytes } from "./armor.ts";
+import { baseUrlOf } from "./base-url.ts";
 import { clientAddress, limitOperation } from "./rate-limit.ts";
 import { limitUnauthenticatedFrames, setFrameLimit } from "./websocket-frames.ts";
 import type { ServerContext, Yoga } from "./yoga.ts";
@@ -111,9 +112,12 @@ export function attachWebSockets(
         const clientIp = clientAddress(ctx.extra.request);
         const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
         if (limited) return [limited];
+        const { request } = ctx.extra;
+        const secure = "encrypted" in request.socket || request.headers["x-forwarded-proto"] === "https";
         const enveloped = yoga.getEnveloped({
           wsPrincipal: ctx.extra.principal,
           wsClientIp: clientIp,
+          wsBaseUrl: baseUrlOf(config, request.headers.host, secure),
         } as ServerContext);
         let document: ReturnType<typeof enveloped.parse>;
         try {

@@ -15,6 +15,7 @@ import { type SharedResults, useSharedSubscriptionResults } from "../schema/shar
 import type { Services } from "../services.ts";
 import { clearedCookie } from "../users/service.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./armor.ts";
+import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
 import { presentError } from "./errors.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
@@ -28,6 +29,7 @@ export interface ServerContext {
   /** Set by the WebSocket layer, which authenticates once at connection_init. */
   wsPrincipal?: Principal;
   wsClientIp?: string;
+  wsBaseUrl?: string;
 }
 
 export type Yoga = YogaServerInstance<ServerContext, Context>;
@@ -76,7 +78,10 @@ export function buildYoga(
     ],
     context: async (initial) => {
       if (initial.wsPrincipal) {
-        return createContext(services, initial.wsPrincipal, { clientIp: initial.wsClientIp });
+        return createContext(services, initial.wsPrincipal, {
+          clientIp: initial.wsClientIp,
+          baseUrl: initial.wsBaseUrl,
+        });
       }
       const request = (initial as unknown as { request: Request }).request;
       const sessionToken = readCookie(request.headers.get("cookie"), SESSION_COOKIE);
@@ -88,6 +93,7 @@ export function buildYoga(
           foreignOrigin: !originMayUseSession(request, config.corsOrigins),
           secure: isSecureRequest(request),
           clientIp: clientAddress(initial.req),
+          baseUrl: baseUrlOf(config, request.headers.get("host"), isSecureRequest(request)),
         });
       } catch (error) {
         if (!(error instanceof InvalidCredential)) throw error;

@@ -31,6 +31,20 @@ export function webhookSigningSecret(
   return `${WEBHOOK_SECRET_PREFIX}${secret.toString("base64")}`;
 }
 
+/**
+ * A key of its own for another use of the server key (signing download links: src/files/token.ts),
+ * HMAC-SHA256(server key, purpose): shared by every node like the webhook secrets, and independent of
+ * them. A webhook's salt is 32 random bytes, so a purpose of any other length never yields a webhook
+ * secret.
+ */
+export function derivedServerKey(
+  config: Pick<Config, "webhookSecretKey" | "dataDir">,
+  purpose: string,
+): Buffer {
+  if (Buffer.byteLength(purpose) === 32) throw new Error("a purpose of 32 bytes could be a webhook salt");
+  return createHmac("sha256", serverKey(config)).update(purpose).digest();
+}
+
 const fileKeys = new Map<string, string>();
 
 function serverKey(config: Pick<Config, "webhookSecretKey" | "dataDir">): string {
