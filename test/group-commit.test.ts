@@ -8,31 +8,22 @@
 import { randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { lockEventOrder } from "../src/events/outbox.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue, sendRaw } from "./helpers/smtp.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
+const { database, server } = serverSuite({}, { smtpPort: 0 });
+const org = organizationFixture(database, "Group commit");
 let port: number;
-let org: TestOrganization;
 let counter = 0;
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {}, { smtpPort: 0 });
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Group commit");
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 async function newInbox(key = org.apiKey) {
