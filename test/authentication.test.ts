@@ -2,32 +2,19 @@
 // revocation on every node, expiry, WebSocket refusal and closing.
 import fc from "fast-check";
 import { createClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { generateApiKey } from "../src/auth/keys.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createKey, createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createKey } from "./helpers/factories.ts";
+import { gql, ok, type TestServer } from "./helpers/server.ts";
+import { anotherServer, organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 const MESSAGE = "Authentication required. Provide a valid session cookie or Bearer token.";
 const EXPECTED_401 = { errors: [{ message: MESSAGE, extensions: { code: "UNAUTHENTICATED" } }] };
 
-let database: TestDatabase;
-let server: TestServer;
-let other: TestServer;
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  other = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  await other?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const other = anotherServer(database);
+const org = organizationFixture(database);
 
 async function expect401(response: Awaited<ReturnType<typeof gql>>) {
   expect(response.status).toBe(401);
