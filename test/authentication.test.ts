@@ -7,13 +7,13 @@ import WebSocket from "ws";
 import { generateApiKey } from "../src/auth/keys.ts";
 import { createKey } from "./helpers/factories.ts";
 import { gql, ok, type TestServer } from "./helpers/server.ts";
-import { anotherServer, organizationFixture, serverSuite } from "./helpers/suite.ts";
+import { organizationFixture, serverOn, serverSuite } from "./helpers/suite.ts";
 
 const MESSAGE = "Authentication required. Provide a valid session cookie or Bearer token.";
 const EXPECTED_401 = { errors: [{ message: MESSAGE, extensions: { code: "UNAUTHENTICATED" } }] };
 
 const { database, server } = serverSuite();
-const other = anotherServer(database);
+const other = serverOn(database);
 const org = organizationFixture(database);
 
 async function expect401(response: Awaited<ReturnType<typeof gql>>) {

@@ -3,10 +3,10 @@
 import { expect, it } from "vitest";
 import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
-import { anotherServer, serverSuite } from "./helpers/suite.ts";
+import { serverOn, serverSuite } from "./helpers/suite.ts";
 
 const { database, server: checked } = serverSuite();
-const unchecked = anotherServer(database, { benchDisableAuthorization: true });
+const unchecked = serverOn(database, { benchDisableAuthorization: true });
 
 it("skips permission checks only when switched on, and never widens the scope", async () => {
   const org = await createOrganization(database.db);

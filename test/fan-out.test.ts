@@ -4,10 +4,10 @@ import { describe, expect, it } from "vitest";
 import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
 import type { TestServer } from "./helpers/server.ts";
 import { type Subscriber, wsSubscribe } from "./helpers/subscriptions.ts";
-import { anotherServer, organizationFixture, serverSuite } from "./helpers/suite.ts";
+import { organizationFixture, serverOn, serverSuite } from "./helpers/suite.ts";
 
 const { database, server: first } = serverSuite();
-const servers = [first, anotherServer(database)];
+const servers = [first, serverOn(database)];
 const org = organizationFixture(database);
 
 interface Audience {

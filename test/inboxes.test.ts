@@ -4,12 +4,12 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { describe, expect, it } from "vitest";
 import { createInboxViaApi, createKey } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
-import { anotherServer, serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const MESSAGE_401 = "Authentication required. Provide a valid session cookie or Bearer token.";
 
 const { database, server } = serverSuite();
-const other = anotherServer(database);
+const other = serverOn(database);
 const { org, pods } = tenantFixture({ database, server }, { pods: ["A", "B"] });
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;

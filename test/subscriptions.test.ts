@@ -5,10 +5,10 @@ import { createKey, deliver } from "./helpers/factories.ts";
 import { ok, startTestServer } from "./helpers/server.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
 import { sseSubscribe, wsSubscribe } from "./helpers/subscriptions.ts";
-import { anotherServer, serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const { database, server } = serverSuite();
-const other = anotherServer(database);
+const other = serverOn(database);
 const {
   org,
   pods,

@@ -87,7 +87,7 @@ export interface ServerSuite {
  */
 export function serverSuite(config: SuiteConfig = {}, build: SuiteBuildOptions = {}): ServerSuite {
   const database = databaseSuite();
-  const server = anotherServer(database, config, build);
+  const server = serverOn(database, config, build);
   return {
     database,
     server,
@@ -97,8 +97,11 @@ export function serverSuite(config: SuiteConfig = {}, build: SuiteBuildOptions =
   };
 }
 
-/** One more server (another node) on the file's database, stopped before the database is destroyed. */
-export function anotherServer(
+/**
+ * A server on the file's database (another node beside the suite's, or one that starts after other
+ * set-up), stopped before the database is destroyed.
+ */
+export function serverOn(
   database: TestDatabase,
   config: SuiteConfig = {},
   build: SuiteBuildOptions = {},
