@@ -3,20 +3,13 @@
 // the same answer for every reader and every event.
 import fc from "fast-check";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EventType } from "../src/db/types.ts";
 import { type EventVisibility, eventReadable, eventReadableBy } from "../src/events/visibility.ts";
 import { webhookVisibility } from "../src/events/webhook-fan-out.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(async () => {
-  await database?.destroy();
-});
+const database = databaseSuite();
 
 const TYPES: EventType[] = [
   "MESSAGE_RECEIVED",

@@ -12,9 +12,10 @@ import { lockEventOrder } from "../src/events/outbox.ts";
 import { DatabaseTimeout } from "../src/inbound/deadline.ts";
 import { ingestMessage } from "../src/inbound/ingest.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue } from "./helpers/smtp.ts";
+import { databaseSuite, serverOn, tenantFixture } from "./helpers/suite.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
 /** The server's MAIL_STORE_TIMEOUT_MS: short, so that waiting for it stays quick. */
@@ -22,14 +23,25 @@ const BOUND = 1_500;
 /** Time allowed past the bound for the reply to go out (a loaded CI machine). */
 const SLACK = 1_500;
 
-let database: TestDatabase;
-let proxy: TcpProxy;
-let server: TestServer;
-let port: number;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
-
 const unique = (label: string) => `${label}-${randomBytes(4).toString("hex")}`;
+
+const database = databaseSuite();
+let proxy: TcpProxy;
+beforeAll(async () => {
+  proxy = await TcpProxy.start(database.url);
+});
+afterAll(() => proxy?.close());
+// The server reaches its database through the proxy; the tests read and write it beside the proxy.
+const server = serverOn(
+  database,
+  () => ({ databaseUrl: proxy.url(database.url), mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 }),
+  { smtpPort: 0 },
+);
+const {
+  org,
+  inboxes: { box: inbox },
+} = tenantFixture({ database, server }, { name: "Away", inboxes: { box: { username: unique("box") } } });
+let port: number;
 
 /** Whether the proxy is down (refusing connections) rather than paused or passing. */
 let down = false;
@@ -46,17 +58,8 @@ async function bringBack(): Promise<void> {
   proxy.resume();
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  proxy = await TcpProxy.start(database.url);
-  server = await startTestServer(
-    proxy.url(database.url),
-    { mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 },
-    { smtpPort: 0 },
-  );
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Away");
-  inbox = await createInboxViaApi(server, org.apiKey, { username: unique("box") });
 });
 
 afterEach(async () => {
@@ -66,9 +69,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   if (proxy) await bringBack();
-  await server?.stop();
-  await proxy?.close();
-  await database?.destroy();
 });
 
 /** Rows stored for this Message-ID, read beside the proxy. */
