@@ -30,18 +30,26 @@ export function running<T extends { start(): Promise<unknown>; stop(): unknown }
   return service;
 }
 
-/** What `start` makes (a plain object with stop(), such as a DNS server), for the file's tests. */
-export function runningFrom<T extends { stop(): unknown }>(start: () => Promise<T>): T {
-  const service = later<T>();
+/**
+ * What `start` makes (a plain object: its properties are copied into the one returned now), kept for
+ * the file's tests and ended by `end` after them, unless `start` failed.
+ */
+function startedFor<T extends object>(start: () => Promise<T>, end: (value: T) => unknown): T {
+  const value = later<T>();
   let started = false;
   beforeAll(async () => {
-    Object.assign(service, await start());
+    Object.assign(value, await start());
     started = true;
   });
   afterAll(async () => {
-    if (started) await service.stop();
+    if (started) await end(value);
   });
-  return service;
+  return value;
+}
+
+/** What `start` makes (a plain object with stop(), such as a DNS server), for the file's tests. */
+export function runningFrom<T extends { stop(): unknown }>(start: () => Promise<T>): T {
+  return startedFor(start, (service) => service.stop());
 }
 
 /** A temporary directory of this file's, removed after all of its tests; `.path` once beforeAll ran. */
@@ -58,16 +66,7 @@ export function temporaryDirectory(prefix: string): { path: string } {
 
 /** This file's own database (cloned from the migrated template), destroyed after all of its tests. */
 export function databaseSuite(): TestDatabase {
-  const database = later<TestDatabase>();
-  let created = false;
-  beforeAll(async () => {
-    Object.assign(database, await createTestDatabase());
-    created = true;
-  });
-  afterAll(async () => {
-    if (created) await database.destroy();
-  });
-  return database;
+  return startedFor(createTestDatabase, (database) => database.destroy());
 }
 
 /** Configuration overrides, or a function giving them once the file's earlier beforeAll hooks have run. */
@@ -106,16 +105,10 @@ export function serverOn(
   config: SuiteConfig = {},
   build: SuiteBuildOptions = {},
 ): TestServer {
-  const server = later<TestServer>();
-  let started = false;
-  beforeAll(async () => {
-    Object.assign(server, await startTestServer(database.url, resolve(config, database), build));
-    started = true;
-  });
-  afterAll(async () => {
-    if (started) await server.stop();
-  });
-  return server;
+  return startedFor(
+    () => startTestServer(database.url, resolve(config, database), build),
+    (server) => server.stop(),
+  );
 }
 
 function resolve(config: SuiteConfig, database: TestDatabase): Partial<Config> {
