@@ -3,13 +3,13 @@
 // 200 or a 500, within the configured bounds; and everything works again once the database is back.
 // The faults are injected by a TCP proxy between this file's server and its database.
 import { randomBytes } from "node:crypto";
-import { type Client, createClient } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
 import { generateApiKey } from "../src/auth/keys.ts";
 import { createInboxViaApi, createKey } from "./helpers/factories.ts";
 import { type GraphQLResponse, gql } from "./helpers/server.ts";
+import { eagerWsClient } from "./helpers/subscriptions.ts";
 import { databaseSuite, organizationFixture, serverOn } from "./helpers/suite.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
@@ -134,19 +134,11 @@ function wsConnect(key: string): WsConnection {
   const acknowledged = new Promise<boolean>((resolve) => {
     onAck = resolve;
   });
-  const client = createClient({
-    url: server.wsUrl,
-    webSocketImpl: WebSocket,
-    lazy: false,
-    retryAttempts: 0,
-    onNonLazyError: () => {},
-    connectionParams: { Authorization: `Bearer ${key}` },
-    on: {
-      connected: () => onAck(true),
-      closed: (event) => {
-        onAck(false);
-        onClosed((event as { code: number }).code);
-      },
+  const client = eagerWsClient(server.wsUrl, `Bearer ${key}`, {
+    connected: () => onAck(true),
+    closed: (event) => {
+      onAck(false);
+      onClosed((event as { code: number }).code);
     },
   });
   const run = (query: string) =>
