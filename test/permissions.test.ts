@@ -6,7 +6,13 @@ import { constrainPermissions } from "../src/api-keys/service.ts";
 import { effectivePermissions, PERMISSIONS } from "../src/auth/permissions.ts";
 import { setOrganizationStatus } from "../src/organizations/service.ts";
 import { addMember, hashPassword } from "../src/users/service.ts";
-import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
+import {
+  createInboxViaApi,
+  createKey,
+  createOrganization,
+  createPodViaApi,
+  DELETE_KEY,
+} from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
@@ -379,32 +385,15 @@ describe("no escalation", () => {
     expect(listed.length).toBeGreaterThan(0);
     for (const key of listed) expect(key.pod.id).toBe(pods.A);
     expect(listed.map((k: any) => k.id)).not.toContain(podBKey.id);
-    const outside = await gql(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: podBKey.id },
-      { key: pod.secret },
-    );
+    const outside = await gql(server, DELETE_KEY, { id: podBKey.id }, { key: pod.secret });
     expect(outside.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     const orgKeyId = (await ok(server, "{ viewer { apiKey { id } } }", {}, { key: org.apiKey })).viewer.apiKey
       .id;
-    const upward = await gql(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: orgKeyId },
-      { key: pod.secret },
-    );
+    const upward = await gql(server, DELETE_KEY, { id: orgKeyId }, { key: pod.secret });
     expect(upward.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     await ok(server, "{ viewer { scope } }", {}, { key: podBKey.secret });
     expect(
-      (
-        await ok(
-          server,
-          "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-          { id: inAKey.id },
-          { key: pod.secret },
-        )
-      ).deleteApiKey.deletedId,
+      (await ok(server, DELETE_KEY, { id: inAKey.id }, { key: pod.secret })).deleteApiKey.deletedId,
     ).toBe(inAKey.id);
     expect((await gql(server, "{ viewer { scope } }", {}, { key: inAKey.secret })).status).toBe(401);
   });

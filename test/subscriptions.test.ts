@@ -1,8 +1,8 @@
 // Live events: subscriptions over graphql-ws and SSE, scope and label checks at delivery, replay
 // from a cursor with no gap and no duplicate, two nodes on one database, and revocation.
 import { describe, expect, it } from "vitest";
-import { createKey, deliver } from "./helpers/factories.ts";
-import { ok, startTestServer } from "./helpers/server.ts";
+import { createKey, deleteKey, deliver } from "./helpers/factories.ts";
+import { startTestServer } from "./helpers/server.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
 import { sseSubscribe, wsSubscribe } from "./helpers/subscriptions.ts";
 import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -128,12 +128,7 @@ describe("Subscription.events", () => {
     const ws = await wsSubscribe(other.wsUrl, key.secret, EVENTS);
     const sse = await sseSubscribe(other.url, key.secret, EVENTS);
     const deletedAt = Date.now();
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: key.id },
-      { key: org.apiKey },
-    );
+    await deleteKey(server, org.apiKey, key.id);
     const deadline = deletedAt + 1000;
     while ((ws.closedCode === undefined || !sse.completed) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));

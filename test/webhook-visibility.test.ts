@@ -4,7 +4,7 @@
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
+import { createInboxViaApi, createKey, createPodViaApi, deleteKey, deliver } from "./helpers/factories.ts";
 import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { organizationFixture, serverSuite } from "./helpers/suite.ts";
@@ -263,14 +263,7 @@ describe("a webhook whose creator key is gone", () => {
     await deliver(database.db, inbox.id);
     await until(() => bodies("/revoked").length === 1);
 
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: podKey.id },
-      {
-        key: org.apiKey,
-      },
-    );
+    await deleteKey(server, org.apiKey, podKey.id);
     expect((await ok(server, STATE, { id: hook }, { key: org.apiKey })).node).toEqual({
       enabled: false,
       disabledReason: "CREATOR_KEY_REVOKED",
@@ -307,14 +300,7 @@ describe("a webhook whose creator key is gone", () => {
     scripts.set("/in-flight", [503]);
     await deliver(database.db, inbox.id);
     await until(() => bodies("/in-flight").length === 1);
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: key.id },
-      {
-        key: org.apiKey,
-      },
-    );
+    await deleteKey(server, org.apiKey, key.id);
     const [row] = await until(async () => {
       const rows = await deliveryRows(hook);
       return rows[0]?.status === "FAILED" ? rows : undefined;
