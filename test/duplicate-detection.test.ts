@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createInboxViaApi } from "./helpers/factories.ts";
-import { ok } from "./helpers/server.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { compose, SmtpDialogue, sendRaw } from "./helpers/smtp.ts";
 import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
@@ -24,17 +24,13 @@ async function newInbox() {
   return createInboxViaApi(server, org.apiKey, { username: unique("box") });
 }
 
-async function messagesOf(inboxId: string): Promise<any[]> {
-  const data = await ok(
+const messagesOf = (inboxId: string) =>
+  inboxMessages(
     server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node {
-      id messageId subject text from to cc thread { id } attachments { filename }
-    } } } } }`,
-    { id: inboxId },
-    { key: org.apiKey },
+    org.apiKey,
+    inboxId,
+    "id messageId subject text from to cc thread { id } attachments { filename }",
   );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
 
 /** Rows and message.received events stored for this Message-ID, whatever the API shows. */
 async function stored(messageId: string) {

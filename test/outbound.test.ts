@@ -8,6 +8,7 @@ import { decodeGlobalID } from "@pothos/plugin-relay";
 import { simpleParser } from "mailparser";
 import { describe, expect, it } from "vitest";
 import { createInboxViaApi, createOrganization, createPodViaApi, deliver } from "./helpers/factories.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { RelaySink } from "./helpers/relay.ts";
 import { gql, ok, startTestServer } from "./helpers/server.ts";
 import { compose, sendRaw } from "./helpers/smtp.ts";
@@ -104,15 +105,7 @@ async function eventsOf(messageGlobalId: string) {
     .execute();
 }
 
-async function messagesOf(inboxId: string, key: string): Promise<any[]> {
-  const data = await ok(
-    server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node { ${MESSAGE_FIELDS} } } } } }`,
-    { id: inboxId },
-    { key },
-  );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
+const messagesOf = (inboxId: string, key: string) => inboxMessages(server, key, inboxId, MESSAGE_FIELDS);
 
 async function arrived(inboxId: string, messageIdHeader: string, key: string, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;

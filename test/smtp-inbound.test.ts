@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { startDnsServer, type ZoneEntry } from "./helpers/dns-server.ts";
 import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue, sendRaw, smtpTransport } from "./helpers/smtp.ts";
 import { organizationFixture, runningFrom, serverSuite } from "./helpers/suite.ts";
@@ -44,15 +45,7 @@ async function newInbox(key = org.apiKey, input: Record<string, unknown> = {}) {
 }
 
 /** The inbox's messages, newest first, as a client sees them. */
-async function messagesOf(inboxId: string, key = org.apiKey): Promise<any[]> {
-  const data = await ok(
-    server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node { ${MESSAGE_FIELDS} } } } } }`,
-    { id: inboxId },
-    { key },
-  );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
+const messagesOf = (inboxId: string, key = org.apiKey) => inboxMessages(server, key, inboxId, MESSAGE_FIELDS);
 
 async function messageIn(inboxId: string, messageId: string, key = org.apiKey) {
   return (await messagesOf(inboxId, key)).find((message) => message.messageId === messageId);
