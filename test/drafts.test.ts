@@ -6,6 +6,7 @@ import { isValidAddress } from "../src/drafts/service.ts";
 import { createInboxViaApi, createKey } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { podsAandB } from "./helpers/world.ts";
 
 const { database, server } = serverSuite();
 const {
@@ -13,18 +14,7 @@ const {
   pods,
   inboxes: { a: inboxA, a2: inboxA2, b: inboxB },
   keys,
-} = tenantFixture(
-  { database, server },
-  {
-    pods: ["A", "B"],
-    inboxes: {
-      a: { pod: "A", username: "draft-a" },
-      a2: { pod: "A", username: "draft-a2" },
-      b: { pod: "B", username: "draft-b" },
-    },
-    keys: { podA: { pod: "A" }, inboxA: { inbox: "a" } },
-  },
-);
+} = tenantFixture({ database, server }, podsAandB("draft"));
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 

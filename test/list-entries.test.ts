@@ -6,6 +6,7 @@ import { listEntriesFor } from "../src/list-entries/repository.ts";
 import { createInboxViaApi, createOrganization, createPodViaApi } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { podsAandB } from "./helpers/world.ts";
 
 const ENTRY_FIELDS = "id direction type entry createdAt pod { id } inbox { id }";
 const CREATE = `mutation($input: CreateListEntryInput!) { createListEntry(input: $input) { listEntry { ${ENTRY_FIELDS} } } }`;
@@ -23,18 +24,7 @@ const {
   pods,
   inboxes: { a: inboxA, a2: inboxA2, b: inboxB },
   keys,
-} = tenantFixture(
-  { database, server },
-  {
-    pods: ["A", "B"],
-    inboxes: {
-      a: { pod: "A", username: "lists-a" },
-      a2: { pod: "A", username: "lists-a2" },
-      b: { pod: "B", username: "lists-b" },
-    },
-    keys: { podA: { pod: "A" }, inboxA: { inbox: "a" } },
-  },
-);
+} = tenantFixture({ database, server }, podsAandB("lists"));
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 const RECEIVE_BLOCK = { direction: "RECEIVE", type: "BLOCK" };

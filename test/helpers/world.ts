@@ -61,6 +61,22 @@ export async function createTenant<P extends string, I extends string, K extends
   return { org, pods, inboxes, keys };
 }
 
+/**
+ * The tenant scope tests mostly need: pods A and B; inboxes a and a2 in A, b in B (usernames
+ * `${prefix}-a`, `${prefix}-a2`, `${prefix}-b`); a key of pod A and a key of inbox a.
+ */
+export function podsAandB(prefix: string): TenantSpec<"A" | "B", "a" | "a2" | "b", "podA" | "inboxA"> {
+  return {
+    pods: ["A", "B"],
+    inboxes: {
+      a: { pod: "A", username: `${prefix}-a` },
+      a2: { pod: "A", username: `${prefix}-a2` },
+      b: { pod: "B", username: `${prefix}-b` },
+    },
+    keys: { podA: { pod: "A" }, inboxA: { inbox: "a" } },
+  };
+}
+
 function entries<N extends string, V>(record: Record<N, V> | undefined): [N, V][] {
   return Object.entries(record ?? {}) as [N, V][];
 }
