@@ -7,18 +7,12 @@ import { describe, expect, it } from "vitest";
 import type { EventType } from "../src/db/types.ts";
 import { type EventVisibility, eventReadable, eventReadableBy } from "../src/events/visibility.ts";
 import { webhookVisibility } from "../src/events/webhook-fan-out.ts";
+import { EVENT_TYPES } from "../src/schema/event-type.ts";
 import { databaseSuite } from "./helpers/suite.ts";
 
 const database = databaseSuite();
 
-const TYPES: EventType[] = [
-  "MESSAGE_RECEIVED",
-  "MESSAGE_SENT",
-  "MESSAGE_DELIVERED",
-  "MESSAGE_BOUNCED",
-  "MESSAGE_REJECTED",
-  "DOMAIN_VERIFIED",
-];
+const TYPES: EventType[] = [...EVENT_TYPES];
 const id = (...ids: string[]) => fc.option(fc.constantFrom(...ids), { nil: null });
 const labels = (...names: string[]) => fc.subarray(names);
 
