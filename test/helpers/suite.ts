@@ -6,7 +6,15 @@
 //
 // Hooks run in the order they are registered and tear down in reverse (vitest's "stack" order):
 // register what the server needs (a relay, a DNS server) before serverSuite, and it is stopped after
-// the server; call the fixtures after serverSuite, and they run once the server is up.
+// the server; call the fixtures after serverSuite, and they run once the server is up. For example:
+//
+//   const relay = running(new RelaySink());
+//   const { database, server } = serverSuite(() => ({ smtpRelayUrl: `smtp://127.0.0.1:${relay.port}` }), {
+//     smtpPort: 0,
+//   });
+//   const { org, pods, inboxes: { a: inboxA }, keys } = tenantFixture({ database, server }, podsAandB("x"));
+//
+// Only objects can be filled in place: a pod's id or a key's secret is read as `pods.A`, `keys.podA`.
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
