@@ -2,38 +2,25 @@
 // (through the relay: the human is never a mailbox of this service), wrong and expired codes, the
 // attempt limit, key rotation, the ceiling and the send allow-list.
 import net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { OTP_TTL_MS } from "../src/agents/service.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { RelaySink } from "./helpers/relay.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok, startTestServer } from "./helpers/server.ts";
+import { running, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
 /** Where the humans' mail goes: the relay, as it would to any outside address. */
-let relay: RelaySink;
+const relay = running(new RelaySink());
+// Rate limits off here: the attempt limit under test is the code's own, not the per-key rate limit.
+const { database, server } = serverSuite(() => ({
+  rateLimitPerMinute: 0,
+  smtpRelayUrl: `smtp://127.0.0.1:${relay.port}`,
+  workerPollIntervalMs: 100,
+}));
 
 const SIGN_UP = `mutation($humanEmail: String!, $username: String!) {
   agentSignUp(input: { humanEmail: $humanEmail, username: $username }) { organizationId inboxId apiKey }
 }`;
 const VERIFY = "mutation($code: String!) { agentVerify(input: { otpCode: $code }) { verified } }";
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  relay = new RelaySink();
-  await relay.start();
-  // Rate limits off here: the attempt limit under test is the code's own, not the per-key rate limit.
-  server = await startTestServer(database.url, {
-    rateLimitPerMinute: 0,
-    smtpRelayUrl: `smtp://127.0.0.1:${relay.port}`,
-    workerPollIntervalMs: 100,
-  });
-});
-afterAll(async () => {
-  await server?.stop();
-  await relay?.stop();
-  await database?.destroy();
-});
 
 let counter = 0;
 /** A person outside this service. */

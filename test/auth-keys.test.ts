@@ -1,16 +1,11 @@
 // Key text: format, checksum, uniform randomness, and rejection before any database read.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Authenticator } from "../src/auth/authenticator.ts";
 import { checksum, generateApiKey, isWellFormedApiKey, keyDisplayPrefix } from "../src/auth/keys.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-let database: TestDatabase;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(() => database.destroy());
+const database = databaseSuite();
 
 describe("API key text", () => {
   const keys = Array.from({ length: 10_000 }, generateApiKey);

@@ -1,33 +1,19 @@
 // docs/permissions.md "Callers" and "Failing authentication": one 401 for every cause, public fields,
 // revocation on every node, expiry, WebSocket refusal and closing.
 import fc from "fast-check";
-import { createClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
+import { describe, expect, it } from "vitest";
 import { generateApiKey } from "../src/auth/keys.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createKey, createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createKey, deleteKey } from "./helpers/factories.ts";
+import { gql, ok, type TestServer } from "./helpers/server.ts";
+import { eagerWsClient } from "./helpers/subscriptions.ts";
+import { organizationFixture, serverOn, serverSuite } from "./helpers/suite.ts";
 
 const MESSAGE = "Authentication required. Provide a valid session cookie or Bearer token.";
 const EXPECTED_401 = { errors: [{ message: MESSAGE, extensions: { code: "UNAUTHENTICATED" } }] };
 
-let database: TestDatabase;
-let server: TestServer;
-let other: TestServer;
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  other = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  await other?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const other = serverOn(database);
+const org = organizationFixture(database);
 
 async function expect401(response: Awaited<ReturnType<typeof gql>>) {
   expect(response.status).toBe(401);
@@ -51,12 +37,7 @@ async function waitFor401(target: TestServer, key: string, withinMs: number) {
 describe("HTTP authentication failures", () => {
   it("answers missing, malformed, unknown, deleted and expired credentials identically", async () => {
     const deleted = await createKey(server, org.apiKey);
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: deleted.id },
-      { key: org.apiKey },
-    );
+    await deleteKey(server, org.apiKey, deleted.id);
     const expiring = await createKey(server, org.apiKey, {
       expiresAt: new Date(Date.now() + 1500).toISOString(),
     });
@@ -160,12 +141,7 @@ describe("revocation and expiry", () => {
     // Both nodes have it cached.
     await ok(server, "{ viewer { scope } }", {}, { key: victim.secret });
     await ok(other, "{ viewer { scope } }", {}, { key: victim.secret });
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: victim.id },
-      { key: org.apiKey },
-    );
+    await deleteKey(server, org.apiKey, victim.id);
     await expect401(await gql(server, "{ viewer { scope } }", {}, { key: victim.secret }));
     const elapsed = await waitFor401(other, victim.secret, 1000);
     console.info(`second node refused the deleted key after ${elapsed} ms`);
@@ -173,12 +149,7 @@ describe("revocation and expiry", () => {
 
   it("a key may delete itself; it is refused at once", async () => {
     const self = await createKey(server, org.apiKey, { name: "self" });
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: self.id },
-      { key: self.secret },
-    );
+    await deleteKey(server, self.secret, self.id);
     await expect401(await gql(server, "{ viewer { scope } }", {}, { key: self.secret }));
   });
 
@@ -227,17 +198,9 @@ describe("revocation and expiry", () => {
 describe("WebSocket authentication", () => {
   function connect(target: TestServer, authorization?: string) {
     let closed: { code: number; at: number } | undefined;
-    const client = createClient({
-      url: target.wsUrl,
-      webSocketImpl: WebSocket,
-      lazy: false,
-      retryAttempts: 0,
-      onNonLazyError: () => {},
-      connectionParams: authorization === undefined ? {} : { Authorization: authorization },
-      on: {
-        closed: (event) => {
-          closed = { code: (event as { code: number }).code, at: Date.now() };
-        },
+    const client = eagerWsClient(target.wsUrl, authorization, {
+      closed: (event) => {
+        closed = { code: (event as { code: number }).code, at: Date.now() };
       },
     });
     const query = (q: string) =>
@@ -278,12 +241,7 @@ describe("WebSocket authentication", () => {
     await here.query("{ viewer { scope } }");
     await there.query("{ viewer { scope } }");
     const deletedAt = Date.now();
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: key.id },
-      { key: org.apiKey },
-    );
+    await deleteKey(server, org.apiKey, key.id);
     for (const connection of [here, there]) {
       const closed = await waitClosed(connection, 1000);
       expect(closed.code).toBe(4401);

@@ -3,18 +3,16 @@
 // threads that agree with their messages, thread_visibility for spam and trash, working keys.
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { type SeededOrganization, seed } from "../bench/seed.ts";
 import { refreshThreadVisibility } from "../src/mail/thread-repository.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { ok } from "./helpers/server.ts";
+import { databaseSuite, serverOn } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
+const database = databaseSuite();
 let org: SeededOrganization;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
   [org] = (await seed(database.db, {
     messagesPerOrganization: 600,
     spamShare: 0.1,
@@ -22,12 +20,9 @@ beforeAll(async () => {
     attachmentShare: 0.2,
     name: "seeded",
   })) as [SeededOrganization];
-  server = await startTestServer(database.url);
 });
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+// Started once the data is there, as bench/run.ts does.
+const server = serverOn(database);
 
 describe("bench/seed", () => {
   it("writes the messages asked for, in threads that agree with them", async () => {

@@ -1,24 +1,12 @@
 // BENCH_DISABLE_AUTHORIZATION (bench/run.ts measures what permission checks cost): with it, the same
 // schema runs without its checks, and rows stay cut to the caller's scope; without it, nothing changes.
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { expect, it } from "vitest";
 import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverOn, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let checked: TestServer;
-let unchecked: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  checked = await startTestServer(database.url);
-  unchecked = await startTestServer(database.url, { benchDisableAuthorization: true });
-});
-afterAll(async () => {
-  await unchecked?.stop();
-  await checked?.stop();
-  await database?.destroy();
-});
+const { database, server: checked } = serverSuite();
+const unchecked = serverOn(database, { benchDisableAuthorization: true });
 
 it("skips permission checks only when switched on, and never widens the scope", async () => {
   const org = await createOrganization(database.db);

@@ -2,37 +2,28 @@
 // server's own pages and the origins listed in CORS_ORIGINS. A page on another origin of the same
 // site (another port of the same host: the SameSite=Lax cookie is sent along) can neither use the
 // cookie nor sign the browser in, and gets no credentialed CORS; Bearer keys work from anywhere.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { gql, ok } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 const LISTED = "https://console.example.test";
 const MINT_KEY = 'mutation { createApiKey(input: { name: "minted by a page" }) { secret apiKey { id } } }';
 const LOGIN =
   "mutation($email: String!, $password: String!) { login(input: { email: $email, password: $password }) { user { email } } }";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
+const { database, server } = serverSuite({ corsOrigins: [LISTED] });
+const org = organizationFixture(database);
 let cookie: string;
 /** Same host, another port: same site, another origin. */
 let sibling: string;
 let own: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { corsOrigins: [LISTED] });
-  org = await createOrganization(database.db);
   own = server.url;
   sibling = `http://127.0.0.1:${server.port === 65535 ? 65534 : server.port + 1}`;
   const signedIn = await gql(server, LOGIN, { email: org.adminEmail, password: org.adminPassword });
   cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] as string;
   expect(cookie).toMatch(/^mailroom_session=/);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 async function keyCount(): Promise<number> {

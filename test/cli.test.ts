@@ -1,20 +1,10 @@
 // `npm run cli -- bootstrap`, against a database given by DATABASE_URL.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { describe, expect, it } from "vitest";
 import { runCli } from "./helpers/process.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { ok } from "./helpers/server.ts";
+import { serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
 
 describe("mailroom bootstrap", () => {
   it("--json prints one line with the organization, the key (once) and the administrator", async () => {

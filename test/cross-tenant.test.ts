@@ -14,18 +14,12 @@ import {
   isNonNullType,
   isScalarType,
 } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { printSchemaSdl } from "../src/schema/print.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { databaseChecksum } from "./helpers/database.ts";
+import { createKey, deliver } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const printed = buildSchema(printSchemaSdl());
 
@@ -144,10 +138,24 @@ function probes(): Probe[] {
 const PROBES = probes();
 
 // ---- two organizations; in the caller's, two pods with an inbox each ----
-let database: TestDatabase;
-let server: TestServer;
-let mine: TestOrganization;
-let theirs: TestOrganization;
+const { database, server } = serverSuite({ allowPrivateWebhookUrls: true });
+const mine = tenantFixture(
+  { database, server },
+  {
+    name: "Mine",
+    pods: ["A", "B"],
+    inboxes: {
+      home: { pod: "A", username: "home" },
+      sibling: { pod: "A", username: "sibling" },
+      elsewhere: { pod: "B", username: "elsewhere" },
+    },
+    keys: { pod: { pod: "A" }, inbox: { inbox: "home" } },
+  },
+);
+const theirs = tenantFixture(
+  { database, server },
+  { name: "Theirs", pods: ["T"], inboxes: { theirs: { pod: "T", username: "theirs" } } },
+);
 /** [typename] → an id of that type in: the other organization, the other pod, the other inbox of pod A. */
 const foreign: Record<"organization" | "pod" | "inbox", Record<string, string>> = {
   organization: {},
@@ -198,52 +206,19 @@ async function populate(key: string, podId: string, inboxId: string, into: Recor
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { allowPrivateWebhookUrls: true });
-  mine = await createOrganization(database.db, "Mine");
-  theirs = await createOrganization(database.db, "Theirs");
-  const podA = await createPodViaApi(server, mine.apiKey, "A");
-  const podB = await createPodViaApi(server, mine.apiKey, "B");
-  homeInbox = (await createInboxViaApi(server, mine.apiKey, { podId: podA, username: "home" })).id;
-  const siblingInbox = (await createInboxViaApi(server, mine.apiKey, { podId: podA, username: "sibling" }))
-    .id;
-  const otherPodInbox = (await createInboxViaApi(server, mine.apiKey, { podId: podB, username: "elsewhere" }))
-    .id;
-  const theirPod = await createPodViaApi(server, theirs.apiKey, "T");
-  const theirInbox = (await createInboxViaApi(server, theirs.apiKey, { podId: theirPod, username: "theirs" }))
-    .id;
-  await populate(theirs.apiKey, theirPod, theirInbox, foreign.organization);
-  await populate(mine.apiKey, podB, otherPodInbox, foreign.pod);
-  await populate(mine.apiKey, podA, siblingInbox, foreign.inbox);
-  callers.organization = mine.apiKey;
-  callers.pod = (await createKey(server, mine.apiKey, { podId: podA })).secret;
-  callers.inbox = (await createKey(server, mine.apiKey, { inboxId: homeInbox })).secret;
+  homeInbox = mine.inboxes.home.id;
+  await populate(theirs.org.apiKey, theirs.pods.T, theirs.inboxes.theirs.id, foreign.organization);
+  await populate(mine.org.apiKey, mine.pods.B, mine.inboxes.elsewhere.id, foreign.pod);
+  await populate(mine.org.apiKey, mine.pods.A, mine.inboxes.sibling.id, foreign.inbox);
+  callers.organization = mine.org.apiKey;
+  callers.pod = mine.keys.pod;
+  callers.inbox = mine.keys.inbox;
   // An inbox has no "other inbox" pod: the inbox key probes pods with another pod's id.
-  foreign.inbox.Pod = podB;
+  foreign.inbox.Pod = mine.pods.B;
   // lastUsedAt is written (off the request path) on a key's first use: get that out of the way.
   for (const key of Object.values(callers)) await ok(server, "{ viewer { scope } }", {}, { key });
   await new Promise((r) => setTimeout(r, 200));
 });
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
-
-/** A checksum of every table's contents: equal before and after means nothing changed. */
-async function databaseChecksum(): Promise<string> {
-  const { rows } = await database.pool.query<{ table_name: string }>(
-    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT LIKE 'kysely_%' ORDER BY 1",
-  );
-  const parts: string[] = [];
-  for (const { table_name } of rows) {
-    // last_used_at is written off the request path by design; it is not data the probe may change.
-    const r = await database.pool.query(
-      `SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum FROM ${table_name} t`,
-    );
-    parts.push(`${table_name}:${r.rows[0].sum}`);
-  }
-  return parts.join(",");
-}
 
 function callFor(probe: Probe, id: string) {
   const value = probe.list ? [id] : id;
@@ -301,11 +276,13 @@ describe.each(["organization", "pod", "inbox"] as const)("ids from another %s", 
       if (!foreignId) throw new Error(`no ${boundary}-foreign fixture of type ${probe.idType}`);
       const randomId = encodeGlobalID(probe.idType, String(900_000_000 + Math.floor(Math.random() * 1000)));
       expect(decodeGlobalID(foreignId).typename).toBe(probe.idType);
-      const before = probe.operation === "mutation" ? await databaseChecksum() : "";
+      // Every column, last_used_at too: each caller key was used once in beforeAll, so a probe cannot
+      // be the first use that writes it.
+      const before = probe.operation === "mutation" ? await databaseChecksum(database, []) : "";
       const probed = await gql(server, callFor(probe, foreignId).query, callFor(probe, foreignId).variables, {
         key,
       });
-      const after = probe.operation === "mutation" ? await databaseChecksum() : "";
+      const after = probe.operation === "mutation" ? await databaseChecksum(database, []) : "";
       const random = await gql(server, callFor(probe, randomId).query, callFor(probe, randomId).variables, {
         key,
       });

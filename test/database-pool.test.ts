@@ -4,18 +4,16 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, type DatabaseHandle } from "../src/db/database.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
+const database = databaseSuite();
 let handle: DatabaseHandle;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+beforeAll(() => {
   handle = createDatabase(database.url, { max: 1 });
 });
 afterAll(async () => {
   await handle?.destroy();
-  await database?.destroy();
 });
 
 describe("database pool", () => {

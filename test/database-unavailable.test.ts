@@ -3,19 +3,14 @@
 // 200 or a 500, within the configured bounds; and everything works again once the database is back.
 // The faults are injected by a TCP proxy between this file's server and its database.
 import { randomBytes } from "node:crypto";
-import { type Client, createClient } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
 import { generateApiKey } from "../src/auth/keys.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { type GraphQLResponse, gql, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, createKey } from "./helpers/factories.ts";
+import { type GraphQLResponse, gql } from "./helpers/server.ts";
+import { eagerWsClient } from "./helpers/subscriptions.ts";
+import { databaseSuite, organizationFixture, serverOn } from "./helpers/suite.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
 const DATABASE_TIMEOUT_MS = 1000;
@@ -28,29 +23,25 @@ const CREATE_POD = "mutation($name: String!) { createPod(input: { name: $name })
 const LOGIN =
   "mutation($email: String!, $password: String!) { login(input: { email: $email, password: $password }) { user { email } } }";
 
-let database: TestDatabase;
+const database = databaseSuite();
 let proxy: TcpProxy;
-let server: TestServer;
-let org: TestOrganization;
+beforeAll(async () => {
+  proxy = await TcpProxy.start(database.url);
+});
+afterAll(() => proxy?.close());
+// The server reaches its database through the proxy; the tests read and write it beside the proxy.
+const server = serverOn(database, () => ({
+  databaseUrl: proxy.url(database.url),
+  databaseTimeoutMs: DATABASE_TIMEOUT_MS,
+  statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+}));
+const org = organizationFixture(database, "Faults");
 let inboxId: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  proxy = await TcpProxy.start(database.url);
-  server = await startTestServer(proxy.url(database.url), {
-    databaseTimeoutMs: DATABASE_TIMEOUT_MS,
-    statementTimeoutMs: STATEMENT_TIMEOUT_MS,
-  });
-  org = await createOrganization(database.db, "Faults");
   inboxId = (
     await createInboxViaApi(server, org.apiKey, { username: `faults-${randomBytes(4).toString("hex")}` })
   ).id;
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await proxy?.close();
-  await database?.destroy();
 });
 
 function expect503(response: GraphQLResponse, path?: string) {
@@ -143,19 +134,11 @@ function wsConnect(key: string): WsConnection {
   const acknowledged = new Promise<boolean>((resolve) => {
     onAck = resolve;
   });
-  const client = createClient({
-    url: server.wsUrl,
-    webSocketImpl: WebSocket,
-    lazy: false,
-    retryAttempts: 0,
-    onNonLazyError: () => {},
-    connectionParams: { Authorization: `Bearer ${key}` },
-    on: {
-      connected: () => onAck(true),
-      closed: (event) => {
-        onAck(false);
-        onClosed((event as { code: number }).code);
-      },
+  const client = eagerWsClient(server.wsUrl, `Bearer ${key}`, {
+    connected: () => onAck(true),
+    closed: (event) => {
+      onAck(false);
+      onClosed((event as { code: number }).code);
     },
   });
   const run = (query: string) =>

@@ -1,23 +1,14 @@
 // Custom domains (docs/permissions.md, "Domains are proven, not claimed"): registration, DKIM keys, DNS records, verification against a real DNS
 // server on 127.0.0.1, and who may see and change which domain.
 import { createPrivateKey, createPublicKey, createSign, createVerify } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { domainToASCII } from "node:url";
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { type DnsServer, publishRecords, startDnsServer } from "./helpers/dns-server.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { publishRecords, startDnsServer } from "./helpers/dns-server.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { runningFrom, serverSuite, temporaryDirectory, tenantFixture } from "./helpers/suite.ts";
 
 const MX_HOST = "mx.mailroom-test.net";
 const DOMAIN_FIELDS = `id domain status lastError verifiedAt lastCheckedAt createdAt pod { id }
@@ -42,15 +33,21 @@ interface DnsRecord {
   found: string[];
 }
 
-let database: TestDatabase;
-let dns: DnsServer;
-let server: TestServer;
-let dataDir: string;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let podKeyA: string;
-let inboxKeyA: string;
+const dns = runningFrom(startDnsServer);
+const dataDir = temporaryDirectory("mailroom-domains-");
+const { database, server } = serverSuite(() => ({
+  dataDir: dataDir.path,
+  dnsServers: [dns.address],
+  mxHost: MX_HOST,
+}));
+const { org, pods, keys } = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { a: { pod: "A", username: "domains-a" } },
+    keys: { podA: { pod: "A" }, inboxA: { inbox: "a" } },
+  },
+);
 let counter = 0;
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
@@ -85,26 +82,6 @@ async function events(domainGlobalId: string) {
     .where("domain_id", "=", rowId(domainGlobalId))
     .execute();
 }
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  dns = await startDnsServer();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-domains-"));
-  server = await startTestServer(database.url, { dataDir, dnsServers: [dns.address], mxHost: MX_HOST });
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  podKeyA = (await createKey(server, org.apiKey, { podId: podA })).secret;
-  const inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "domains-a" });
-  inboxKeyA = (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret;
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await dns?.stop();
-  await database?.destroy();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
 
 describe("createDomain", () => {
   it("registers a domain with the four records to publish, pending verification", async () => {
@@ -313,9 +290,9 @@ describe("verifyDomain", () => {
   });
 
   it("marks it FAILED with per-record status when DKIM is missing, then VERIFIED once it is right", async () => {
-    const created = await create({ domain: uniqueName("no-dkim") }, podKeyA);
+    const created = await create({ domain: uniqueName("no-dkim") }, keys.podA);
     publish(created.records, ["DKIM", "DMARC"]);
-    const failed = (await ok(server, VERIFY, { id: created.id }, { key: podKeyA })).verifyDomain.domain;
+    const failed = (await ok(server, VERIFY, { id: created.id }, { key: keys.podA })).verifyDomain.domain;
     expect(failed.status).toBe("FAILED");
     expect(failed.verifiedAt).toBeNull();
     expect(recordOf(failed, "MX")).toMatchObject({ status: "VERIFIED", verified: true });
@@ -330,14 +307,14 @@ describe("verifyDomain", () => {
     // A DKIM record with another key is INVALID, and shows what was found.
     const wrong = "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwrongwrongwrong";
     dns.zone.set(`mailroom._domainkey.${created.domain}`, { TXT: [wrong] });
-    const invalid = (await ok(server, VERIFY, { id: created.id }, { key: podKeyA })).verifyDomain.domain;
+    const invalid = (await ok(server, VERIFY, { id: created.id }, { key: keys.podA })).verifyDomain.domain;
     expect(invalid.status).toBe("FAILED");
     expect(recordOf(invalid, "DKIM")).toMatchObject({ status: "INVALID", verified: false, found: [wrong] });
 
     // Published correctly (DMARC still absent): verified, with DMARC reported as missing.
     dns.zone.delete(`mailroom._domainkey.${created.domain}`);
     publish(created.records.filter((r: DnsRecord) => r.purpose === "DKIM"));
-    const verified = (await ok(server, VERIFY, { id: created.id }, { key: podKeyA })).verifyDomain.domain;
+    const verified = (await ok(server, VERIFY, { id: created.id }, { key: keys.podA })).verifyDomain.domain;
     expect(verified.status).toBe("VERIFIED");
     expect(verified.lastError).toBeNull();
     expect(recordOf(verified, "DMARC")).toMatchObject({
@@ -347,7 +324,7 @@ describe("verifyDomain", () => {
     });
     const written = await events(created.id);
     expect(written).toHaveLength(1);
-    expect(written[0]).toMatchObject({ type: "DOMAIN_VERIFIED", pod_id: rowId(podA) });
+    expect(written[0]).toMatchObject({ type: "DOMAIN_VERIFIED", pod_id: rowId(pods.A) });
   });
 
   it("fails when the MX points elsewhere or SPF does not name the mail host", async () => {
@@ -390,12 +367,12 @@ describe("verifyDomain", () => {
 describe("domain scopes", () => {
   it("gives a pod key its pod's domains plus shared ones read-only; other pods' are NOT_FOUND and absent", async () => {
     const shared = await create({ domain: uniqueName("shared") });
-    const ofB = await create({ domain: uniqueName("pod-b"), podId: podB });
-    expect(ofB.pod).toEqual({ id: podB });
-    const ofA = await create({ domain: uniqueName("pod-a") }, podKeyA);
-    expect(ofA.pod).toEqual({ id: podA });
+    const ofB = await create({ domain: uniqueName("pod-b"), podId: pods.B });
+    expect(ofB.pod).toEqual({ id: pods.B });
+    const ofA = await create({ domain: uniqueName("pod-a") }, keys.podA);
+    expect(ofA.pod).toEqual({ id: pods.A });
 
-    const seen = await listNames(podKeyA);
+    const seen = await listNames(keys.podA);
     expect(seen).toContain(shared.domain);
     expect(seen).toContain(ofA.domain);
     expect(seen).not.toContain(ofB.domain);
@@ -404,25 +381,25 @@ describe("domain scopes", () => {
     );
 
     // Shared: readable by the pod key, but a write is NOT_FOUND (only organization-wide callers change it).
-    expect((await ok(server, NODE, { id: shared.id }, { key: podKeyA })).node.domain).toBe(shared.domain);
-    expect(await errorOf(VERIFY, { id: shared.id }, podKeyA)).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(DELETE, { id: shared.id }, podKeyA)).toEqual({ code: "NOT_FOUND" });
+    expect((await ok(server, NODE, { id: shared.id }, { key: keys.podA })).node.domain).toBe(shared.domain);
+    expect(await errorOf(VERIFY, { id: shared.id }, keys.podA)).toEqual({ code: "NOT_FOUND" });
+    expect(await errorOf(DELETE, { id: shared.id }, keys.podA)).toEqual({ code: "NOT_FOUND" });
 
     // Another pod's: invisible everywhere.
-    const node = await gql(server, NODE, { id: ofB.id }, { key: podKeyA });
+    const node = await gql(server, NODE, { id: ofB.id }, { key: keys.podA });
     expect(node.body.data).toEqual({ node: null });
     expect(node.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(VERIFY, { id: ofB.id }, podKeyA)).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(DELETE, { id: ofB.id }, podKeyA)).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(CREATE, { input: { domain: uniqueName("x"), podId: podB } }, podKeyA)).toEqual({
+    expect(await errorOf(VERIFY, { id: ofB.id }, keys.podA)).toEqual({ code: "NOT_FOUND" });
+    expect(await errorOf(DELETE, { id: ofB.id }, keys.podA)).toEqual({ code: "NOT_FOUND" });
+    expect(await errorOf(CREATE, { input: { domain: uniqueName("x"), podId: pods.B } }, keys.podA)).toEqual({
       code: "NOT_FOUND",
     });
     expect(await listNames(org.apiKey)).toEqual(expect.arrayContaining([shared.domain, ofB.domain]));
 
     // Its own: the pod key may verify and delete it.
-    await ok(server, VERIFY, { id: ofA.id }, { key: podKeyA });
-    await ok(server, DELETE, { id: ofA.id }, { key: podKeyA });
-    expect(await listNames(podKeyA)).not.toContain(ofA.domain);
+    await ok(server, VERIFY, { id: ofA.id }, { key: keys.podA });
+    await ok(server, DELETE, { id: ofA.id }, { key: keys.podA });
+    expect(await listNames(keys.podA)).not.toContain(ofA.domain);
   });
 
   it("treats foreign and mistyped ids like missing ones", async () => {
@@ -430,7 +407,7 @@ describe("domain scopes", () => {
     const foreign = (
       await ok(server, CREATE, { input: { domain: uniqueName("foreign") } }, { key: other.apiKey })
     ).createDomain.domain;
-    for (const id of [foreign.id, podA, "nonsense"]) {
+    for (const id of [foreign.id, pods.A, "nonsense"]) {
       expect(await errorOf(VERIFY, { id })).toEqual({ code: "NOT_FOUND" });
       expect(await errorOf(DELETE, { id })).toEqual({ code: "NOT_FOUND" });
     }
@@ -440,13 +417,13 @@ describe("domain scopes", () => {
   });
 
   it("denies an inbox key every domain field (its ceiling has no DOMAIN_* permission)", async () => {
-    const list = await gql(server, LIST, {}, { key: inboxKeyA });
+    const list = await gql(server, LIST, {}, { key: keys.inboxA });
     expect(list.body.data).toEqual({ domains: null });
     expect(list.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DOMAIN_READ",
     });
-    expect(await errorOf(CREATE, { input: { domain: uniqueName("z") } }, inboxKeyA)).toEqual({
+    expect(await errorOf(CREATE, { input: { domain: uniqueName("z") } }, keys.inboxA)).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DOMAIN_CREATE",
     });
@@ -470,11 +447,11 @@ describe("deleteDomain", () => {
   });
 
   it("refuses to delete a domain while inboxes have addresses on it", async () => {
-    const domain = await create({ domain: uniqueName("in-use"), podId: podA });
+    const domain = await create({ domain: uniqueName("in-use"), podId: pods.A });
     publish(domain.records);
     await ok(server, VERIFY, { id: domain.id }, { key: org.apiKey });
     const inbox = await createInboxViaApi(server, org.apiKey, {
-      podId: podA,
+      podId: pods.A,
       username: "agent",
       domain: domain.domain,
     });

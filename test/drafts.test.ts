@@ -1,45 +1,20 @@
 // Drafts: create, read, list, update, delete; address and subject validation; the message a
 // draft replies to; scope (pods and inboxes) and label visibility.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isValidAddress } from "../src/drafts/service.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, createKey } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { podsAandB } from "./helpers/world.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA: { id: string; email: string };
-let inboxA2: { id: string; email: string };
-let inboxB: { id: string; email: string };
-let podKeyA: string;
-let inboxKeyA: string;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "draft-a" });
-  inboxA2 = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "draft-a2" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "draft-b" });
-  podKeyA = (await createKey(server, org.apiKey, { podId: podA })).secret;
-  inboxKeyA = (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret;
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, a2: inboxA2, b: inboxB },
+  keys,
+} = tenantFixture({ database, server }, podsAandB("draft"));
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -141,7 +116,7 @@ describe("creating and reading drafts", () => {
   });
 
   it("creates an empty draft: every field but the inbox is optional", async () => {
-    const draft = await createDraft(inboxKeyA, { inboxId: inboxA.id });
+    const draft = await createDraft(keys.inboxA, { inboxId: inboxA.id });
     expect(draft).toMatchObject({
       to: [],
       cc: [],
@@ -155,14 +130,16 @@ describe("creating and reading drafts", () => {
   });
 
   it("needs DRAFT_READ and DRAFT_CREATE", async () => {
-    const readOnly = (await createKey(server, org.apiKey, { podId: podA, permissions: { draftRead: true } }))
-      .secret;
+    const readOnly = (
+      await createKey(server, org.apiKey, { podId: pods.A, permissions: { draftRead: true } })
+    ).secret;
     expect(await errorOf(readOnly, CREATE, { input: { inboxId: inboxA.id } })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DRAFT_CREATE",
     });
-    const noRead = (await createKey(server, org.apiKey, { podId: podA, permissions: { draftCreate: true } }))
-      .secret;
+    const noRead = (
+      await createKey(server, org.apiKey, { podId: pods.A, permissions: { draftCreate: true } })
+    ).secret;
     // The mutation's own payload shows the draft it made.
     const made = await ok(
       server,
@@ -249,7 +226,7 @@ describe("validation", () => {
   });
 
   it("treats a malformed, mistyped or unknown inbox id as NOT_FOUND", async () => {
-    for (const inboxId of ["garbage", podA, encodeGlobalID("Inbox", "999999999")]) {
+    for (const inboxId of ["garbage", pods.A, encodeGlobalID("Inbox", "999999999")]) {
       expect(await errorOf(org.apiKey, CREATE, { input: { inboxId } })).toEqual({ code: "NOT_FOUND" });
     }
   });
@@ -290,7 +267,7 @@ describe("inReplyTo", () => {
     const draft = await createDraft(org.apiKey, { inboxId: inboxA.id, inReplyToMessageId: message });
     const noTrash = (
       await createKey(server, org.apiKey, {
-        podId: podA,
+        podId: pods.A,
         permissions: { draftRead: true, messageRead: true },
       })
     ).secret;
@@ -308,7 +285,7 @@ describe("inReplyTo", () => {
     });
 
     const noMessageRead = (
-      await createKey(server, org.apiKey, { podId: podA, permissions: { draftRead: true } })
+      await createKey(server, org.apiKey, { podId: pods.A, permissions: { draftRead: true } })
     ).secret;
     const denied = await gql(server, GET, { id: draft.id }, { key: noMessageRead });
     expect(denied.body.data?.draft).toMatchObject({ id: draft.id, inReplyTo: null });
@@ -352,7 +329,7 @@ describe("updating and deleting drafts", () => {
     expect(new Date(updated.updatedAt).getTime()).toBeGreaterThan(new Date(draft.updatedAt).getTime());
 
     const cleared = (
-      await ok(server, UPDATE, { input: { id: draft.id, cc: null, html: null } }, { key: inboxKeyA })
+      await ok(server, UPDATE, { input: { id: draft.id, cc: null, html: null } }, { key: keys.inboxA })
     ).updateDraft.draft;
     expect(cleared).toMatchObject({ cc: [], html: null, text: "one", subject: "Second", to: updated.to });
     expect(cleared.inReplyTo).toEqual({ id: replyTo });
@@ -368,13 +345,13 @@ describe("updating and deleting drafts", () => {
   });
 
   it("deletes a draft; a second delete, a read or an update of it is NOT_FOUND", async () => {
-    const draft = await createDraft(podKeyA, { inboxId: inboxA2.id });
-    expect((await ok(server, DELETE, { id: draft.id }, { key: podKeyA })).deleteDraft).toEqual({
+    const draft = await createDraft(keys.podA, { inboxId: inboxA2.id });
+    expect((await ok(server, DELETE, { id: draft.id }, { key: keys.podA })).deleteDraft).toEqual({
       deletedId: draft.id,
     });
-    expect(await errorOf(podKeyA, DELETE, { id: draft.id })).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(podKeyA, GET, { id: draft.id })).toEqual({ code: "NOT_FOUND" });
-    expect(await errorOf(podKeyA, UPDATE, { input: { id: draft.id, subject: "x" } })).toEqual({
+    expect(await errorOf(keys.podA, DELETE, { id: draft.id })).toEqual({ code: "NOT_FOUND" });
+    expect(await errorOf(keys.podA, GET, { id: draft.id })).toEqual({ code: "NOT_FOUND" });
+    expect(await errorOf(keys.podA, UPDATE, { input: { id: draft.id, subject: "x" } })).toEqual({
       code: "NOT_FOUND",
     });
     expect(await listIds(org.apiKey)).not.toContain(draft.id);
@@ -400,22 +377,22 @@ describe("scope", () => {
     const inA2 = await createDraft(org.apiKey, { inboxId: inboxA2.id, subject: "in A2" });
     const inB = await createDraft(org.apiKey, { inboxId: inboxB.id, subject: "in B" });
 
-    const podList = await listIds(podKeyA);
+    const podList = await listIds(keys.podA);
     expect(podList).toEqual(expect.arrayContaining([inA.id, inA2.id]));
     expect(podList).not.toContain(inB.id);
-    const inboxList = await listIds(inboxKeyA);
+    const inboxList = await listIds(keys.inboxA);
     expect(inboxList).toContain(inA.id);
     expect(inboxList).not.toContain(inA2.id);
     expect(inboxList).not.toContain(inB.id);
     // A filter naming an inbox outside the scope matches nothing.
-    expect(await listIds(inboxKeyA, inboxA2.id)).toEqual([]);
-    expect(await listIds(podKeyA, inboxB.id)).toEqual([]);
+    expect(await listIds(keys.inboxA, inboxA2.id)).toEqual([]);
+    expect(await listIds(keys.podA, inboxB.id)).toEqual([]);
     expect(await listIds(org.apiKey, inboxB.id)).toContain(inB.id);
 
     const outside: [string, { id: string }, string][] = [
-      [podKeyA, inB, inboxB.id],
-      [inboxKeyA, inB, inboxB.id],
-      [inboxKeyA, inA2, inboxA2.id],
+      [keys.podA, inB, inboxB.id],
+      [keys.inboxA, inB, inboxB.id],
+      [keys.inboxA, inA2, inboxA2.id],
     ];
     for (const [key, draft, inboxId] of outside) {
       expect(await errorOf(key, GET, { id: draft.id })).toEqual({ code: "NOT_FOUND" });
@@ -440,7 +417,7 @@ describe("scope", () => {
     expect(planted).toEqual([]);
     // Inside, the same operations work.
     expect(
-      (await ok(server, UPDATE, { input: { id: inA2.id, subject: "pod edit" } }, { key: podKeyA }))
+      (await ok(server, UPDATE, { input: { id: inA2.id, subject: "pod edit" } }, { key: keys.podA }))
         .updateDraft.draft.subject,
     ).toBe("pod edit");
   });
@@ -448,14 +425,14 @@ describe("scope", () => {
   it("cannot reply, from an inbox it may use, to a message of another inbox", async () => {
     const inB = await insertMessage(inboxB.id);
     expect(
-      await errorOf(podKeyA, CREATE, { input: { inboxId: inboxA.id, inReplyToMessageId: inB } }),
+      await errorOf(keys.podA, CREATE, { input: { inboxId: inboxA.id, inReplyToMessageId: inB } }),
     ).toEqual({ code: "NOT_FOUND" });
   });
 });
 
 describe("pagination", () => {
   it("lists newest first, page by page with first and after", async () => {
-    const inbox = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "draft-pages" });
+    const inbox = await createInboxViaApi(server, org.apiKey, { podId: pods.B, username: "draft-pages" });
     const created: string[] = [];
     for (let i = 0; i < 5; i++) created.push((await createDraft(org.apiKey, { inboxId: inbox.id })).id);
     const newestFirst = [...created].reverse();

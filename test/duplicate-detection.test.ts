@@ -2,48 +2,35 @@
 // its Message-ID and its content digest match. Real SMTP sessions against a real server; what was
 // stored is read back through GraphQL, and counted in SQL.
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createInboxViaApi } from "./helpers/factories.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { compose, SmtpDialogue, sendRaw } from "./helpers/smtp.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
+const { database, server } = serverSuite({}, { smtpPort: 0 });
+const org = organizationFixture(database, "Duplicates");
 let port: number;
-let org: TestOrganization;
 let counter = 0;
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
 const SENT_AT = new Date("2026-12-01T09:30:00Z");
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {}, { smtpPort: 0 });
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Duplicates");
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 async function newInbox() {
   return createInboxViaApi(server, org.apiKey, { username: unique("box") });
 }
 
-async function messagesOf(inboxId: string): Promise<any[]> {
-  const data = await ok(
+const messagesOf = (inboxId: string) =>
+  inboxMessages(
     server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node {
-      id messageId subject text from to cc thread { id } attachments { filename }
-    } } } } }`,
-    { id: inboxId },
-    { key: org.apiKey },
+    org.apiKey,
+    inboxId,
+    "id messageId subject text from to cc thread { id } attachments { filename }",
   );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
 
 /** Rows and message.received events stored for this Message-ID, whatever the API shows. */
 async function stored(messageId: string) {

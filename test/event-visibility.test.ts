@@ -3,29 +3,16 @@
 // the same answer for every reader and every event.
 import fc from "fast-check";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EventType } from "../src/db/types.ts";
 import { type EventVisibility, eventReadable, eventReadableBy } from "../src/events/visibility.ts";
 import { webhookVisibility } from "../src/events/webhook-fan-out.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { EVENT_TYPES } from "../src/schema/event-type.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
+const database = databaseSuite();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(async () => {
-  await database?.destroy();
-});
-
-const TYPES: EventType[] = [
-  "MESSAGE_RECEIVED",
-  "MESSAGE_SENT",
-  "MESSAGE_DELIVERED",
-  "MESSAGE_BOUNCED",
-  "MESSAGE_REJECTED",
-  "DOMAIN_VERIFIED",
-];
+const TYPES: EventType[] = [...EVENT_TYPES];
 const id = (...ids: string[]) => fc.option(fc.constantFrom(...ids), { nil: null });
 const labels = (...names: string[]) => fc.subarray(names);
 

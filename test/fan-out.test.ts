@@ -1,31 +1,14 @@
 // 200 WebSocket subscribers of different scopes and label permissions: each receives exactly the
 // events it may see, computed by a small independent model of the rules.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
+import type { TestServer } from "./helpers/server.ts";
 import { type Subscriber, wsSubscribe } from "./helpers/subscriptions.ts";
+import { organizationFixture, serverOn, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let servers: TestServer[];
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  servers = [await startTestServer(database.url), await startTestServer(database.url)];
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  for (const server of servers ?? []) await server.stop();
-  await database?.destroy();
-});
+const { database, server: first } = serverSuite();
+const servers = [first, serverOn(database)];
+const org = organizationFixture(database);
 
 interface Audience {
   pod?: number;

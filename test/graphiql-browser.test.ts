@@ -3,21 +3,13 @@
 // session cookie from `login`, runs `{ viewer { scope permissions } }` and shows the result, and runs
 // a subscription that shows mail sent over SMTP as it arrives.
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey, createPodViaApi } from "./helpers/factories.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
+import { organizationFixture, serverSuite, temporaryDirectory } from "./helpers/suite.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const installed = existsSync(CHROMIUM);
@@ -37,31 +29,21 @@ const ARGS = [
   "--disable-sync",
 ];
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let workDir: string;
-
-beforeAll(async () => {
+// (When the browser test is skipped, vitest runs none of the file's hooks.)
+beforeAll(() => {
   if (skip) return;
   if (!installed)
     throw new Error(`Chromium is not installed at ${CHROMIUM}: .ci/run installs the chromium package`);
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {}, { smtpPort: 0 });
-  org = await createOrganization(database.db);
-  workDir = await mkdtemp(path.join(tmpdir(), "mailroom-graphiql-"));
 });
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+const { database, server } = serverSuite({}, { smtpPort: 0 });
+const org = organizationFixture(database);
+const workDir = temporaryDirectory("mailroom-graphiql-");
 
 /** A browser with a fresh profile of its own; every request it makes is recorded. */
 async function openBrowser(
   name: string,
 ): Promise<{ context: BrowserContext; page: Page; requested: string[] }> {
-  const context = await chromium.launchPersistentContext(path.join(workDir, `profile-${name}`), {
+  const context = await chromium.launchPersistentContext(path.join(workDir.path, `profile-${name}`), {
     executablePath: CHROMIUM,
     headless: true,
     args: ARGS,
@@ -131,7 +113,7 @@ describe.skipIf(skip)("GraphiQL in Chromium", () => {
         data: { viewer: { scope: "POD", permissions: ["INBOX_READ", "METRICS_READ"] } },
       });
 
-      const screenshot = path.join(workDir, "graphiql-header.png");
+      const screenshot = path.join(workDir.path, "graphiql-header.png");
       await page.screenshot({ path: screenshot });
       expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
       // Everything (page, scripts, styles, workers, the query) came from this server.
@@ -178,7 +160,7 @@ describe.skipIf(skip)("GraphiQL in Chromium", () => {
       expect(viewer.permissions).toHaveLength(35);
       expect(viewer.permissions).toContain("API_KEY_CREATE");
 
-      const screenshot = path.join(workDir, "graphiql-cookie.png");
+      const screenshot = path.join(workDir.path, "graphiql-cookie.png");
       await page.screenshot({ path: screenshot });
       expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
 

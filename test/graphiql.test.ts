@@ -1,19 +1,8 @@
 // GraphiQL is served whole by this server: no asset comes from a CDN.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { server } = serverSuite();
 
 describe("GraphiQL", () => {
   it("is served at GET /graphql to a browser, with every asset from this server", async () => {

@@ -8,31 +8,23 @@
 import { randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { lockEventOrder } from "../src/events/outbox.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
+import { storedCount } from "./helpers/reads.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue, sendRaw } from "./helpers/smtp.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
+const { database, server } = serverSuite({}, { smtpPort: 0 });
+const org = organizationFixture(database, "Group commit");
 let port: number;
-let org: TestOrganization;
 let counter = 0;
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {}, { smtpPort: 0 });
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Group commit");
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 async function newInbox(key = org.apiKey) {
@@ -72,15 +64,6 @@ async function send(
   } catch (error) {
     return { messageId, code: (error as { responseCode?: number }).responseCode ?? 0 };
   }
-}
-
-async function storedCount(messageId: string): Promise<number> {
-  const rows = await database.db
-    .selectFrom("messages")
-    .select("id")
-    .where("message_id_header", "=", messageId)
-    .execute();
-  return rows.length;
 }
 
 async function until(condition: () => Promise<boolean> | boolean, what: string, ms = 10_000) {
@@ -354,10 +337,10 @@ describe("one batch", () => {
       const [good1, poison, good2, good3] = (await Promise.all(sent)) as [Sent, Sent, Sent, Sent];
 
       expect(poison.code).toBe(451);
-      expect(await storedCount(poison.messageId)).toBe(0);
+      expect(await storedCount(database, poison.messageId)).toBe(0);
       for (const good of [good1, good2, good3]) {
         expect(good.code).toBe(250);
-        expect(await storedCount(good.messageId)).toBe(1);
+        expect(await storedCount(database, good.messageId)).toBe(1);
       }
       // The plug's transaction, then one for the four (the poison left out of it).
       expect(server.app.services.ingestQueue.stats().commits - stats.commits).toBe(2);
@@ -396,10 +379,10 @@ describe("one batch", () => {
     expect((await plugged).code).toBe(250);
     const [first, orphan, second] = (await Promise.all(sent)) as [Sent, Sent, Sent];
     expect(orphan.code).toBe(451);
-    expect(await storedCount(orphan.messageId)).toBe(0);
+    expect(await storedCount(database, orphan.messageId)).toBe(0);
     for (const good of [first, second]) {
       expect(good.code).toBe(250);
-      expect(await storedCount(good.messageId)).toBe(1);
+      expect(await storedCount(database, good.messageId)).toBe(1);
     }
   });
 
@@ -467,7 +450,7 @@ describe("one batch", () => {
     expect(rows.map((row) => row.text_body?.trim()).sort()).toEqual(["another message", "the first message"]);
     // The retry, in a transaction of its own, finds the first in the database.
     expect((await send(inbox.email, { messageId: shared, text: "another message" })).code).toBe(250);
-    expect(await storedCount(shared)).toBe(2);
+    expect(await storedCount(database, shared)).toBe(2);
   });
 
   it("answers 451 to every message of a batch whose COMMIT fails, and stores none of them", async () => {
@@ -497,7 +480,7 @@ describe("one batch", () => {
       expect((await plugged).code).toBe(250);
       batch = await Promise.all(sent);
       expect(batch.map((one) => one.code)).toEqual([451, 451, 451]);
-      for (const one of batch) expect(await storedCount(one.messageId)).toBe(0);
+      for (const one of batch) expect(await storedCount(database, one.messageId)).toBe(0);
       const events = await database.db
         .selectFrom("events")
         .select("id")
@@ -514,7 +497,7 @@ describe("one batch", () => {
       batch.map((one, i) => send(inbox.email, { messageId: one.messageId, subject: `again ${i}` })),
     );
     expect(retried.map((one) => one.code)).toEqual([250, 250, 250]);
-    for (const one of batch) expect(await storedCount(one.messageId)).toBe(1);
+    for (const one of batch) expect(await storedCount(database, one.messageId)).toBe(1);
   });
 
   it("answers 451 to every message of a batch whose connection dies, and stores none of them", async () => {
@@ -540,10 +523,10 @@ describe("one batch", () => {
     await lock.release();
 
     expect(batch.map((one) => one.code)).toEqual([451, 451, 451, 451, 451]);
-    for (const one of batch) expect(await storedCount(one.messageId)).toBe(0);
+    for (const one of batch) expect(await storedCount(database, one.messageId)).toBe(0);
     // The senders try again, and each is stored once.
     const retried = await Promise.all(batch.map((one) => send(inbox.email, { messageId: one.messageId })));
     expect(retried.map((one) => one.code)).toEqual([250, 250, 250, 250, 250]);
-    for (const one of batch) expect(await storedCount(one.messageId)).toBe(1);
+    for (const one of batch) expect(await storedCount(database, one.messageId)).toBe(1);
   });
 });

@@ -8,26 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.ts";
 import { maxRequestBodyBytes, OPERATION_LIMITS } from "../src/server/armor.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok, startTestServer } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 // The server under test runs with the default configuration.
 const MAX_REQUEST_BODY_BYTES = maxRequestBodyBytes(loadConfig({}));
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const org = organizationFixture(database);
 
 const podNamed = (name: string) => `createPod(input: { name: "${name}" })`;
 

@@ -22,14 +22,15 @@ import {
   isObjectType,
   isScalarType,
 } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { schema as liveSchema } from "../src/schema/index.ts";
 import { DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH, type InputRule } from "../src/schema/input-rules.ts";
 import { printSchemaSdl } from "../src/schema/print.ts";
-import { createTestDatabase, databaseChecksum, type TestDatabase } from "./helpers/database.ts";
-import { gql, startTestServer, type TestServer } from "./helpers/server.ts";
+import { databaseChecksum } from "./helpers/database.ts";
+import { gql } from "./helpers/server.ts";
 import { sseSubscribe } from "./helpers/subscriptions.ts";
-import { createWorld, type World } from "./helpers/world.ts";
+import { serverSuite, worldFixture } from "./helpers/suite.ts";
+import type { World } from "./helpers/world.ts";
 
 const printed = buildSchema(printSchemaSdl());
 const NODE_TYPES = [
@@ -96,8 +97,7 @@ function sites(): Site[] {
 
 const SITES = sites();
 
-// ---- valid values for everything that is not under test ----
-let world: World;
+// ---- valid values for everything that is not under test (world, below) ----
 
 const ID_BY_NAME: Record<string, (typeof NODE_TYPES)[number]> = {
   podId: "Pod",
@@ -388,19 +388,9 @@ function withValueAt(
 }
 
 // ---- the run ----
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  // Rate limits off: this test sends thousands of requests, sign-ups and logins among them.
-  server = await startTestServer(database.url, { allowPrivateWebhookUrls: true, rateLimitPerMinute: 0 });
-  world = await createWorld(server, database);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+// Rate limits off: this test sends thousands of requests, sign-ups and logins among them.
+const { database, server } = serverSuite({ allowPrivateWebhookUrls: true, rateLimitPerMinute: 0 });
+const world = worldFixture({ database, server });
 
 type ErrorBody = { message: string; extensions?: Record<string, unknown> };
 

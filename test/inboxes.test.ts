@@ -1,39 +1,16 @@
 // updateInbox and deleteInbox: display names, scope, and deleting an inbox with everything
 // in it, its inbox-scoped keys revoked at once on every node.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const MESSAGE_401 = "Authentication required. Provide a valid session cookie or Bearer token.";
 
-let database: TestDatabase;
-let server: TestServer;
-let other: TestServer;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  other = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-});
-afterAll(async () => {
-  await server?.stop();
-  await other?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const other = serverOn(database);
+const { org, pods } = tenantFixture({ database, server }, { pods: ["A", "B"] });
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -64,7 +41,7 @@ const newInbox = (podId: string) =>
 
 describe("updateInbox", () => {
   it("sets the display name, trimmed; an empty one removes it", async () => {
-    const inbox = await newInbox(podA);
+    const inbox = await newInbox(pods.A);
     const set = (
       await ok(
         server,
@@ -73,7 +50,12 @@ describe("updateInbox", () => {
         { key: org.apiKey },
       )
     ).updateInbox.inbox;
-    expect(set).toEqual({ id: inbox.id, email: inbox.email, displayName: "Support Desk", pod: { id: podA } });
+    expect(set).toEqual({
+      id: inbox.id,
+      email: inbox.email,
+      displayName: "Support Desk",
+      pod: { id: pods.A },
+    });
     expect((await ok(server, GET, { id: inbox.id }, { key: org.apiKey })).inbox.displayName).toBe(
       "Support Desk",
     );
@@ -86,7 +68,7 @@ describe("updateInbox", () => {
   });
 
   it("allows 200 characters and refuses more, naming the field", async () => {
-    const inbox = await newInbox(podA);
+    const inbox = await newInbox(pods.A);
     const longest = "d".repeat(200);
     expect(
       (await ok(server, UPDATE, { input: { id: inbox.id, displayName: longest } }, { key: org.apiKey }))
@@ -99,8 +81,8 @@ describe("updateInbox", () => {
   });
 
   it("lets an inbox key update its own inbox and nothing else (NOT_FOUND)", async () => {
-    const own = await newInbox(podA);
-    const sibling = await newInbox(podA);
+    const own = await newInbox(pods.A);
+    const sibling = await newInbox(pods.A);
     const key = (await createKey(server, org.apiKey, { inboxId: own.id })).secret;
     expect(
       (await ok(server, UPDATE, { input: { id: own.id, displayName: "Mine" } }, { key })).updateInbox.inbox
@@ -113,14 +95,14 @@ describe("updateInbox", () => {
   });
 
   it("keeps a pod key inside its pod, treats bad ids as missing, and needs INBOX_UPDATE", async () => {
-    const inA = await newInbox(podA);
-    const inB = await newInbox(podB);
-    const podKey = (await createKey(server, org.apiKey, { podId: podA })).secret;
+    const inA = await newInbox(pods.A);
+    const inB = await newInbox(pods.B);
+    const podKey = (await createKey(server, org.apiKey, { podId: pods.A })).secret;
     expect(
       (await ok(server, UPDATE, { input: { id: inA.id, displayName: "A" } }, { key: podKey })).updateInbox
         .inbox.displayName,
     ).toBe("A");
-    for (const id of [inB.id, podA, "garbage", encodeGlobalID("Inbox", "999999999")]) {
+    for (const id of [inB.id, pods.A, "garbage", encodeGlobalID("Inbox", "999999999")]) {
       expect(await errorOf(podKey, UPDATE, { input: { id, displayName: "x" } })).toEqual({
         code: "NOT_FOUND",
       });
@@ -135,8 +117,8 @@ describe("updateInbox", () => {
 
 describe("deleteInbox", () => {
   it("deletes the inbox with its mail, drafts and keys, and frees its address", async () => {
-    const inbox = await newInbox(podA);
-    const survivor = await newInbox(podA);
+    const inbox = await newInbox(pods.A);
+    const survivor = await newInbox(pods.A);
     const id = rowId(inbox.id);
     const row = await database.db
       .selectFrom("inboxes")
@@ -190,7 +172,7 @@ describe("deleteInbox", () => {
     expect(survivorKeys).toHaveLength(1);
     // The address may be taken again.
     const again = await createInboxViaApi(server, org.apiKey, {
-      podId: podB,
+      podId: pods.B,
       username: inbox.email.split("@")[0],
     });
     expect(again.email).toBe(inbox.email);
@@ -198,9 +180,9 @@ describe("deleteInbox", () => {
   });
 
   it("revokes the inbox's keys at once: 401 on this node's next request and on another node within a second", async () => {
-    const inbox = await newInbox(podA);
+    const inbox = await newInbox(pods.A);
     const inboxKey = await createKey(server, org.apiKey, { inboxId: inbox.id });
-    const podKey = (await createKey(server, org.apiKey, { podId: podA })).secret;
+    const podKey = (await createKey(server, org.apiKey, { podId: pods.A })).secret;
     // Both nodes have the key cached.
     await ok(server, "{ viewer { scope } }", {}, { key: inboxKey.secret });
     await ok(other, "{ viewer { scope } }", {}, { key: inboxKey.secret });
@@ -223,15 +205,15 @@ describe("deleteInbox", () => {
   });
 
   it("is out of an inbox key's reach (FORBIDDEN) and a pod key's outside its pod (NOT_FOUND)", async () => {
-    const inA = await newInbox(podA);
-    const inB = await newInbox(podB);
+    const inA = await newInbox(pods.A);
+    const inB = await newInbox(pods.B);
     const inboxKey = (await createKey(server, org.apiKey, { inboxId: inA.id })).secret;
     expect(await errorOf(inboxKey, DELETE, { id: inA.id })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "INBOX_DELETE",
     });
-    const podKey = (await createKey(server, org.apiKey, { podId: podA })).secret;
-    for (const id of [inB.id, podB, "garbage", encodeGlobalID("Inbox", "999999999")]) {
+    const podKey = (await createKey(server, org.apiKey, { podId: pods.A })).secret;
+    for (const id of [inB.id, pods.B, "garbage", encodeGlobalID("Inbox", "999999999")]) {
       expect(await errorOf(podKey, DELETE, { id })).toEqual({ code: "NOT_FOUND" });
     }
     expect((await ok(server, GET, { id: inB.id }, { key: org.apiKey })).inbox.id).toBe(inB.id);

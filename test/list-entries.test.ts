@@ -1,17 +1,12 @@
 // Allow/block list entries: levels (organization, pod, inbox), validation, duplicates,
 // scopes, and the lookup the mail pipeline uses.
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { listEntriesFor } from "../src/list-entries/repository.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, createOrganization, createPodViaApi } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { podsAandB } from "./helpers/world.ts";
 
 const ENTRY_FIELDS = "id direction type entry createdAt pod { id } inbox { id }";
 const CREATE = `mutation($input: CreateListEntryInput!) { createListEntry(input: $input) { listEntry { ${ENTRY_FIELDS} } } }`;
@@ -23,16 +18,13 @@ const LIST = `query($direction: ListDirection!, $type: ListType!, $podId: ID, $i
 }`;
 const NODE = "query($id: ID!) { node(id: $id) { id ... on ListEntry { entry direction type } } }";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA: { id: string; email: string };
-let inboxA2: { id: string; email: string };
-let inboxB: { id: string; email: string };
-let podKeyA: string;
-let inboxKeyA: string;
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, a2: inboxA2, b: inboxB },
+  keys,
+} = tenantFixture({ database, server }, podsAandB("lists"));
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 const RECEIVE_BLOCK = { direction: "RECEIVE", type: "BLOCK" };
@@ -53,24 +45,6 @@ async function entries(key: string, variables: Record<string, unknown> = {}): Pr
   return data.listEntries.edges.map((e: any) => e.node.entry);
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "lists-a" });
-  inboxA2 = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "lists-a2" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "lists-b" });
-  podKeyA = (await createKey(server, org.apiKey, { podId: podA })).secret;
-  inboxKeyA = (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret;
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
-
 describe("list entries", () => {
   it("creates entries at the organization, pod and inbox level, lower-cased", async () => {
     const orgLevel = await create({ entry: "  Spammer@Example.COM " });
@@ -81,10 +55,10 @@ describe("list entries", () => {
       inbox: null,
     });
     expect(decodeGlobalID(orgLevel.id).typename).toBe("ListEntry");
-    const podLevel = await create({ entry: "Bulk.Example.org", podId: podA });
-    expect(podLevel).toMatchObject({ entry: "bulk.example.org", pod: { id: podA }, inbox: null });
-    const inboxLevel = await create({ entry: "x@y.example", inboxId: inboxA.id, podId: podA });
-    expect(inboxLevel).toMatchObject({ entry: "x@y.example", pod: { id: podA }, inbox: { id: inboxA.id } });
+    const podLevel = await create({ entry: "Bulk.Example.org", podId: pods.A });
+    expect(podLevel).toMatchObject({ entry: "bulk.example.org", pod: { id: pods.A }, inbox: null });
+    const inboxLevel = await create({ entry: "x@y.example", inboxId: inboxA.id, podId: pods.A });
+    expect(inboxLevel).toMatchObject({ entry: "x@y.example", pod: { id: pods.A }, inbox: { id: inboxA.id } });
 
     expect((await ok(server, NODE, { id: podLevel.id }, { key: org.apiKey })).node).toEqual({
       id: podLevel.id,
@@ -134,8 +108,10 @@ describe("list entries", () => {
       code: "CONFLICT",
       field: "entry",
     });
-    await create({ entry: "dup@example.com", podId: podA });
-    expect(await createError({ entry: "dup@example.com", podId: podA })).toMatchObject({ code: "CONFLICT" });
+    await create({ entry: "dup@example.com", podId: pods.A });
+    expect(await createError({ entry: "dup@example.com", podId: pods.A })).toMatchObject({
+      code: "CONFLICT",
+    });
     await create({ entry: "dup@example.com", inboxId: inboxA.id });
     expect(await createError({ entry: "dup@example.com", inboxId: inboxA.id })).toMatchObject({
       code: "CONFLICT",
@@ -145,7 +121,7 @@ describe("list entries", () => {
   });
 
   it("refuses an inbox that is not in the named pod", async () => {
-    expect(await createError({ entry: "a@example.com", podId: podB, inboxId: inboxA.id })).toMatchObject({
+    expect(await createError({ entry: "a@example.com", podId: pods.B, inboxId: inboxA.id })).toMatchObject({
       code: "BAD_USER_INPUT",
       field: "inboxId",
     });
@@ -153,10 +129,10 @@ describe("list entries", () => {
 
   it("filters by pod (its own and its inboxes' entries) and by inbox", async () => {
     await create({ entry: "filter-org.example" });
-    await create({ entry: "filter-pod-a.example", podId: podA });
+    await create({ entry: "filter-pod-a.example", podId: pods.A });
     await create({ entry: "filter-inbox-a2.example", inboxId: inboxA2.id });
-    await create({ entry: "filter-pod-b.example", podId: podB });
-    const ofPodA = (await entries(org.apiKey, { podId: podA })).filter((e) => e.startsWith("filter-"));
+    await create({ entry: "filter-pod-b.example", podId: pods.B });
+    const ofPodA = (await entries(org.apiKey, { podId: pods.A })).filter((e) => e.startsWith("filter-"));
     expect(ofPodA.sort()).toEqual(["filter-inbox-a2.example", "filter-pod-a.example"]);
     const ofInbox = (await entries(org.apiKey, { inboxId: inboxA2.id })).filter((e) =>
       e.startsWith("filter-"),
@@ -175,7 +151,7 @@ describe("list entries", () => {
     const again = await gql(server, DELETE, { id: entry.id }, { key: org.apiKey });
     expect(again.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     // A mistyped id is NOT_FOUND too.
-    const mistyped = await gql(server, DELETE, { id: podA }, { key: org.apiKey });
+    const mistyped = await gql(server, DELETE, { id: pods.A }, { key: org.apiKey });
     expect(mistyped.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
   });
 
@@ -210,64 +186,73 @@ describe("list entries", () => {
 
 describe("list entry scopes", () => {
   it("puts a pod key's entries on its pod (or one of its inboxes), never elsewhere", async () => {
-    const own = await create({ entry: "pod-key.example" }, podKeyA);
-    expect(own).toMatchObject({ pod: { id: podA }, inbox: null });
-    const onInbox = await create({ entry: "pod-key-inbox.example", inboxId: inboxA2.id }, podKeyA);
-    expect(onInbox).toMatchObject({ pod: { id: podA }, inbox: { id: inboxA2.id } });
-    expect(await createError({ entry: "x.example", podId: podB }, podKeyA)).toEqual({ code: "NOT_FOUND" });
-    expect(await createError({ entry: "x.example", inboxId: inboxB.id }, podKeyA)).toEqual({
+    const own = await create({ entry: "pod-key.example" }, keys.podA);
+    expect(own).toMatchObject({ pod: { id: pods.A }, inbox: null });
+    const onInbox = await create({ entry: "pod-key-inbox.example", inboxId: inboxA2.id }, keys.podA);
+    expect(onInbox).toMatchObject({ pod: { id: pods.A }, inbox: { id: inboxA2.id } });
+    expect(await createError({ entry: "x.example", podId: pods.B }, keys.podA)).toEqual({
+      code: "NOT_FOUND",
+    });
+    expect(await createError({ entry: "x.example", inboxId: inboxB.id }, keys.podA)).toEqual({
       code: "NOT_FOUND",
     });
   });
 
   it("shows a pod key only its pod's entries; others are NOT_FOUND and absent", async () => {
     const orgLevel = await create({ entry: "scope-org.example" });
-    const ofB = await create({ entry: "scope-pod-b.example", podId: podB });
+    const ofB = await create({ entry: "scope-pod-b.example", podId: pods.B });
     const ofInboxB = await create({ entry: "scope-inbox-b.example", inboxId: inboxB.id });
-    const ofA = await create({ entry: "scope-pod-a.example", podId: podA });
+    const ofA = await create({ entry: "scope-pod-a.example", podId: pods.A });
     const ofInboxA = await create({ entry: "scope-inbox-a.example", inboxId: inboxA.id });
 
-    const seen = (await entries(podKeyA)).filter((e) => e.startsWith("scope-"));
+    const seen = (await entries(keys.podA)).filter((e) => e.startsWith("scope-"));
     expect(seen.sort()).toEqual(["scope-inbox-a.example", "scope-pod-a.example"]);
     // A filter naming something outside the scope finds nothing.
-    expect(await entries(podKeyA, { podId: podB })).toEqual([]);
+    expect(await entries(keys.podA, { podId: pods.B })).toEqual([]);
 
     for (const entry of [orgLevel, ofB, ofInboxB]) {
-      const node = await gql(server, NODE, { id: entry.id }, { key: podKeyA });
+      const node = await gql(server, NODE, { id: entry.id }, { key: keys.podA });
       expect(node.body.data).toEqual({ node: null });
       expect(node.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-      const remove = await gql(server, DELETE, { id: entry.id }, { key: podKeyA });
+      const remove = await gql(server, DELETE, { id: entry.id }, { key: keys.podA });
       expect(remove.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     }
     expect(await entries(org.apiKey)).toEqual(
       expect.arrayContaining(["scope-org.example", "scope-pod-b.example"]),
     );
-    await ok(server, DELETE, { id: ofInboxA.id }, { key: podKeyA });
-    await ok(server, DELETE, { id: ofA.id }, { key: podKeyA });
+    await ok(server, DELETE, { id: ofInboxA.id }, { key: keys.podA });
+    await ok(server, DELETE, { id: ofA.id }, { key: keys.podA });
   });
 
   it("keeps an inbox key to its inbox's entries", async () => {
-    const own = await create({ entry: "inbox-key@example.com", direction: "SEND", type: "ALLOW" }, inboxKeyA);
-    expect(own).toMatchObject({ pod: { id: podA }, inbox: { id: inboxA.id } });
-    const explicit = await create({ entry: "explicit.example", inboxId: inboxA.id }, inboxKeyA);
+    const own = await create(
+      { entry: "inbox-key@example.com", direction: "SEND", type: "ALLOW" },
+      keys.inboxA,
+    );
+    expect(own).toMatchObject({ pod: { id: pods.A }, inbox: { id: inboxA.id } });
+    const explicit = await create({ entry: "explicit.example", inboxId: inboxA.id }, keys.inboxA);
     expect(explicit.inbox).toEqual({ id: inboxA.id });
     // Its pod's level is wider than its scope; another inbox is outside it.
-    expect(await createError({ entry: "x.example", podId: podA }, inboxKeyA)).toEqual({ code: "NOT_FOUND" });
-    expect(await createError({ entry: "x.example", inboxId: inboxA2.id }, inboxKeyA)).toEqual({
+    expect(await createError({ entry: "x.example", podId: pods.A }, keys.inboxA)).toEqual({
+      code: "NOT_FOUND",
+    });
+    expect(await createError({ entry: "x.example", inboxId: inboxA2.id }, keys.inboxA)).toEqual({
       code: "NOT_FOUND",
     });
 
-    const podLevel = await create({ entry: "inbox-scope-pod.example", podId: podA });
+    const podLevel = await create({ entry: "inbox-scope-pod.example", podId: pods.A });
     const sibling = await create({ entry: "inbox-scope-sibling.example", inboxId: inboxA2.id });
     const mine = await create({ entry: "inbox-scope-mine.example", inboxId: inboxA.id });
-    const seen = (await entries(inboxKeyA)).filter((e) => e.startsWith("inbox-scope-"));
+    const seen = (await entries(keys.inboxA)).filter((e) => e.startsWith("inbox-scope-"));
     expect(seen).toEqual(["inbox-scope-mine.example"]);
-    expect(await entries(inboxKeyA, { direction: "SEND", type: "ALLOW" })).toEqual(["inbox-key@example.com"]);
+    expect(await entries(keys.inboxA, { direction: "SEND", type: "ALLOW" })).toEqual([
+      "inbox-key@example.com",
+    ]);
     for (const entry of [podLevel, sibling]) {
-      const remove = await gql(server, DELETE, { id: entry.id }, { key: inboxKeyA });
+      const remove = await gql(server, DELETE, { id: entry.id }, { key: keys.inboxA });
       expect(remove.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     }
-    await ok(server, DELETE, { id: mine.id }, { key: inboxKeyA });
+    await ok(server, DELETE, { id: mine.id }, { key: keys.inboxA });
   });
 
   it("keeps organizations apart", async () => {
@@ -276,7 +261,7 @@ describe("list entry scopes", () => {
     expect(await entries(org.apiKey)).not.toContain("other-org.example");
     const node = await gql(server, NODE, { id: theirs.id }, { key: org.apiKey });
     expect(node.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-    expect(await createError({ entry: "x.example", podId: podA }, other.apiKey)).toEqual({
+    expect(await createError({ entry: "x.example", podId: pods.A }, other.apiKey)).toEqual({
       code: "NOT_FOUND",
     });
   });

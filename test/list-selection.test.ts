@@ -3,31 +3,23 @@
 // field reads the same through each list as by id, however it is selected (alone, through a fragment
 // or an inline fragment), and the statement count stays flat with the page size.
 import { type GraphQLObjectType, type GraphQLOutputType, getNamedType, isLeafType } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { linkSigningKey } from "../src/files/service.ts";
 import { verifyToken } from "../src/files/token.ts";
 import { schema } from "../src/schema/index.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, deliver } from "./helpers/factories.ts";
+import { ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
+const { database, server } = serverSuite();
+const {
+  org,
+  inboxes: { selection: inbox },
+} = tenantFixture({ database, server }, { inboxes: { selection: { username: "selection" } } });
 let first: Awaited<ReturnType<typeof deliver>>;
 let reply: Awaited<ReturnType<typeof deliver>>;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  inbox = await createInboxViaApi(server, org.apiKey, { username: "selection" });
   first = await deliver(database.db, inbox.id, {
     from: "alice@a.test",
     to: ["selection@mailroom.localhost", "bob@b.test"],
@@ -48,10 +40,6 @@ beforeAll(async () => {
     references: ["<older@x.test>", first.messageIdHeader],
     labels: ["received", "important"],
   });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 /** A selection for one field of a type: leaves as they are, objects by their first leaf or id. */

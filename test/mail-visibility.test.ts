@@ -2,21 +2,16 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 // docs/permissions.md "Label visibility": spam, blocked and trash are hidden without LABEL_*_READ, from
 // lists, counts, direct access, label filters and every thread aggregate. Plus threading, labels,
 // deleting threads, pagination and the SQL statement count of a deep page.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey, deliver } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
+const { database, server } = serverSuite();
+const {
+  org,
+  inboxes: { visibility: inbox },
+} = tenantFixture({ database, server }, { inboxes: { visibility: { username: "visibility" } } });
 
 const HIDDEN = [
   { label: "spam", flag: "labelSpamRead", permission: "LABEL_SPAM_READ" },
@@ -31,17 +26,6 @@ const READ_ALL = {
   messageUpdate: true,
   threadDelete: true,
 };
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  inbox = await createInboxViaApi(server, org.apiKey, { username: "visibility" });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
 
 const THREAD_FIELDS = "id subject preview labels senders recipients messageCount lastMessageAt";
 

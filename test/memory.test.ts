@@ -4,7 +4,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
   createOrganization,
@@ -14,6 +13,7 @@ import {
 import { bytesReadMiB, MIB, rssGrowthMiB } from "./helpers/memory.ts";
 import { startServerProcess } from "./helpers/process.ts";
 import { gql } from "./helpers/server.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
 const MESSAGES = 40;
 /** Each message carries this much attachment content, and a text body as long. */
@@ -45,7 +45,7 @@ const FRAME_BOUND_MIB = (WS_CLIENTS * FRAME_BYTES) / MIB / 2;
 
 type ServerProcess = Awaited<ReturnType<typeof startServerProcess>>;
 
-let database: TestDatabase;
+const database = databaseSuite();
 let server: ServerProcess;
 let org: TestOrganization;
 let inbox: { id: string; email: string };
@@ -70,7 +70,6 @@ async function stopServer(running: ServerProcess | undefined): Promise<void> {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
   server = await startServer();
   org = await createOrganization(database.db);
   inbox = await createInboxViaApi(server, org.apiKey, { username: "memory" });
@@ -90,7 +89,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stopServer(server);
-  await database?.destroy();
 });
 
 const PAGE = `query($inbox: ID!, $n: Int) {

@@ -15,12 +15,12 @@ import { createInbox } from "../src/inboxes/service.ts";
 import type { MessageData, NewMessage } from "../src/mail/message.ts";
 import { messageLookups, storeMessages } from "../src/mail/store.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
 const LOOKUP_KEY = "messages_org_id_message_id_header_direction_inbox_id_digest_key";
 const BUSY = 3000;
 
-let database: TestDatabase;
+const database = databaseSuite();
 let inbox: NewMessage["inbox"];
 let email: string;
 /** A connection that ran the lookups while the inbox was empty, as a server's connections do. */
@@ -51,7 +51,6 @@ function lookups() {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
   // This file's own database stays young until the second test analyzes it.
   await sql`ALTER TABLE messages SET (autovacuum_enabled = false)`.execute(database.db);
   const config = loadConfig({});
@@ -81,9 +80,8 @@ beforeAll(async () => {
     );
   });
 });
-afterAll(async () => {
+afterAll(() => {
   client?.release(true);
-  await database?.destroy();
 });
 
 interface PlanNode {

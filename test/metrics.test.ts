@@ -2,31 +2,24 @@
 // or inbox; filters, bucket sizes, range checks, hidden labels, and the index that serves the query.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { EventType } from "../src/db/types.ts";
 import type { EventVisibility } from "../src/events/visibility.ts";
 import { metricsQuery } from "../src/metrics/repository.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { EVENT_TYPES } from "../src/schema/event-type.ts";
+import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { organizationFixture, serverSuite, tenantFixture } from "./helpers/suite.ts";
+import { podsAandB } from "./helpers/world.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let otherOrg: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA1: string;
-let inboxA2: string;
-let inboxB1: string;
-let podKeyA: string;
-let inboxKeyA1: string;
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA1, a2: inboxA2, b: inboxB1 },
+  keys,
+} = tenantFixture({ database, server }, podsAandB("m"));
+const otherOrg = organizationFixture(database, "Other");
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -63,40 +56,24 @@ async function insertEvents(rows: EventRow[]) {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  otherOrg = await createOrganization(database.db, "Other");
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA1 = (await createInboxViaApi(server, org.apiKey, { podId: podA, username: "m-a1" })).id;
-  inboxA2 = (await createInboxViaApi(server, org.apiKey, { podId: podA, username: "m-a2" })).id;
-  inboxB1 = (await createInboxViaApi(server, org.apiKey, { podId: podB, username: "m-b1" })).id;
-  podKeyA = (await createKey(server, org.apiKey, { podId: podA })).secret;
-  inboxKeyA1 = (await createKey(server, org.apiKey, { inboxId: inboxA1 })).secret;
-
-  const a1 = { pod: podA, inbox: inboxA1 };
+  const a1 = { pod: pods.A, inbox: inboxA1.id };
   await insertEvents([
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T09:59:59.999Z", ...a1 },
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:00.000Z", ...a1 },
     { type: "MESSAGE_SENT", at: "2026-01-05T10:00:20Z", ...a1 },
-    { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:30Z", pod: podA, inbox: inboxA2 },
-    { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:40Z", pod: podB, inbox: inboxB1 },
+    { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:30Z", pod: pods.A, inbox: inboxA2.id },
+    { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:40Z", pod: pods.B, inbox: inboxB1.id },
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:59.999Z", ...a1 },
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:01:30Z", ...a1 },
-    { type: "MESSAGE_BOUNCED", at: "2026-01-05T10:02:00Z", pod: podB, inbox: inboxB1 },
+    { type: "MESSAGE_BOUNCED", at: "2026-01-05T10:02:00Z", pod: pods.B, inbox: inboxB1.id },
     { type: "DOMAIN_VERIFIED", at: "2026-01-05T10:05:00Z" },
-    { type: "DOMAIN_VERIFIED", at: "2026-01-05T10:06:00Z", pod: podA },
+    { type: "DOMAIN_VERIFIED", at: "2026-01-05T10:06:00Z", pod: pods.A },
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T11:00:00Z", ...a1 },
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T12:30:00Z", ...a1 },
     { type: "MESSAGE_RECEIVED", at: "2026-01-07T08:00:00Z", ...a1 },
     // Another organization, same instant: never counted.
     { type: "MESSAGE_RECEIVED", at: "2026-01-05T10:00:15Z", orgId: otherOrg.organizationId },
   ]);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 const METRICS = `query($from: DateTime!, $to: DateTime!, $types: [EventType!], $podId: ID, $inboxId: ID, $bucket: MetricBucket) {
@@ -202,13 +179,13 @@ describe("counts and buckets", () => {
 
 describe("scope and filters", () => {
   it("gives a pod key its pod's events and an inbox key its inbox's", async () => {
-    expect(await metrics(podKeyA, HOUR)).toEqual([
+    expect(await metrics(keys.podA, HOUR)).toEqual([
       m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 3),
       m("MESSAGE_SENT", "2026-01-05T10:00:00.000Z", 1),
       m("MESSAGE_RECEIVED", "2026-01-05T10:01:00.000Z", 1),
       m("DOMAIN_VERIFIED", "2026-01-05T10:06:00.000Z", 1),
     ]);
-    expect(await metrics(inboxKeyA1, HOUR)).toEqual([
+    expect(await metrics(keys.inboxA, HOUR)).toEqual([
       m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 2),
       m("MESSAGE_SENT", "2026-01-05T10:00:00.000Z", 1),
       m("MESSAGE_RECEIVED", "2026-01-05T10:01:00.000Z", 1),
@@ -216,31 +193,31 @@ describe("scope and filters", () => {
   });
 
   it("filters by pod and inbox inside the scope", async () => {
-    expect(await metrics(org.apiKey, { ...HOUR, podId: podB })).toEqual([
+    expect(await metrics(org.apiKey, { ...HOUR, podId: pods.B })).toEqual([
       m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 1),
       m("MESSAGE_BOUNCED", "2026-01-05T10:02:00.000Z", 1),
     ]);
-    expect(await metrics(org.apiKey, { ...HOUR, inboxId: inboxA2 })).toEqual([
+    expect(await metrics(org.apiKey, { ...HOUR, inboxId: inboxA2.id })).toEqual([
       m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 1),
     ]);
-    expect(await metrics(podKeyA, { ...HOUR, podId: podA, inboxId: inboxA2 })).toEqual([
+    expect(await metrics(keys.podA, { ...HOUR, podId: pods.A, inboxId: inboxA2.id })).toEqual([
       m("MESSAGE_RECEIVED", "2026-01-05T10:00:00.000Z", 1),
     ]);
-    expect(await metrics(inboxKeyA1, { ...HOUR, inboxId: inboxA1, types: ["MESSAGE_SENT"] })).toEqual([
+    expect(await metrics(keys.inboxA, { ...HOUR, inboxId: inboxA1.id, types: ["MESSAGE_SENT"] })).toEqual([
       m("MESSAGE_SENT", "2026-01-05T10:00:00.000Z", 1),
     ]);
   });
 
   it("answers NOT_FOUND for a pod or inbox outside the scope, or an id that is not one", async () => {
     const cases: [string, Record<string, unknown>][] = [
-      [podKeyA, { podId: podB }],
-      [podKeyA, { inboxId: inboxB1 }],
-      [inboxKeyA1, { inboxId: inboxA2 }],
-      [inboxKeyA1, { podId: podA }],
-      [org.apiKey, { podId: inboxA1 }],
+      [keys.podA, { podId: pods.B }],
+      [keys.podA, { inboxId: inboxB1.id }],
+      [keys.inboxA, { inboxId: inboxA2.id }],
+      [keys.inboxA, { podId: pods.A }],
+      [org.apiKey, { podId: inboxA1.id }],
       [org.apiKey, { inboxId: "garbage" }],
       [org.apiKey, { inboxId: encodeGlobalID("Inbox", "999999999") }],
-      [otherOrg.apiKey, { podId: podA }],
+      [otherOrg.apiKey, { podId: pods.A }],
     ];
     for (const [key, filter] of cases) {
       expect(await errorOf(key, { ...HOUR, ...filter }), JSON.stringify(filter)).toEqual({
@@ -258,31 +235,43 @@ describe("scope and filters", () => {
   it("does not count events about messages that carried a label hidden from the caller", async () => {
     const range = { from: "2026-02-01T10:00:00Z", to: "2026-02-01T10:01:00Z" };
     await insertEvents([
-      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:00Z", pod: podA, inbox: inboxA1, labels: ["spam"] },
-      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:01Z", pod: podA, inbox: inboxA1 },
+      {
+        type: "MESSAGE_RECEIVED",
+        at: "2026-02-01T10:00:00Z",
+        pod: pods.A,
+        inbox: inboxA1.id,
+        labels: ["spam"],
+      },
+      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:01Z", pod: pods.A, inbox: inboxA1.id },
       // The message is gone since; the event stays countable by the labels it carried.
       {
         type: "MESSAGE_RECEIVED",
         at: "2026-02-01T10:00:02Z",
-        pod: podA,
-        inbox: inboxA1,
+        pod: pods.A,
+        inbox: inboxA1.id,
         message: "999999999",
       },
-      { type: "MESSAGE_RECEIVED", at: "2026-02-01T10:00:03Z", pod: podA, inbox: inboxA1, labels: ["trash"] },
+      {
+        type: "MESSAGE_RECEIVED",
+        at: "2026-02-01T10:00:03Z",
+        pod: pods.A,
+        inbox: inboxA1.id,
+        labels: ["trash"],
+      },
     ]);
     const noSpam = (
       await createKey(server, org.apiKey, {
-        inboxId: inboxA1,
+        inboxId: inboxA1.id,
         permissions: { metricsRead: true, messageRead: true, labelTrashRead: true },
       })
     ).secret;
     expect(await metrics(noSpam, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 3)]);
-    expect(await metrics(inboxKeyA1, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 4)]);
+    expect(await metrics(keys.inboxA, range)).toEqual([m("MESSAGE_RECEIVED", "2026-02-01T10:00:00.000Z", 4)]);
   });
 
   it("counts only the events the caller may read: message events need MESSAGE_READ, domain events DOMAIN_READ", async () => {
     const counts = async (permissions: Record<string, boolean>) =>
-      metrics((await createKey(server, org.apiKey, { podId: podA, permissions })).secret, HOUR);
+      metrics((await createKey(server, org.apiKey, { podId: pods.A, permissions })).secret, HOUR);
     expect(await counts({ metricsRead: true })).toEqual([]);
     expect(await counts({ metricsRead: true, domainRead: true })).toEqual([
       m("DOMAIN_VERIFIED", "2026-01-05T10:06:00.000Z", 1),
@@ -365,14 +354,7 @@ describe("the query plan", () => {
       const query = metricsQuery(database.db, scope, {
         from: new Date("2025-03-01T00:00:00Z"),
         to: new Date("2025-03-02T00:00:00Z"),
-        types: [
-          "MESSAGE_RECEIVED",
-          "MESSAGE_SENT",
-          "MESSAGE_DELIVERED",
-          "MESSAGE_BOUNCED",
-          "MESSAGE_REJECTED",
-          "DOMAIN_VERIFIED",
-        ],
+        types: [...EVENT_TYPES],
         bucket: "HOUR",
       }).compile();
       const { rows } = await database.pool.query(`EXPLAIN ${query.sql}`, [...query.parameters]);

@@ -6,18 +6,13 @@
 import { createHash, randomBytes, verify } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { simpleParser } from "mailparser";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createOrganization, createPodViaApi, deliver } from "./helpers/factories.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { RelaySink } from "./helpers/relay.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok, startTestServer } from "./helpers/server.ts";
 import { compose, sendRaw } from "./helpers/smtp.ts";
+import { running, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const MAX_OUTBOUND_BYTES = 100_000;
 const MAX_ATTEMPTS = 3;
@@ -25,55 +20,45 @@ const MAX_ATTEMPTS = 3;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- fixtures ----
-let database: TestDatabase;
-let sink: RelaySink;
-let server: TestServer;
-let acme: TestOrganization;
-let globex: TestOrganization;
-/** Acme: pod A (sender, a2 beside it), pod B (b); Globex: g. */
-let sender: { id: string; email: string };
-let b: { id: string; email: string };
-let g: { id: string; email: string };
-let podA: string;
+const sink = running(new RelaySink());
+const { database, server } = serverSuite(
+  () => ({
+    smtpRelayUrl: `smtp://127.0.0.1:${sink.port}`,
+    maxOutboundBytes: MAX_OUTBOUND_BYTES,
+    outboundMaxAttempts: MAX_ATTEMPTS,
+    outboundRetryBaseMs: 50,
+    workerPollIntervalMs: 100,
+  }),
+  { smtpPort: 0 },
+);
 let counter = 0;
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
+/** Acme: pod A (sender, a2 beside it), pod B (b); Globex: g. */
+const {
+  org: acme,
+  pods,
+  inboxes: { sender, b },
+} = tenantFixture(
+  { database, server },
+  {
+    name: "Acme",
+    pods: ["A", "B"],
+    inboxes: { sender: { pod: "A", username: unique("sender") }, b: { pod: "B", username: unique("b") } },
+  },
+);
+const {
+  org: globex,
+  inboxes: { g },
+} = tenantFixture(
+  { database, server },
+  { name: "Globex", pods: ["G"], inboxes: { g: { pod: "G", username: unique("g") } } },
+);
 /** A global id's row id; organization ids are row ids already. */
 const rowId = (globalId: string) => (/^\d+$/.test(globalId) ? globalId : decodeGlobalID(globalId).id);
 
 const MESSAGE_FIELDS = `id messageId from to cc bcc replyTo subject text html labels inReplyTo references
   thread { id messageCount } attachments { filename contentType size contentBase64 }`;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sink = new RelaySink();
-  await sink.start();
-  server = await startTestServer(
-    database.url,
-    {
-      smtpRelayUrl: `smtp://127.0.0.1:${sink.port}`,
-      maxOutboundBytes: MAX_OUTBOUND_BYTES,
-      outboundMaxAttempts: MAX_ATTEMPTS,
-      outboundRetryBaseMs: 50,
-      workerPollIntervalMs: 100,
-    },
-    { smtpPort: 0 },
-  );
-  acme = await createOrganization(database.db, "Acme");
-  globex = await createOrganization(database.db, "Globex");
-  podA = await createPodViaApi(server, acme.apiKey, "A");
-  const podB = await createPodViaApi(server, acme.apiKey, "B");
-  sender = await createInboxViaApi(server, acme.apiKey, { podId: podA, username: unique("sender") });
-  b = await createInboxViaApi(server, acme.apiKey, { podId: podB, username: unique("b") });
-  const globexPod = await createPodViaApi(server, globex.apiKey, "G");
-  g = await createInboxViaApi(server, globex.apiKey, { podId: globexPod, username: unique("g") });
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await sink?.stop();
-  await database?.destroy();
-});
 
 // ---- helpers ----
 const SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) { message { ${MESSAGE_FIELDS} } } }`;
@@ -120,15 +105,7 @@ async function eventsOf(messageGlobalId: string) {
     .execute();
 }
 
-async function messagesOf(inboxId: string, key: string): Promise<any[]> {
-  const data = await ok(
-    server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node { ${MESSAGE_FIELDS} } } } } }`,
-    { id: inboxId },
-    { key },
-  );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
+const messagesOf = (inboxId: string, key: string) => inboxMessages(server, key, inboxId, MESSAGE_FIELDS);
 
 async function arrived(inboxId: string, messageIdHeader: string, key: string, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
@@ -362,7 +339,7 @@ describe("sending through the relay", () => {
       .where("id", "=", rowId(domain.id))
       .execute();
     const signer = await createInboxViaApi(server, acme.apiKey, {
-      podId: podA,
+      podId: pods.A,
       username: "agent",
       domain: domainName,
       displayName: "Agent Smith",

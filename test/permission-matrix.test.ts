@@ -15,7 +15,7 @@ import {
   isObjectType,
   isScalarType,
 } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   type KeyScope,
   type Permission,
@@ -25,17 +25,10 @@ import {
 import { NODE_READ_PERMISSIONS } from "../src/schema/builder.ts";
 import { schema as liveSchema } from "../src/schema/index.ts";
 import { printSchemaSdl } from "../src/schema/print.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
 import { sseSubscribe } from "./helpers/subscriptions.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const printed = buildSchema(printSchemaSdl());
 
@@ -94,24 +87,26 @@ describe("the @requires directive and the auth rule", () => {
 });
 
 // ---- fixtures: one organization; scoped keys live in pod A / inbox A ----
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
+const { database, server } = serverSuite({ allowPrivateWebhookUrls: true });
+const { org, pods, inboxes, keys } = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { matrix: { pod: "A", username: "matrix" } },
+    keys: { pod: { pod: "A" } },
+  },
+);
 const ids: Record<string, string> = {};
 const keyCache = new Map<string, string>();
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { allowPrivateWebhookUrls: true });
-  org = await createOrganization(database.db);
-  ids.Pod = await createPodViaApi(server, org.apiKey, "A");
-  ids.otherPod = await createPodViaApi(server, org.apiKey, "B");
-  const inbox = await createInboxViaApi(server, org.apiKey, { podId: ids.Pod, username: "matrix" });
-  ids.Inbox = inbox.id;
-  const message = await deliver(database.db, inbox.id);
+  ids.Pod = pods.A;
+  ids.otherPod = pods.B;
+  ids.Inbox = inboxes.matrix.id;
+  const message = await deliver(database.db, inboxes.matrix.id);
   ids.Message = message.id;
   ids.Thread = message.threadId;
-  const podKey = (await createKey(server, org.apiKey, { podId: ids.Pod })).secret;
+  const podKey = keys.pod;
   for (const [typeName, query, input] of [
     [
       "Draft",
@@ -141,10 +136,6 @@ beforeAll(async () => {
     ids[typeName] = Object.values(data[field] as Record<string, { id: string }>)[0]?.id as string;
   }
   ids.ApiKey = (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id;
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 /** A key of `scope` (inside pod A / inbox A) whose whitelist is exactly `permissions`. */

@@ -1,20 +1,20 @@
 // docs/permissions.md "Scopes", "Permissions" and the denied-permission error, checked
 // against a small model written from the document's own words, then end to end on a server.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { constrainPermissions } from "../src/api-keys/service.ts";
 import { effectivePermissions, PERMISSIONS } from "../src/auth/permissions.ts";
 import { setOrganizationStatus } from "../src/organizations/service.ts";
 import { addMember, hashPassword } from "../src/users/service.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
   createKey,
   createOrganization,
   createPodViaApi,
-  type TestOrganization,
+  DELETE_KEY,
 } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 // ---- The model: the flag lists exactly as docs/permissions.md spells them. ----
 const FLAGS = `inbox_read inbox_create inbox_update inbox_delete thread_read thread_delete message_read
@@ -133,27 +133,18 @@ describe("the permission model", () => {
 });
 
 // ---- End to end ----
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA: { id: string; email: string };
-let inboxB: { id: string; email: string };
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "alpha" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "beta" });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, b: inboxB },
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { a: { pod: "A", username: "alpha" }, b: { pod: "B", username: "beta" } },
+  },
+);
 
 const viewerPermissions = async (key: string) =>
   (await ok(server, "{ viewer { scope permissions } }", {}, { key })).viewer as {
@@ -163,7 +154,7 @@ const viewerPermissions = async (key: string) =>
 
 describe("scopes and ceilings, end to end", () => {
   it("gives a key with no permissions everything its scope ceiling allows", async () => {
-    const pod = await createKey(server, org.apiKey, { podId: podA });
+    const pod = await createKey(server, org.apiKey, { podId: pods.A });
     const inbox = await createKey(server, org.apiKey, { inboxId: inboxA.id });
     expect(pod.apiKey.permissions).toBeNull();
     expect(inbox.apiKey.permissions).toBeNull();
@@ -180,7 +171,7 @@ describe("scopes and ceilings, end to end", () => {
 
   it("treats permissions as a whitelist: only true is granted; a flag outside the ceiling stays denied", async () => {
     const key = await createKey(server, org.apiKey, {
-      podId: podA,
+      podId: pods.A,
       permissions: { inboxRead: true, podRead: false, podCreate: true, podDelete: true },
     });
     expect((await viewerPermissions(key.secret)).permissions).toEqual(["INBOX_READ"]);
@@ -216,7 +207,7 @@ describe("scopes and ceilings, end to end", () => {
   });
 
   it("keeps a pod key inside its pod and an inbox key inside its inbox (NOT_FOUND outside, never FORBIDDEN)", async () => {
-    const pod = await createKey(server, org.apiKey, { podId: podA });
+    const pod = await createKey(server, org.apiKey, { podId: pods.A });
     const inbox = await createKey(server, org.apiKey, { inboxId: inboxA.id });
     const inboxesOf = async (key: string) =>
       (await ok(server, "{ inboxes { edges { node { email } } } }", {}, { key })).inboxes.edges.map(
@@ -233,7 +224,7 @@ describe("scopes and ceilings, end to end", () => {
       );
       expect(outside.body.data).toEqual({ inbox: null });
       expect(outside.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-      const node = await gql(server, "query($id: ID!) { node(id: $id) { id } }", { id: podB }, { key });
+      const node = await gql(server, "query($id: ID!) { node(id: $id) { id } }", { id: pods.B }, { key });
       expect(node.body.data).toEqual({ node: null });
     }
   });
@@ -318,7 +309,7 @@ async function orgRowId(): Promise<string> {
 
 describe("no escalation", () => {
   it("creates keys only inside the creator's scope", async () => {
-    const pod = await createKey(server, org.apiKey, { podId: podA });
+    const pod = await createKey(server, org.apiKey, { podId: pods.A });
     const inbox = await createKey(server, org.apiKey, { inboxId: inboxA.id });
     // Inside: a pod key makes a key for an inbox of its pod; without podId/inboxId a key gets the creator's scope.
     expect((await createKey(server, pod.secret, { inboxId: inboxA.id })).apiKey.scope).toBe("INBOX");
@@ -326,9 +317,9 @@ describe("no escalation", () => {
     expect((await createKey(server, inbox.secret)).apiKey.scope).toBe("INBOX");
     // Outside: another pod, another pod's inbox, or an inbox key reaching for its pod.
     const attempts: [string, Record<string, unknown>][] = [
-      [pod.secret, { podId: podB }],
+      [pod.secret, { podId: pods.B }],
       [pod.secret, { inboxId: inboxB.id }],
-      [inbox.secret, { podId: podA }],
+      [inbox.secret, { podId: pods.A }],
       [inbox.secret, { inboxId: inboxB.id }],
     ];
     for (const [key, input] of attempts) {
@@ -345,7 +336,7 @@ describe("no escalation", () => {
 
   it("constrains a created key's permissions to the creator's and shows the constrained set", async () => {
     const creator = await createKey(server, org.apiKey, {
-      podId: podA,
+      podId: pods.A,
       permissions: { inboxRead: true, apiKeyCreate: true, apiKeyRead: true },
     });
     const all = Object.fromEntries(
@@ -380,8 +371,8 @@ describe("no escalation", () => {
   });
 
   it("lists and deletes only keys inside the caller's scope", async () => {
-    const pod = await createKey(server, org.apiKey, { podId: podA, name: "pod-a" });
-    const podBKey = await createKey(server, org.apiKey, { podId: podB, name: "pod-b" });
+    const pod = await createKey(server, org.apiKey, { podId: pods.A, name: "pod-a" });
+    const podBKey = await createKey(server, org.apiKey, { podId: pods.B, name: "pod-b" });
     const inAKey = await createKey(server, org.apiKey, { inboxId: inboxA.id, name: "inbox-a" });
     const listed = (
       await ok(
@@ -392,34 +383,17 @@ describe("no escalation", () => {
       )
     ).apiKeys.edges.map((e: any) => e.node);
     expect(listed.length).toBeGreaterThan(0);
-    for (const key of listed) expect(key.pod.id).toBe(podA);
+    for (const key of listed) expect(key.pod.id).toBe(pods.A);
     expect(listed.map((k: any) => k.id)).not.toContain(podBKey.id);
-    const outside = await gql(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: podBKey.id },
-      { key: pod.secret },
-    );
+    const outside = await gql(server, DELETE_KEY, { id: podBKey.id }, { key: pod.secret });
     expect(outside.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     const orgKeyId = (await ok(server, "{ viewer { apiKey { id } } }", {}, { key: org.apiKey })).viewer.apiKey
       .id;
-    const upward = await gql(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: orgKeyId },
-      { key: pod.secret },
-    );
+    const upward = await gql(server, DELETE_KEY, { id: orgKeyId }, { key: pod.secret });
     expect(upward.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     await ok(server, "{ viewer { scope } }", {}, { key: podBKey.secret });
     expect(
-      (
-        await ok(
-          server,
-          "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-          { id: inAKey.id },
-          { key: pod.secret },
-        )
-      ).deleteApiKey.deletedId,
+      (await ok(server, DELETE_KEY, { id: inAKey.id }, { key: pod.secret })).deleteApiKey.deletedId,
     ).toBe(inAKey.id);
     expect((await gql(server, "{ viewer { scope } }", {}, { key: inAKey.secret })).status).toBe(401);
   });

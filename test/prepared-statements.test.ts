@@ -3,24 +3,20 @@
 // without parameters untouched, and a connection that recovers when a migration changes what a
 // prepared statement returns.
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import {
   CUSTOM_PLAN,
   createDatabase,
   type DatabaseHandle,
   MAX_PREPARED_PER_CONNECTION,
 } from "../src/db/database.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
+const database = databaseSuite();
 const handles: DatabaseHandle[] = [];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
 afterAll(async () => {
   for (const handle of handles) await handle.destroy();
-  await database?.destroy();
 });
 
 /** One connection, so every statement and pg_prepared_statements see the same session. */

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { RATE_LIMIT_UNAVAILABLE_MESSAGE, SENSITIVE_LIMITS } from "../src/auth/rate-limit.ts";
 import type { Config } from "../src/config.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createKey, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { createKey } from "./helpers/factories.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { databaseSuite, organizationFixture } from "./helpers/suite.ts";
 
 const REDIS = { host: "127.0.0.1", port: 6379 };
 
@@ -32,8 +32,8 @@ async function redisAnswers(): Promise<boolean> {
 const redisAvailable = await redisAnswers();
 if (!redisAvailable) console.warn("No Redis answers at 127.0.0.1:6379: skipping the Redis rate-limit tests.");
 
-let database: TestDatabase;
-let org: TestOrganization;
+const database = databaseSuite();
+const org = organizationFixture(database);
 const servers: TestServer[] = [];
 
 async function serve(overrides: Partial<Config>): Promise<TestServer> {
@@ -42,13 +42,8 @@ async function serve(overrides: Partial<Config>): Promise<TestServer> {
   return server;
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  org = await createOrganization(database.db);
-});
 afterAll(async () => {
   await Promise.all(servers.map((server) => server.stop()));
-  await database?.destroy();
 });
 
 interface Answer {

@@ -1,16 +1,19 @@
 // Addresses no tenant may hold, and the human who verifies an agent (docs/permissions.md, "Reserved
 // addresses" and "Agent sign-up"): the operator's local parts of the default domain are refused to
 // every inbox and sign-up; a sign-up code never goes to an address this server receives mail for.
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RESERVED_LOCAL_PARTS } from "../src/mail/addresses.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { type DnsServer, publishRecords, startDnsServer } from "./helpers/dns-server.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { publishRecords, startDnsServer } from "./helpers/dns-server.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { RelaySink } from "./helpers/relay.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok } from "./helpers/server.ts";
+import {
+  organizationFixture,
+  running,
+  runningFrom,
+  serverSuite,
+  temporaryDirectory,
+} from "./helpers/suite.ts";
 
 const MX_HOST = "mx.reserved-test.net";
 const SIGN_UP = `mutation($humanEmail: String!, $username: String!) {
@@ -18,12 +21,17 @@ const SIGN_UP = `mutation($humanEmail: String!, $username: String!) {
 }`;
 const CREATE_INBOX = "mutation($input: CreateInboxInput!) { createInbox(input: $input) { inbox { email } } }";
 
-let database: TestDatabase;
-let dns: DnsServer;
-let relay: RelaySink;
-let server: TestServer;
-let dataDir: string;
-let org: TestOrganization;
+const dns = runningFrom(startDnsServer);
+const relay = running(new RelaySink());
+const dataDir = temporaryDirectory("mailroom-reserved-");
+const { database, server } = serverSuite(() => ({
+  dataDir: dataDir.path,
+  dnsServers: [dns.address],
+  mxHost: MX_HOST,
+  rateLimitPerMinute: 0,
+  smtpRelayUrl: `smtp://127.0.0.1:${relay.port}`,
+}));
+const org = organizationFixture(database, "Tenant");
 
 /** A domain `key`'s organization has added and proven through DNS. */
 async function verifiedDomain(key: string, name: string): Promise<void> {
@@ -50,29 +58,6 @@ async function inboxCount(): Promise<number> {
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  dns = await startDnsServer();
-  relay = new RelaySink();
-  await relay.start();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-reserved-"));
-  server = await startTestServer(database.url, {
-    dataDir,
-    dnsServers: [dns.address],
-    mxHost: MX_HOST,
-    rateLimitPerMinute: 0,
-    smtpRelayUrl: `smtp://127.0.0.1:${relay.port}`,
-  });
-  org = await createOrganization(database.db, "Tenant");
-});
-afterAll(async () => {
-  await server?.stop();
-  await relay?.stop();
-  await dns?.stop();
-  await database?.destroy();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
 
 describe("reserved local parts of the default domain", () => {
   it("include the operator's addresses and the system sender's", () => {

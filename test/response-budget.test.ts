@@ -3,36 +3,20 @@
 // with its own BAD_USER_INPUT error, the rest of the response intact, on every path a message is
 // reached by. That refused content is never read is measured in test/memory.test.ts.
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { type GraphQLResponse, gql, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, deliver } from "./helpers/factories.ts";
+import { type GraphQLResponse, gql } from "./helpers/server.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 const ATTACHMENT_LIMIT = 10_000;
 const BODY_LIMIT = 4096;
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {
-    maxInlineAttachmentBytes: ATTACHMENT_LIMIT,
-    maxInlineBodyBytes: BODY_LIMIT,
-  });
-  org = await createOrganization(database.db);
+const { database, server } = serverSuite({
+  maxInlineAttachmentBytes: ATTACHMENT_LIMIT,
+  maxInlineBodyBytes: BODY_LIMIT,
 });
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const org = organizationFixture(database);
 
 const query = (text: string, variables: Record<string, unknown>) =>
   gql<any>(server, text, variables, { key: org.apiKey });

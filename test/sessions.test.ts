@@ -1,22 +1,10 @@
 // Sessions: login, cookie flags, CSRF prevention for cookie-authenticated requests, logout.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { gql, ok } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
+const { database, server } = serverSuite();
+const org = organizationFixture(database);
 
 const LOGIN =
   "mutation($email: String!, $password: String!) { login(input: { email: $email, password: $password }) { user { email role } } }";

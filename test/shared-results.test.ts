@@ -1,24 +1,24 @@
 // Subscription results shared among subscribers (src/events/shared-results.ts): subscribers with the
 // same operation and visibility share one execution per event; every other subscriber still receives
 // exactly what it would alone, which here is what the same selection returns to its key over HTTP.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createKey, deliver } from "./helpers/factories.ts";
+import { gql } from "./helpers/server.ts";
 import { type Subscriber, sseSubscribe, wsSubscribe } from "./helpers/subscriptions.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let inboxA1: { id: string; email: string };
-let podA: string;
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a1: inboxA1 },
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["A"],
+    inboxes: { a1: { pod: "A", username: "shared-a1" }, a2: { pod: "A", username: "shared-a2" } },
+  },
+);
 
 /** Fields whose values depend on visibility: hidden labels, scope, and a permission (THREAD_READ). */
 const MESSAGE_SELECTION = `{
@@ -33,19 +33,6 @@ const MESSAGE_SELECTION = `{
 }`;
 const EVENTS = `subscription($first: Int) { events { type message ${MESSAGE_SELECTION} } }`;
 const ALONE = `query($id: ID!, $first: Int) { message(id: $id) ${MESSAGE_SELECTION} }`;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  inboxA1 = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "shared-a1" });
-  await createInboxViaApi(server, org.apiKey, { podId: podA, username: "shared-a2" });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
 
 /** A result as the client sees it: data, and each error's code at its path below the message. */
 function normalise(message: unknown, errors: any[] | undefined, prefix: number) {
@@ -81,7 +68,7 @@ describe("shared subscription results", () => {
           permissions: { inboxRead: true, messageRead: true, labelSpamRead: true },
         })
       ).secret,
-      pod: (await createKey(server, org.apiKey, { podId: podA })).secret,
+      pod: (await createKey(server, org.apiKey, { podId: pods.A })).secret,
       inbox: (await createKey(server, org.apiKey, { inboxId: inboxA1.id })).secret,
     };
     // Three subscribers per key, interleaved, all on one node: any sharing across keys would show.

@@ -8,9 +8,9 @@ import net from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
 type Mode = "silent" | "drip-rcpt" | "drip-data" | "slow";
 
@@ -112,15 +112,7 @@ const unique = (label: string) => `${label}-${randomBytes(4).toString("hex")}`;
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 const SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) { message { id messageId } } }`;
 
-let database: TestDatabase;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await database?.destroy();
-});
+const database = databaseSuite();
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

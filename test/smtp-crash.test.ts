@@ -4,22 +4,18 @@
 // 40 are stored exactly once.
 import { randomBytes } from "node:crypto";
 import net from "node:net";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { afterAll, expect, it } from "vitest";
 import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/process.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
+import { databaseSuite } from "./helpers/suite.ts";
 
 const SENDERS = 40;
 /** The kill comes once this many messages were acknowledged: partway through the burst. */
 const KILL_AFTER = 12;
 
-let database: TestDatabase;
+const database = databaseSuite();
 const children: ServerProcess[] = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
 
 afterAll(async () => {
   for (const child of children) {
@@ -28,7 +24,6 @@ afterAll(async () => {
       await child.exited;
     }
   }
-  await database?.destroy();
 });
 
 async function freePort(): Promise<number> {

@@ -12,9 +12,11 @@ import { lockEventOrder } from "../src/events/outbox.ts";
 import { DatabaseTimeout } from "../src/inbound/deadline.ts";
 import { ingestMessage } from "../src/inbound/ingest.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createInboxViaApi, createOrganization, type TestOrganization } from "./helpers/factories.ts";
+import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
+import { storedCount } from "./helpers/reads.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue } from "./helpers/smtp.ts";
+import { databaseSuite, serverOn, tenantFixture } from "./helpers/suite.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
 /** The server's MAIL_STORE_TIMEOUT_MS: short, so that waiting for it stays quick. */
@@ -22,14 +24,25 @@ const BOUND = 1_500;
 /** Time allowed past the bound for the reply to go out (a loaded CI machine). */
 const SLACK = 1_500;
 
-let database: TestDatabase;
-let proxy: TcpProxy;
-let server: TestServer;
-let port: number;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
-
 const unique = (label: string) => `${label}-${randomBytes(4).toString("hex")}`;
+
+const database = databaseSuite();
+let proxy: TcpProxy;
+beforeAll(async () => {
+  proxy = await TcpProxy.start(database.url);
+});
+afterAll(() => proxy?.close());
+// The server reaches its database through the proxy; the tests read and write it beside the proxy.
+const server = serverOn(
+  database,
+  () => ({ databaseUrl: proxy.url(database.url), mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 }),
+  { smtpPort: 0 },
+);
+const {
+  org,
+  inboxes: { box: inbox },
+} = tenantFixture({ database, server }, { name: "Away", inboxes: { box: { username: unique("box") } } });
+let port: number;
 
 /** Whether the proxy is down (refusing connections) rather than paused or passing. */
 let down = false;
@@ -46,17 +59,8 @@ async function bringBack(): Promise<void> {
   proxy.resume();
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  proxy = await TcpProxy.start(database.url);
-  server = await startTestServer(
-    proxy.url(database.url),
-    { mailStoreTimeoutMs: BOUND, workerPollIntervalMs: 200 },
-    { smtpPort: 0 },
-  );
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Away");
-  inbox = await createInboxViaApi(server, org.apiKey, { username: unique("box") });
 });
 
 afterEach(async () => {
@@ -66,20 +70,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   if (proxy) await bringBack();
-  await server?.stop();
-  await proxy?.close();
-  await database?.destroy();
 });
-
-/** Rows stored for this Message-ID, read beside the proxy. */
-async function storedCount(messageId: string): Promise<number> {
-  const rows = await database.db
-    .selectFrom("messages")
-    .select("id")
-    .where("message_id_header", "=", messageId)
-    .execute();
-  return rows.length;
-}
 
 async function message(label: string) {
   const messageId = `<${unique(label)}@sender.test>`;
@@ -183,13 +174,13 @@ describe.each([
     // promise either way, and the retry finds it.
     expect(await deliver(raw)).toBe(250);
     expect(await deliver(raw)).toBe(250);
-    expect(await storedCount(messageId)).toBe(1);
+    expect(await storedCount(database, messageId)).toBe(1);
     // And nothing is left stuck: new mail is stored at once.
     const fresh = await message(`after-${state}`);
     const { value: code, ms } = await timed(() => deliver(fresh.raw));
     expect(code).toBe(250);
     expect(ms).toBeLessThan(BOUND);
-    expect(await storedCount(fresh.messageId)).toBe(1);
+    expect(await storedCount(database, fresh.messageId)).toBe(1);
   });
 
   it("fails a delivery between hosted inboxes within the bound, and stores its retry exactly once", async () => {
@@ -209,7 +200,7 @@ describe.each([
     const retried = await retrying(() => ingestMessage(server.app.services, envelope, raw));
     expect(retried.delivered).toHaveLength(1);
     await ingestMessage(server.app.services, envelope, raw);
-    expect(await storedCount(messageId)).toBe(1);
+    expect(await storedCount(database, messageId)).toBe(1);
   });
 });
 
@@ -235,12 +226,12 @@ describe("with a transaction that never returns", () => {
       console.info(`beside a stalled transaction: the neighbour got ${replies.join(", ")} within ${ms} ms`);
       expect(replies.at(-1)).toBe(250);
       expect(ms).toBeLessThan(2 * BOUND + SLACK);
-      expect(await storedCount(theirs.messageId)).toBe(1);
+      expect(await storedCount(database, theirs.messageId)).toBe(1);
       expect(await stuckReply).toBe(451);
       await stalled.rollback().execute();
       // The stalled one commits now, late; the sender that got 451 tries again.
       expect(await deliver(stuck.raw)).toBe(250);
-      expect(await storedCount(stuck.messageId)).toBe(1);
+      expect(await storedCount(database, stuck.messageId)).toBe(1);
     } finally {
       await stalled
         .rollback()

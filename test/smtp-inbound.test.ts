@@ -9,17 +9,12 @@ import { decodeGlobalID } from "@pothos/plugin-relay";
 import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { type DnsServer, startDnsServer, type ZoneEntry } from "./helpers/dns-server.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
+import { startDnsServer, type ZoneEntry } from "./helpers/dns-server.ts";
+import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
+import { inboxMessages } from "./helpers/reads.ts";
 import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
 import { compose, SmtpDialogue, sendRaw, smtpTransport } from "./helpers/smtp.ts";
+import { organizationFixture, runningFrom, serverSuite } from "./helpers/suite.ts";
 
 /** This server's SMTP_MAX_MESSAGE_BYTES: small, so "near the limit" stays quick. */
 const LIMIT = 3 * 1024 * 1024;
@@ -29,33 +24,20 @@ const MESSAGE_FIELDS = `id messageId from to cc bcc replyTo subject text html pr
   references size createdAt inbox { id } thread { id subject messageCount }
   attachments { id filename contentType size contentId disposition contentBase64 }`;
 
-let database: TestDatabase;
-let dns: DnsServer;
-let server: TestServer;
+const dns = runningFrom(startDnsServer);
+const { database, server } = serverSuite(
+  () => ({ smtpMaxMessageBytes: LIMIT, dnsServers: [dns.address], mxHost: MX_HOST }),
+  { smtpPort: 0 },
+);
+const org = organizationFixture(database, "Receiver");
+const otherOrg = organizationFixture(database, "Other receiver");
 let port: number;
-let org: TestOrganization;
-let otherOrg: TestOrganization;
 let counter = 0;
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  dns = await startDnsServer();
-  server = await startTestServer(
-    database.url,
-    { smtpMaxMessageBytes: LIMIT, dnsServers: [dns.address], mxHost: MX_HOST },
-    { smtpPort: 0 },
-  );
+beforeAll(() => {
   port = server.smtpPort as number;
-  org = await createOrganization(database.db, "Receiver");
-  otherOrg = await createOrganization(database.db, "Other receiver");
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await dns?.stop();
-  await database?.destroy();
 });
 
 async function newInbox(key = org.apiKey, input: Record<string, unknown> = {}) {
@@ -63,15 +45,7 @@ async function newInbox(key = org.apiKey, input: Record<string, unknown> = {}) {
 }
 
 /** The inbox's messages, newest first, as a client sees them. */
-async function messagesOf(inboxId: string, key = org.apiKey): Promise<any[]> {
-  const data = await ok(
-    server,
-    `query($id: ID!) { inbox(id: $id) { messages { edges { node { ${MESSAGE_FIELDS} } } } } }`,
-    { id: inboxId },
-    { key },
-  );
-  return data.inbox.messages.edges.map((edge: any) => edge.node);
-}
+const messagesOf = (inboxId: string, key = org.apiKey) => inboxMessages(server, key, inboxId, MESSAGE_FIELDS);
 
 async function messageIn(inboxId: string, messageId: string, key = org.apiKey) {
   return (await messagesOf(inboxId, key)).find((message) => message.messageId === messageId);

@@ -1,46 +1,29 @@
 // Live events: subscriptions over graphql-ws and SSE, scope and label checks at delivery, replay
 // from a cursor with no gap and no duplicate, two nodes on one database, and revocation.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createKey, deleteKey, deliver } from "./helpers/factories.ts";
+import { startTestServer } from "./helpers/server.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
 import { sseSubscribe, wsSubscribe } from "./helpers/subscriptions.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let other: TestServer;
-let org: TestOrganization;
-let podA: string;
-let inboxA: { id: string; email: string };
-let inboxB: { id: string; email: string };
+const { database, server } = serverSuite();
+const other = serverOn(database);
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, b: inboxB },
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { a: { pod: "A", username: "live-a" }, b: { pod: "B", username: "live-b" } },
+  },
+);
 
 const EVENTS = `subscription($after: String, $types: [EventType!]) {
   events(after: $after, types: $types) { cursor type message { id subject labels } inbox { id } }
 }`;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  other = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  const podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "live-a" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "live-b" });
-});
-afterAll(async () => {
-  await server?.stop();
-  await other?.stop();
-  await database?.destroy();
-});
 
 describe("Subscription.events", () => {
   it("delivers a committed message event over WebSocket, on this node and on another node", async () => {
@@ -109,7 +92,7 @@ describe("Subscription.events", () => {
   });
 
   it("shows each subscriber only what it could query: scope, MESSAGE_READ and hidden labels", async () => {
-    const podKey = (await createKey(server, org.apiKey, { podId: podA })).secret;
+    const podKey = (await createKey(server, org.apiKey, { podId: pods.A })).secret;
     const inboxKey = (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret;
     const noSpam = (await createKey(server, org.apiKey, { permissions: { messageRead: true } })).secret;
     const noMessages = (
@@ -145,12 +128,7 @@ describe("Subscription.events", () => {
     const ws = await wsSubscribe(other.wsUrl, key.secret, EVENTS);
     const sse = await sseSubscribe(other.url, key.secret, EVENTS);
     const deletedAt = Date.now();
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: key.id },
-      { key: org.apiKey },
-    );
+    await deleteKey(server, org.apiKey, key.id);
     const deadline = deletedAt + 1000;
     while ((ws.closedCode === undefined || !sse.completed) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));

@@ -4,40 +4,30 @@
 // counts. A model computes that from the raw rows after random deliveries, relabelings and deletes,
 // and every combination of hidden labels (8 keys) pages through the list forwards and backwards.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { prng } from "../bench/seed.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createKey, deliver } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const HIDING = ["spam", "blocked", "trash"] as const;
 const FLAGS = { spam: "labelSpamRead", blocked: "labelBlockedRead", trash: "labelTrashRead" } as const;
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let pod: string;
-let inboxes: { id: string; email: string }[];
+const { database, server } = serverSuite();
+const tenant = tenantFixture(
+  { database, server },
+  {
+    pods: ["Order"],
+    inboxes: { a: { pod: "Order", username: "order-a" }, b: { pod: "Order", username: "order-b" } },
+  },
+);
+const { org } = tenant;
+const inboxes = [tenant.inboxes.a, tenant.inboxes.b];
 /** One organization key per combination of hidden labels (bit i: HIDING[i] hidden). */
 const keys: string[] = [];
 let podKey: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  pod = await createPodViaApi(server, org.apiKey, "Order");
-  inboxes = [
-    await createInboxViaApi(server, org.apiKey, { podId: pod, username: "order-a" }),
-    await createInboxViaApi(server, org.apiKey, { podId: pod, username: "order-b" }),
-  ];
   for (let mask = 0; mask < 8; mask++) {
     const permissions: Record<string, boolean> = { threadRead: true, messageRead: true, inboxRead: true };
     HIDING.forEach((label, bit) => {
@@ -47,14 +37,10 @@ beforeAll(async () => {
   }
   podKey = (
     await createKey(server, org.apiKey, {
-      podId: pod,
+      podId: tenant.pods.Order,
       permissions: { threadRead: true, messageRead: true, inboxRead: true, labelBlockedRead: true },
     })
   ).secret;
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 interface ModelThread {

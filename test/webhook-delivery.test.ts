@@ -1,76 +1,46 @@
 // Webhook delivery through durable jobs: Standard Webhooks signatures, retries with the same
 // webhook-id, 410 Gone disables, private targets refused at delivery, pod-scoped webhooks.
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingHttpHeaders } from "node:http";
 import { Webhook as StandardWebhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { describe, expect, it } from "vitest";
 import {
   createInboxViaApi,
   createKey,
   createOrganization,
   createPodViaApi,
   deliver,
-  type TestOrganization,
 } from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
+import { ok, startTestServer } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
+import { until } from "./helpers/wait.ts";
 
 interface Received {
   headers: IncomingHttpHeaders;
   body: string;
 }
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let receiver: Server;
-let receiverUrl: string;
 const received: Received[] = [];
 /** Status codes the receiver answers with, one per request; then 200. */
 let script: number[] = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    req.on("end", () => {
-      received.push({ headers: req.headers, body });
-      res.writeHead(script.shift() ?? 200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  server = await startTestServer(database.url, {
-    allowPrivateWebhookUrls: true,
-    workerPollIntervalMs: 50,
-    webhookRetryDelaysMs: [200, 200, 200],
-  });
-  org = await createOrganization(database.db);
+const receiver = httpEndpoint((req, res) =>
+  readBody(req, (body) => {
+    received.push({ headers: req.headers, body });
+    res.writeHead(script.shift() ?? 200).end();
+  }),
+);
+const { database, server, replaceServer } = serverSuite({
+  allowPrivateWebhookUrls: true,
+  workerPollIntervalMs: 50,
+  webhookRetryDelaysMs: [200, 200, 200],
 });
-afterAll(async () => {
-  await server?.stop();
-  receiver?.close();
-  await database?.destroy();
-});
-
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const org = organizationFixture(database);
 
 async function createWebhook(path: string, key = org.apiKey, extra: Record<string, unknown> = {}) {
   const data = await ok(
     server,
     "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id } } }",
-    { input: { url: `${receiverUrl}${path}`, eventTypes: ["MESSAGE_RECEIVED"], ...extra } },
+    { input: { url: `${receiver.url}${path}`, eventTypes: ["MESSAGE_RECEIVED"], ...extra } },
     { key },
   );
   return { id: data.createWebhook.webhook.id as string, secret: data.createWebhook.secret as string };
@@ -181,7 +151,7 @@ describe("webhook delivery", () => {
       const hookId = created.createWebhook.webhook.id;
       await database.db
         .updateTable("webhooks")
-        .set({ url: `${receiverUrl}/rebound` })
+        .set({ url: `${receiver.url}/rebound` })
         .where("url", "=", "https://93.184.216.34/hook")
         .execute();
       // Only the strict server may run this organization's job: stop the permissive one's worker from racing it.
@@ -204,11 +174,7 @@ describe("webhook delivery", () => {
       expect(received.length).toBe(before);
     } finally {
       await strict.stop();
-      server = await startTestServer(database.url, {
-        allowPrivateWebhookUrls: true,
-        workerPollIntervalMs: 50,
-        webhookRetryDelaysMs: [200, 200, 200],
-      });
+      await replaceServer();
     }
   });
 

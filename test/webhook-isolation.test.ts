@@ -1,93 +1,51 @@
 // Slow neighbours: every webhook attempt has one total deadline (DNS, connect, headers and a capped
 // body), and one webhook's deliveries run one at a time in a queue of their own, so an endpoint that
 // hangs or drips its answer holds one job slot at most, never the deliveries of anyone else.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createInboxViaApi, deliver } from "./helpers/factories.ts";
+import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
+import { ok } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
+import { until } from "./helpers/wait.ts";
 
 const DEADLINE_MS = 1_500;
 const CONCURRENCY = 4;
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-const servers: Server[] = [];
 /** When each message id reached the healthy endpoint. */
 const arrivals = new Map<string, number>();
 /** Requests to the slow endpoints: when they arrived and when their connection closed. */
 const slow: { path: string; at: number; closedAt?: number }[] = [];
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const http = createServer(handler);
-  servers.push(http);
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-}
-
-let healthyUrl: string;
-let slowUrl: string;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  healthyUrl = await listen((req, res) => {
-    let body = "";
-    req.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    req.on("end", () => {
-      arrivals.set(JSON.parse(body).data.messageId, Date.now());
-      res.writeHead(200).end();
-    });
+const healthy = httpEndpoint((req, res) =>
+  readBody(req, (body) => {
+    arrivals.set(JSON.parse(body).data.messageId, Date.now());
+    res.writeHead(200).end();
+  }),
+);
+// /drip answers 200 at once, then one byte a second, forever; /silent never answers at all.
+const slowEndpoint = httpEndpoint((req, res) => {
+  const request: (typeof slow)[number] = { path: req.url ?? "/", at: Date.now() };
+  slow.push(request);
+  req.socket.on("close", () => {
+    request.closedAt = Date.now();
   });
-  // /drip answers 200 at once, then one byte a second, forever; /silent never answers at all.
-  slowUrl = await listen((req, res) => {
-    const request: (typeof slow)[number] = { path: req.url ?? "/", at: Date.now() };
-    slow.push(request);
-    req.socket.on("close", () => {
-      request.closedAt = Date.now();
-    });
-    req.resume();
-    if (req.url !== "/drip") return;
-    res.writeHead(200, { "content-type": "text/plain" });
-    const drip = setInterval(() => res.write("."), 1_000);
-    res.write(".");
-    req.socket.on("close", () => clearInterval(drip));
-  });
-  server = await startTestServer(database.url, {
-    allowPrivateWebhookUrls: true,
-    workerPollIntervalMs: 50,
-    workerConcurrency: CONCURRENCY,
-    webhookTimeoutMs: DEADLINE_MS,
-    webhookRetryDelaysMs: [60_000],
-  });
-  org = await createOrganization(database.db);
+  req.resume();
+  if (req.url !== "/drip") return;
+  res.writeHead(200, { "content-type": "text/plain" });
+  const drip = setInterval(() => res.write("."), 1_000);
+  res.write(".");
+  req.socket.on("close", () => clearInterval(drip));
 });
-afterAll(async () => {
-  await server?.stop();
-  for (const http of servers) http.closeAllConnections();
-  for (const http of servers) http.close();
-  await database?.destroy();
+const { database, server } = serverSuite({
+  allowPrivateWebhookUrls: true,
+  workerPollIntervalMs: 50,
+  workerConcurrency: CONCURRENCY,
+  webhookTimeoutMs: DEADLINE_MS,
+  webhookRetryDelaysMs: [60_000],
 });
-
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const org = organizationFixture(database);
 
 async function webhookFor(url: string, inboxId: string): Promise<string> {
   const data = await ok(
@@ -130,7 +88,7 @@ describe("a webhook attempt", () => {
 
   it("ends at its deadline when the endpoint never answers: the socket is closed and the attempt fails", async () => {
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "silent" });
-    const hook = await webhookFor(`${slowUrl}/silent`, inbox.id);
+    const hook = await webhookFor(`${slowEndpoint.url}/silent`, inbox.id);
     await deliver(database.db, inbox.id);
     const delivery = await until(async () => {
       const row = await deliveryOf(hook);
@@ -149,7 +107,7 @@ describe("a webhook attempt", () => {
 
   it("takes a 200 whose body drips as an answer, and closes the socket at the deadline", async () => {
     const inbox = await createInboxViaApi(server, org.apiKey, { username: "drip-once" });
-    const hook = await webhookFor(`${slowUrl}/drip`, inbox.id);
+    const hook = await webhookFor(`${slowEndpoint.url}/drip`, inbox.id);
     const before = slow.length;
     await deliver(database.db, inbox.id);
     const delivery = await until(async () => {
@@ -166,10 +124,10 @@ describe("slow neighbours", () => {
   it("lets a healthy webhook's deliveries arrive promptly while another's endpoint drips", async () => {
     const healthyInbox = await createInboxViaApi(server, org.apiKey, { username: "healthy" });
     const dripInbox = await createInboxViaApi(server, org.apiKey, { username: "dripping" });
-    await webhookFor(`${healthyUrl}/healthy`, healthyInbox.id);
+    await webhookFor(`${healthy.url}/healthy`, healthyInbox.id);
     const alone = await healthyLatencies(healthyInbox.id, 5);
 
-    await webhookFor(`${slowUrl}/drip`, dripInbox.id);
+    await webhookFor(`${slowEndpoint.url}/drip`, dripInbox.id);
     const before = slow.length;
     // Twice as many slow deliveries as there are job slots, all queued before the healthy ones.
     for (let i = 0; i < 2 * CONCURRENCY; i++) await deliver(database.db, dripInbox.id);

@@ -1,27 +1,15 @@
 // A webhook sees what its creator could see (docs/webhooks.md): the recorded visibility decides which
 // events get a delivery (labels as they were at the event), narrowing on update, the re-check when a
 // delivery runs, what Webhook.deliveries lists, and a creator key that is deleted or expires.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey, createPodViaApi, deleteKey, deliver } from "./helpers/factories.ts";
+import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
+import { gql, ok } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
+import { sleep, until } from "./helpers/wait.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let receiver: Server;
-let receiverUrl: string;
 /** Bodies received, by path. */
 const received = new Map<string, string[]>();
 /** Status codes to answer on a path, one per request; then 200. */
@@ -29,45 +17,20 @@ const scripts = new Map<string, number[]>();
 
 const RETRY_MS = 1_000;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    req.on("end", () => {
-      const path = req.url ?? "/";
-      received.set(path, [...(received.get(path) ?? []), body]);
-      res.writeHead(scripts.get(path)?.shift() ?? 200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  server = await startTestServer(database.url, {
-    allowPrivateWebhookUrls: true,
-    workerPollIntervalMs: 50,
-    // Long enough to change a webhook between a failed attempt and its retry.
-    webhookRetryDelaysMs: [RETRY_MS],
-  });
-  org = await createOrganization(database.db);
+const receiver = httpEndpoint((req, res) =>
+  readBody(req, (body) => {
+    const path = req.url ?? "/";
+    received.set(path, [...(received.get(path) ?? []), body]);
+    res.writeHead(scripts.get(path)?.shift() ?? 200).end();
+  }),
+);
+const { database, server } = serverSuite({
+  allowPrivateWebhookUrls: true,
+  workerPollIntervalMs: 50,
+  // Long enough to change a webhook between a failed attempt and its retry.
+  webhookRetryDelaysMs: [RETRY_MS],
 });
-afterAll(async () => {
-  await server?.stop();
-  receiver?.close();
-  await database?.destroy();
-});
-
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const org = organizationFixture(database);
 
 const CREATE = `mutation($input: CreateWebhookInput!) {
   createWebhook(input: $input) { webhook { id enabled disabledReason } }
@@ -83,7 +46,7 @@ async function createWebhook(key: string, path: string, input: Record<string, un
   const data = await ok(
     server,
     CREATE,
-    { input: { url: `${receiverUrl}${path}`, eventTypes: ["MESSAGE_RECEIVED"], ...input } },
+    { input: { url: `${receiver.url}${path}`, eventTypes: ["MESSAGE_RECEIVED"], ...input } },
     { key },
   );
   return data.createWebhook.webhook.id as string;
@@ -124,7 +87,7 @@ describe("what a webhook may subscribe to", () => {
       const response = await gql(
         server,
         CREATE,
-        { input: { url: `${receiverUrl}/refused`, eventTypes } },
+        { input: { url: `${receiver.url}/refused`, eventTypes } },
         { key: onlyWebhooks },
       );
       expect(response.body.data).toEqual({ createWebhook: null });
@@ -138,7 +101,7 @@ describe("what a webhook may subscribe to", () => {
         key: org.apiKey,
       },
     );
-    expect(webhooks.edges.map((edge: any) => edge.node.url)).not.toContain(`${receiverUrl}/refused`);
+    expect(webhooks.edges.map((edge: any) => edge.node.url)).not.toContain(`${receiver.url}/refused`);
 
     // The same on update: the webhook's event types after the change must be readable by the caller.
     const domainsOnly = (
@@ -212,7 +175,12 @@ describe("what a webhook hears", () => {
         permissions: { webhookUpdate: true, messageRead: true, labelSpamRead: true },
       })
     ).secret;
-    await ok(server, UPDATE, { input: { id: hook, url: `${receiverUrl}/narrowed/after` } }, { key: changer });
+    await ok(
+      server,
+      UPDATE,
+      { input: { id: hook, url: `${receiver.url}/narrowed/after` } },
+      { key: changer },
+    );
     await deliver(database.db, inbox.id, { subject: "Trash unseen", labels: ["received", "trash"] });
     await deliver(database.db, inbox.id, { subject: "Spam unseen", ...SPAM });
     const clean = await deliver(database.db, inbox.id, { subject: "Clean" });
@@ -255,7 +223,7 @@ describe("what a webhook hears", () => {
         permissions: { webhookUpdate: true, webhookRead: true, messageRead: true },
       })
     ).secret;
-    await ok(server, UPDATE, { input: { id: hook, url: `${receiverUrl}/recheck` } }, { key: narrower });
+    await ok(server, UPDATE, { input: { id: hook, url: `${receiver.url}/recheck` } }, { key: narrower });
     const [row] = await until(async () => {
       const rows = await deliveryRows(hook);
       return rows[0]?.status === "FAILED" ? rows : undefined;
@@ -295,14 +263,7 @@ describe("a webhook whose creator key is gone", () => {
     await deliver(database.db, inbox.id);
     await until(() => bodies("/revoked").length === 1);
 
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: podKey.id },
-      {
-        key: org.apiKey,
-      },
-    );
+    await deleteKey(server, org.apiKey, podKey.id);
     expect((await ok(server, STATE, { id: hook }, { key: org.apiKey })).node).toEqual({
       enabled: false,
       disabledReason: "CREATOR_KEY_REVOKED",
@@ -339,14 +300,7 @@ describe("a webhook whose creator key is gone", () => {
     scripts.set("/in-flight", [503]);
     await deliver(database.db, inbox.id);
     await until(() => bodies("/in-flight").length === 1);
-    await ok(
-      server,
-      "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }",
-      { id: key.id },
-      {
-        key: org.apiKey,
-      },
-    );
+    await deleteKey(server, org.apiKey, key.id);
     const [row] = await until(async () => {
       const rows = await deliveryRows(hook);
       return rows[0]?.status === "FAILED" ? rows : undefined;
@@ -396,7 +350,7 @@ describe("a webhook whose creator key is gone", () => {
     expect(bodies("/expiring")).toHaveLength(0);
 
     // Another key takes it over; changing it without turning it on leaves it off for that reason.
-    await ok(server, UPDATE, { input: { id: hook, url: `${receiverUrl}/expiring` } }, { key: org.apiKey });
+    await ok(server, UPDATE, { input: { id: hook, url: `${receiver.url}/expiring` } }, { key: org.apiKey });
     expect((await ok(server, STATE, { id: hook }, { key: org.apiKey })).node).toEqual({
       enabled: false,
       disabledReason: "CREATOR_KEY_REVOKED",

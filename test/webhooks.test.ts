@@ -2,23 +2,16 @@
 
 import { lookup } from "node:dns/promises";
 import { statSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
 import { isPublicAddress } from "../src/net/address-policy.ts";
 import { SECRET_KEY_FILE, webhookSigningSecret } from "../src/webhooks/secret.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { createOrganization } from "./helpers/factories.ts";
+import { gql, ok, startTestServer } from "./helpers/server.ts";
+import { serverSuite, temporaryDirectory, tenantFixture } from "./helpers/suite.ts";
 
 const WEBHOOK_FIELDS = "id url eventTypes enabled podIds inboxIds createdAt pod { id } inbox { id }";
 const CREATE = `mutation($input: CreateWebhookInput!) {
@@ -33,17 +26,21 @@ const NODE = "query($id: ID!) { node(id: $id) { id ... on Webhook { url eventTyp
 // A public address literal: passes the address policy without needing DNS in the test environment.
 const PUBLIC_URL = "https://1.1.1.1/hooks/mailroom";
 
-let database: TestDatabase;
-let server: TestServer;
-let dataDir: string;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA: { id: string; email: string };
-let inboxB: { id: string; email: string };
-let podKeyA: string;
-let podKeyB: string;
-let inboxKeyA: string;
+const dataDir = temporaryDirectory("mailroom-webhooks-");
+const { database, server } = serverSuite(() => ({ dataDir: dataDir.path }));
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, b: inboxB },
+  keys,
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { a: { pod: "A", username: "hooks-a" }, b: { pod: "B", username: "hooks-b" } },
+    keys: { podA: { pod: "A" }, podB: { pod: "B" }, inboxA: { inbox: "a" } },
+  },
+);
 
 const rowId = (globalId: string) => decodeGlobalID(globalId).id;
 
@@ -62,26 +59,6 @@ async function listIds(key: string): Promise<string[]> {
   const data = await ok(server, LIST, { first: 200 }, { key });
   return data.webhooks.edges.map((edge: any) => edge.node.id);
 }
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-webhooks-"));
-  server = await startTestServer(database.url, { dataDir });
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "hooks-a" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "hooks-b" });
-  podKeyA = (await createKey(server, org.apiKey, { podId: podA })).secret;
-  podKeyB = (await createKey(server, org.apiKey, { podId: podB })).secret;
-  inboxKeyA = (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret;
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
 
 describe("webhooks", () => {
   it("creates, reads, lists, updates and deletes a webhook", async () => {
@@ -188,15 +165,15 @@ describe("the webhook secret", () => {
       .select("secret_salt")
       .where("id", "=", rowId(first.webhook.id))
       .executeTakeFirstOrThrow();
-    expect(webhookSigningSecret({ dataDir, webhookSecretKey: undefined }, row.secret_salt)).toBe(
-      first.secret,
-    );
-    const keyFile = path.join(dataDir, SECRET_KEY_FILE);
+    expect(
+      webhookSigningSecret({ dataDir: dataDir.path, webhookSecretKey: undefined }, row.secret_salt),
+    ).toBe(first.secret);
+    const keyFile = path.join(dataDir.path, SECRET_KEY_FILE);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     // A different server key yields a different secret: the salt alone is worthless.
-    expect(webhookSigningSecret({ dataDir, webhookSecretKey: "k".repeat(32) }, row.secret_salt)).not.toBe(
-      first.secret,
-    );
+    expect(
+      webhookSigningSecret({ dataDir: dataDir.path, webhookSecretKey: "k".repeat(32) }, row.secret_salt),
+    ).not.toBe(first.secret);
   });
 
   it("appears nowhere in the database", async () => {
@@ -233,7 +210,7 @@ describe("the webhook secret", () => {
 
   it("uses WEBHOOK_SECRET_KEY when it is set, the same on every node", async () => {
     const key = "a-shared-server-key-of-at-least-32-characters";
-    const other = await startTestServer(database.url, { dataDir, webhookSecretKey: key });
+    const other = await startTestServer(database.url, { dataDir: dataDir.path, webhookSecretKey: key });
     try {
       const { secret, webhook } = (
         await ok(
@@ -344,7 +321,10 @@ describe("webhook URLs", () => {
   });
 
   it("allows private and loopback URLs when ALLOW_PRIVATE_WEBHOOK_URLS is set", async () => {
-    const permissive = await startTestServer(database.url, { dataDir, allowPrivateWebhookUrls: true });
+    const permissive = await startTestServer(database.url, {
+      dataDir: dataDir.path,
+      allowPrivateWebhookUrls: true,
+    });
     try {
       for (const url of [
         "http://127.0.0.1:9999/hook",
@@ -377,13 +357,13 @@ describe("webhook URLs", () => {
 
 describe("webhook scopes", () => {
   it("gives a pod key its own pod's webhooks only; others are NOT_FOUND and absent", async () => {
-    const mine = (await create({ url: PUBLIC_URL }, podKeyA)).webhook;
-    expect(mine.pod).toEqual({ id: podA });
+    const mine = (await create({ url: PUBLIC_URL }, keys.podA)).webhook;
+    expect(mine.pod).toEqual({ id: pods.A });
     expect(mine.inbox).toBeNull();
-    const theirs = (await create({ url: PUBLIC_URL }, podKeyB)).webhook;
+    const theirs = (await create({ url: PUBLIC_URL }, keys.podB)).webhook;
     const orgWide = (await create({ url: PUBLIC_URL })).webhook;
 
-    const seenByA = await listIds(podKeyA);
+    const seenByA = await listIds(keys.podA);
     expect(seenByA).toContain(mine.id);
     expect(seenByA).not.toContain(theirs.id);
     expect(seenByA).not.toContain(orgWide.id);
@@ -391,37 +371,43 @@ describe("webhook scopes", () => {
     expect(seenByOrg).toEqual(expect.arrayContaining([mine.id, theirs.id, orgWide.id]));
 
     for (const id of [theirs.id, orgWide.id]) {
-      const node = await gql(server, NODE, { id }, { key: podKeyA });
+      const node = await gql(server, NODE, { id }, { key: keys.podA });
       expect(node.body.data).toEqual({ node: null });
       expect(node.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-      const update = await gql(server, UPDATE, { input: { id, enabled: false } }, { key: podKeyA });
+      const update = await gql(server, UPDATE, { input: { id, enabled: false } }, { key: keys.podA });
       expect(update.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
-      const remove = await gql(server, DELETE, { id }, { key: podKeyA });
+      const remove = await gql(server, DELETE, { id }, { key: keys.podA });
       expect(remove.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
     }
     // Untouched by those attempts.
-    expect((await ok(server, NODE, { id: theirs.id }, { key: podKeyB })).node.enabled).toBe(true);
+    expect((await ok(server, NODE, { id: theirs.id }, { key: keys.podB })).node.enabled).toBe(true);
     // The owner and the organization may change it.
-    await ok(server, UPDATE, { input: { id: mine.id, enabled: false } }, { key: podKeyA });
+    await ok(server, UPDATE, { input: { id: mine.id, enabled: false } }, { key: keys.podA });
     await ok(server, DELETE, { id: mine.id }, { key: org.apiKey });
   });
 
   it("accepts delivery filters inside the caller's scope and NOT_FOUND for any outside it", async () => {
-    const filtered = await create({ url: PUBLIC_URL, podIds: [podA, podA], inboxIds: [inboxA.id] }, podKeyA);
-    expect(filtered.webhook.podIds).toEqual([podA]);
+    const filtered = await create(
+      { url: PUBLIC_URL, podIds: [pods.A, pods.A], inboxIds: [inboxA.id] },
+      keys.podA,
+    );
+    expect(filtered.webhook.podIds).toEqual([pods.A]);
     expect(filtered.webhook.inboxIds).toEqual([inboxA.id]);
-    expect((await create({ url: PUBLIC_URL, podIds: [podA, podB] })).webhook.podIds).toEqual([podA, podB]);
+    expect((await create({ url: PUBLIC_URL, podIds: [pods.A, pods.B] })).webhook.podIds).toEqual([
+      pods.A,
+      pods.B,
+    ]);
 
     for (const input of [
-      { podIds: [podB] },
+      { podIds: [pods.B] },
       { inboxIds: [inboxB.id] },
       { podIds: [inboxA.id] },
       { inboxIds: ["bogus"] },
     ]) {
-      expect(await createError({ url: PUBLIC_URL, ...input }, podKeyA)).toEqual({ code: "NOT_FOUND" });
+      expect(await createError({ url: PUBLIC_URL, ...input }, keys.podA)).toEqual({ code: "NOT_FOUND" });
     }
     const otherOrg = await createOrganization(database.db, "Other");
-    expect(await createError({ url: PUBLIC_URL, podIds: [podA] }, otherOrg.apiKey)).toEqual({
+    expect(await createError({ url: PUBLIC_URL, podIds: [pods.A] }, otherOrg.apiKey)).toEqual({
       code: "NOT_FOUND",
     });
   });
@@ -429,7 +415,7 @@ describe("webhook scopes", () => {
   it("treats a mistyped or foreign id like a missing one", async () => {
     const otherOrg = await createOrganization(database.db, "Foreign");
     const foreign = (await create({ url: PUBLIC_URL }, otherOrg.apiKey)).webhook.id;
-    for (const id of [foreign, podA, "not-an-id"]) {
+    for (const id of [foreign, pods.A, "not-an-id"]) {
       const response = await gql(server, UPDATE, { input: { id, enabled: false } }, { key: org.apiKey });
       expect(response.body.errors?.[0]?.extensions).toEqual({ code: "NOT_FOUND" });
       const remove = await gql(server, DELETE, { id }, { key: org.apiKey });
@@ -438,13 +424,13 @@ describe("webhook scopes", () => {
   });
 
   it("denies an inbox key every webhook field (its ceiling has no WEBHOOK_* permission)", async () => {
-    const list = await gql(server, LIST, {}, { key: inboxKeyA });
+    const list = await gql(server, LIST, {}, { key: keys.inboxA });
     expect(list.body.data).toEqual({ webhooks: null });
     expect(list.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "WEBHOOK_READ",
     });
-    expect(await createError({ url: PUBLIC_URL }, inboxKeyA)).toEqual({
+    expect(await createError({ url: PUBLIC_URL }, keys.inboxA)).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "WEBHOOK_CREATE",
     });

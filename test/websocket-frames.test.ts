@@ -1,29 +1,16 @@
 // How large a frame a graphql-ws client may send: 64 KiB until its connection_init is accepted, then
 // the HTTP request body limit; a frame over the limit closes the connection with 1009, unread.
 // What that does to the server's memory is measured in test/memory.test.ts.
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { maxRequestBodyBytes } from "../src/server/armor.ts";
 import { UNAUTHENTICATED_FRAME_BYTES } from "../src/server/websocket-frames.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import { createOrganization, type TestOrganization } from "./helpers/factories.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
+const { database, server } = serverSuite({ maxOutboundBytes: 1024 });
+const org = organizationFixture(database);
 /** The smallest the request body limit gets (1 MiB), so frames over it stay cheap to send. */
 const LIMIT = maxRequestBodyBytes({ maxOutboundBytes: 1024 });
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { maxOutboundBytes: 1024 });
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
 
 interface Connection {
   socket: WebSocket;

@@ -43,6 +43,13 @@ export async function createKey(
   };
 }
 
+export const DELETE_KEY = "mutation($id: ID!) { deleteApiKey(input: { id: $id }) { deletedId } }";
+
+/** Deletes (revokes) the key with global id `id`, as the holder of `deleterKey` would. */
+export async function deleteKey(server: { url: string }, deleterKey: string, id: string): Promise<void> {
+  await ok(server, DELETE_KEY, { id }, { key: deleterKey });
+}
+
 export async function createPodViaApi(server: { url: string }, key: string, name = "Pod"): Promise<string> {
   const data = await ok(
     server,

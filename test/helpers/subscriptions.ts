@@ -1,5 +1,5 @@
 // Real subscription clients: graphql-ws over a WebSocket, and SSE over HTTP, as a client sends them.
-import { createClient } from "graphql-ws";
+import { type Client, type ClientOptions, createClient } from "graphql-ws";
 import WebSocket from "ws";
 
 export interface Subscriber<T = any> {
@@ -55,6 +55,26 @@ function record<T>(state: Subscriber<T>, result: Subscriber<T>["results"][number
   else state.received.push(result.data as T);
 }
 
+/**
+ * A graphql-ws client that connects at once and never retries, so that a refusal shows instead of
+ * being retried away. `authorization` goes in connection_init (left out: no credentials at all).
+ */
+export function eagerWsClient(
+  wsUrl: string,
+  authorization: string | undefined,
+  on: ClientOptions["on"],
+): Client {
+  return createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    onNonLazyError: () => {},
+    connectionParams: authorization === undefined ? {} : { Authorization: authorization },
+    on,
+  });
+}
+
 export async function wsSubscribe<T = any>(
   wsUrl: string,
   key: string,
@@ -66,20 +86,12 @@ export async function wsSubscribe<T = any>(
     await client.dispose();
   });
   let acknowledged = false;
-  const client = createClient({
-    url: wsUrl,
-    webSocketImpl: WebSocket,
-    lazy: false,
-    retryAttempts: 0,
-    onNonLazyError: () => {},
-    connectionParams: { Authorization: `Bearer ${key}` },
-    on: {
-      connected: () => {
-        acknowledged = true;
-      },
-      closed: (event) => {
-        state.closedCode = (event as { code: number }).code;
-      },
+  const client = eagerWsClient(wsUrl, `Bearer ${key}`, {
+    connected: () => {
+      acknowledged = true;
+    },
+    closed: (event) => {
+      state.closedCode = (event as { code: number }).code;
     },
   });
   const unsubscribe = client.subscribe<T>(

@@ -1,5 +1,6 @@
-// "A fresh organization with pods, inboxes and keys": one of every kind of object, made through the
-// API as a client would (and mail through the store, as SMTP would), for tests that need them all.
+// "A fresh organization with pods, inboxes and keys": createTenant makes the ones a test names, and
+// createWorld one of every kind of object, made through the API as a client would (and mail through
+// the store, as SMTP would), for tests that need them all. test/helpers/suite.ts has them as fixtures.
 import type { TestDatabase } from "./database.ts";
 import {
   createInboxViaApi,
@@ -10,6 +11,75 @@ import {
   type TestOrganization,
 } from "./factories.ts";
 import { ok, type TestServer } from "./server.ts";
+
+export interface TenantSpec<P extends string, I extends string, K extends string> {
+  /** The organization's name (createOrganization's default when left out). */
+  name?: string;
+  /** Pods by the names the test calls them (their names too), made in this order. */
+  pods?: readonly P[];
+  /**
+   * Inboxes by the names the test calls them: the pod each goes in (none: the organization's default
+   * pod) and its username. Made after the pods, in this order.
+   */
+  inboxes?: Record<I, { pod?: NoInfer<P>; username: string }>;
+  /** Keys made by the organization's key after the inboxes, each scoped to one of the pods or inboxes. */
+  keys?: Record<K, { pod: NoInfer<P> } | { inbox: NoInfer<I> }>;
+}
+
+export interface Tenant<P extends string, I extends string, K extends string> {
+  org: TestOrganization;
+  /** Global ids. */
+  pods: Record<P, string>;
+  inboxes: Record<I, { id: string; email: string }>;
+  /** Secrets. */
+  keys: Record<K, string>;
+}
+
+/** Makes a new organization and, through the API with its key, what the spec names. */
+export async function createTenant<P extends string, I extends string, K extends string>(
+  server: TestServer,
+  database: Pick<TestDatabase, "db">,
+  spec: TenantSpec<P, I, K>,
+): Promise<Tenant<P, I, K>> {
+  const org = await createOrganization(database.db, spec.name);
+  const key = org.apiKey;
+  const pods = {} as Record<P, string>;
+  for (const name of spec.pods ?? []) pods[name] = await createPodViaApi(server, key, name);
+  const inboxes = {} as Record<I, { id: string; email: string }>;
+  for (const [name, { pod, username }] of entries(spec.inboxes)) {
+    inboxes[name] = await createInboxViaApi(
+      server,
+      key,
+      pod === undefined ? { username } : { podId: pods[pod], username },
+    );
+  }
+  const keys = {} as Record<K, string>;
+  for (const [name, scope] of entries(spec.keys)) {
+    const input = "pod" in scope ? { podId: pods[scope.pod] } : { inboxId: inboxes[scope.inbox].id };
+    keys[name] = (await createKey(server, key, input)).secret;
+  }
+  return { org, pods, inboxes, keys };
+}
+
+/**
+ * The tenant scope tests mostly need: pods A and B; inboxes a and a2 in A, b in B (usernames
+ * `${prefix}-a`, `${prefix}-a2`, `${prefix}-b`); a key of pod A and a key of inbox a.
+ */
+export function podsAandB(prefix: string): TenantSpec<"A" | "B", "a" | "a2" | "b", "podA" | "inboxA"> {
+  return {
+    pods: ["A", "B"],
+    inboxes: {
+      a: { pod: "A", username: `${prefix}-a` },
+      a2: { pod: "A", username: `${prefix}-a2` },
+      b: { pod: "B", username: `${prefix}-b` },
+    },
+    keys: { podA: { pod: "A" }, inboxA: { inbox: "a" } },
+  };
+}
+
+function entries<N extends string, V>(record: Record<N, V> | undefined): [N, V][] {
+  return Object.entries(record ?? {}) as [N, V][];
+}
 
 export interface World {
   org: TestOrganization;
@@ -40,17 +110,22 @@ export async function createWorld(
   database: Pick<TestDatabase, "db">,
   name = "World",
 ): Promise<World> {
-  const org = await createOrganization(database.db, name);
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const { org, pods, inboxes, keys } = await createTenant(server, database, {
+    name,
+    pods: ["A", "B"],
+    inboxes: {
+      a: { pod: "A", username: `world-a-${suffix}` },
+      b: { pod: "B", username: `world-b-${suffix}` },
+    },
+    keys: { pod: { pod: "A" }, inbox: { inbox: "a" } },
+  });
   const key = org.apiKey;
   const viewer = await ok(server, "{ viewer { organization { id } } }", {}, { key });
-  const podId = await createPodViaApi(server, key, `${name} A`);
-  const otherPodId = await createPodViaApi(server, key, `${name} B`);
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const inbox = await createInboxViaApi(server, key, { podId, username: `world-a-${suffix}` });
-  const other = await createInboxViaApi(server, key, { podId: otherPodId, username: `world-b-${suffix}` });
+  const { A: podId, B: otherPodId } = pods;
+  const { a: inbox, b: other } = inboxes;
   const message = await deliver(database.db, inbox.id);
-  const pod = (await createKey(server, key, { podId })).secret;
-  const inboxKey = (await createKey(server, key, { inboxId: inbox.id })).secret;
+  const { pod, inbox: inboxKey } = keys;
   const created = async (mutation: string, input: Record<string, unknown>, creator: string) => {
     const data = await ok(server, mutation, { input }, { key: creator });
     return (Object.values(Object.values(data)[0] as object)[0] as { id: string }).id;
