@@ -181,3 +181,50 @@ export function intersectAllowedIps(
   }
   return result;
 }
+
+/** Which proxies' X-Forwarded-For to believe (config TRUST_PROXY); null: none. */
+export type TrustedProxies = { hops: number } | { cidrs: readonly string[] } | null;
+
+/**
+ * The client's address: the TCP peer, or with trusted proxies the right-most untrusted address of
+ * X-Forwarded-For (docs/operations.md, "Behind a proxy"). A hop count trusts that many addresses from
+ * the right (the peer first); a CIDR list trusts the addresses it holds. An entry that is not an
+ * address stops the walk at the trusted hop that sent it, so a client cannot pick its own identity
+ * by writing garbage. Canonical text: IPv4-mapped IPv6 as IPv4.
+ */
+export function forwardedClient(
+  peer: string | undefined,
+  forwardedFor: string | readonly string[] | undefined,
+  trusted: TrustedProxies,
+): string {
+  const direct = peer === undefined ? undefined : canonicalAddress(peer);
+  if (!direct) return peer ?? "unknown";
+  if (trusted === null || forwardedFor === undefined) return direct.address;
+  const header = typeof forwardedFor === "string" ? forwardedFor : forwardedFor.join(",");
+  const hops = header
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  // chain[0] is the peer, then each X-Forwarded-For entry from the right.
+  const chain = [direct.address, ...hops.reverse()];
+  const isTrusted =
+    "hops" in trusted
+      ? (index: number) => index < trusted.hops
+      : (index: number, address: string) => addressAllowed(trusted.cidrs, address);
+  let current = direct.address;
+  for (let index = 0; index < chain.length; index++) {
+    const parsed = index === 0 ? direct : canonicalAddress(stripPort(chain[index] ?? ""));
+    if (!parsed) return current;
+    current = parsed.address;
+    if (!isTrusted(index, current)) return current;
+  }
+  return current;
+}
+
+/** `1.2.3.4:5678` and `[2001:db8::1]:443`, as some proxies write them, without the port. */
+function stripPort(entry: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(entry);
+  if (bracketed?.[1]) return bracketed[1];
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(entry);
+  return v4?.[1] ?? entry;
+}
