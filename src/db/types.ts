@@ -323,6 +323,10 @@ export interface ApiKeyTable {
   created_at: GeneratedTimestamp;
   last_used_at: Timestamp | null;
   expires_at: Timestamp | null;
+  /** Normalized addresses and CIDR blocks the key may be used from; null = any address. */
+  allowed_ips: string[] | null;
+  /** Mail this key (or a key it creates) sends waits for approval. */
+  send_requires_approval: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface EventTable {
