@@ -393,6 +393,19 @@ export interface AgentSignupEmailTable {
   agent_signup_id: Int8;
 }
 
+export interface IdempotencyKeyTable {
+  org_id: Int8;
+  key: string;
+  /** The mutation that used the key first (sendMessage, replyToMessage, …). */
+  operation: string;
+  /** SHA-256 of the normalised input. */
+  request_hash: Buffer;
+  /** The payload's id: the sent message. */
+  message_id: Int8;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   organizations: OrganizationTable;
   users: UserTable;
@@ -417,4 +430,5 @@ export interface Database {
   domain_names: DomainNameTable;
   session_tokens: SessionTokenTable;
   agent_signup_emails: AgentSignupEmailTable;
+  idempotency_keys: IdempotencyKeyTable;
 }

@@ -32,11 +32,21 @@ import {
   replyRecipients,
 } from "./compose.ts";
 import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
+import {
+  IDEMPOTENCY_TTL_SECONDS,
+  type Idempotency,
+  IdempotencyKeyTaken,
+  idempotencyOf,
+  idempotently,
+} from "./idempotency.ts";
+import { claimIdempotencyKey } from "./idempotency-repository.ts";
 import { sendingPolicy } from "./repository.ts";
 
 type Addresses = readonly string[] | null | undefined;
 
 export interface SendMessageInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   inboxId: string;
   to: Addresses;
   cc?: Addresses;
@@ -50,6 +60,8 @@ export interface SendMessageInput {
 }
 
 export interface ReplyInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   messageId: string;
   replyAll?: boolean | null | undefined;
   text?: string | null | undefined;
@@ -59,6 +71,8 @@ export interface ReplyInput {
 }
 
 export interface ForwardInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   messageId: string;
   to: Addresses;
   cc?: Addresses;
@@ -75,6 +89,18 @@ export async function sendMessage(
   scope: TenantScope,
   input: SendMessageInput,
 ): Promise<Message> {
+  const idempotency = idempotencyOf("sendMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () =>
+    sendNewMessage(services, scope, input, idempotency),
+  );
+}
+
+async function sendNewMessage(
+  services: Services,
+  scope: TenantScope,
+  input: SendMessageInput,
+  idempotency: Idempotency | undefined,
+): Promise<Message> {
   const outgoing: Outgoing = {
     ...recipients(input),
     replyTo: mailboxes("replyTo", input.replyTo),
@@ -86,7 +112,7 @@ export async function sendMessage(
     references: [],
     labels: userLabels(input.labels),
   };
-  return send(services, scope, input.inboxId, outgoing);
+  return send(services, scope, input.inboxId, outgoing, { idempotency });
 }
 
 /**
@@ -98,6 +124,16 @@ export async function replyToMessage(
   services: Services,
   scope: TenantScope,
   input: ReplyInput,
+): Promise<Message> {
+  const idempotency = idempotencyOf("replyToMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () => sendReply(services, scope, input, idempotency));
+}
+
+async function sendReply(
+  services: Services,
+  scope: TenantScope,
+  input: ReplyInput,
+  idempotency: Idempotency | undefined,
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments, services.config.maxOutboundBytes);
   const labels = userLabels(input.labels);
@@ -118,7 +154,7 @@ export async function replyToMessage(
     references: referencesOf(original),
     labels,
   };
-  return send(services, scope, own, outgoing);
+  return send(services, scope, own, outgoing, { idempotency });
 }
 
 /**
@@ -130,6 +166,16 @@ export async function forwardMessage(
   services: Services,
   scope: TenantScope,
   input: ForwardInput,
+): Promise<Message> {
+  const idempotency = idempotencyOf("forwardMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () => sendForward(services, scope, input, idempotency));
+}
+
+async function sendForward(
+  services: Services,
+  scope: TenantScope,
+  input: ForwardInput,
+  idempotency: Idempotency | undefined,
 ): Promise<Message> {
   const addressed = recipients(input);
   const original = await visibleMessage(services.db, scope, input.messageId);
@@ -153,11 +199,28 @@ export async function forwardMessage(
     references: referencesOf(original),
     labels: [],
   };
-  return send(services, scope, own, outgoing);
+  return send(services, scope, own, outgoing, { idempotency });
 }
 
 /** Sends a draft as it stands, and deletes it in the same transaction: it is sent at most once. */
-export async function sendDraft(services: Services, scope: TenantScope, draftId: string): Promise<Message> {
+export async function sendDraft(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+  idempotencyKey?: string | null,
+): Promise<Message> {
+  const idempotency = idempotencyOf("sendDraft", idempotencyKey, { id: draftId });
+  return idempotently(services, scope, idempotency, () =>
+    sendDraftOnce(services, scope, draftId, idempotency),
+  );
+}
+
+async function sendDraftOnce(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+  idempotency: Idempotency | undefined,
+): Promise<Message> {
   const [draft] = await draftsByIds(services.db, scope, [draftId]);
   if (!draft) throw notFound("Draft");
   const addressed = recipients({ to: draft.to_addresses, cc: draft.cc_addresses, bcc: draft.bcc_addresses });
@@ -176,9 +239,12 @@ export async function sendDraft(services: Services, scope: TenantScope, draftId:
     references: original ? referencesOf(original) : [],
     labels: [],
   };
-  return send(services, scope, draft.inbox_id, outgoing, async (trx) => {
-    // Row-locked until commit: a concurrent sendDraft of the same draft finds it gone.
-    if (!(await deleteDraft(trx, scope, draftId))) throw notFound("Draft");
+  return send(services, scope, draft.inbox_id, outgoing, {
+    idempotency,
+    beforeStore: async (trx) => {
+      // Row-locked until commit: a concurrent sendDraft of the same draft finds it gone.
+      if (!(await deleteDraft(trx, scope, draftId))) throw notFound("Draft");
+    },
   });
 }
 
@@ -187,8 +253,9 @@ async function send(
   scope: TenantScope,
   from: string | Inbox,
   outgoing: Outgoing,
-  beforeStore?: (trx: Db) => Promise<void>,
+  options: { idempotency?: Idempotency | undefined; beforeStore?: (trx: Db) => Promise<void> } = {},
 ): Promise<Message> {
+  const { idempotency, beforeStore } = options;
   const { db, config } = services;
   const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
   await checkRecipients(services, scope, inbox, outgoing);
@@ -235,6 +302,20 @@ async function send(
       },
       "MESSAGE_SENT",
     );
+    // Last, so that the row lock on the key is held for the shortest time: a concurrent call with the
+    // same key waits here for this commit, then rolls back everything it stored.
+    if (
+      idempotency &&
+      !(await claimIdempotencyKey(trx, scope, {
+        key: idempotency.key,
+        operation: idempotency.operation,
+        requestHash: idempotency.hash,
+        messageId: message.id,
+        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+      }))
+    ) {
+      throw new IdempotencyKeyTaken();
+    }
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
     await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;
