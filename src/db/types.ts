@@ -25,6 +25,7 @@ export type DomainStatus = "PENDING" | "VERIFIED" | "FAILED";
 export type MessageDirection = "INBOUND" | "OUTBOUND";
 export type DeliveryStatus = "QUEUED" | "DELIVERED" | "BOUNCED";
 export type WebhookDeliveryStatus = "PENDING" | "SUCCEEDED" | "FAILED";
+export type DraftSendStatus = "DRAFT" | "SCHEDULED" | "SENDING" | "SENT" | "FAILED" | "PENDING_APPROVAL";
 export type ListDirection = "SEND" | "RECEIVE";
 export type ListType = "ALLOW" | "BLOCK";
 export type KeyScope = "ORGANIZATION" | "POD" | "INBOX";
@@ -254,6 +255,15 @@ export interface DraftTable {
   in_reply_to_message_id: Int8 | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /** When a SCHEDULED draft is to be sent (db/migrations/…_scheduled_drafts.ts). */
+  send_at: Timestamp | null;
+  send_status: ColumnType<DraftSendStatus, DraftSendStatus | undefined, DraftSendStatus>;
+  failure_reason: string | null;
+  reply_all: ColumnType<boolean, boolean | undefined, boolean>;
+  /** A message of the same inbox this draft forwards; cleared when that message is deleted. */
+  forward_of_message_id: Int8 | null;
+  /** The message a SENT draft became. */
+  sent_message_id: Int8 | null;
 }
 
 export interface WebhookTable {

@@ -14,6 +14,7 @@ import {
   PURGE_IDEMPOTENCY_KEYS_CRONTAB,
   purgeIdempotencyKeys,
 } from "../outbound/idempotency.ts";
+import { SEND_SCHEDULED_DRAFT, sendScheduledDraftTask } from "../outbound/scheduled.ts";
 import { DELIVER_WEBHOOK, deliverWebhookTask } from "../webhooks/delivery.ts";
 
 export function jobRunners(services: InboundServices): JobRunner[] {
@@ -33,6 +34,12 @@ export function jobRunners(services: InboundServices): JobRunner[] {
       name: "webhooks",
       concurrency: config.webhookConcurrency,
       tasks: { [DELIVER_WEBHOOK]: deliverWebhookTask(services) },
+    },
+    {
+      // Sends that were scheduled: composing and storing like a send from the API.
+      name: "scheduled-sends",
+      concurrency: 2,
+      tasks: { [SEND_SCHEDULED_DRAFT]: sendScheduledDraftTask(services) },
     },
     {
       // Housekeeping on a schedule: one slot is plenty.
