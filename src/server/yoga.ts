@@ -104,6 +104,7 @@ export function buildYoga(
           secure: isSecureRequest(request),
           clientIp,
           baseUrl: baseUrlOf(config, request.headers.get("host"), isSecureRequest(request)),
+          idempotencyKeyHeader: request.headers.get("idempotency-key") ?? undefined,
         });
       } catch (error) {
         if (!(error instanceof InvalidCredential)) throw error;
