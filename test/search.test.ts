@@ -1,6 +1,10 @@
 // searchMessages: web-search syntax, ranking, other languages and addresses, attachment filenames,
 // highlights (marked and escaped), keyset paging, and every cut: scope, hidden labels, MessageFilter.
+
+import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
+import { prepareSearch } from "../src/mail/search.ts";
+import { searchMessages } from "../src/mail/search-repository.ts";
 import { createKey, deliver } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -208,6 +212,36 @@ describe("searchMessages", () => {
       "Paging 3",
       "Paging 2",
       "Paging 1",
+    ]);
+  });
+
+  it("ranks the newest matches of a common word, and pages within the set the first page fixed", async () => {
+    const { db } = suite.database;
+    const scope = { orgId: tenant.org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
+    const { tsquery } = await prepareSearch(db, scope, "pagetest");
+    const first = await searchMessages(db, scope, tsquery, {}, { after: undefined, limit: 2 }, 3);
+    expect(first).toHaveLength(2);
+    // Mail arriving between pages is not in the set the first page ranked.
+    await deliver(db, tenant.inboxes.a.id, { subject: "Paging 8", text: "pagetest token" });
+    const last = first.at(-1) as (typeof first)[number];
+    const rest = await searchMessages(
+      db,
+      scope,
+      tsquery,
+      {},
+      { after: [last.rank, last.id, ...last.window], limit: 10 },
+      3,
+    );
+    const subjects = async (ids: string[]) =>
+      (
+        await sql<{
+          subject: string;
+        }>`SELECT subject FROM messages WHERE id = ANY(${ids}::bigint[]) ORDER BY id DESC`.execute(db)
+      ).rows.map((row) => row.subject);
+    expect(await subjects([...first, ...rest].map((hit) => hit.id))).toEqual([
+      "Paging 7",
+      "Paging 6",
+      "Paging 5",
     ]);
   });
 

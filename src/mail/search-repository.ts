@@ -10,17 +10,50 @@ import type { KeysetPage } from "../db/keyset.ts";
 import { messageConditions } from "./message-filter.ts";
 import { filterAsksForHiddenLabel, filtered, type ListFilter, textArray, visible } from "./visibility.ts";
 
-/** The key of a search result: its rank as PostgreSQL writes a real (exact round trip), then its id. */
-export type SearchKey = [string, string];
+/**
+ * The instant of a candidate window's edge as PostgreSQL writes it here (microseconds, UTC), so it
+ * reads back exactly.
+ */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+function isInstant(value: unknown): value is string {
+  if (typeof value !== "string" || !INSTANT.test(value)) return false;
+  const millis = `${value.slice(0, 23)}Z`;
+  const date = new Date(millis);
+  return !Number.isNaN(date.getTime()) && date.toISOString() === millis;
+}
+
+/**
+ * The messages a search ranks: the newest SEARCH_CANDIDATES matches, from (created_at, id) `from`
+ * to `to`, fixed by the first page and carried by every cursor, so later pages rank the same set.
+ */
+export type SearchWindow = [fromAt: string, fromId: string, toAt: string, toId: string];
+
+/** The key of a search result: its rank as PostgreSQL writes a real (exact round trip), its id, its window. */
+export type SearchKey = [rank: string, id: string, ...window: SearchWindow];
 
 export const isSearchKey = (value: unknown): value is SearchKey =>
   Array.isArray(value) &&
-  value.length === 2 &&
+  value.length === 6 &&
   typeof value[0] === "string" &&
   /^(0|[1-9]\d*)(\.\d+)?(e[+-]?\d+)?$/.test(value[0]) &&
   Number.isFinite(Number(value[0])) &&
   typeof value[1] === "string" &&
-  isRowId(value[1]);
+  isRowId(value[1]) &&
+  isInstant(value[2]) &&
+  typeof value[3] === "string" &&
+  isRowId(value[3]) &&
+  isInstant(value[4]) &&
+  typeof value[5] === "string" &&
+  isRowId(value[5]);
+
+/**
+ * How many matches a search ranks: the newest this many (docs/search.md, "Ranking"). Ranking reads
+ * each candidate's vector; a common word matches a large share of a big mailbox, and ranking all of
+ * it costs seconds. Searches with fewer matches (most: a name, an address, a number, a phrase) rank
+ * every match.
+ */
+export const SEARCH_CANDIDATES = 1000;
 
 export interface ParsedQuery {
   /** The tsquery as text (websearch_to_tsquery('simple', …)::text): what the search runs. */
@@ -52,12 +85,17 @@ export interface SearchHit {
   id: string;
   /** The rank as text (a real), for the cursor. */
   rank: string;
+  window: SearchWindow;
 }
+
+const instantText = (column: RawBuilder<unknown>) =>
+  sql<string>`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
  * One page of visible messages matching `tsquery`, best first: (rank, id) descending, after the
- * page's cursor. Planned for its own parameters (CUSTOM_PLAN): a rare word and a common one need
- * different plans.
+ * page's cursor, among the newest `candidates` matches (the window the first page fixed). Planned for
+ * its own parameters (CUSTOM_PLAN): for a rare word a bitmap of its few matches, for a common one a
+ * walk of the newest messages that stops at the window's size.
  */
 export async function searchMessages(
   db: Db,
@@ -65,6 +103,7 @@ export async function searchMessages(
   tsquery: string,
   filter: ListFilter,
   page: Pick<KeysetPage<SearchKey>, "after" | "limit">,
+  candidates = SEARCH_CANDIDATES,
 ): Promise<SearchHit[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
   const q = sql`${tsquery}::tsquery`;
@@ -75,18 +114,35 @@ export async function searchMessages(
     sql`m.search_vector @@ ${q}`,
   ];
   if (filter.labels?.length) where.push(sql`m.labels @> ${textArray(filter.labels)}`);
-  const after = page.after
-    ? sql<SqlBool>`WHERE (r.rank, r.id) < (${page.after[0]}::real, ${page.after[1]}::bigint)`
+  const after = page.after;
+  if (after) {
+    const [, , fromAt, fromId, toAt, toId] = after;
+    where.push(sql`(m.created_at, m.id) >= (${fromAt}::timestamptz, ${fromId}::bigint)`);
+    where.push(sql`(m.created_at, m.id) <= (${toAt}::timestamptz, ${toId}::bigint)`);
+  }
+  const beyond = after
+    ? sql<SqlBool>`WHERE (r.rank, r.id) < (${after[0]}::real, ${after[1]}::bigint)`
     : sql``;
-  const { rows } = await sql<SearchHit>`
-    SELECT r.id::text AS id, r.rank::text AS rank FROM (
-      SELECT m.id, ${rank(sql`m.search_vector`, q)} AS rank
-      FROM messages m
+  const { rows } = await sql<{ id: string; rank: string; window: SearchWindow }>`
+    WITH candidates AS MATERIALIZED (
+      SELECT m.id, m.created_at, m.search_vector FROM messages m
       WHERE ${sql.join(where, sql` AND `)}
-    ) r ${after}
+      ORDER BY m.created_at DESC, m.id DESC
+      LIMIT ${candidates}
+    )
+    SELECT r.id::text AS id, r.rank::text AS rank,
+      ARRAY[${instantText(sql`w.from_at`)}, w.from_id::text, ${instantText(sql`w.to_at`)}, w.to_id::text] AS window
+    FROM (SELECT c.id, ${rank(sql`c.search_vector`, q)} AS rank FROM candidates c) r
+    CROSS JOIN (
+      SELECT f.created_at AS from_at, f.id AS from_id, t.created_at AS to_at, t.id AS to_id
+      FROM (SELECT created_at, id FROM candidates ORDER BY created_at, id LIMIT 1) f,
+        (SELECT created_at, id FROM candidates ORDER BY created_at DESC, id DESC LIMIT 1) t
+    ) w
+    ${beyond}
     ORDER BY r.rank DESC, r.id DESC
     LIMIT ${page.limit} ${CUSTOM_PLAN}`.execute(db);
-  return rows;
+  // Later pages keep the first page's window, even if a message at its edge has gone since.
+  return after ? rows.map((row) => ({ ...row, window: after.slice(2) as SearchWindow })) : rows;
 }
 
 /** HTML-escaped text, without the control characters that separate fragments below. */

@@ -4,7 +4,13 @@ import type { TenantScope } from "../auth/principal.ts";
 import { badUserInput } from "../errors.ts";
 import type { MessageSummary } from "../mail/repository.ts";
 import { prepareSearch } from "../mail/search.ts";
-import { isSearchKey, type SearchKey, searchHighlights, searchMessages } from "../mail/search-repository.ts";
+import {
+  isSearchKey,
+  type SearchHit,
+  type SearchKey,
+  searchHighlights,
+  searchMessages,
+} from "../mail/search-repository.ts";
 import { builder, requires } from "./builder.ts";
 import { type CursorCodec, encodeCursor, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
@@ -43,7 +49,6 @@ const SearchHighlightRef = builder.simpleObject("SearchHighlight", {
 interface SearchEdge {
   node: MessageSummary;
   rank: number;
-  key: SearchKey;
   anyWord: string;
   scope: TenantScope;
 }
@@ -101,11 +106,11 @@ const MessageSearchConnection = builder.connectionObject(
  * is refused rather than read as a rank.
  */
 const SEARCH_CURSOR: CursorCodec<SearchKey> = {
-  encode: ([rank, id]) => encodeCursor(["search", rank, id]),
+  encode: (key) => encodeCursor(["search", ...key]),
   decode(cursor, field) {
     try {
       const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-      if (Array.isArray(value) && value.length === 3 && value[0] === "search") {
+      if (Array.isArray(value) && value[0] === "search") {
         const key = value.slice(1);
         if (isSearchKey(key)) return key;
       }
@@ -145,7 +150,7 @@ builder.queryField("searchMessages", (t) =>
       const search = await prepareSearch(db, scope, args.query);
       const connection = await keysetConnection(
         { first: args.first, after: args.after },
-        (hit: { id: string; rank: string }) => [hit.rank, hit.id] as SearchKey,
+        (hit: SearchHit) => [hit.rank, hit.id, ...hit.window] as SearchKey,
         isSearchKey,
         (page) => searchMessages(db, scope, search.tsquery, filter, page),
         { cursor: SEARCH_CURSOR },
@@ -158,11 +163,9 @@ builder.queryField("searchMessages", (t) =>
       const edges = connection.edges.flatMap((edge, i) => {
         const node = nodes[i];
         if (!node) return [];
-        const key: SearchKey = [edge.node.rank, edge.node.id];
         const searchEdge: SearchEdge & { cursor: string } = {
           node,
           rank: Number(edge.node.rank),
-          key,
           anyWord: search.anyWord,
           scope,
           cursor: edge.cursor,
