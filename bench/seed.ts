@@ -397,8 +397,8 @@ async function insertChunk(
     );
     await sql`
       UPDATE messages m SET has_attachments = true,
-        search_vector = m.search_vector ||
-          setweight(to_tsvector('simple', mail_fold(mail_filename_words(ARRAY['document-' || m.id || '.pdf']))), 'C')
+        search_vector = mail_search_vector(m.subject, m.from_address, m.from_name, m.to_addresses, m.to_names,
+          m.cc_addresses, m.cc_names, ARRAY['document-' || m.id || '.pdf'], m.text_body, m.html_body)
       WHERE m.org_id = ${orgId} AND m.thread_id = ANY(${ids}::bigint[]) AND abs(hashint8(m.id) % 1000) < ${threshold}`.execute(
       db,
     );
