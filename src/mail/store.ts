@@ -291,7 +291,9 @@ async function writeMessages(
       ${data.fromName ?? null}::text, ${data.toNames ? [...data.toNames] : null}::text[],
       ${data.ccNames ? [...data.ccNames] : null}::text[],
       ${data.headers ? JSON.stringify(data.headers) : null}::jsonb,
-      ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text)`;
+      ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text,
+      ${data.authentication ? JSON.stringify(data.authentication) : null}::jsonb,
+      ${data.authentication ? data.authentication.authenticated : null}::boolean)`;
   });
   // In arrays, not rows of VALUES: a message may carry thousands of attachments, each copy of it
   // all of them, and a statement only 65,535 parameters.
@@ -343,7 +345,8 @@ async function writeMessages(
         FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
           message_id_header, content_digest, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
           text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
-          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text)
+          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text,
+          authentication, authenticated)
         LEFT JOIN new_threads t ON t.slot = v.slot
         ORDER BY v.index
       ) AS m
@@ -351,12 +354,12 @@ async function writeMessages(
       INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address,
         to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels,
         in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at,
-        from_name, to_names, cc_names, headers, has_attachments, recipient_text)
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text, authentication, authenticated)
       OVERRIDING SYSTEM VALUE
       SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address, to_addresses,
         cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
         reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, created_at,
-        from_name, to_names, cc_names, headers, has_attachments, recipient_text
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text, authentication, authenticated
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
