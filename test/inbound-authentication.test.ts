@@ -7,6 +7,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createTransport } from "nodemailer";
 import type Mail from "nodemailer/lib/mailer";
 import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.ts";
 import { startDnsServer } from "./helpers/dns-server.ts";
 import { createInboxViaApi } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
@@ -297,6 +298,20 @@ describe("SPF", () => {
     });
     expect(stored.labels).not.toContain("unauthenticated");
     expect(await receivedIn(inbox.id, messageId, { authenticated: true })).toBeDefined();
+
+    // A second message from the domain is checked on the answers already had: DNS is asked once.
+    const again = `<${unique("spf")}@${sender.domain}>`;
+    const second = await message({
+      from: `news@${sender.domain}`,
+      to: inbox.email,
+      subject: "Hi",
+      text: "Again.",
+      messageId: again,
+    });
+    await sendRaw(server.smtpPort as number, { from: `bounce@${sender.domain}`, to: [inbox.email] }, second);
+    expect((await receivedIn(inbox.id, again)).authentication.spf.result).toBe("PASS");
+    const TXT = 16;
+    expect(dns.queries.filter((q) => q.name === sender.domain && q.type === TXT)).toHaveLength(1);
   });
 
   it("fails a client the envelope domain does not list", async () => {
@@ -422,5 +437,22 @@ describe("rejectUnauthenticated", () => {
     } finally {
       session.close();
     }
+  });
+});
+
+describe("configuration", () => {
+  it("checks by default, with bounded DNS, and refuses a timeout out of range naming the variable", () => {
+    expect(loadConfig({})).toMatchObject({
+      mailAuth: true,
+      mailAuthDnsTimeoutMs: 2_000,
+      mailAuthTimeoutMs: 6_000,
+    });
+    expect(loadConfig({ MAIL_AUTH: "false", MAIL_AUTH_DNS_TIMEOUT_MS: "500" })).toMatchObject({
+      mailAuth: false,
+      mailAuthDnsTimeoutMs: 500,
+    });
+    expect(() => loadConfig({ MAIL_AUTH_DNS_TIMEOUT_MS: "0" })).toThrow(ConfigError);
+    expect(() => loadConfig({ MAIL_AUTH_DNS_TIMEOUT_MS: "0" })).toThrow(/MAIL_AUTH_DNS_TIMEOUT_MS/);
+    expect(() => loadConfig({ MAIL_AUTH_TIMEOUT_MS: "forever" })).toThrow(/MAIL_AUTH_TIMEOUT_MS/);
   });
 });
