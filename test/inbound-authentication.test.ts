@@ -337,6 +337,41 @@ describe("SPF", () => {
   });
 });
 
+describe("Authentication-Results that came with the message", () => {
+  it("are dropped when they claim this server's name, and kept when another server wrote them", async () => {
+    const sender = senderDomain("forged");
+    sender.publishSpf("v=spf1 ip4:192.0.2.1 -all");
+    sender.publishDmarc("reject");
+    const inbox = await newInbox();
+    const messageId = `<${unique("forged")}@${sender.domain}>`;
+    const raw = await message({
+      from: `ceo@${sender.domain}`,
+      to: inbox.email,
+      subject: "Trust me",
+      text: "The headers say so.",
+      messageId,
+      headers: [
+        { key: "Authentication-Results", value: `${MX_HOST}; dmarc=pass header.from=${sender.domain}` },
+        { key: "Authentication-Results", value: "relay.example; spf=pass smtp.mailfrom=relay.example" },
+      ],
+    });
+    await sendRaw(server.smtpPort as number, { from: "someone@attacker.test", to: [inbox.email] }, raw);
+
+    const [storedMime = ""] = await storedRaw(messageId);
+    const results = storedMime
+      .slice(0, storedMime.indexOf("\r\n\r\n"))
+      .replace(/\r\n[ \t]+/g, " ")
+      .split("\r\n")
+      .filter((line) => /^Authentication-Results:/i.test(line));
+    expect(results).toHaveLength(2);
+    expect(results[0]).toMatch(
+      new RegExp(`^Authentication-Results: ${MX_HOST.replaceAll(".", "\\.")};.*dmarc=fail`),
+    );
+    expect(results[1]).toBe("Authentication-Results: relay.example; spf=pass smtp.mailfrom=relay.example");
+    expect((await receivedIn(inbox.id, messageId)).authentication.dmarc.result).toBe("FAIL");
+  });
+});
+
 describe("a dead DNS server", () => {
   it("gives TEMPERROR within the timeout, and the message is still accepted", async () => {
     const sender = senderDomain("dead");

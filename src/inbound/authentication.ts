@@ -21,6 +21,8 @@ export interface AuthenticationOutcome {
   verdict: MessageAuthenticationData;
   /** `Authentication-Results: …` (and `Received-SPF: …`) lines, CRLF-terminated, to prepend. */
   header: Buffer;
+  /** The name this server signs its Authentication-Results with (MX_HOST or MAIL_DOMAIN). */
+  authservId: string;
 }
 
 export type Authenticator = (raw: Buffer, origin: SmtpOrigin) => Promise<AuthenticationOutcome>;
@@ -157,6 +159,33 @@ export function createAuthenticator(
       resolver: boundedResolver(shared, config.mailAuthTimeoutMs) as never,
       disableBimi: true,
     });
-    return { verdict: verdictFromResult(result), header: Buffer.from(result.headers, "utf8") };
+    return {
+      verdict: verdictFromResult(result),
+      header: Buffer.from(result.headers, "utf8"),
+      authservId: mta,
+    };
   };
+}
+
+/**
+ * `raw` without the Authentication-Results fields that claim to be this server's (RFC 8601 5): a
+ * sender could otherwise write its own "dmarc=pass" under our name, for a reader of the headers to
+ * trust. Other servers' results are kept. Only the header block is read; the body is untouched.
+ */
+export function withoutForgedResults(raw: Buffer, authservId: string): Buffer {
+  const limit = Math.min(raw.length, 256 * 1024);
+  const head = raw.subarray(0, limit).toString("latin1");
+  const match = /\r?\n\r?\n/.exec(head);
+  const end = match ? match.index + match[0].length : -1;
+  if (end === -1) return raw;
+  const block = head.slice(0, end);
+  const ours = authservId.toLowerCase();
+  // Fields with their folded continuation lines, each ending with its line break.
+  const fields = block.match(/[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*/g) ?? [];
+  const kept = fields.filter((field) => {
+    const parsed = /^authentication-results[ \t]*:\s*("?)([^;\s"]+)\1/i.exec(field);
+    return !parsed || (parsed[2] ?? "").toLowerCase() !== ours;
+  });
+  if (kept.length === fields.length) return raw;
+  return Buffer.concat([Buffer.from(kept.join(""), "latin1"), raw.subarray(end)]);
 }

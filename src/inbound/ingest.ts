@@ -11,6 +11,7 @@ import { headerFields, headerValues } from "../mail/headers.ts";
 import type { AttachmentData, MessageData } from "../mail/message.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import type { Services } from "../services.ts";
+import { withoutForgedResults } from "./authentication.ts";
 import { withDeadline } from "./deadline.ts";
 import type { IngestQueue } from "./group-commit.ts";
 
@@ -160,6 +161,8 @@ export interface InboundAuthentication {
   verdict: MessageAuthenticationData;
   /** `Authentication-Results: …` lines (CRLF-terminated), prepended to the stored raw message. */
   header: Buffer;
+  /** This server's name in them: results under that name that came with the message are dropped. */
+  authservId: string;
 }
 
 /**
@@ -323,7 +326,12 @@ function messageData(
   received: Buffer,
   authentication: InboundAuthentication | undefined,
 ): MessageData {
-  const raw = authentication ? Buffer.concat([authentication.header, received]) : received;
+  const raw = authentication
+    ? Buffer.concat([
+        authentication.header,
+        authentication.authservId ? withoutForgedResults(received, authentication.authservId) : received,
+      ])
+    : received;
   // A copy that reached the inbox without naming it in To or Cc was Bcc'd to it: say so.
   const named = [...content.to, ...content.cc].some((address) => address.toLowerCase() === inbox.email);
   return {

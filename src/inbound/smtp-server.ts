@@ -56,6 +56,7 @@ function unverified(detail: string): InboundAuthentication {
   return {
     verdict: { spf: check, dkim: [], dmarc: check, arc: null, authenticated: false },
     header: Buffer.alloc(0),
+    authservId: "",
   };
 }
 
