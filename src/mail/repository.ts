@@ -5,7 +5,7 @@ import { type Selectable, type SqlBool, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { type KeysetPage, pageByTime, type TimeKey, timeKey } from "../db/keyset.ts";
-import type { AttachmentTable, MessageTable } from "../db/types.ts";
+import type { AttachmentTable, MessageAuthenticationData, MessageTable } from "../db/types.ts";
 import { type HeaderField, headerFields } from "./headers.ts";
 import { messageConditions } from "./message-filter.ts";
 import { filterAsksForHiddenLabel, type ListFilter, textArray, visible } from "./visibility.ts";
@@ -21,7 +21,14 @@ export type Message = Selectable<MessageTable>;
  */
 export type MessageSummary = Omit<
   Message,
-  "text_body" | "html_body" | "raw_mime" | "content_digest" | "headers" | "recipient_text"
+  | "text_body"
+  | "html_body"
+  | "raw_mime"
+  | "content_digest"
+  | "headers"
+  | "recipient_text"
+  | "authentication"
+  | "authenticated"
 > &
   Partial<Pick<Message, "text_body" | "html_body">> &
   Partial<Record<BodySizeColumn, number | null>>;
@@ -194,6 +201,23 @@ export async function messageHeaders(
       (row) => [row.id, row.headers ?? (row.head ? headerFields(row.head) : [])] as [string, HeaderField[]],
     ),
   );
+}
+
+/**
+ * The SPF, DKIM, DMARC and ARC verdicts of visible messages, keyed by id (docs/authentication.md):
+ * null for mail sent here or delivered between hosted inboxes. Read only when a caller asks.
+ */
+export async function messageAuthentications(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<Map<string, MessageAuthenticationData | null>> {
+  if (ids.length === 0) return new Map();
+  const rows = await scopedMessages(db, scope)
+    .select(["m.id", "m.authentication"])
+    .where("m.id", "in", ids)
+    .execute();
+  return new Map(rows.map((row) => [row.id, row.authentication]));
 }
 
 /** In time order, (created_at, id), newest first unless the page says otherwise. */

@@ -292,7 +292,9 @@ async function writeMessages(
       ${data.ccNames ? [...data.ccNames] : null}::text[],
       ${data.headers ? JSON.stringify(data.headers) : null}::jsonb,
       ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text,
-      ${(data.attachments ?? []).map((attachment) => attachment.filename)}::text[])`;
+      ${(data.attachments ?? []).map((attachment) => attachment.filename)}::text[],
+      ${data.authentication ? JSON.stringify(data.authentication) : null}::jsonb,
+      ${data.authentication ? data.authentication.authenticated : null}::boolean)`;
   });
   // In arrays, not rows of VALUES: a message may carry thousands of attachments, each copy of it
   // all of them, and a statement only 65,535 parameters.
@@ -344,7 +346,8 @@ async function writeMessages(
         FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
           message_id_header, content_digest, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
           text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
-          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text, filenames)
+          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text, filenames,
+          authentication, authenticated)
         LEFT JOIN new_threads t ON t.slot = v.slot
         ORDER BY v.index
       ) AS m
@@ -352,7 +355,8 @@ async function writeMessages(
       INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address,
         to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels,
         in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at,
-        from_name, to_names, cc_names, headers, has_attachments, recipient_text, search_vector)
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text, search_vector, authentication,
+        authenticated)
       OVERRIDING SYSTEM VALUE
       SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address, to_addresses,
         cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
@@ -360,7 +364,8 @@ async function writeMessages(
         from_name, to_names, cc_names, headers, has_attachments, recipient_text,
         -- What searchMessages finds the message by (docs/search.md): defined once, in the database.
         mail_search_vector(subject, from_address, from_name, to_addresses, to_names, cc_addresses, cc_names,
-          filenames, text_body, html_body)
+          filenames, text_body, html_body),
+        authentication, authenticated
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
