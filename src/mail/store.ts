@@ -6,7 +6,7 @@ import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
-import type { Message } from "./repository.ts";
+import { MESSAGE_ROW_COLUMNS, type Message } from "./repository.ts";
 import { refreshThreadVisibility } from "./thread-repository.ts";
 import {
   digestOf,
@@ -67,7 +67,7 @@ export async function storeMessage(
   const [copy] = (await storeMessages(trx, [{ inbox, data }], event)) as [StoredCopy];
   const message = await trx
     .selectFrom("messages")
-    .selectAll()
+    .select(MESSAGE_ROW_COLUMNS)
     .where("org_id", "=", inbox.orgId)
     .where("id", "=", copy.messageId)
     .executeTakeFirstOrThrow();
