@@ -31,6 +31,8 @@ const ID_TYPES: Record<string, string> = {
   inboxIds: "Inbox",
   messageId: "Message",
   inReplyToMessageId: "Message",
+  forwardOfMessageId: "Message",
+  ids: "Message",
   threadId: "Thread",
 };
 /** For mutations whose `input.id` names an object of this type. */
@@ -39,6 +41,7 @@ const MUTATION_TARGETS: Record<string, string> = {
   updateInbox: "Inbox",
   deleteInbox: "Inbox",
   updateMessage: "Message",
+  updateThread: "Thread",
   deleteThread: "Thread",
   updateDraft: "Draft",
   deleteDraft: "Draft",
@@ -56,6 +59,8 @@ const MUTATION_TARGETS: Record<string, string> = {
 const BASE_INPUTS: Record<string, Record<string, unknown>> = {
   updateInbox: { displayName: "x" },
   updateMessage: { addLabels: ["x"] },
+  updateMessages: { addLabels: ["x"] },
+  updateThread: { addLabels: ["x"] },
   createApiKey: { name: "x" },
   createInbox: {},
   createDraft: { subject: "x" },

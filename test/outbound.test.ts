@@ -662,12 +662,15 @@ describe("what may be sent", () => {
       to: ["fine@external.test"],
       ...extra,
     });
+    // Blocked recipients are RECIPIENT_BLOCKED, all of them named (docs/sending.md, "Suppressions").
     expect((await failure(SEND, input({ cc: ["x@blocked.test"] }))).extensions).toMatchObject({
-      code: "BAD_USER_INPUT",
+      code: "RECIPIENT_BLOCKED",
+      recipients: ["x@blocked.test"],
       field: "cc",
     });
     expect((await failure(SEND, input({ bcc: ["Boss <BOSS@external.test>"] }))).extensions).toMatchObject({
-      code: "BAD_USER_INPUT",
+      code: "RECIPIENT_BLOCKED",
+      recipients: ["boss@external.test"],
       field: "bcc",
     });
     // A sub-domain is another domain; other inboxes are not concerned by this pod's entries.

@@ -162,6 +162,8 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
   updateInbox: async () => ({ id: ids.Inbox, displayName: "Matrix" }),
   deleteInbox: async () => ({ id: (await createInboxViaApi(server, org.apiKey, { podId: ids.Pod })).id }),
   updateMessage: async () => ({ id: ids.Message, addLabels: ["matrix"] }),
+  updateMessages: async () => ({ ids: [ids.Message], addLabels: ["matrix"] }),
+  updateThread: async () => ({ id: ids.Thread, addLabels: ["matrix"] }),
   deleteThread: async () => ({ id: (await deliver(database.db, ids.Inbox as string)).threadId }),
   createDraft: async () => ({ inboxId: ids.Inbox, subject: "matrix" }),
   updateDraft: async () => ({ id: ids.Draft, subject: "matrix 2" }),

@@ -347,6 +347,9 @@ export interface ListEntryTable {
   /** Lower-case email address or domain. */
   entry: string;
   created_at: GeneratedTimestamp;
+  reason: string | null;
+  /** Added by the system (a suppression after a permanent failure); may be deleted, never created. */
+  read_only: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface ApiKeyTable {

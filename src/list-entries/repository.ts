@@ -57,6 +57,7 @@ export interface NewListEntry {
   /** Both null: organization level; podId only: the pod; both: one inbox. Checked against the scope by the service. */
   podId: string | null;
   inboxId: string | null;
+  reason?: string | null;
 }
 
 export async function insertListEntry(db: Db, scope: TenantScope, entry: NewListEntry): Promise<ListEntry> {
@@ -69,6 +70,7 @@ export async function insertListEntry(db: Db, scope: TenantScope, entry: NewList
       direction: entry.direction,
       type: entry.type,
       entry: entry.entry,
+      reason: entry.reason ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -160,4 +162,35 @@ export async function listEntriesForInboxes(
     }
   }
   return byInbox;
+}
+
+/**
+ * Read-only SEND BLOCK entries at the organization level, one per address, for addresses a relay
+ * refused for good; an address already on that list keeps its entry. Acts for the system (the
+ * delivery job), like listEntriesFor: `orgId` is the sending message's organization.
+ */
+export async function insertSuppressions(
+  db: Db,
+  orgId: string,
+  suppressions: readonly { address: string; reason: string }[],
+): Promise<void> {
+  if (suppressions.length === 0) return;
+  await db
+    .insertInto("list_entries")
+    .values(
+      suppressions.map(({ address, reason }) => ({
+        org_id: orgId,
+        pod_id: null,
+        inbox_id: null,
+        direction: "SEND" as const,
+        type: "BLOCK" as const,
+        entry: address.toLowerCase(),
+        reason: reason.slice(0, 1000),
+        read_only: true,
+      })),
+    )
+    .onConflict((conflict) =>
+      conflict.columns(["org_id", "pod_id", "inbox_id", "direction", "type", "entry"]).doNothing(),
+    )
+    .execute();
 }

@@ -28,7 +28,10 @@ export interface CreateListEntryInput {
   entry: string;
   podId?: string | undefined;
   inboxId?: string | undefined;
+  reason?: string | null | undefined;
 }
+
+export const MAX_REASON_LENGTH = 1000;
 
 /**
  * Where the entry applies. Named inbox or pod: it must be inside the caller's scope (else NOT_FOUND).
@@ -59,12 +62,17 @@ export async function createListEntry(
 ): Promise<ListEntry> {
   const { db } = services;
   const entry = normalizeEntry(input.entry);
+  const reason = input.reason?.trim() || null;
+  if (reason !== null && reason.length > MAX_REASON_LENGTH) {
+    throw badUserInput(`reason may be at most ${MAX_REASON_LENGTH} characters.`, "reason");
+  }
   const where = await level(db, scope, input);
   try {
     return await insertListEntry(db, scope, {
       direction: input.direction,
       type: input.type,
       entry,
+      reason,
       ...where,
     });
   } catch (error) {

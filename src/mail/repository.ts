@@ -427,6 +427,30 @@ export async function updateMessageLabels(
 }
 
 /**
+ * Adds and removes labels on the visible messages among `ids` (updateMessages) or of one thread
+ * (updateThread), in one statement; their summaries. Messages the caller cannot see are untouched.
+ */
+export async function updateLabelsOfMessages(
+  db: Db,
+  scope: TenantScope,
+  target: { ids: readonly string[] } | { threadId: string },
+  add: readonly string[],
+  remove: readonly string[],
+): Promise<MessageSummary[]> {
+  const which =
+    "ids" in target ? sql`m.id = ANY(${[...target.ids]}::bigint[])` : sql`m.thread_id = ${target.threadId}`;
+  const result = await sql<MessageSummary>`
+    UPDATE messages m SET
+      labels = ARRAY(
+        SELECT DISTINCT l FROM unnest(m.labels || ${textArray(add)}) AS l
+        WHERE l <> ALL(${textArray(remove)}) ORDER BY l),
+      updated_at = now()
+    WHERE ${which} AND ${visible(scope)}
+    RETURNING ${sql.join(summarySelection())}`.execute(db);
+  return result.rows;
+}
+
+/**
  * The messages events refer to, as they are now, across the organization (for the event stream: one
  * read serves every subscriber of the node): each subscriber then
  * applies its own visibility to them in memory (eventReadableBy in src/events/visibility.ts).

@@ -2,7 +2,7 @@
 import type { TenantScope } from "../auth/principal.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import type { Services } from "../services.ts";
-import { type MessageSummary, updateMessageLabels } from "./repository.ts";
+import { type MessageSummary, updateLabelsOfMessages, updateMessageLabels } from "./repository.ts";
 import {
   deleteThreadMessages,
   labelThread,
@@ -36,14 +36,11 @@ export function normaliseLabels(labels: readonly string[] | null | undefined, fi
   return normalised;
 }
 
-export async function updateLabels(
-  services: Pick<Services, "db">,
-  scope: TenantScope,
-  id: string,
+/** The labels to add and remove, checked: user labels only, none both added and removed. */
+function labelChange(
   addLabels: readonly string[] | null | undefined,
   removeLabels: readonly string[] | null | undefined,
-): Promise<MessageSummary> {
-  const { db } = services;
+): { add: string[]; remove: string[] } {
   const add = normaliseLabels(addLabels, "addLabels");
   const remove = normaliseLabels(removeLabels, "removeLabels");
   for (const [labels, field] of [
@@ -55,6 +52,18 @@ export async function updateLabels(
   }
   const both = add.find((label) => remove.includes(label));
   if (both) throw badUserInput(`"${both}" is both added and removed.`, "removeLabels");
+  return { add, remove };
+}
+
+export async function updateLabels(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  id: string,
+  addLabels: readonly string[] | null | undefined,
+  removeLabels: readonly string[] | null | undefined,
+): Promise<MessageSummary> {
+  const { db } = services;
+  const { add, remove } = labelChange(addLabels, removeLabels);
   // Spam, blocked and trash decide where hidden-label callers see the thread.
   const message = hasHidingLabel([...add, ...remove])
     ? await db.transaction().execute(async (trx) => {
@@ -65,6 +74,58 @@ export async function updateLabels(
     : await updateMessageLabels(db, scope, id, add, remove);
   if (!message) throw notFound("Message");
   return message;
+}
+
+export const MAX_MESSAGES_PER_UPDATE = 100;
+
+/**
+ * updateMessages: the same label change on 1 to 100 messages, all or nothing. Any id the caller
+ * cannot see (missing, outside its scope, hidden by a label) is NOT_FOUND and nothing changes: the
+ * update runs in a transaction that rolls back unless it touched every message named. The same
+ * rules, statement and thread visibility refresh as updateMessage (updateLabels). In input order.
+ */
+export async function updateManyLabels(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  ids: readonly string[],
+  addLabels: readonly string[] | null | undefined,
+  removeLabels: readonly string[] | null | undefined,
+): Promise<MessageSummary[]> {
+  const unique = [...new Set(ids)];
+  if (unique.length < 1 || unique.length > MAX_MESSAGES_PER_UPDATE) {
+    throw badUserInput(`ids must name 1 to ${MAX_MESSAGES_PER_UPDATE} messages.`, "ids");
+  }
+  const { add, remove } = labelChange(addLabels, removeLabels);
+  const updated = await services.db.transaction().execute(async (trx) => {
+    const messages = await updateLabelsOfMessages(trx, scope, { ids: unique }, add, remove);
+    if (messages.length !== unique.length) throw notFound("Message");
+    if (hasHidingLabel([...add, ...remove]))
+      await refreshThreadVisibility(trx, scope.orgId, [...new Set(messages.map((m) => m.thread_id))]);
+    return messages;
+  });
+  const byId = new Map(updated.map((message) => [String(message.id), message]));
+  return unique.map((id) => byId.get(id) as MessageSummary);
+}
+
+/**
+ * updateThread: the label change on every message of the thread that the caller can see (others,
+ * hidden from it, are left alone). NOT_FOUND when the caller cannot see the thread.
+ */
+export async function updateThreadLabels(
+  services: Pick<Services, "db">,
+  scope: TenantScope,
+  threadId: string,
+  addLabels: readonly string[] | null | undefined,
+  removeLabels: readonly string[] | null | undefined,
+): Promise<string> {
+  const { add, remove } = labelChange(addLabels, removeLabels);
+  return services.db.transaction().execute(async (trx) => {
+    const [thread] = await threadsByIds(trx, scope, [threadId]);
+    if (!thread) throw notFound("Thread");
+    await updateLabelsOfMessages(trx, scope, { threadId }, add, remove);
+    if (hasHidingLabel([...add, ...remove])) await refreshThreadVisibility(trx, scope.orgId, [threadId]);
+    return threadId;
+  });
 }
 
 /**

@@ -11,6 +11,7 @@ import type { Job } from "graphile-worker";
 import type { InboundServices } from "../inbound/ingest.ts";
 import { ingestMessage } from "../inbound/ingest.ts";
 import { addJob, type JobTask } from "../jobs/worker.ts";
+import { insertSuppressions } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import { relayAttempt, relayDeadlines } from "./relay.ts";
@@ -184,13 +185,21 @@ async function relay(services: InboundServices, message: OutboundMessage, raw: B
   // The relay was configured when the message was accepted; it may have been removed since.
   if (!config.smtpRelayUrl) throw new DeliveryFailure("no SMTP relay is configured (SMTP_RELAY_URL)", true);
   const dkim = await dkimKeyFor(db, message, domainOf(message.from_address));
-  const outcome = await relayAttempt(
-    config.smtpRelayUrl,
-    { from: message.from_address, to: recipients },
-    raw,
-    dkim,
-    relayDeadlines(config),
-  );
+  let outcome: Awaited<ReturnType<typeof relayAttempt>>;
+  try {
+    outcome = await relayAttempt(
+      config.smtpRelayUrl,
+      { from: message.from_address, to: recipients },
+      raw,
+      dkim,
+      relayDeadlines(config),
+    );
+  } catch (error) {
+    // Every recipient refused: nodemailer throws, with the refusals of each.
+    await suppress(services, message, (error as { rejectedErrors?: RecipientRefusal[] }).rejectedErrors);
+    throw error;
+  }
+  await suppress(services, message, outcome.refusals);
   // The relay took the message for some recipients: it is never sent again (no duplicates for
   // them), and those it refused are reported on the bounce.
   if (outcome.rejected.length > 0) {
@@ -199,6 +208,39 @@ async function relay(services: InboundServices, message: OutboundMessage, raw: B
       true,
     );
   }
+}
+
+/** nodemailer's account of one refused recipient. */
+interface RecipientRefusal {
+  recipient?: string;
+  responseCode?: number;
+  response?: string;
+  message?: string;
+}
+
+/**
+ * Suppressions (docs/sending.md): each recipient the relay refused for good (a 5xx other than 503
+ * to its RCPT TO) goes on the organization's SEND BLOCK list, read-only, with the relay's answer as
+ * the reason, so that the next send to it is refused before anything is stored.
+ */
+async function suppress(
+  services: InboundServices,
+  message: OutboundMessage,
+  refusals: readonly RecipientRefusal[] | undefined,
+): Promise<void> {
+  const permanent = (refusals ?? []).flatMap((refusal) => {
+    const code = refusal.responseCode;
+    if (!refusal.recipient || code === undefined || code < 500 || code > 599 || code === 503) return [];
+    return [
+      { address: refusal.recipient, reason: refusal.response ?? refusal.message ?? `refused with ${code}` },
+    ];
+  });
+  if (permanent.length === 0) return;
+  await insertSuppressions(services.db, message.org_id, permanent);
+  services.logger.info(
+    { orgId: message.org_id, messageId: message.id, suppressed: permanent.length },
+    "permanently refused recipients suppressed",
+  );
 }
 
 /** nodemailer's error as a delivery failure: a 5xx reply (other than 503) is final, the rest may pass. */

@@ -20,6 +20,13 @@ export interface RelayOutcome {
   /** Recipients the relay refused, with its replies; the others it took. */
   rejected: string[];
   reasons: string[];
+  /** Each refusal with its recipient and reply code (for suppressions). */
+  refusals: {
+    recipient?: string | undefined;
+    responseCode?: number | undefined;
+    response?: string | undefined;
+    message?: string;
+  }[];
 }
 
 /** The deadlines configured for relay attempts (RELAY_*_TIMEOUT_MS). */
@@ -76,6 +83,12 @@ export async function relayAttempt(
     return {
       rejected: (info.rejected ?? []).map(String),
       reasons: (info.rejectedErrors ?? []).map((error) => error.response ?? error.message),
+      refusals: (info.rejectedErrors ?? []).map((error) => ({
+        recipient: (error as { recipient?: string }).recipient,
+        responseCode: (error as { responseCode?: number }).responseCode,
+        response: error.response,
+        message: error.message,
+      })),
     };
   } catch (error) {
     // nodemailer reports the abort; the deadline that caused it says more.

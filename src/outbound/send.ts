@@ -2,6 +2,7 @@
 // the sent copy, its `message.sent` event and its delivery job in one transaction. Delivery itself
 // is the job's (delivery.ts): a send that returns has committed exactly one job for its message.
 import { randomUUID } from "node:crypto";
+import { GraphQLError } from "graphql";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import { type Draft, deleteDraft, draftsByIds, updateDraft as updateDraftRow } from "../drafts/repository.ts";
@@ -465,11 +466,12 @@ async function checkRecipients(services: Services, scope: TenantScope, inbox: In
     }
   }
   const entries = await listEntriesFor(db, inbox.org_id, inbox.pod_id, inbox.id, "SEND");
+  const blocked = all.filter((recipient) => listRefusal(entries, [recipient.key]) === "BLOCK");
+  if (blocked.length > 0) {
+    throw recipientBlocked([...new Set(blocked.map((recipient) => recipient.key))], blocked[0]?.field);
+  }
   for (const recipient of all) {
     const refusal = listRefusal(entries, [recipient.key]);
-    if (refusal === "BLOCK") {
-      throw badUserInput(`${recipient.field}: ${recipient.address} is blocked for sending.`, recipient.field);
-    }
     if (refusal === "NOT_ALLOWED") {
       throw badUserInput(
         `${recipient.field}: ${recipient.address} is not on the send allow-list.`,
@@ -496,6 +498,14 @@ async function checkRecipients(services: Services, scope: TenantScope, inbox: In
       );
     }
   }
+}
+
+/** A send to addresses on a SEND BLOCK list: every such recipient named, nothing stored. */
+function recipientBlocked(addresses: string[], field: string | undefined): GraphQLError {
+  return new GraphQLError(
+    `${addresses.join(", ")} ${addresses.length === 1 ? "is" : "are"} blocked for sending (a SEND BLOCK list entry; a suppression after a permanent failure is one too).`,
+    { extensions: { code: "RECIPIENT_BLOCKED", recipients: addresses, field } },
+  );
 }
 
 function recipients(input: { to: Addresses; cc?: Addresses; bcc?: Addresses }) {

@@ -6,6 +6,7 @@ import { scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
+import { inputRule } from "./input-rules.ts";
 import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { PodRef } from "./pod.ts";
 
@@ -33,6 +34,15 @@ ListEntryRef.implement({
     entry: t.exposeString("entry", { description: "A lower-case email address or domain." }),
     pod: t.field({ type: PodRef, nullable: true, resolve: (entry) => entry.pod_id }),
     inbox: t.field({ type: InboxRef, nullable: true, resolve: (entry) => entry.inbox_id }),
+    reason: t.exposeString("reason", {
+      nullable: true,
+      description:
+        "Why the entry exists: given when it was created, or the relay's answer for a suppression.",
+    }),
+    readOnly: t.exposeBoolean("read_only", {
+      description:
+        "Added by the system: a SEND BLOCK entry for an address a relay refused for good. It may be deleted (to try the address again), never created.",
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (entry) => entry.created_at }),
   }),
 });
@@ -83,6 +93,10 @@ const CreateListEntryInput = builder.inputType("CreateListEntryInput", {
       description:
         "Put the entry on this inbox's list. Neither podId nor inboxId: the caller's own level (organization, pod or inbox).",
     }),
+    reason: t.string({
+      description: "Why: a note for people, at most 1000 characters.",
+      ...inputRule({ maxLength: 1000 }),
+    }),
   }),
 });
 
@@ -102,6 +116,7 @@ builder.mutationFields((t) => ({
         entry: input.entry,
         podId: optionalId(input.podId, "Pod"),
         inboxId: optionalId(input.inboxId, "Inbox"),
+        reason: input.reason,
       }),
     }),
   }),

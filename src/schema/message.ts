@@ -19,7 +19,7 @@ import {
   messageSummariesByIds,
   SUMMARY_COLUMNS,
 } from "../mail/repository.ts";
-import { updateLabels } from "../mail/service.ts";
+import { MAX_MESSAGES_PER_UPDATE, updateLabels, updateManyLabels } from "../mail/service.ts";
 import type { ListFilter } from "../mail/visibility.ts";
 import { builder, requires } from "./builder.ts";
 import { type ConnectionArgs, connectionOf, keysetConnection } from "./connection.ts";
@@ -27,7 +27,7 @@ import { type Context, scopeOf } from "./context.ts";
 import { downloadLinkField } from "./download-url.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
-import { LABEL_FILTER } from "./input-rules.ts";
+import { inputRule, LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { ascending, MessageFilterInput, messageFilterOf, SortOrderEnum } from "./message-filter.ts";
 import { BODY_LIMIT, bodyField, budgetedBody, reserve } from "./response-budget.ts";
@@ -428,6 +428,41 @@ builder.mutationField("updateMessage", (t) =>
         context.services,
         scopeOf(context),
         decodeId(String(input.id), "Message"),
+        input.addLabels,
+        input.removeLabels,
+      ),
+    }),
+  }),
+);
+
+const UpdateMessagesInput = builder.inputType("UpdateMessagesInput", {
+  fields: (t) => ({
+    ids: t.idList({
+      required: true,
+      description: `1 to ${MAX_MESSAGES_PER_UPDATE} messages. Any the caller cannot see: NOT_FOUND, and none changes.`,
+      ...inputRule({ maxItems: MAX_MESSAGES_PER_UPDATE }),
+    }),
+    addLabels: t.stringList(),
+    removeLabels: t.stringList({ description: "Remove `unread` to mark messages read." }),
+  }),
+});
+
+const UpdateMessagesPayload = builder.simpleObject("UpdateMessagesPayload", {
+  fields: (t) => ({ messages: t.field({ type: [MessageRef], description: "In the order of ids." }) }),
+});
+
+builder.mutationField("updateMessages", (t) =>
+  t.field({
+    type: UpdateMessagesPayload,
+    ...requires("MESSAGE_UPDATE"),
+    description:
+      "updateMessage on many messages at once, all or nothing: the same labels added and removed on each.",
+    args: { input: t.arg({ type: UpdateMessagesInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      messages: await updateManyLabels(
+        context.services,
+        scopeOf(context),
+        input.ids.map((id) => decodeId(String(id), "Message")),
         input.addLabels,
         input.removeLabels,
       ),

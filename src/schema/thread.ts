@@ -1,7 +1,7 @@
 import type { GraphQLResolveInfo } from "graphql";
 import { isTimeKey } from "../db/keyset.ts";
 import { type MessageSummary, messageKey, messagesOfThreads } from "../mail/repository.ts";
-import { deleteThread } from "../mail/service.ts";
+import { deleteThread, updateThreadLabels } from "../mail/service.ts";
 import {
   listThreads,
   THREAD_AGGREGATES,
@@ -181,5 +181,36 @@ builder.mutationField("deleteThread", (t) =>
       );
       return { deletedId: input.id };
     },
+  }),
+);
+
+const UpdateThreadInput = builder.inputType("UpdateThreadInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    addLabels: t.stringList(),
+    removeLabels: t.stringList({ description: "Remove `unread` to mark the thread read." }),
+  }),
+});
+
+const UpdateThreadPayload = builder.simpleObject("UpdateThreadPayload", {
+  fields: (t) => ({ thread: t.field({ type: ThreadRef }) }),
+});
+
+builder.mutationField("updateThread", (t) =>
+  t.field({
+    type: UpdateThreadPayload,
+    ...requires("MESSAGE_UPDATE"),
+    description:
+      "Adds and removes labels on every message of the thread the caller can see (updateMessage's rules).",
+    args: { input: t.arg({ type: UpdateThreadInput, required: true }) },
+    resolve: async (_root, { input }, context) => ({
+      thread: await updateThreadLabels(
+        context.services,
+        scopeOf(context),
+        decodeId(String(input.id), "Thread"),
+        input.addLabels,
+        input.removeLabels,
+      ),
+    }),
   }),
 );
