@@ -2,6 +2,7 @@
 // stored, read and inherited; rollApiKey with its grace period; updateApiKey that only narrows; every
 // change in force on the next request on another node sharing the database.
 import { describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { createKey } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -222,6 +223,7 @@ describe("updateApiKey", () => {
     expect(denied.body.errors?.[0]?.extensions).toMatchObject({
       code: "FORBIDDEN",
       requiredPermission: "POD_READ",
+      fix: permissionFix("POD_READ"),
     });
 
     // Asking for more than it has (podRead again) grants nothing more.

@@ -400,6 +400,7 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
       expect(forbiddenAt(denied.body, refusedAt)?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: g.permission,
+        fix: permissionFix(g.permission),
       });
     },
   );
@@ -428,6 +429,7 @@ describe("node(id:)", () => {
       expect(forbiddenAt(denied.body, ["node"])?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: permission,
+        fix: permissionFix(permission),
       });
     },
   );
