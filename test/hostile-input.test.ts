@@ -222,6 +222,12 @@ function hostileValues(site: Site): Hostile[] {
       });
     }
   }
+  if (named.name === "JSON") {
+    // checkAccess's variables: an object or nothing.
+    for (const value of [[1], "text", 7]) {
+      out.push({ label: `JSON ${JSON.stringify(value)}`, value, code: "BAD_USER_INPUT", field: leaf });
+    }
+  }
   if (named.name === "String" || named.name === "ID") {
     out.push(
       { label: "NUL", value: wrap("a\u0000b"), code: "BAD_USER_INPUT", field: leaf },

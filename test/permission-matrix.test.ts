@@ -236,6 +236,11 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
   },
   createApiKey: async () => ({ name: "matrix" }),
   deleteApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
+  rollApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
+  updateApiKey: async () => ({
+    id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id,
+    name: "narrowed",
+  }),
 };
 
 /**

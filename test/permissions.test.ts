@@ -408,6 +408,7 @@ describe("secrets", () => {
       .map((f: any) => f.name)
       .sort();
     expect(fields).toEqual([
+      "allowedIps",
       "createdAt",
       "expiresAt",
       "id",
@@ -418,6 +419,7 @@ describe("secrets", () => {
       "pod",
       "prefix",
       "scope",
+      "sendRequiresApproval",
     ]);
   });
 

@@ -55,6 +55,13 @@ export function checkAccess(
   query: string,
   variables: unknown,
 ): AccessReport {
+  if (
+    variables !== null &&
+    variables !== undefined &&
+    (typeof variables !== "object" || Array.isArray(variables))
+  ) {
+    throw badUserInput("variables must be an object.", "variables");
+  }
   if (query.length > MAX_QUERY_LENGTH) throw badUserInput("query is too long to check.", "query");
   let document: DocumentNode;
   try {
@@ -68,13 +75,6 @@ export function checkAccess(
       `query is not valid: ${errors.map((e) => e.message).join(" ")}`.slice(0, 2000),
       "query",
     );
-  }
-  if (
-    variables !== null &&
-    variables !== undefined &&
-    (typeof variables !== "object" || Array.isArray(variables))
-  ) {
-    throw badUserInput("variables must be an object.", "variables");
   }
   const fragments = new Map(
     document.definitions
