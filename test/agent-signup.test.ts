@@ -193,8 +193,8 @@ describe("agent sign-up", () => {
     expect(taken.body.errors?.[0]?.extensions).toEqual({ code: "CONFLICT", field: "username" });
     const badEmail = await gql(server, SIGN_UP, { humanEmail: "not an email", username: "fine" });
     expect(badEmail.body.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", field: "humanEmail" });
-    // Without a relay the code cannot reach anyone: refused before anything is stored.
-    const relayless = await startTestServer(database.url, { rateLimitPerMinute: 0 });
+    // Refusing outside mail (production without a relay), the code cannot reach anyone: refused before anything is stored.
+    const relayless = await startTestServer(database.url, { rateLimitPerMinute: 0, outboundMode: "refuse" });
     const external = await gql(relayless, SIGN_UP, {
       humanEmail: "someone@elsewhere.example",
       username: "lonely",
