@@ -396,7 +396,7 @@ describe("every tool against real data", () => {
   });
 });
 
-describe("wait_for_message", () => {
+describe("wait_for_message", { timeout: 120_000 }, () => {
   it("returns the first matching message that arrives over SMTP while it waits", async () => {
     const client = await httpClient(org.apiKey);
     const before = server.app.services.events.subscriberCount();
@@ -453,7 +453,8 @@ describe("wait_for_message", () => {
   });
 });
 
-describe("npx mailroom mcp (stdio)", () => {
+// Each client spawns the CLI through tsx: seconds to start on a loaded machine.
+describe("npx mailroom mcp (stdio)", { timeout: 180_000 }, () => {
   it("lists and calls tools through the running server, cut to the key", async () => {
     const client = await stdioClient(org.apiKey);
     const { tools } = await client.listTools();
