@@ -22,7 +22,7 @@ import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { createInbox } from "../src/inboxes/service.ts";
 import { storeMessage } from "../src/mail/store.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
-import { freePort, ROOT, type ServerProcess, startServer } from "./lib/processes.ts";
+import { ROOT, type ServerProcess, startMailroom } from "./lib/processes.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,24 +60,7 @@ const handle = createDatabase(embedded.url, { max: 2 });
 const servers: ServerProcess[] = [];
 
 async function server(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const port = await freePort();
-  const started = await startServer({
-    name: "Mailroom",
-    args: ["--import", "tsx", path.join(ROOT, "src/main.ts")],
-    env: {
-      DATABASE_URL: embedded.url,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      SMTP_PORT: "0",
-      RATE_LIMIT_PER_MINUTE: "0",
-      LOG_LEVEL: "warn",
-      NODE_ENV: "production",
-      ...env,
-    },
-    port,
-    readyPath: "/readyz",
-    timeoutMs: 120_000,
-  });
+  const started = await startMailroom({ databaseUrl: embedded.url, dataDir, env });
   servers.push(started);
   return started;
 }

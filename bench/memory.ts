@@ -21,7 +21,7 @@ import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { createInbox } from "../src/inboxes/service.ts";
 import { storeMessage } from "../src/mail/store.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
-import { freePort, ROOT, startServer } from "./lib/processes.ts";
+import { ROOT, startMailroom } from "./lib/processes.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -50,23 +50,7 @@ async function statusMiB(pid: number, field: "VmHWM" | "VmRSS"): Promise<number>
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-memory-"));
 const embedded = await startEmbeddedPostgres({ dataDir });
-const port = await freePort();
-const server = await startServer({
-  name: "Mailroom",
-  args: ["--import", "tsx", path.join(SERVER_ROOT, "src/main.ts")],
-  env: {
-    DATABASE_URL: embedded.url,
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    SMTP_PORT: "0",
-    RATE_LIMIT_PER_MINUTE: "0",
-    LOG_LEVEL: "warn",
-    NODE_ENV: "production",
-  },
-  port,
-  readyPath: "/readyz",
-  timeoutMs: 120_000,
-});
+const server = await startMailroom({ root: SERVER_ROOT, databaseUrl: embedded.url, dataDir });
 const handle = createDatabase(embedded.url, { max: 2 });
 try {
   const config = loadConfig({});

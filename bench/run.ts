@@ -21,7 +21,7 @@ import { listMessages, messagesOfThreads } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
 import { type Database, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
-import { freePort, ROOT, type ServerProcess, startServer } from "./lib/processes.ts";
+import { freePort, ROOT, type ServerProcess, startMailroom, startServer } from "./lib/processes.ts";
 import { startStatementCounter } from "./lib/statement-counter.ts";
 import { type SeededOrganization, seedGroups } from "./seed.ts";
 
@@ -114,26 +114,8 @@ interface Contender {
 function oursContender(name: string, extraEnv: Record<string, string>, dataDir: string): Contender {
   return {
     name,
-    start: async (databaseUrl) => {
-      const port = await freePort();
-      return startServer({
-        name,
-        args: ["--import", "tsx", "src/main.ts"],
-        env: {
-          DATABASE_URL: databaseUrl,
-          DATA_DIR: dataDir,
-          PORT: String(port),
-          SMTP_PORT: "0",
-          RATE_LIMIT_PER_MINUTE: "0",
-          LOG_LEVEL: "warn",
-          NODE_ENV: "production",
-          MAIL_DOMAIN,
-          ...extraEnv,
-        },
-        port,
-        readyPath: "/readyz",
-      });
-    },
+    start: (databaseUrl) =>
+      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 60_000 }),
   };
 }
 

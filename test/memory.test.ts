@@ -201,5 +201,8 @@ describe("memory under oversized WebSocket frames", () => {
       expect(codes).toEqual(sockets.map(() => 1009));
       expect(measured.growthMiB).toBeLessThan(FRAME_BOUND_MIB);
     },
+    // A server restart and 320 MiB over loopback: minutes on a loaded 2-core machine. Time is not
+    // what this test bounds; memory and the close code are.
+    180_000,
   );
 });

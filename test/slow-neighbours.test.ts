@@ -362,49 +362,63 @@ describe("relay deadlines", () => {
   });
 
   it("hands a message to the relay once when its hosted part runs again after a crash", async () => {
-    // Slow: the relay part is still under way (about 2.5 s) when the hosted part runs again.
+    // Slow: the relay part is still under way (about 2.5 s) when the hosted part runs again. On a
+    // loaded machine the second run can come after the attempt has ended, which witnesses nothing:
+    // then the scenario is played again, a few times at most.
     relay.mode = "slow";
-    const before = relay.connections.length;
-    const hosted = await createInboxViaApi(server, org.apiKey, { username: unique("again") });
-    const sent = (
-      await ok(
-        server,
-        SEND,
-        { input: { inboxId: sender.id, to: [hosted.email, "again@outside.test"], subject: "Again" } },
-        { key: org.apiKey },
-      )
-    ).sendMessage.message;
-    await until("the hosted copy", () => copyIn(rowId(hosted.id), sent.messageId));
-    const jobKey = `relay-message:${org.organizationId}:${rowId(sent.id)}`;
-    await until("the relay part to start", async () => (relay.open().length > 0 ? true : undefined));
-    // As graphile-worker would after the process died before the hosted job was marked done.
-    const { rows: added } = await sql<{ id: string }>`
-      SELECT (graphile_worker.add_job('deliver-message', ${JSON.stringify({
-        orgId: org.organizationId,
-        messageId: rowId(sent.id),
-      })}::json)).id::text AS id`.execute(database.db);
-    await until("the hosted part to run again", async () => {
-      const { rows } =
-        await sql`SELECT 1 FROM graphile_worker.jobs WHERE id = ${added[0]?.id}::bigint`.execute(database.db);
-      return rows.length === 0 ? true : undefined;
-    });
-    // Adding it again would have replaced its key onto a second job (the running one keeps none).
-    const { rows } = await sql<{ keyed: number; unkeyed: number }>`
-      SELECT count(*) FILTER (WHERE key = ${jobKey})::int AS keyed, count(*) FILTER (WHERE key IS NULL)::int AS unkeyed
-      FROM graphile_worker.jobs WHERE task_identifier = 'relay-message'`.execute(database.db);
-    expect(rows).toEqual([{ keyed: 1, unkeyed: 0 }]);
-    const copies = await database.db
-      .selectFrom("messages")
-      .select("id")
-      .where("inbox_id", "=", rowId(hosted.id))
-      .where("message_id_header", "=", sent.messageId)
-      .execute();
-    expect(copies).toHaveLength(1);
-    await until("the message to settle", async () => {
-      const row = await sentRow(sent.id);
-      return row.delivery_status === "QUEUED" ? undefined : row;
-    });
-    // One attempt: a second relay job would have made a second connection.
-    expect(relay.connections.length - before).toBe(1);
-  });
+    let witnessed = 0;
+    for (let round = 0; round < 5 && witnessed === 0; round++) {
+      const before = relay.connections.length;
+      const hosted = await createInboxViaApi(server, org.apiKey, { username: unique("again") });
+      const sent = (
+        await ok(
+          server,
+          SEND,
+          { input: { inboxId: sender.id, to: [hosted.email, "again@outside.test"], subject: "Again" } },
+          { key: org.apiKey },
+        )
+      ).sendMessage.message;
+      await until("the hosted copy", () => copyIn(rowId(hosted.id), sent.messageId));
+      const jobKey = `relay-message:${org.organizationId}:${rowId(sent.id)}`;
+      await until("the relay part to start", async () => (relay.open().length > 0 ? true : undefined));
+      // As graphile-worker would after the process died before the hosted job was marked done.
+      const { rows: added } = await sql<{ id: string }>`
+        SELECT (graphile_worker.add_job('deliver-message', ${JSON.stringify({
+          orgId: org.organizationId,
+          messageId: rowId(sent.id),
+        })}::json)).id::text AS id`.execute(database.db);
+      await until("the hosted part to run again", async () => {
+        const { rows } =
+          await sql`SELECT 1 FROM graphile_worker.jobs WHERE id = ${added[0]?.id}::bigint`.execute(
+            database.db,
+          );
+        return rows.length === 0 ? true : undefined;
+      });
+      // Adding it again would have replaced its key onto a second job (the running one keeps none).
+      const { rows } = await sql<{ keyed: number; unkeyed: number }>`
+        SELECT count(*) FILTER (WHERE key = ${jobKey})::int AS keyed, count(*) FILTER (WHERE key IS NULL)::int AS unkeyed
+        FROM graphile_worker.jobs WHERE task_identifier = 'relay-message'`.execute(database.db);
+      const inFlight = relay.open().length > 0;
+      if (inFlight) {
+        witnessed++;
+        expect(rows).toEqual([{ keyed: 1, unkeyed: 0 }]);
+      } else {
+        expect(rows[0]?.unkeyed).toBe(0);
+      }
+      const copies = await database.db
+        .selectFrom("messages")
+        .select("id")
+        .where("inbox_id", "=", rowId(hosted.id))
+        .where("message_id_header", "=", sent.messageId)
+        .execute();
+      expect(copies).toHaveLength(1);
+      await until("the message to settle", async () => {
+        const row = await sentRow(sent.id);
+        return row.delivery_status === "QUEUED" ? undefined : row;
+      });
+      // One attempt: a second relay job would have made a second connection.
+      expect(relay.connections.length - before).toBe(1);
+    }
+    expect(witnessed).toBe(1);
+  }, 120_000);
 });

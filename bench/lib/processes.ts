@@ -89,3 +89,36 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     },
   };
 }
+
+export interface MailroomOptions {
+  /** The checkout whose src/main.ts runs (another commit's tree, for a before/after run). */
+  root?: string;
+  databaseUrl: string;
+  dataDir: string;
+  name?: string;
+  /** Added to (and overriding) the benchmark defaults: no SMTP port, no rate limit, quiet logs. */
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** A Mailroom server as benchmarks run it: production mode, rate limits off, on a free port. */
+export async function startMailroom(options: MailroomOptions): Promise<ServerProcess> {
+  const port = await freePort();
+  return startServer({
+    name: options.name ?? "Mailroom",
+    args: ["--import", "tsx", path.join(options.root ?? ROOT, "src/main.ts")],
+    env: {
+      DATABASE_URL: options.databaseUrl,
+      DATA_DIR: options.dataDir,
+      PORT: String(port),
+      SMTP_PORT: "0",
+      RATE_LIMIT_PER_MINUTE: "0",
+      LOG_LEVEL: "warn",
+      NODE_ENV: "production",
+      ...options.env,
+    },
+    port,
+    readyPath: "/readyz",
+    timeoutMs: options.timeoutMs ?? 120_000,
+  });
+}
