@@ -19,7 +19,7 @@ import { createInbox } from "../src/inboxes/service.ts";
 import { storeMessage } from "../src/mail/store.ts";
 import { TOOL_SPECS } from "../src/mcp/tools.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
-import { freePort, ROOT, type ServerProcess, startServer } from "./lib/processes.ts";
+import { ROOT, type ServerProcess, startMailroom } from "./lib/processes.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -50,23 +50,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 try {
-  const port = await freePort();
-  server = await startServer({
-    name: "Mailroom",
-    args: ["--import", "tsx", path.join(ROOT, "src/main.ts")],
-    env: {
-      DATABASE_URL: embedded.url,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      SMTP_PORT: "0",
-      RATE_LIMIT_PER_MINUTE: "0",
-      LOG_LEVEL: "warn",
-      NODE_ENV: "production",
-    },
-    port,
-    readyPath: "/readyz",
-    timeoutMs: 120_000,
-  });
+  server = await startMailroom({ databaseUrl: embedded.url, dataDir });
   const target = server;
   const config = loadConfig({});
   const org = await bootstrapOrganization(

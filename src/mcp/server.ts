@@ -8,6 +8,7 @@ import {
   type CallToolResult,
   ListToolsRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { GraphQLFormattedError } from "graphql";
 import type { Permission } from "../auth/permissions.ts";
 import { renderText } from "./render.ts";
@@ -255,9 +256,15 @@ async function waitForMessage(tool: Tool, args: ToolArgs, caller: McpCaller): Pr
   }
 }
 
+// One for every server: the SDK would otherwise build an Ajv instance per request (most of the cost of
+// a stateless call). It validates only elicitation answers, which these servers never ask for.
+let validator: AjvJsonSchemaValidator | undefined;
+
 /** An MCP server (SDK) for one caller; connect it to a transport. */
 export function createMcpServer(tools: readonly Tool[], caller: McpCaller): Server {
+  validator ??= new AjvJsonSchemaValidator();
   const server = new Server(MCP_SERVER_INFO, {
+    jsonSchemaValidator: validator,
     capabilities: { tools: { listChanged: false } },
     instructions:
       "Mailroom: email inboxes for agents. list_inboxes first to learn your inbox ids; tools take and return global ids.",
