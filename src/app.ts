@@ -23,6 +23,7 @@ import { fileRoute } from "./server/files.ts";
 import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
 import { mcpRoute } from "./server/mcp.ts";
+import { Observability } from "./server/observability.ts";
 import { attachWebSockets, type WebSockets } from "./server/websocket.ts";
 import { buildYoga } from "./server/yoga.ts";
 
@@ -36,6 +37,45 @@ export interface App {
   readonly services: InboundServices;
   /** Subscription events executed once per audience (executions() counts them). */
   readonly sharedResults: SharedResults;
+}
+
+/**
+ * The process cannot start for a reason its operator can fix (a port taken, a directory it cannot
+ * reach): its message is one line that says what to do, and src/main.ts prints no stack with it.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** Binds `listen`, turning "address in use" and "permission denied" into a StartupError naming `variable`. */
+async function bindOrExplain<T>(
+  what: string,
+  variable: string,
+  host: string,
+  port: number,
+  listen: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "EADDRINUSE") {
+      throw new StartupError(
+        `${what} port ${port} on ${host} is already in use (another Mailroom?): stop that process or set ${variable} to a free port`,
+      );
+    }
+    if (code === "EACCES") {
+      throw new StartupError(
+        `${what} port ${port} on ${host} needs privileges this process lacks: set ${variable} to a port above 1023`,
+      );
+    }
+    if (code === "EADDRNOTAVAIL") {
+      throw new StartupError(
+        `${what} cannot listen on ${host}: no interface has that address (check HOST or SMTP_HOST)`,
+      );
+    }
+    throw error;
+  }
 }
 
 export interface BuildOptions {
@@ -63,6 +103,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let stopping: Promise<void> | undefined;
   const services = {} as InboundServices;
   const sharedResults = new SharedResults();
+  const observability = new Observability(config, logger);
 
   /** The database, migrated, with its pool and this node's LISTEN connection. */
   async function openDatabase(): Promise<void> {
@@ -94,7 +135,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   async function startServices(db: DatabaseHandle, pgListener: PgListener): Promise<void> {
     const authenticator = new Authenticator(db.db, { logger, pepper: config.tokenPepper });
     await authenticator.attach(pgListener);
-    const events = new EventBus(logger);
+    const events = new EventBus(logger, observability.eventDelivered);
     await events.attach(pgListener);
     Object.assign(services, {
       config,
@@ -118,27 +159,40 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       await openDatabase();
       const db = database as DatabaseHandle;
       await startServices(db, listener as PgListener);
+      observability.attachDatabase(db.pool);
       // Jobs left by a previous run start now.
       worker = await startWorker(db.pool, config, jobRunners(services), logger);
 
-      const yoga = buildYoga(config, services, sharedResults, logger);
+      const yoga = buildYoga(config, services, sharedResults, logger, observability);
       const server = createHttpServer(
         yoga,
         {
           stopping: () => stopping !== undefined,
           ready: () => db.ping(config.databaseTimeoutMs),
         },
+        observability,
         [
           fileRoute(services, logger.child({ component: "files" })),
           mcpRoute(yoga, services, config, mcpTools(), logger.child({ component: "mcp" })),
         ],
       );
       httpServer = server;
+      await bindOrExplain(
+        "HTTP",
+        "PORT",
+        config.host,
+        config.port,
+        () =>
+          new Promise<void>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(config.port, config.host, () => {
+              server.off("error", reject);
+              resolve();
+            });
+          }),
+      );
+      // After listen: a WebSocket server attached earlier would report a taken port again, with a stack.
       webSockets = attachWebSockets(server, yoga, services, config, logger);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(config.port, config.host, () => resolve());
-      });
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(":") ? `[${config.host}]` : config.host;
       const appUrl = `http://${host}:${port}`;
@@ -146,8 +200,15 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       let smtpPort: number | null = null;
       const wantedSmtpPort = options.smtpPort ?? (config.smtpPort === 0 ? undefined : config.smtpPort);
       if (wantedSmtpPort !== undefined) {
-        smtp = createSmtpListener(services, { port: wantedSmtpPort, logger });
-        smtpPort = (await smtp.start()).port;
+        const listener = createSmtpListener(services, {
+          port: wantedSmtpPort,
+          logger,
+          onReply: observability.smtpReply,
+        });
+        smtp = listener;
+        smtpPort = (
+          await bindOrExplain("SMTP", "SMTP_PORT", config.smtpHost, wantedSmtpPort, () => listener.start())
+        ).port;
       }
       logger.info({ url: `${appUrl}/graphql` }, `Mailroom is ready: GraphiQL at ${appUrl}/graphql`);
       return { url: appUrl, port, smtpPort };

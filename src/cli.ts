@@ -11,13 +11,26 @@ import { runStdioBridge, type StdioSettings, StdioSettingsError, stdioSettings }
 import { bootstrapOrganization } from "./organizations/service.ts";
 
 const USAGE = `Usage:
-  mailroom bootstrap --org NAME --admin-email EMAIL [--admin-password PASSWORD] [--json]
+  mailroom bootstrap --org NAME --admin-email EMAIL [--admin-password-stdin | --admin-password PASSWORD] [--json]
       Creates an organization, its first administrator and an organization-scoped API key,
-      and prints the key once. Without --admin-password a random password is generated and printed.
+      and prints the key once. --admin-password-stdin reads the password from the first line of
+      standard input (nothing echoes it; npm prints --admin-password's value with the command).
+      With neither, a random password is generated and printed once.
   mailroom mcp
       Speaks the Model Context Protocol on stdin/stdout, for MCP clients that start a command:
       the tools of a running server (MAILROOM_URL, default http://127.0.0.1:4000) with the key
       in MAILROOM_API_KEY. See docs/mcp.md.`;
+
+/** The first line of standard input, without its line ending. */
+async function readFirstLine(): Promise<string> {
+  let text = "";
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes("\n") || text.length > 4096) break;
+  }
+  process.stdin.destroy();
+  return (text.split(/\r?\n/)[0] ?? "").slice(0, 4096);
+}
 
 async function bootstrap(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -26,6 +39,7 @@ async function bootstrap(argv: string[]): Promise<void> {
       org: { type: "string" },
       "admin-email": { type: "string" },
       "admin-password": { type: "string" },
+      "admin-password-stdin": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
     strict: true,
@@ -35,8 +49,15 @@ async function bootstrap(argv: string[]): Promise<void> {
   if (!org || !email) throw new UsageError("bootstrap needs --org and --admin-email");
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email))
     throw new UsageError(`--admin-email is not an email address: ${email}`);
-  const generatedPassword =
-    values["admin-password"] === undefined ? randomBytes(18).toString("base64url") : undefined;
+  if (values["admin-password-stdin"] && values["admin-password"] !== undefined)
+    throw new UsageError("give --admin-password-stdin or --admin-password, not both");
+  let givenPassword = values["admin-password"];
+  if (values["admin-password-stdin"]) {
+    givenPassword = await readFirstLine();
+    if (givenPassword === "")
+      throw new UsageError("--admin-password-stdin read no password from standard input");
+  }
+  const generatedPassword = givenPassword === undefined ? randomBytes(18).toString("base64url") : undefined;
 
   const config = loadConfig();
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: config.dataDir });
@@ -51,7 +72,7 @@ async function bootstrap(argv: string[]): Promise<void> {
       {
         name: org,
         adminEmail: email,
-        adminPassword: values["admin-password"] ?? (generatedPassword as string),
+        adminPassword: givenPassword ?? (generatedPassword as string),
       },
     );
     const organizationId = encodeGlobalID("Organization", result.organizationId);

@@ -173,6 +173,10 @@ const environmentSchema = z.object({
   CORS_ORIGINS: origins.default([]),
   FILE_URL_TTL_SECONDS: integer(1, 7 * 24 * 3600).default(3600),
   PUBLIC_URL: publicUrl.optional(),
+  METRICS_TOKEN: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
+  LOG_FORMAT: z
+    .enum(["auto", "json", "pretty"], { error: "expected one of auto, json, pretty" })
+    .default("auto"),
 });
 
 export interface Config {
@@ -275,6 +279,13 @@ export interface Config {
    * origin each request reached (its Host header, and X-Forwarded-Proto); docs/downloads.md.
    */
   publicUrl: string | undefined;
+  /**
+   * Bearer token GET /metrics requires (always, loopback included). Unset: /metrics is served only
+   * when HOST is a loopback address; docs/operations.md.
+   */
+  metricsToken: string | undefined;
+  /** `pretty` (pino-pretty), `json`, or `auto`: pretty when stdout is a terminal. */
+  logFormat: "auto" | "json" | "pretty";
 }
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -360,5 +371,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     corsOrigins: value.CORS_ORIGINS,
     fileUrlTtlSeconds: value.FILE_URL_TTL_SECONDS,
     publicUrl: value.PUBLIC_URL,
+    metricsToken: value.METRICS_TOKEN,
+    logFormat: value.LOG_FORMAT,
   };
 }

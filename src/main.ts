@@ -1,5 +1,5 @@
 // Entry point: config → buildApp → start; SIGINT/SIGTERM stop it gracefully.
-import { buildApp } from "./app.ts";
+import { buildApp, StartupError } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
@@ -52,7 +52,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 try {
   await app.start();
 } catch (error) {
-  logger.fatal({ err: error }, "Mailroom could not start");
+  // A reason the operator can fix is one line that says what to do; anything else keeps its stack.
+  if (error instanceof StartupError) logger.fatal(`Mailroom could not start: ${error.message}`);
+  else logger.fatal({ err: error }, "Mailroom could not start");
   await app.stop().catch(() => {});
   process.exit(1);
 }

@@ -19,7 +19,11 @@ export class EventBus {
     ttlAutopurge: true,
   });
 
-  constructor(private readonly logger?: Logger) {}
+  /** `observeLag`: told, per announcement received, how long after it was written it arrived (metrics). */
+  constructor(
+    private readonly logger?: Logger,
+    private readonly observeLag?: (ms: number) => void,
+  ) {}
 
   async attach(listener: PgListener): Promise<void> {
     await listener.listen(EVENTS_CHANNEL, (payload) => this.publish(payload));
@@ -35,6 +39,9 @@ export class EventBus {
     } catch {
       this.logger?.warn("ignoring a malformed event announcement");
       return;
+    }
+    if (this.observeLag && typeof announcement.at === "number") {
+      this.observeLag(Math.max(0, Date.now() - announcement.at));
     }
     for (const subscriber of this.byOrg.get(announcement.orgId) ?? []) subscriber(announcement);
   }

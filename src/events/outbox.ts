@@ -30,6 +30,8 @@ export interface EventAnnouncement {
   podId: string | null;
   inboxId: string | null;
   messageId: string | null;
+  /** When the event was announced (the database's clock, ms since the epoch): delivery lag is measured from it. */
+  at?: number;
 }
 
 /**
@@ -120,7 +122,8 @@ export function eventWrites(rows: RawBuilder<unknown>): RawBuilder<unknown> {
       -- Announced at commit in this order: each organization's ids ascending. (Output expressions
       -- with side effects are evaluated after the sort.)
       SELECT pg_notify(${EVENTS_CHANNEL}, json_build_object('orgId', org_id::text, 'id', id::text, 'type', type,
-          'podId', pod_id::text, 'inboxId', inbox_id::text, 'messageId', message_id::text)::text),
+          'podId', pod_id::text, 'inboxId', inbox_id::text, 'messageId', message_id::text,
+          'at', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text),
         (SELECT count(*) FROM webhook_jobs) AS jobs
       FROM event_rows ORDER BY ord
     )`;

@@ -17,6 +17,8 @@ export interface SmtpListenerOptions {
   /** PEM key and certificate for STARTTLS; default: the files named by the configuration, if any. */
   tls?: { key: string | Buffer; cert: string | Buffer } | undefined;
   logger?: Logger;
+  /** Told each reply that accepts or refuses a recipient (RCPT) or a message (end of DATA): metrics. */
+  onReply?: (stage: "rcpt" | "data", code: number) => void;
 }
 
 export interface SmtpListener {
@@ -66,8 +68,12 @@ export function createSmtpListener(
   function onRcptTo(
     address: { address: string },
     session: SMTPServerSession,
-    callback: (error?: Error | null) => void,
+    answer: (error?: Error | null) => void,
   ) {
+    const callback = (error?: SmtpReply | null) => {
+      options.onReply?.("rcpt", error ? error.responseCode : 250);
+      answer(error);
+    };
     if (session.envelope.rcptTo.length >= MAX_RECIPIENTS) {
       callback(new SmtpReply(452, `Too many recipients (at most ${MAX_RECIPIENTS} per message)`));
       return;
@@ -103,6 +109,8 @@ export function createSmtpListener(
       answered = true;
       inFlight.delete(done);
       settle();
+      if (error instanceof SmtpReply) options.onReply?.("data", error.responseCode);
+      else if (!error) options.onReply?.("data", 250);
       callback(error, message);
     };
 

@@ -1,8 +1,10 @@
-// The HTTP server: the routes that are not GraphQL (health, readiness, GraphiQL's assets, and the
+// The HTTP server: every request gets its id and access-log line (observability.ts); then the routes
+// that are not GraphQL (health, readiness, metrics, GraphiQL's assets, and the
 // routes it is given: download links), then yoga for everything else (GraphQL over POST and GET, SSE,
 // the GraphiQL page).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { serveGraphiQLAsset } from "./graphiql.ts";
+import type { Observability } from "./observability.ts";
 import type { Yoga } from "./yoga.ts";
 
 export interface Health {
@@ -15,9 +17,15 @@ export interface Health {
 /** A route of the server's own: true when it answered the request. */
 export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
-export function createHttpServer(yoga: Yoga, health: Health, routes: readonly Route[] = []): Server {
+export function createHttpServer(
+  yoga: Yoga,
+  health: Health,
+  observability: Observability,
+  routes: readonly Route[] = [],
+): Server {
   return createServer(async (req, res) => {
-    if (await serveOwnRoute(req, res, health)) return;
+    observability.beginRequest(req, res);
+    if (await serveOwnRoute(req, res, health, observability)) return;
     if (health.stopping()) res.setHeader("Connection", "close");
     for (const route of routes) if (await route(req, res)) return;
     await yoga(req, res, { req, res });
@@ -25,9 +33,18 @@ export function createHttpServer(yoga: Yoga, health: Health, routes: readonly Ro
 }
 
 /** /healthz: the process is up. /readyz: it can serve (the database answers; not shutting down). */
-async function serveOwnRoute(req: IncomingMessage, res: ServerResponse, health: Health): Promise<boolean> {
+async function serveOwnRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  health: Health,
+  observability: Observability,
+): Promise<boolean> {
   const path = (req.url ?? "").split("?")[0] ?? "";
   if (req.method === "GET" && (await serveGraphiQLAsset(path, res))) return true;
+  if (path === "/metrics") {
+    await observability.serveMetrics(req, res);
+    return true;
+  }
   if (path === "/healthz") {
     res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
     return true;

@@ -19,6 +19,7 @@ import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
 import { presentError } from "./errors.ts";
 import { renderLocalGraphiQL } from "./graphiql.ts";
+import type { Observability } from "./observability.ts";
 import { clientAddress, useRateLimit } from "./rate-limit.ts";
 import { corsOptions, useAuthentication, useCookieCsrfPrevention } from "./request-guards.ts";
 
@@ -41,6 +42,7 @@ export function buildYoga(
   services: Services,
   sharedResults: SharedResults,
   logger: Logger,
+  observability: Observability,
 ): Yoga {
   if (config.benchDisableAuthorization) {
     logger.warn("BENCH_DISABLE_AUTHORIZATION: permission checks are OFF (benchmarks only)");
@@ -70,6 +72,8 @@ export function buildYoga(
     cors: corsOptions(config.corsOrigins),
     renderGraphiQL: renderLocalGraphiQL,
     plugins: [
+      observability.prometheusPlugin(),
+      observability.operationsPlugin(),
       useRequestBodyLimit(maxRequestBodyBytes(config)),
       useRateLimit(services),
       useOperationLimits({ blockFieldSuggestions: !config.development }),

@@ -15,7 +15,7 @@ export interface TestServer {
 
 export function testConfig(databaseUrl: string, overrides: Partial<Config> = {}): Config {
   return {
-    ...loadConfig({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    ...loadConfig({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", LOG_FORMAT: "json" }),
     databaseUrl,
     port: 0,
     smtpPort: 0,
