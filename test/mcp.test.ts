@@ -200,10 +200,11 @@ describe("POST /mcp", () => {
     }
   });
 
-  it("carries the rate limit headers of /graphql", async () => {
+  it("carries the rate limit headers and the request id of /graphql", async () => {
     const response = await fetch(`${server.url}/mcp`, {
       method: "POST",
       headers: {
+        "x-request-id": "mcp-request-1",
         "content-type": "application/json",
         accept: "application/json, text/event-stream",
         authorization: `Bearer ${org.apiKey}`,
@@ -221,6 +222,7 @@ describe("POST /mcp", () => {
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("ratelimit-policy")).toBeTruthy();
+    expect(response.headers.get("x-request-id")).toBe("mcp-request-1");
   });
 
   it("initializes and lists all the tools for an organization key, with input and output schemas", async () => {
