@@ -4,7 +4,8 @@
 // bench/RESULTS.md with the date, the machine and the command.
 //   npm run bench                 quick: under 3 minutes, large organization of 50k messages
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
-//   npm run bench -- --only http,scale   a subset (http, scale, smtp, events)
+//   npm run bench -- --only http,scale   a subset (http, scale, smtp, events, send)
+//   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -389,32 +390,38 @@ async function main() {
   const code = await revision();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const sections: string[] = [];
-  const needsDatabase = SUITES.has("http") || SUITES.has("scale");
+  const needsDatabase = SUITES.has("http") || SUITES.has("scale") || SUITES.has("send");
   const database = needsDatabase ? await openDatabase() : undefined;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-server-"));
   const running: ServerProcess[] = [];
   try {
     if (database) {
       await migrateToLatest(database.handle.db);
-      const sizes = [MODE.small, ...(SUITES.has("scale") ? [MODE.large] : [])];
+      const readsToo = SUITES.has("http") || SUITES.has("scale");
+      const sizes = [...(readsToo ? [MODE.small] : []), ...(SUITES.has("scale") ? [MODE.large] : [])];
       log(`seeding ${sizes.map((n) => n.toLocaleString("en")).join(" + ")} messages`);
       const seedStarted = performance.now();
       const onProgress = (message: string) => log(message);
-      const [small, writes, large] = await seedGroups(
+      const groups = [
+        ...(readsToo ? [{ name: "small", messagesPerOrganization: MODE.small }] : []),
+        { name: "writes", messagesPerOrganization: 2_000, seed: 2 },
+        ...(SUITES.has("scale") ? [{ name: "large", messagesPerOrganization: MODE.large, seed: 3 }] : []),
+      ];
+      const seeded = await seedGroups(
         database.handle.db,
-        [
-          { name: "small", messagesPerOrganization: MODE.small },
-          { name: "writes", messagesPerOrganization: 2_000, seed: 2 },
-          ...(SUITES.has("scale") ? [{ name: "large", messagesPerOrganization: MODE.large, seed: 3 }] : []),
-        ].map((group) => ({ mailDomain: MAIL_DOMAIN, onProgress, ...group })),
+        groups.map((group) => ({ mailDomain: MAIL_DOMAIN, onProgress, ...group })),
       );
-      if (!small || !writes) throw new Error("seeding returned no organizations");
+      const group = (name: string) => seeded[groups.findIndex((g) => g.name === name)];
+      const [small, writes, large] = [group("small"), group("writes"), group("large")];
+      if (!writes || (readsToo && !small)) throw new Error("seeding returned no organizations");
       log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
       const ours = await oursContender("Mailroom", {}, dataDir).start(database.url);
       running.push(ours);
-      if (SUITES.has("scale") && large) sections.push(...(await scaleSuite(database, ours, small, large)));
-      if (SUITES.has("http"))
+      if (SUITES.has("scale") && small && large)
+        sections.push(...(await scaleSuite(database, ours, small, large)));
+      if (SUITES.has("http") && small)
         sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
+      if (SUITES.has("send")) sections.push(...(await sendSuite(ours, writes)));
     }
     for (const server of running.splice(0)) await server.stop();
     // Stopped before the next benchmarks, whose databases share the disk: its checkpoints and
@@ -834,6 +841,72 @@ async function httpSuite(
       ["ratio (throughput)", "measured", "goal"],
       goals.map(([n, v, g]) => [n, fixed(v, 2), g]),
     ),
+  ];
+}
+
+/**
+ * sendMessage with a fresh idempotency key per request against the same sends without one, on one
+ * server, in alternating turns (each round starts with the other), so that the deliveries the sends
+ * queue load both alike. The key costs a lookup before the send and an INSERT in its transaction.
+ */
+async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promise<string[]> {
+  const [from, to] = writer.inboxes as [
+    SeededOrganization["inboxes"][number],
+    SeededOrganization["inboxes"][number],
+  ];
+  const text = "Hello from the benchmark. ".repeat(40);
+  const run = randomBytes(4).toString("hex");
+  const headers = { authorization: `Bearer ${writer.keys.full}` };
+  const scenarios: Scenario[] = [
+    {
+      name: "sendMessage, no key",
+      headers,
+      request: (n) => ({
+        query: SEND,
+        variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
+      }),
+    },
+    {
+      name: "sendMessage, idempotencyKey",
+      headers,
+      request: (n) => ({
+        query: SEND,
+        variables: {
+          input: {
+            inboxId: from.globalId,
+            to: [to.email],
+            subject: `Bench ${n}`,
+            text,
+            idempotencyKey: `bench-${run}-${n}-${Math.random().toString(36).slice(2)}`,
+          },
+        },
+      }),
+    },
+  ];
+  const rounds = FULL ? 4 : 3;
+  const results = new Map<string, LoadResult[]>();
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
+    for (const scenario of order)
+      results.set(scenario.name, [...(results.get(scenario.name) ?? []), await load(ours, scenario)]);
+  }
+  const rows = scenarios.map((scenario) => {
+    const result = combined(results.get(scenario.name) ?? []);
+    return [
+      scenario.name,
+      fixed(result.throughput, 1),
+      fixed(result.p50, 0),
+      fixed(result.p99, 0),
+      String(result.failures),
+    ];
+  });
+  const throughput = (name: string) => combined(results.get(name) ?? []).throughput;
+  const ratio = throughput("sendMessage, idempotencyKey") / throughput("sendMessage, no key");
+  return [
+    `### Idempotent sends (${MODE.connections} connections, ${MODE.seconds} s each after ${MODE.warmup} s of warm-up, ` +
+      `${rounds} rounds in alternating order; every request a new message to a hosted inbox, every key new)\n\n` +
+      table(["scenario", "req/s", "p50 ms", "p99 ms", "failed"], rows),
+    table(["ratio (throughput)", "measured", "goal"], [["with key / without", fixed(ratio, 2), "≥ 0.90"]]),
   ];
 }
 

@@ -119,6 +119,42 @@ const publicUrl = z
     return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
   });
 
+/**
+ * TRUST_PROXY: how many proxies stand in front of the server (a hop count), or the CIDR blocks and
+ * addresses of the trusted ones, comma-separated (docs/operations.md, "Behind a proxy").
+ */
+const trustProxy = z.string().transform((value, ctx): TrustProxy => {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops > 32) ctx.addIssue({ code: "custom", message: "expected at most 32 hops" });
+    return { hops };
+  }
+  const cidrs = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  if (cidrs.length === 0 || !cidrs.every(isAddressOrBlock)) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        "expected a hop count or comma-separated proxy addresses or CIDR blocks such as 10.0.0.0/8,::1",
+    });
+  }
+  return { cidrs };
+});
+
+function isAddressOrBlock(entry: string): boolean {
+  const [address = "", prefix, ...rest] = entry.split("/");
+  const version = address.includes("%") ? 0 : isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+/** Which proxies' X-Forwarded-For to believe; null: none (the TCP peer is the client). */
+export type TrustProxy = { hops: number } | { cidrs: string[] };
+
 const environmentSchema = z.object({
   PORT: integer(0, 65535).default(4000),
   HOST: z.string().min(1, { error: "expected a host name or address" }).default("127.0.0.1"),
@@ -177,6 +213,7 @@ const environmentSchema = z.object({
   LOG_FORMAT: z
     .enum(["auto", "json", "pretty"], { error: "expected one of auto, json, pretty" })
     .default("auto"),
+  TRUST_PROXY: trustProxy.optional(),
 });
 
 export interface Config {
@@ -272,6 +309,8 @@ export interface Config {
    * CORS). Every other origin gets CORS without credentials, and its cookie requests are refused.
    */
   corsOrigins: string[];
+  /** Proxies whose X-Forwarded-For names the client (src/server/rate-limit.ts clientAddress). */
+  trustProxy: TrustProxy | null;
   /** How long a download link (`rawUrl`, `downloadUrl`) works after it is minted; docs/downloads.md. */
   fileUrlTtlSeconds: number;
   /**
@@ -373,5 +412,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicUrl: value.PUBLIC_URL,
     metricsToken: value.METRICS_TOKEN,
     logFormat: value.LOG_FORMAT,
+    trustProxy:
+      value.TRUST_PROXY === undefined || ("hops" in value.TRUST_PROXY && value.TRUST_PROXY.hops === 0)
+        ? null
+        : value.TRUST_PROXY,
   };
 }

@@ -4,17 +4,12 @@
 // the first at full scale (10 clients, 20 MiB).
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createInboxViaApi, deliver } from "./helpers/factories.ts";
 import { bytesReadMiB, MIB, rssGrowthMiB } from "./helpers/memory.ts";
 import { startServerProcess } from "./helpers/process.ts";
 import { ok } from "./helpers/server.ts";
+import { databaseSuite, organizationFixture, runningFrom } from "./helpers/suite.ts";
 
 const FILE_BYTES = 16 * MIB;
 const CLIENTS = 8;
@@ -26,18 +21,23 @@ const CLIENTS = 8;
  */
 const GROWTH_BOUND_MIB = 96;
 
-type ServerProcess = Awaited<ReturnType<typeof startServerProcess>>;
-
-let database: TestDatabase;
-let server: ServerProcess;
-let org: TestOrganization;
+const database = databaseSuite();
+const server = runningFrom(async () => {
+  const started = await startServerProcess({ DATABASE_URL: database.url, RATE_LIMIT_PER_MINUTE: "0" });
+  return {
+    ...started,
+    async stop() {
+      if (started.child.exitCode !== null) return;
+      started.child.kill("SIGTERM");
+      await started.exited;
+    },
+  };
+});
+const org = organizationFixture(database);
 let content: Buffer;
 let messageId: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startServerProcess({ DATABASE_URL: database.url, RATE_LIMIT_PER_MINUTE: "0" });
-  org = await createOrganization(database.db);
   const inbox = await createInboxViaApi(server, org.apiKey, { username: "large-files" });
   // Random, like a PDF: PostgreSQL cannot compress it.
   content = randomBytes(FILE_BYTES);
@@ -46,14 +46,6 @@ beforeAll(async () => {
       attachments: [{ filename: "large.pdf", contentType: "application/pdf", content }],
     })
   ).id;
-});
-
-afterAll(async () => {
-  if (server && server.child.exitCode === null) {
-    server.child.kill("SIGTERM");
-    await server.exited;
-  }
-  await database?.destroy();
 });
 
 async function link(): Promise<string> {

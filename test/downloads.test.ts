@@ -6,22 +6,21 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { linkSigningKey } from "../src/files/service.ts";
 import { type DownloadGrant, signToken, verifyToken } from "../src/files/token.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
   createKey,
   createOrganization,
   createPodViaApi,
   deliver,
-  type TestOrganization,
 } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok } from "./helpers/server.ts";
 import { compose, sendRaw } from "./helpers/smtp.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const TTL_SECONDS = 600;
 /** MAX_INLINE_ATTACHMENT_BYTES here: its least, so a small attachment is already too large inline. */
@@ -29,27 +28,18 @@ const INLINE_LIMIT = 1024;
 
 const READ = { inboxRead: true, threadRead: true, messageRead: true };
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
+const { database, server } = serverSuite(
+  { fileUrlTtlSeconds: TTL_SECONDS, rateLimitPerMinute: 0, maxInlineAttachmentBytes: INLINE_LIMIT },
+  { smtpPort: 0 },
+);
+const {
+  org,
+  inboxes: { downloads: inbox },
+} = tenantFixture(
+  { database, server },
+  { name: "Downloads", inboxes: { downloads: { username: "downloads" } } },
+);
 let counter = 0;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(
-    database.url,
-    { fileUrlTtlSeconds: TTL_SECONDS, rateLimitPerMinute: 0, maxInlineAttachmentBytes: INLINE_LIMIT },
-    { smtpPort: 0 },
-  );
-  org = await createOrganization(database.db, "Downloads");
-  inbox = await createInboxViaApi(server, org.apiKey, { username: "downloads" });
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
-});
 
 const unique = (label: string) => `${label}-${++counter}-${randomBytes(3).toString("hex")}`;
 
@@ -626,6 +616,9 @@ describe("tokens nobody minted", () => {
 });
 
 describe("the link's address", () => {
+  /** Another node, on the same database, that builds its links on PUBLIC_URL. */
+  const other = serverOn(database, { publicUrl: "https://mail.example.com" });
+
   it("is built on the origin the request reached: its Host header, and https behind a proxy that says so", async () => {
     const message = await receive(await mailWith([{ filename: "h.txt", content: Buffer.from("host") }]));
     const viaProxy = await rawRequest("POST", "/graphql", {
@@ -664,20 +657,15 @@ describe("the link's address", () => {
     for (const bad of ["ftp://x", "https://u:p@x", "https://x/?q", "https://x/#f", "x"]) {
       expect(() => loadConfig({ PUBLIC_URL: bad })).toThrow(ConfigError);
     }
-    const other = await startTestServer(database.url, { publicUrl: "https://mail.example.com" });
-    try {
-      const message = await receive(await mailWith([{ filename: "n.txt", content: Buffer.from("node") }]));
-      const data = await ok(other, MESSAGE, { id: message.id }, { key: org.apiKey });
-      const url: string = data.message.attachments[0].downloadUrl;
-      expect(url).toMatch(/^https:\/\/mail\.example\.com\/files\/[A-Za-z0-9_-]+$/);
-      // Both nodes share the server key (DATA_DIR here; WEBHOOK_SECRET_KEY across machines).
-      expect((await download(withToken(message.rawUrl, tokenOf(url)))).bytes.toString()).toBe("node");
-      expect(
-        (await download(`${other.url}/files/${tokenOf(message.attachments[0].downloadUrl)}`)).status,
-      ).toBe(200);
-    } finally {
-      await other.stop();
-    }
+    const message = await receive(await mailWith([{ filename: "n.txt", content: Buffer.from("node") }]));
+    const data = await ok(other, MESSAGE, { id: message.id }, { key: org.apiKey });
+    const url: string = data.message.attachments[0].downloadUrl;
+    expect(url).toMatch(/^https:\/\/mail\.example\.com\/files\/[A-Za-z0-9_-]+$/);
+    // Both nodes share the server key (DATA_DIR here; WEBHOOK_SECRET_KEY across machines).
+    expect((await download(withToken(message.rawUrl, tokenOf(url)))).bytes.toString()).toBe("node");
+    expect((await download(`${other.url}/files/${tokenOf(message.attachments[0].downloadUrl)}`)).status).toBe(
+      200,
+    );
   });
 });
 

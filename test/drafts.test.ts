@@ -2,6 +2,7 @@
 // draft replies to; scope (pods and inboxes) and label visibility.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { isValidAddress } from "../src/drafts/service.ts";
 import { createInboxViaApi, createKey } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
@@ -148,7 +149,11 @@ describe("creating and reading drafts", () => {
       { key: noRead },
     );
     expect(made.createDraft.draft.subject).toBe("blind");
-    expect(await errorOf(noRead, LIST, {})).toEqual({ code: "FORBIDDEN", requiredPermission: "DRAFT_READ" });
+    expect(await errorOf(noRead, LIST, {})).toEqual({
+      code: "FORBIDDEN",
+      requiredPermission: "DRAFT_READ",
+      fix: permissionFix("DRAFT_READ"),
+    });
   });
 });
 
@@ -291,7 +296,11 @@ describe("inReplyTo", () => {
     expect(denied.body.data?.draft).toMatchObject({ id: draft.id, inReplyTo: null });
     expect(denied.body.errors?.[0]).toMatchObject({
       path: ["draft", "inReplyTo"],
-      extensions: { code: "FORBIDDEN", requiredPermission: "MESSAGE_READ" },
+      extensions: {
+        code: "FORBIDDEN",
+        requiredPermission: "MESSAGE_READ",
+        fix: permissionFix("MESSAGE_READ"),
+      },
     });
 
     await database.db.deleteFrom("messages").where("id", "=", rowId(message)).execute();

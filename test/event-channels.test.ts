@@ -6,63 +6,36 @@
 // each once: for a key that sees everything, and for one that may not read spam, blocked or trashed
 // mail (mail that arrived so appears on no channel, mail trashed after it arrived keeps its events on
 // every channel, and the cursors line up).
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingHttpHeaders } from "node:http";
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { Webhook as StandardWebhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  deliver,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { describe, expect, it } from "vitest";
+import { createInboxViaApi, createKey, deliver } from "./helpers/factories.ts";
+import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
+import { ok } from "./helpers/server.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
+import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 const TYPES = ["MESSAGE_RECEIVED", "MESSAGE_SENT", "MESSAGE_DELIVERED", "MESSAGE_BOUNCED"];
 /** Payloads the webhooks are sent before the client switches to polling; events polled before it subscribes. */
 const FROM_WEBHOOK = 4;
 const TO_POLL = 6;
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let receiver: Server;
-let receiverUrl: string;
 const received = new Map<string, { headers: IncomingHttpHeaders; body: string }[]>();
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    req.on("end", () => {
-      const list = received.get(req.url ?? "") ?? [];
-      list.push({ headers: req.headers, body });
-      received.set(req.url ?? "", list);
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  server = await startTestServer(
-    database.url,
-    { allowPrivateWebhookUrls: true, workerPollIntervalMs: 50 },
-    { smtpPort: 0 },
-  );
-  org = await createOrganization(database.db);
-});
-afterAll(async () => {
-  await server?.stop();
-  receiver?.close();
-  await database?.destroy();
-});
+const receiver = httpEndpoint((req, res) =>
+  readBody(req, (body) => {
+    const list = received.get(req.url ?? "") ?? [];
+    list.push({ headers: req.headers, body });
+    received.set(req.url ?? "", list);
+    res.writeHead(200).end();
+  }),
+);
+const { database, server } = serverSuite(
+  { allowPrivateWebhookUrls: true, workerPollIntervalMs: 50 },
+  { smtpPort: 0 },
+);
+const org = organizationFixture(database);
 
 async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -94,7 +67,7 @@ async function switchingClient(key: string, path: string) {
   const created = await ok(
     server,
     "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret } }",
-    { input: { url: `${receiverUrl}${path}`, eventTypes: TYPES } },
+    { input: { url: `${receiver.url}${path}`, eventTypes: TYPES } },
     { key },
   );
   const verifier = new StandardWebhook(created.createWebhook.secret);

@@ -3,27 +3,31 @@
 // paging and forged cursors, the statements a page costs, and the same events, cursors and messages
 // as the subscription's replay of the same range, also after messages were hidden or deleted.
 import { decodeGlobalID } from "@pothos/plugin-relay";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { recordEvent } from "../src/events/outbox.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
 import {
   createInboxViaApi,
   createKey,
   createOrganization,
   createPodViaApi,
   deliver,
-  type TestOrganization,
 } from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { gql, ok } from "./helpers/server.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
+import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let podA: string;
-let podB: string;
-let inboxA: { id: string; email: string };
-let inboxB: { id: string; email: string };
+const { database, server } = serverSuite();
+const {
+  org,
+  pods,
+  inboxes: { a: inboxA, b: inboxB },
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["A", "B"],
+    inboxes: { a: { pod: "A", username: "poll-a" }, b: { pod: "B", username: "poll-b" } },
+  },
+);
 /** The organization's history, oldest first: what each event is about. */
 const history: Record<"a1" | "b1" | "spam" | "a2", { id: string; threadId: string }> & { domain: string } =
   {} as never;
@@ -57,13 +61,6 @@ function about(events: { node: Record<string, any> }[] | Record<string, any>[]):
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-  org = await createOrganization(database.db);
-  podA = await createPodViaApi(server, org.apiKey, "A");
-  podB = await createPodViaApi(server, org.apiKey, "B");
-  inboxA = await createInboxViaApi(server, org.apiKey, { podId: podA, username: "poll-a" });
-  inboxB = await createInboxViaApi(server, org.apiKey, { podId: podB, username: "poll-b" });
   history.a1 = await deliver(database.db, inboxA.id, { subject: "a1" });
   history.b1 = await deliver(database.db, inboxB.id, { subject: "b1" });
   history.spam = await deliver(database.db, inboxA.id, { subject: "spam", labels: ["received", "spam"] });
@@ -84,10 +81,6 @@ beforeAll(async () => {
       payload: { domain: "poll.example.test" },
     }),
   );
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 describe("Query.events", () => {
@@ -120,7 +113,7 @@ describe("Query.events", () => {
 
   it("shows each caller only what it may see: scope, MESSAGE_READ, DOMAIN_READ, hidden labels", async () => {
     const keys = {
-      pod: (await createKey(server, org.apiKey, { podId: podA })).secret,
+      pod: (await createKey(server, org.apiKey, { podId: pods.A })).secret,
       inbox: (await createKey(server, org.apiKey, { inboxId: inboxA.id })).secret,
       noSpam: (await createKey(server, org.apiKey, { permissions: { messageRead: true, domainRead: true } }))
         .secret,
@@ -143,7 +136,7 @@ describe("Query.events", () => {
       about((await page(org.apiKey, variables)).edges);
     expect(await filtered({ types: ["DOMAIN_VERIFIED"] })).toEqual(["domain"]);
     expect(await filtered({ types: ["MESSAGE_SENT"] })).toEqual([]);
-    expect(await filtered({ podIds: [podB] })).toEqual(["b1"]);
+    expect(await filtered({ podIds: [pods.B] })).toEqual(["b1"]);
     expect(await filtered({ inboxIds: [inboxA.id] })).toEqual(["a1", "spam", "a2"]);
     expect(await filtered({ inboxIds: [inboxA.id, inboxB.id], types: ["MESSAGE_RECEIVED"] })).toEqual([
       "a1",

@@ -3,6 +3,7 @@
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import type { EventType } from "../src/db/types.ts";
 import type { EventVisibility } from "../src/events/visibility.ts";
 import { metricsQuery } from "../src/metrics/repository.ts";
@@ -285,7 +286,11 @@ describe("scope and filters", () => {
 
   it("needs METRICS_READ", async () => {
     const key = (await createKey(server, org.apiKey, { permissions: { inboxRead: true } })).secret;
-    expect(await errorOf(key, HOUR)).toEqual({ code: "FORBIDDEN", requiredPermission: "METRICS_READ" });
+    expect(await errorOf(key, HOUR)).toEqual({
+      code: "FORBIDDEN",
+      requiredPermission: "METRICS_READ",
+      fix: permissionFix("METRICS_READ"),
+    });
   });
 });
 

@@ -20,6 +20,7 @@ import {
   type KeyScope,
   type Permission,
   permissionFieldName,
+  permissionFix,
   SCOPE_CEILINGS,
 } from "../src/auth/permissions.ts";
 import { NODE_READ_PERMISSIONS } from "../src/schema/builder.ts";
@@ -343,9 +344,18 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
         };
         const granted = await refusalOf([g.permission]);
         if (ceiling.has(g.permission)) expect(granted).toBeUndefined();
-        else expect(granted?.extensions).toEqual({ code: "FORBIDDEN", requiredPermission: g.permission });
+        else
+          expect(granted?.extensions).toEqual({
+            code: "FORBIDDEN",
+            requiredPermission: g.permission,
+            fix: permissionFix(g.permission),
+          });
         const denied = await refusalOf([...ceiling].filter((p) => p !== g.permission));
-        expect(denied?.extensions).toEqual({ code: "FORBIDDEN", requiredPermission: g.permission });
+        expect(denied?.extensions).toEqual({
+          code: "FORBIDDEN",
+          requiredPermission: g.permission,
+          fix: permissionFix(g.permission),
+        });
         return;
       }
       const op = await operationFor(g);
@@ -372,7 +382,11 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
           granted.body.errors?.filter((e) => e.extensions?.code === "INTERNAL_SERVER_ERROR") ?? [],
         ).toEqual([]);
       } else {
-        expect(refusal?.extensions).toEqual({ code: "FORBIDDEN", requiredPermission: g.permission });
+        expect(refusal?.extensions).toEqual({
+          code: "FORBIDDEN",
+          requiredPermission: g.permission,
+          fix: permissionFix(g.permission),
+        });
       }
       // Denied: everything else the scope allows, but not this permission.
       const others = [...ceiling].filter((p) => p !== g.permission);

@@ -3,7 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { constrainPermissions } from "../src/api-keys/service.ts";
-import { effectivePermissions, PERMISSIONS } from "../src/auth/permissions.ts";
+import { effectivePermissions, PERMISSIONS, permissionFix } from "../src/auth/permissions.ts";
 import { setOrganizationStatus } from "../src/organizations/service.ts";
 import { addMember, hashPassword } from "../src/users/service.ts";
 import {
@@ -187,7 +187,7 @@ describe("scopes and ceilings, end to end", () => {
     expect(denied.body.errors).toEqual([
       expect.objectContaining({
         path: ["pods"],
-        extensions: { code: "FORBIDDEN", requiredPermission: "POD_READ" },
+        extensions: { code: "FORBIDDEN", requiredPermission: "POD_READ", fix: permissionFix("POD_READ") },
       }),
     ]);
     const mutation = await gql(

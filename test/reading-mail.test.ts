@@ -1,23 +1,26 @@
 // Reading mail the way agents do: MessageFilter and order on messages and threads, the sender's and
 // recipients' display names, every header in order, and the new text of a reply without its quoted
 // history, on mail that arrives over real SMTP.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
-import {
-  createInboxViaApi,
-  createKey,
-  createOrganization,
-  createPodViaApi,
-  type TestOrganization,
-} from "./helpers/factories.ts";
-import { gql, ok, startTestServer, type TestServer } from "./helpers/server.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createKey } from "./helpers/factories.ts";
+import { gql, ok } from "./helpers/server.ts";
 import { compose, sendRaw } from "./helpers/smtp.ts";
+import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
 
-let database: TestDatabase;
-let server: TestServer;
-let org: TestOrganization;
-let inbox: { id: string; email: string };
-let other: { id: string; email: string };
+const { database, server } = serverSuite({}, { smtpPort: 0 });
+const {
+  org,
+  inboxes: { reader: inbox, elsewhere: other },
+} = tenantFixture(
+  { database, server },
+  {
+    pods: ["Reading"],
+    inboxes: {
+      reader: { pod: "Reading", username: "reader" },
+      elsewhere: { pod: "Reading", username: "elsewhere" },
+    },
+  },
+);
 
 /** A query with the organization's key. */
 const read = (query: string, variables: Record<string, unknown> = {}) =>
@@ -53,12 +56,6 @@ async function subjects(
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, {}, { smtpPort: 0 });
-  org = await createOrganization(database.db);
-  const pod = await createPodViaApi(server, org.apiKey, "Reading");
-  inbox = await createInboxViaApi(server, org.apiKey, { podId: pod, username: "reader" });
-  other = await createInboxViaApi(server, org.apiKey, { podId: pod, username: "elsewhere" });
   await mail(inbox, {
     from: '"Ann Lee" <ann.lee@customers.example>',
     subject: "Invoice 1042",
@@ -83,10 +80,6 @@ beforeAll(async () => {
     subject: "Invoice elsewhere",
     text: "x",
   });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.destroy();
 });
 
 describe("MessageFilter on messages", () => {
@@ -260,6 +253,8 @@ describe("what a message shows", () => {
 });
 
 describe("the new text of a reply", () => {
+  /** A node with a small body allowance, on the same database. */
+  const small = serverOn(database, { maxInlineBodyBytes: 1024 });
   const CASES: { client: string; text: string; expected: string }[] = [
     {
       client: "Gmail",
@@ -350,18 +345,13 @@ describe("the new text of a reply", () => {
 
   it("counts extracted text against the response's body allowance, like the body", async () => {
     await mail(inbox, { from: "ann@example.com", subject: "Long note", text: "word ".repeat(180) });
-    const small = await startTestServer(database.url, { maxInlineBodyBytes: 1024 }, {});
-    try {
-      const response = await gql(
-        small,
-        `{ inbox(id: "${inbox.id}") { messages(filter: { subject: "Long note" }) { edges { node { text extractedText } } } } }`,
-        {},
-        { key: org.apiKey },
-      );
-      const refused = response.body.errors?.filter((e) => e.extensions?.code === "BAD_USER_INPUT") ?? [];
-      expect(refused.map((e) => e.extensions?.field)).toContain("extractedText");
-    } finally {
-      await small.stop();
-    }
+    const response = await gql(
+      small,
+      `{ inbox(id: "${inbox.id}") { messages(filter: { subject: "Long note" }) { edges { node { text extractedText } } } } }`,
+      {},
+      { key: org.apiKey },
+    );
+    const refused = response.body.errors?.filter((e) => e.extensions?.code === "BAD_USER_INPUT") ?? [];
+    expect(refused.map((e) => e.extensions?.field)).toContain("extractedText");
   });
 });

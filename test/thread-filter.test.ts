@@ -4,7 +4,7 @@
 // order, page after page, for any caller: each filter here is checked against the threads computed
 // from the data itself, for a key that sees everything and one that hides spam, in pages of 7. The
 // same filters on the message list, whose order is by time, not by id.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { TenantScope } from "../src/auth/principal.ts";
 import { loadConfig } from "../src/config.ts";
 import type { KeysetPage } from "../src/db/keyset.ts";
@@ -15,8 +15,7 @@ import type { MessageFilter } from "../src/mail/message-filter.ts";
 import { listMessages, type MessageKey, messageKey } from "../src/mail/repository.ts";
 import { storeMessages } from "../src/mail/store.ts";
 import { listThreads, type ThreadKey, threadKey } from "../src/mail/thread-repository.ts";
-import { bootstrapOrganization } from "../src/organizations/service.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { databaseSuite, organizationFixture } from "./helpers/suite.ts";
 
 const THREADS = 300;
 /**
@@ -39,7 +38,8 @@ interface Written {
   hasAttachments: boolean;
 }
 
-let database: TestDatabase;
+const database = databaseSuite();
+const org = organizationFixture(database, "Filters");
 let full: TenantScope;
 let hiding: TenantScope;
 let inboxIds: [string, string];
@@ -91,12 +91,7 @@ function dataOf(message: Written): MessageData {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase();
   const config = loadConfig({});
-  const org = await bootstrapOrganization(
-    { db: database.db, config },
-    { name: "Filters", adminEmail: "admin@filters.test", adminPassword: "filters password 1234" },
-  );
   full = { orgId: org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
   hiding = { ...full, hiddenLabels: ["spam"] };
   const boxes = await Promise.all(
@@ -130,9 +125,6 @@ beforeAll(async () => {
   }
   expect(new Set(threadIds.values()).size).toBe(THREADS);
 }, 120_000);
-afterAll(async () => {
-  await database?.destroy();
-});
 
 function meets(message: Written, filter: MessageFilter): boolean {
   const has = (text: string, part: string | undefined) =>

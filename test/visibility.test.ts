@@ -33,6 +33,8 @@ function apiKey(overrides: Partial<ApiKeyPrincipal> = {}): ApiKeyPrincipal {
       organizationStatus: "ACTIVE",
     }),
     expiresAt: null,
+    allowedIps: null,
+    sendRequiresApproval: false,
     ...overrides,
   };
 }
@@ -101,6 +103,8 @@ describe("visibilityKey", () => {
         maxLength: 2,
       }),
       expiresAt: fc.constantFrom(null, new Date(0)),
+      allowedIps: fc.constantFrom(null, ["10.0.0.0/8"]),
+      sendRequiresApproval: fc.boolean(),
     });
     type Drawn = typeof principal extends fc.Arbitrary<infer T> ? T : never;
     const build = ({ denied, kind, ...rest }: Drawn) =>
@@ -147,7 +151,16 @@ describe("principalFor", () => {
     expect(visibilityOf(shared)).toEqual(visibilityOf(original));
     expect(tenantScopeOf(shared)).toEqual(tenantScopeOf(original));
     expect([...shared.permissions].sort()).toEqual([...original.permissions].sort());
-    for (const field of ["apiKeyId", "whitelist", "sessionId", "userId", "role", "expiresAt"]) {
+    for (const field of [
+      "apiKeyId",
+      "whitelist",
+      "sessionId",
+      "userId",
+      "role",
+      "expiresAt",
+      "allowedIps",
+      "sendRequiresApproval",
+    ]) {
       expect(() => (shared as unknown as Record<string, unknown>)[field], field).toThrow(/not part of/);
     }
     expect(Object.isFrozen(shared)).toBe(true);

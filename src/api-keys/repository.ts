@@ -1,5 +1,5 @@
 // API keys: SQL only, always inside the caller's TenantScope. The hash lives in api_key_hashes.
-import type { Insertable, Selectable } from "kysely";
+import type { Insertable, Selectable, Updateable } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
@@ -55,6 +55,31 @@ export async function insertApiKey(
 /** Deletes a key the scope contains (its hash lookup cascades); undefined when there is none. */
 export async function deleteApiKey(trx: Db, scope: TenantScope, id: string): Promise<ApiKey | undefined> {
   let query = trx.deleteFrom("api_keys").where("org_id", "=", scope.orgId).where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query.returningAll().executeTakeFirst();
+}
+
+/** A key the scope contains, locked for the rest of the transaction (roll, update); undefined when none. */
+export async function lockApiKey(trx: Db, scope: TenantScope, id: string): Promise<ApiKey | undefined> {
+  return scoped(trx, scope).where("id", "=", id).forUpdate().executeTakeFirst();
+}
+
+export type ApiKeyChanges = Partial<
+  Pick<
+    Updateable<ApiKeyTable>,
+    "name" | "permissions" | "expires_at" | "allowed_ips" | "send_requires_approval"
+  >
+>;
+
+/** Changes a key the scope contains; undefined when there is none. */
+export async function updateApiKeyRow(
+  trx: Db,
+  scope: TenantScope,
+  id: string,
+  changes: ApiKeyChanges,
+): Promise<ApiKey | undefined> {
+  let query = trx.updateTable("api_keys").set(changes).where("org_id", "=", scope.orgId).where("id", "=", id);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
   return query.returningAll().executeTakeFirst();

@@ -175,6 +175,8 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
         "k.inbox_id",
         "k.permissions",
         "k.expires_at",
+        "k.allowed_ips",
+        "k.send_requires_approval",
         "o.status as organization_status",
       ]);
   }
@@ -201,6 +203,8 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
       whitelist,
       permissions: effectivePermissions({ scope, whitelist, organizationStatus }),
       expiresAt: row.expires_at,
+      allowedIps: row.allowed_ips,
+      sendRequiresApproval: row.send_requires_approval,
     };
   }
 
@@ -233,6 +237,8 @@ export class Authenticator extends EventEmitter<{ revoked: [AuthInvalidation] }>
       inboxId: null,
       permissions: effectivePermissions({ scope: "ORGANIZATION", whitelist: null, organizationStatus, role }),
       expiresAt: row.expires_at,
+      allowedIps: null,
+      sendRequiresApproval: false,
     };
   }
 

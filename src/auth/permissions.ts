@@ -131,9 +131,30 @@ export function sortPermissions(set: Iterable<Permission>): Permission[] {
   return PERMISSIONS.filter((p) => wanted.has(p));
 }
 
-/** A permission the caller lacks: the field is null with this error, the rest of the response stands. */
+/**
+ * A permission the caller lacks: the field is null with this error, the rest of the response stands.
+ * `fix` says, in one sentence, what to grant and which key scopes can hold it.
+ */
 export function forbidden(requiredPermission: Permission): GraphQLError {
   return new GraphQLError(`This requires the ${requiredPermission} permission.`, {
-    extensions: { code: "FORBIDDEN", requiredPermission },
+    extensions: { code: "FORBIDDEN", requiredPermission, fix: permissionFix(requiredPermission) },
   });
+}
+
+/** The narrowest key scope whose ceiling holds a permission (organization for POD_CREATE, …). */
+export function narrowestScopeFor(permission: Permission): KeyScope {
+  if (SCOPE_CEILINGS.INBOX.has(permission)) return "INBOX";
+  if (SCOPE_CEILINGS.POD.has(permission)) return "POD";
+  return "ORGANIZATION";
+}
+
+const SCOPES_HOLDING: Record<KeyScope, string> = {
+  INBOX: "a key scoped to the inbox, its pod or the organization",
+  POD: "a key scoped to the pod or the organization (an inbox-scoped key cannot hold it)",
+  ORGANIZATION: "an organization-scoped key (pod- and inbox-scoped keys cannot hold it)",
+};
+
+/** One sentence naming the permission to grant and the scope it needs. */
+export function permissionFix(permission: Permission): string {
+  return `Grant the ${permission} permission to ${SCOPES_HOLDING[narrowestScopeFor(permission)]} covering the objects you want, or use such a key.`;
 }

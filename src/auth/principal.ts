@@ -11,6 +11,10 @@ interface PrincipalBase {
   permissions: PermissionSet;
   /** Past this instant the credential is treated as deleted. */
   expiresAt: Date | null;
+  /** The addresses the credential may be used from (src/auth/allowed-ips.ts); null: any. */
+  allowedIps: readonly string[] | null;
+  /** Mail it sends waits for approval, and keys it creates inherit that. */
+  sendRequiresApproval: boolean;
 }
 
 export interface ApiKeyPrincipal extends PrincipalBase {

@@ -27,6 +27,10 @@ const PRINCIPAL_FIELDS = {
   role: "identity",
   // Expiry ends the subscription (src/schema/event.ts); it changes no result.
   expiresAt: "identity",
+  // Where a key may be used from and whether its mail waits for approval: checked per request and
+  // per send, never a difference in what a read returns.
+  allowedIps: "identity",
+  sendRequiresApproval: "identity",
 } as const satisfies Record<keyof ApiKeyPrincipal | keyof SessionPrincipal, "visibility" | "identity">;
 
 export interface Visibility {

@@ -25,6 +25,7 @@ export type DomainStatus = "PENDING" | "VERIFIED" | "FAILED";
 export type MessageDirection = "INBOUND" | "OUTBOUND";
 export type DeliveryStatus = "QUEUED" | "DELIVERED" | "BOUNCED";
 export type WebhookDeliveryStatus = "PENDING" | "SUCCEEDED" | "FAILED";
+export type DraftSendStatus = "DRAFT" | "SCHEDULED" | "SENDING" | "SENT" | "FAILED" | "PENDING_APPROVAL";
 export type ListDirection = "SEND" | "RECEIVE";
 export type ListType = "ALLOW" | "BLOCK";
 export type KeyScope = "ORGANIZATION" | "POD" | "INBOX";
@@ -254,6 +255,15 @@ export interface DraftTable {
   in_reply_to_message_id: Int8 | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /** When a SCHEDULED draft is to be sent (db/migrations/…_scheduled_drafts.ts). */
+  send_at: Timestamp | null;
+  send_status: ColumnType<DraftSendStatus, DraftSendStatus | undefined, DraftSendStatus>;
+  failure_reason: string | null;
+  reply_all: ColumnType<boolean, boolean | undefined, boolean>;
+  /** A message of the same inbox this draft forwards; cleared when that message is deleted. */
+  forward_of_message_id: Int8 | null;
+  /** The message a SENT draft became. */
+  sent_message_id: Int8 | null;
 }
 
 export interface WebhookTable {
@@ -323,6 +333,10 @@ export interface ApiKeyTable {
   created_at: GeneratedTimestamp;
   last_used_at: Timestamp | null;
   expires_at: Timestamp | null;
+  /** Normalized addresses and CIDR blocks the key may be used from; null = any address. */
+  allowed_ips: string[] | null;
+  /** Mail this key (or a key it creates) sends waits for approval. */
+  send_requires_approval: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface EventTable {
@@ -393,6 +407,19 @@ export interface AgentSignupEmailTable {
   agent_signup_id: Int8;
 }
 
+export interface IdempotencyKeyTable {
+  org_id: Int8;
+  key: string;
+  /** The mutation that used the key first (sendMessage, replyToMessage, …). */
+  operation: string;
+  /** SHA-256 of the normalised input. */
+  request_hash: Buffer;
+  /** The payload's id: the sent message. */
+  message_id: Int8;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   organizations: OrganizationTable;
   users: UserTable;
@@ -417,4 +444,5 @@ export interface Database {
   domain_names: DomainNameTable;
   session_tokens: SessionTokenTable;
   agent_signup_emails: AgentSignupEmailTable;
+  idempotency_keys: IdempotencyKeyTable;
 }

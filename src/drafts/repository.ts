@@ -4,11 +4,13 @@ import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
-import type { DraftTable } from "../db/types.ts";
+import type { DraftSendStatus, DraftTable } from "../db/types.ts";
 
 export type Draft = Selectable<DraftTable> & {
   /** `in_reply_to_message_id` when that message is visible to the caller (no hidden label), else null. */
   in_reply_to_visible_id: string | null;
+  /** `forward_of_message_id` when that message is visible to the caller, else null. */
+  forward_of_visible_id: string | null;
 };
 
 /**
@@ -26,20 +28,33 @@ export type DraftSummary = Omit<Draft, "text_body" | "html_body"> & {
  * whole page at once.
  */
 function visibleReplyTo(scope: TenantScope) {
-  if (scope.hiddenLabels.length === 0)
-    return sql<string | null>`drafts.in_reply_to_message_id`.as("in_reply_to_visible_id");
+  return visibleReference(scope, "in_reply_to_message_id", "in_reply_to_visible_id");
+}
+
+/** The same for the forwarded message. */
+function visibleForwardOf(scope: TenantScope) {
+  return visibleReference(scope, "forward_of_message_id", "forward_of_visible_id");
+}
+
+function visibleReference<A extends string>(
+  scope: TenantScope,
+  column: "in_reply_to_message_id" | "forward_of_message_id",
+  alias: A,
+) {
+  const reference = sql.ref(`drafts.${column}`);
+  if (scope.hiddenLabels.length === 0) return sql<string | null>`${reference}`.as(alias);
   return sql<string | null>`CASE WHEN NOT EXISTS (
       SELECT 1 FROM messages m
-      WHERE m.org_id = drafts.org_id AND m.inbox_id = drafts.inbox_id AND m.id = drafts.in_reply_to_message_id
+      WHERE m.org_id = drafts.org_id AND m.inbox_id = drafts.inbox_id AND m.id = ${reference}
         AND m.labels && ${[...scope.hiddenLabels]}::text[]
-    ) THEN drafts.in_reply_to_message_id END`.as("in_reply_to_visible_id");
+    ) THEN ${reference} END`.as(alias);
 }
 
 function scoped(db: Db, scope: TenantScope) {
   let query = db
     .selectFrom("drafts")
     .selectAll("drafts")
-    .select(visibleReplyTo(scope))
+    .select([visibleReplyTo(scope), visibleForwardOf(scope)])
     .where("drafts.org_id", "=", scope.orgId);
   if (scope.podId !== null) query = query.where("drafts.pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("drafts.inbox_id", "=", scope.inboxId);
@@ -60,9 +75,16 @@ function summary(scope: TenantScope) {
     "drafts.in_reply_to_message_id",
     "drafts.created_at",
     "drafts.updated_at",
+    "drafts.send_at",
+    "drafts.send_status",
+    "drafts.failure_reason",
+    "drafts.reply_all",
+    "drafts.forward_of_message_id",
+    "drafts.sent_message_id",
     sql<number | null>`octet_length(drafts.text_body)`.as("text_body_bytes"),
     sql<number | null>`octet_length(drafts.html_body)`.as("html_body_bytes"),
     visibleReplyTo(scope),
+    visibleForwardOf(scope),
   ] as const;
 }
 
@@ -124,6 +146,7 @@ export async function draftBodies(
 
 export interface DraftFilter {
   inboxId?: string | undefined;
+  sendStatus?: DraftSendStatus | undefined;
 }
 
 /** Newest first (ids increase), keyset on id. */
@@ -135,6 +158,7 @@ export async function listDrafts(
 ): Promise<DraftSummary[]> {
   let query = scopedSummaries(db, scope);
   if (filter.inboxId !== undefined) query = query.where("drafts.inbox_id", "=", filter.inboxId);
+  if (filter.sendStatus !== undefined) query = query.where("drafts.send_status", "=", filter.sendStatus);
   return pageById(query, "drafts.id", page).execute();
 }
 
@@ -170,6 +194,13 @@ export interface DraftContent {
   html_body: string | null;
 }
 
+/** Where a draft stands in its sending. */
+export interface DraftSchedule {
+  send_at: Date | null;
+  send_status: DraftSendStatus;
+  failure_reason: string | null;
+}
+
 /**
  * Creates a draft in `inboxId` when the scope contains that inbox (one INSERT … SELECT from the
  * scoped inbox, which also supplies the pod); undefined when it does not.
@@ -178,7 +209,12 @@ export async function insertDraft(
   db: Db,
   scope: TenantScope,
   inboxId: string,
-  content: DraftContent & { in_reply_to_message_id: string | null },
+  content: DraftContent &
+    DraftSchedule & {
+      in_reply_to_message_id: string | null;
+      forward_of_message_id: string | null;
+      reply_all: boolean;
+    },
 ): Promise<DraftSummary | undefined> {
   let inbox = db
     .selectFrom("inboxes")
@@ -195,6 +231,11 @@ export async function insertDraft(
       sql<string | null>`${content.text_body}::text`.as("text_body"),
       sql<string | null>`${content.html_body}::text`.as("html_body"),
       sql<string | null>`${content.in_reply_to_message_id}::bigint`.as("in_reply_to_message_id"),
+      sql<string | null>`${content.forward_of_message_id}::bigint`.as("forward_of_message_id"),
+      sql<boolean>`${content.reply_all}::boolean`.as("reply_all"),
+      sql<Date | null>`${content.send_at}::timestamptz`.as("send_at"),
+      sql<string>`${content.send_status}::text`.as("send_status"),
+      sql<string | null>`${content.failure_reason}::text`.as("failure_reason"),
     ]);
   if (scope.podId !== null) inbox = inbox.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) inbox = inbox.where("id", "=", scope.inboxId);
@@ -211,18 +252,27 @@ export async function insertDraft(
       "text_body",
       "html_body",
       "in_reply_to_message_id",
+      "forward_of_message_id",
+      "reply_all",
+      "send_at",
+      "send_status",
+      "failure_reason",
     ])
     .expression(inbox)
     .returning(summary(scope))
     .executeTakeFirst();
 }
 
-/** Changes the given columns of a draft the scope contains and bumps updated_at; undefined when there is none. */
+/**
+ * Changes the given columns of a draft the scope contains and bumps updated_at; undefined when there
+ * is none, or when it is not in one of `statuses` (when given).
+ */
 export async function updateDraft(
   db: Db,
   scope: TenantScope,
   id: string,
-  changes: Partial<DraftContent>,
+  changes: Partial<DraftContent & DraftSchedule & { sent_message_id: string }>,
+  statuses?: readonly DraftSendStatus[],
 ): Promise<DraftSummary | undefined> {
   let query = db
     .updateTable("drafts")
@@ -230,19 +280,38 @@ export async function updateDraft(
     .set({ ...changes, updated_at: sql<Date>`clock_timestamp()` })
     .where("org_id", "=", scope.orgId)
     .where("id", "=", id);
+  if (statuses !== undefined) query = query.where("send_status", "in", statuses);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
   // A summary: changing the subject of a draft must not read its bodies back.
   return query.returning(summary(scope)).executeTakeFirst();
 }
 
-/** Deletes a draft the scope contains; undefined when there is none. */
+/** A draft's sending state, its row locked until the transaction ends (FOR UPDATE). */
+export async function lockDraft(
+  trx: Db,
+  scope: TenantScope,
+  id: string,
+): Promise<{ send_status: DraftSendStatus; send_at: Date | null } | undefined> {
+  let query = trx
+    .selectFrom("drafts")
+    .select(["send_status", "send_at"])
+    .where("org_id", "=", scope.orgId)
+    .where("id", "=", id);
+  if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
+  return query.forUpdate().executeTakeFirst();
+}
+
+/** Deletes a draft the scope contains (in one of `statuses`, when given); undefined when there is none. */
 export async function deleteDraft(
   db: Db,
   scope: TenantScope,
   id: string,
+  statuses?: readonly DraftSendStatus[],
 ): Promise<{ id: string } | undefined> {
   let query = db.deleteFrom("drafts").where("org_id", "=", scope.orgId).where("id", "=", id);
+  if (statuses !== undefined) query = query.where("send_status", "in", statuses);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
   return query.returning("id").executeTakeFirst();

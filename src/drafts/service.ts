@@ -1,15 +1,27 @@
 // Draft rules: recipient addresses, limits, and the message a draft may reply to.
 import type { TenantScope } from "../auth/principal.ts";
-import { badUserInput, notFound } from "../errors.ts";
+import type { DraftSendStatus } from "../db/types.ts";
+import { badUserInput, conflict, notFound } from "../errors.ts";
 import type { Services } from "../services.ts";
 import {
   type DraftContent,
+  type DraftSchedule,
   type DraftSummary,
   deleteDraft,
   insertDraft,
+  lockDraft,
   updateDraft as updateDraftRow,
   visibleMessageOfInbox,
 } from "./repository.ts";
+import { checkedSendAt, scheduleDraftJob, unscheduleDraftJob } from "./schedule.ts";
+
+/** A draft in these states may still be changed, scheduled or sent; SENDING and SENT may not. */
+export const OPEN_DRAFT_STATUSES: readonly DraftSendStatus[] = [
+  "DRAFT",
+  "SCHEDULED",
+  "FAILED",
+  "PENDING_APPROVAL",
+];
 
 export const MAX_RECIPIENTS_PER_FIELD = 100;
 /** RFC 5322's line limit; a subject is one header line. */
@@ -79,50 +91,107 @@ function contentChanges(input: DraftFieldsInput): Partial<DraftContent> {
   return changes;
 }
 
+/** A SCHEDULED draft must have someone to send to: its recipients, or the message it replies to. */
+function checkSchedulable(draft: DraftSummary): void {
+  if (draft.send_status !== "SCHEDULED") return;
+  const addressed = draft.to_addresses.length + draft.cc_addresses.length + draft.bcc_addresses.length;
+  if (addressed === 0 && draft.in_reply_to_message_id === null) {
+    throw badUserInput("A scheduled draft needs at least one recipient.", "to");
+  }
+}
+
 export async function createDraft(
-  services: Pick<Services, "db">,
+  services: Pick<Services, "db" | "clock">,
   scope: TenantScope,
-  input: DraftFieldsInput & { inboxId: string; inReplyToMessageId?: string | undefined },
+  input: DraftFieldsInput & {
+    inboxId: string;
+    inReplyToMessageId?: string | undefined;
+    forwardOfMessageId?: string | undefined;
+    replyAll?: boolean | null | undefined;
+    sendAt?: Date | null | undefined;
+  },
 ): Promise<DraftSummary> {
   const { db } = services;
   const changes = contentChanges(input);
-  // Only a message of the draft's own inbox that the caller can see; anything else looks missing.
-  if (
-    input.inReplyToMessageId !== undefined &&
-    !(await visibleMessageOfInbox(db, scope, input.inboxId, input.inReplyToMessageId))
-  ) {
-    throw notFound("Message");
+  const sendAt = input.sendAt == null ? null : checkedSendAt(input.sendAt, services.clock.now());
+  if (input.inReplyToMessageId !== undefined && input.forwardOfMessageId !== undefined) {
+    throw badUserInput(
+      "A draft either replies to a message or forwards one, not both.",
+      "forwardOfMessageId",
+    );
   }
-  let draft: DraftSummary | undefined;
+  // Only a message of the draft's own inbox that the caller can see; anything else looks missing.
+  for (const messageId of [input.inReplyToMessageId, input.forwardOfMessageId]) {
+    if (messageId !== undefined && !(await visibleMessageOfInbox(db, scope, input.inboxId, messageId))) {
+      throw notFound("Message");
+    }
+  }
+  const schedule: DraftSchedule = {
+    send_at: sendAt,
+    send_status: sendAt === null ? "DRAFT" : "SCHEDULED",
+    failure_reason: null,
+  };
   try {
-    draft = await insertDraft(db, scope, input.inboxId, {
-      to_addresses: changes.to_addresses ?? [],
-      cc_addresses: changes.cc_addresses ?? [],
-      bcc_addresses: changes.bcc_addresses ?? [],
-      subject: changes.subject ?? null,
-      text_body: changes.text_body ?? null,
-      html_body: changes.html_body ?? null,
-      in_reply_to_message_id: input.inReplyToMessageId ?? null,
+    return await db.transaction().execute(async (trx) => {
+      const draft = await insertDraft(trx, scope, input.inboxId, {
+        to_addresses: changes.to_addresses ?? [],
+        cc_addresses: changes.cc_addresses ?? [],
+        bcc_addresses: changes.bcc_addresses ?? [],
+        subject: changes.subject ?? null,
+        text_body: changes.text_body ?? null,
+        html_body: changes.html_body ?? null,
+        in_reply_to_message_id: input.inReplyToMessageId ?? null,
+        forward_of_message_id: input.forwardOfMessageId ?? null,
+        reply_all: input.replyAll ?? false,
+        ...schedule,
+      });
+      if (!draft) throw notFound("Inbox");
+      checkSchedulable(draft);
+      if (sendAt !== null) await scheduleDraftJob(trx, draft.org_id, draft.id, sendAt);
+      return draft;
     });
   } catch (error) {
-    // The replied-to message was deleted between the check and the insert.
+    // The replied-to or forwarded message was deleted between the check and the insert.
     if ((error as { code?: string })?.code === "23503") throw notFound("Message");
     throw error;
   }
-  if (!draft) throw notFound("Inbox");
-  return draft;
 }
 
-/** Changes only the fields given; updatedAt moves forward even when none is. */
+/**
+ * Changes only the fields given; updatedAt moves forward even when none is. `sendAt` schedules (or
+ * moves) the send; an explicit null unschedules. A draft being sent or sent is CONFLICT.
+ */
 export async function updateDraft(
-  services: Pick<Services, "db">,
+  services: Pick<Services, "db" | "clock">,
   scope: TenantScope,
-  input: DraftFieldsInput & { id: string },
+  input: DraftFieldsInput & { id: string; sendAt?: Date | null | undefined },
 ): Promise<DraftSummary> {
   const { db } = services;
-  const draft = await updateDraftRow(db, scope, input.id, contentChanges(input));
-  if (!draft) throw notFound("Draft");
-  return draft;
+  const changes: Partial<DraftContent & DraftSchedule> = contentChanges(input);
+  if (input.sendAt === null)
+    Object.assign(changes, { send_at: null, send_status: "DRAFT", failure_reason: null });
+  else if (input.sendAt !== undefined) {
+    const sendAt = checkedSendAt(input.sendAt, services.clock.now());
+    Object.assign(changes, { send_at: sendAt, send_status: "SCHEDULED", failure_reason: null });
+  }
+  return db.transaction().execute(async (trx) => {
+    // Locked: a scheduled send starting now waits for this change, or this waits for it.
+    const current = await lockDraft(trx, scope, input.id);
+    if (!current) throw notFound("Draft");
+    if (!OPEN_DRAFT_STATUSES.includes(current.send_status)) {
+      throw conflict(
+        current.send_status === "SENT" ? "This draft has been sent." : "This draft is being sent.",
+        "id",
+      );
+    }
+    const draft = await updateDraftRow(trx, scope, input.id, changes);
+    if (!draft) throw notFound("Draft");
+    checkSchedulable(draft);
+    if (input.sendAt === null) await unscheduleDraftJob(trx, draft.org_id, draft.id);
+    else if (input.sendAt !== undefined && draft.send_at)
+      await scheduleDraftJob(trx, draft.org_id, draft.id, draft.send_at);
+    return draft;
+  });
 }
 
 export async function removeDraft(
@@ -131,5 +200,9 @@ export async function removeDraft(
   id: string,
 ): Promise<void> {
   const { db } = services;
-  if (!(await deleteDraft(db, scope, id))) throw notFound("Draft");
+  await db.transaction().execute(async (trx) => {
+    const deleted = await deleteDraft(trx, scope, id);
+    if (!deleted) throw notFound("Draft");
+    await unscheduleDraftJob(trx, scope.orgId, id);
+  });
 }

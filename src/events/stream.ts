@@ -3,6 +3,7 @@
 // visibility (src/events/visibility.ts) by the labels the event recorded, as a page of Query.events
 // and a webhook judge it, so that all three deliver the same events after one cursor; the stream
 // ends when the subscriber's credential is revoked or expires (docs/events.md, "One cursor").
+import { addressAllowed } from "../auth/allowed-ips.ts";
 import { type Authenticator, type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
@@ -26,6 +27,8 @@ export interface StreamSubscriber {
   principal: AuthenticatedPrincipal;
   /** The credential was refreshed (a new ceiling, a narrowed key): later events run under `fresh`. */
   onRefresh(fresh: AuthenticatedPrincipal): void;
+  /** The subscriber's address: the stream ends when the key's allow-list no longer holds it. */
+  clientIp?: string | undefined;
 }
 
 const REPLAY_PAGE = 500;
@@ -122,7 +125,12 @@ async function* streamEvents<M, T>(
     services.authenticator.refresh(principal).then(
       (fresh) => {
         if (!fresh) controller.abort();
-        else {
+        else if (
+          subscriber.clientIp !== undefined &&
+          !addressAllowed(fresh.allowedIps, subscriber.clientIp)
+        ) {
+          controller.abort();
+        } else {
           principal = fresh;
           scope = tenantScopeOf(fresh);
           subscriber.onRefresh(fresh);

@@ -1,6 +1,7 @@
 // Download links (`Message.rawUrl`, `Attachment.downloadUrl`): minted for the caller that asks, and
 // opened for whoever holds one, acting for the credential that minted it, under every rule of
 // docs/downloads.md. A link that fails any rule is simply not found: the route answers 404 alike.
+import { addressAllowed } from "../auth/allowed-ips.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { type AuthenticatedPrincipal, type TenantScope, tenantScopeOf } from "../auth/principal.ts";
 import type { Clock } from "../clock.ts";
@@ -142,13 +143,13 @@ export async function openDownload(
  *  - it still may read messages (MESSAGE_READ) within the same pod and inbox;
  *  - it sees the narrower of then and now: a label hidden from it when it minted the link, or hidden
  *    now, hides the file.
- * The per-key IP allow-list (docs/permissions.md) belongs here too: a key with `allowedIps` is refused
- * when `request.clientIp` is outside them, as on every other use of the key.
+ *  - a key with an IP allow-list (docs/permissions.md, "Keys in production") is refused when
+ *    `request.clientIp` is outside it, as on every other use of the key.
  */
 export async function downloadScope(
   services: Pick<FileServices, "authenticator">,
   grant: DownloadGrant,
-  _request: DownloadRequest,
+  request: DownloadRequest,
 ): Promise<TenantScope | undefined> {
   const minted = grant.scope;
   const principal = await services.authenticator.byId({
@@ -157,6 +158,7 @@ export async function downloadScope(
     id: grant.credential.id,
   });
   if (!principal?.permissions.has("MESSAGE_READ")) return undefined;
+  if (!addressAllowed(principal.allowedIps, request.clientIp)) return undefined;
   const now = tenantScopeOf(principal);
   if (now.podId !== minted.podId || now.inboxId !== minted.inboxId) return undefined;
   return { ...minted, hiddenLabels: [...new Set([...minted.hiddenLabels, ...now.hiddenLabels])] };

@@ -70,6 +70,11 @@ export interface JobRunner {
   name: string;
   concurrency: number;
   tasks: Record<string, JobTask>;
+  /**
+   * Recurring jobs of this runner's tasks, as graphile-worker crontab lines. graphile-worker records
+   * each run in its own table, so a line runs once per time across every node.
+   */
+  crontab?: string;
 }
 
 export interface JobWorker {
@@ -213,7 +218,7 @@ async function supervisedRunner(
 async function startRunner(
   pool: pg.Pool,
   config: Pick<Config, "workerPollIntervalMs">,
-  { name, concurrency, tasks }: JobRunner,
+  { name, concurrency, tasks, crontab }: JobRunner,
   logger: Logger,
   onLost: (workerId: string) => void,
 ): Promise<Runner> {
@@ -225,6 +230,7 @@ async function startRunner(
     noHandleSignals: true,
     logger: jobLogger(logger.child({ runner: name })),
     taskList: Object.fromEntries(Object.entries(tasks).map(([task, job]) => [task, job.run])),
+    ...(crontab === undefined ? {} : { crontab }),
   });
   // A failed attempt has just been rescheduled by graphile-worker's fixed backoff; a task with its
   // own schedule moves the retry (if the process dies first, the built-in backoff still holds).

@@ -4,9 +4,10 @@
 import { randomUUID } from "node:crypto";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
-import { deleteDraft, draftsByIds } from "../drafts/repository.ts";
-import { validateRecipients, validateSubject } from "../drafts/service.ts";
-import { badUserInput, notFound } from "../errors.ts";
+import { type Draft, deleteDraft, draftsByIds, updateDraft as updateDraftRow } from "../drafts/repository.ts";
+import { unscheduleDraftJob } from "../drafts/schedule.ts";
+import { OPEN_DRAFT_STATUSES, validateRecipients, validateSubject } from "../drafts/service.ts";
+import { badUserInput, conflict, notFound } from "../errors.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
 import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
@@ -32,11 +33,21 @@ import {
   replyRecipients,
 } from "./compose.ts";
 import { DELIVER_MESSAGE, type DeliverMessagePayload } from "./delivery.ts";
+import {
+  IDEMPOTENCY_TTL_SECONDS,
+  type Idempotency,
+  IdempotencyKeyTaken,
+  idempotencyOf,
+  idempotently,
+} from "./idempotency.ts";
+import { claimIdempotencyKey } from "./idempotency-repository.ts";
 import { sendingPolicy } from "./repository.ts";
 
 type Addresses = readonly string[] | null | undefined;
 
 export interface SendMessageInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   inboxId: string;
   to: Addresses;
   cc?: Addresses;
@@ -50,6 +61,8 @@ export interface SendMessageInput {
 }
 
 export interface ReplyInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   messageId: string;
   replyAll?: boolean | null | undefined;
   text?: string | null | undefined;
@@ -59,6 +72,8 @@ export interface ReplyInput {
 }
 
 export interface ForwardInput {
+  /** Sends at most once per organization and key within 24 hours (idempotency.ts). */
+  idempotencyKey?: string | null | undefined;
   messageId: string;
   to: Addresses;
   cc?: Addresses;
@@ -75,6 +90,18 @@ export async function sendMessage(
   scope: TenantScope,
   input: SendMessageInput,
 ): Promise<Message> {
+  const idempotency = idempotencyOf("sendMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () =>
+    sendNewMessage(services, scope, input, idempotency),
+  );
+}
+
+async function sendNewMessage(
+  services: Services,
+  scope: TenantScope,
+  input: SendMessageInput,
+  idempotency: Idempotency | undefined,
+): Promise<Message> {
   const outgoing: Outgoing = {
     ...recipients(input),
     replyTo: mailboxes("replyTo", input.replyTo),
@@ -86,7 +113,7 @@ export async function sendMessage(
     references: [],
     labels: userLabels(input.labels),
   };
-  return send(services, scope, input.inboxId, outgoing);
+  return send(services, scope, input.inboxId, outgoing, { idempotency });
 }
 
 /**
@@ -98,6 +125,16 @@ export async function replyToMessage(
   services: Services,
   scope: TenantScope,
   input: ReplyInput,
+): Promise<Message> {
+  const idempotency = idempotencyOf("replyToMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () => sendReply(services, scope, input, idempotency));
+}
+
+async function sendReply(
+  services: Services,
+  scope: TenantScope,
+  input: ReplyInput,
+  idempotency: Idempotency | undefined,
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments, services.config.maxOutboundBytes);
   const labels = userLabels(input.labels);
@@ -118,7 +155,7 @@ export async function replyToMessage(
     references: referencesOf(original),
     labels,
   };
-  return send(services, scope, own, outgoing);
+  return send(services, scope, own, outgoing, { idempotency });
 }
 
 /**
@@ -130,6 +167,16 @@ export async function forwardMessage(
   services: Services,
   scope: TenantScope,
   input: ForwardInput,
+): Promise<Message> {
+  const idempotency = idempotencyOf("forwardMessage", input.idempotencyKey, input);
+  return idempotently(services, scope, idempotency, () => sendForward(services, scope, input, idempotency));
+}
+
+async function sendForward(
+  services: Services,
+  scope: TenantScope,
+  input: ForwardInput,
+  idempotency: Idempotency | undefined,
 ): Promise<Message> {
   const addressed = recipients(input);
   const original = await visibleMessage(services.db, scope, input.messageId);
@@ -153,33 +200,152 @@ export async function forwardMessage(
     references: referencesOf(original),
     labels: [],
   };
-  return send(services, scope, own, outgoing);
+  return send(services, scope, own, outgoing, { idempotency });
 }
 
 /** Sends a draft as it stands, and deletes it in the same transaction: it is sent at most once. */
-export async function sendDraft(services: Services, scope: TenantScope, draftId: string): Promise<Message> {
+export async function sendDraft(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+  idempotencyKey?: string | null,
+): Promise<Message> {
+  const idempotency = idempotencyOf("sendDraft", idempotencyKey, { id: draftId });
+  return idempotently(services, scope, idempotency, () =>
+    sendDraftOnce(services, scope, draftId, idempotency),
+  );
+}
+
+async function sendDraftOnce(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+  idempotency: Idempotency | undefined,
+): Promise<Message> {
   const [draft] = await draftsByIds(services.db, scope, [draftId]);
   if (!draft) throw notFound("Draft");
-  const addressed = recipients({ to: draft.to_addresses, cc: draft.cc_addresses, bcc: draft.bcc_addresses });
-  // A draft replying to a message that is gone, or hidden from the caller, goes out as a new message.
+  if (!OPEN_DRAFT_STATUSES.includes(draft.send_status)) {
+    throw conflict(
+      draft.send_status === "SENT" ? "This draft has been sent." : "This draft is being sent.",
+      "id",
+    );
+  }
+  const { inbox, outgoing } = await draftOutgoing(services, scope, draft);
+  return send(services, scope, inbox, outgoing, {
+    idempotency,
+    beforeStore: async (trx) => {
+      // Row-locked until commit: a concurrent sendDraft, or its scheduled send, finds it gone.
+      if (!(await deleteDraft(trx, scope, draftId, OPEN_DRAFT_STATUSES))) throw notFound("Draft");
+      await unscheduleDraftJob(trx, draft.org_id, draft.id);
+    },
+  });
+}
+
+/** The draft moved on (deleted, unscheduled, sent) while its scheduled send was composing it. */
+export class DraftNoLongerSending extends Error {
+  constructor() {
+    super("the draft is no longer being sent");
+  }
+}
+
+/**
+ * The scheduled send of a draft the job has marked SENDING (src/outbound/scheduled.ts): sent as it
+ * stands, and marked SENT with its message in the same transaction, only if it is still SENDING then
+ * (row-locked): two runs can never both send it. `scope` is the draft's organization.
+ */
+export async function sendScheduledDraft(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+): Promise<Message> {
+  const [draft] = await draftsByIds(services.db, scope, [draftId]);
+  if (!draft) throw new DraftNoLongerSending();
+  if (draft.send_status !== "SENDING") throw new DraftNoLongerSending();
+  const { inbox, outgoing } = await draftOutgoing(services, scope, draft);
+  return send(services, scope, inbox, outgoing, {
+    afterStore: async (trx, message) => {
+      const sent = await updateDraftRow(
+        trx,
+        scope,
+        draftId,
+        { send_status: "SENT", sent_message_id: message.id, failure_reason: null },
+        ["SENDING"],
+      );
+      if (!sent) throw new DraftNoLongerSending();
+    },
+  });
+}
+
+/**
+ * What a draft sends: its recipients (for a reply with none, the replied-to message's sender; with
+ * replyAll, also everyone else that message was addressed to), its subject (for a reply or forward
+ * without one, the original's with Re:/Fwd:), its bodies, and for a forward the original attached
+ * whole. A replied-to or forwarded message that is gone or hidden from the caller is left out.
+ */
+async function draftOutgoing(
+  services: Services,
+  scope: TenantScope,
+  draft: Draft,
+): Promise<{ inbox: Inbox; outgoing: Outgoing }> {
+  const inbox = await sendingInbox(services.db, scope, draft.inbox_id);
   const [original] = draft.in_reply_to_visible_id
     ? await messagesByIds(services.db, scope, [draft.in_reply_to_visible_id])
     : [];
-  const outgoing: Outgoing = {
-    ...addressed,
-    replyTo: [],
-    subject: validateSubject(draft.subject),
-    text: draft.text_body,
-    html: draft.html_body,
-    attachments: [],
-    inReplyTo: original?.message_id_header ?? null,
-    references: original ? referencesOf(original) : [],
-    labels: [],
+  const [forwarded] = draft.forward_of_visible_id
+    ? await messagesByIds(services.db, scope, [draft.forward_of_visible_id])
+    : [];
+  let to = draft.to_addresses;
+  let cc = draft.cc_addresses;
+  if (original && (draft.reply_all || to.length + cc.length + draft.bcc_addresses.length === 0)) {
+    const implied = replyRecipients(original, inbox.email, draft.reply_all);
+    const named = new Set([...to, ...cc].map((address) => bareAddress(address).toLowerCase()));
+    const fresh = (list: readonly string[]) =>
+      list.filter((address) => {
+        const key = bareAddress(address).toLowerCase();
+        if (named.has(key)) return false;
+        named.add(key);
+        return true;
+      });
+    const unaddressed = to.length === 0;
+    to = [...to, ...fresh(unaddressed ? implied.to : [])];
+    cc = [...cc, ...fresh(unaddressed ? [] : implied.to), ...fresh(implied.cc)];
+  }
+  const addressed = recipients({ to, cc, bcc: draft.bcc_addresses });
+  const attachments: Outgoing["attachments"] = [];
+  if (forwarded) {
+    attachments.push({
+      filename: `${fileSafe(forwarded.subject) || "forwarded message"}.eml`,
+      contentType: "message/rfc822",
+      content: forwarded.raw_mime ?? (await recomposed(services.db, scope, forwarded)),
+      disposition: "attachment",
+    });
+  }
+  const subject =
+    draft.subject ??
+    (original
+      ? prefixedSubject("Re", original.subject)
+      : forwarded
+        ? prefixedSubject("Fwd", forwarded.subject)
+        : null);
+  return {
+    inbox,
+    outgoing: {
+      ...addressed,
+      replyTo: [],
+      subject: validateSubject(subject),
+      text: draft.text_body,
+      html: draft.html_body,
+      attachments,
+      inReplyTo: original?.message_id_header ?? null,
+      references: original ? referencesOf(original) : forwarded ? referencesOf(forwarded) : [],
+      labels: [],
+    },
   };
-  return send(services, scope, draft.inbox_id, outgoing, async (trx) => {
-    // Row-locked until commit: a concurrent sendDraft of the same draft finds it gone.
-    if (!(await deleteDraft(trx, scope, draftId))) throw notFound("Draft");
-  });
+}
+
+function bareAddress(value: string): string {
+  const open = value.lastIndexOf("<");
+  return value.endsWith(">") && open !== -1 ? value.slice(open + 1, -1).trim() : value.trim();
 }
 
 async function send(
@@ -187,8 +353,13 @@ async function send(
   scope: TenantScope,
   from: string | Inbox,
   outgoing: Outgoing,
-  beforeStore?: (trx: Db) => Promise<void>,
+  options: {
+    idempotency?: Idempotency | undefined;
+    beforeStore?: (trx: Db) => Promise<void>;
+    afterStore?: (trx: Db, message: Message) => Promise<void>;
+  } = {},
 ): Promise<Message> {
+  const { idempotency, beforeStore, afterStore } = options;
   const { db, config } = services;
   const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
   await checkRecipients(services, scope, inbox, outgoing);
@@ -235,6 +406,21 @@ async function send(
       },
       "MESSAGE_SENT",
     );
+    await afterStore?.(trx, message);
+    // Last, so that the row lock on the key is held for the shortest time: a concurrent call with the
+    // same key waits here for this commit, then rolls back everything it stored.
+    if (
+      idempotency &&
+      !(await claimIdempotencyKey(trx, scope, {
+        key: idempotency.key,
+        operation: idempotency.operation,
+        requestHash: idempotency.hash,
+        messageId: message.id,
+        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+      }))
+    ) {
+      throw new IdempotencyKeyTaken();
+    }
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
     await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;

@@ -1,5 +1,5 @@
 import { type ApiKey, apiKeysByIds, listApiKeys } from "../api-keys/repository.ts";
-import { createApiKey, revokeApiKey } from "../api-keys/service.ts";
+import { createApiKey, revokeApiKey, rollApiKey, updateApiKey } from "../api-keys/service.ts";
 import {
   PERMISSIONS,
   type Permission,
@@ -9,7 +9,7 @@ import {
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { builder, requires } from "./builder.ts";
 import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
-import { scopeOf } from "./context.ts";
+import { type Context, scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
@@ -62,8 +62,27 @@ ApiKeyRef.implement({
     createdAt: t.field({ type: "DateTime", resolve: (key) => key.created_at }),
     lastUsedAt: t.field({ type: "DateTime", nullable: true, resolve: (key) => key.last_used_at }),
     expiresAt: t.field({ type: "DateTime", nullable: true, resolve: (key) => key.expires_at }),
+    allowedIps: t.stringList({
+      nullable: true,
+      description:
+        "The addresses and CIDR blocks the key may be used from, normalized; null: any address. From elsewhere it gets HTTP 403.",
+      resolve: (key) => key.allowed_ips,
+    }),
+    sendRequiresApproval: t.boolean({
+      description: "Mail the key sends waits for approval; keys it creates inherit this.",
+      resolve: (key) => key.send_requires_approval,
+    }),
   }),
 });
+
+/** The whitelist an ApiKeyPermissionsInput grants: the flags set to true. */
+function requestedPermissions(input: Record<string, boolean | null | undefined>): Permission[] {
+  return PERMISSIONS.filter((p) => input[permissionFieldName(p)] === true);
+}
+
+function callerOf(context: Context) {
+  return { principal: context.principal as AuthenticatedPrincipal, scope: scopeOf(context) };
+}
 
 builder.queryField("apiKeys", (t) =>
   t.connection(
@@ -99,6 +118,14 @@ const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {
     inboxId: t.id({ description: "Scope the key to this inbox." }),
     permissions: t.field({ type: ApiKeyPermissionsInput }),
     expiresAt: t.field({ type: "DateTime" }),
+    allowedIps: t.stringList({
+      description:
+        "IPv4/IPv6 addresses or CIDR blocks (at most 50) the key may be used from. Left out: the creator's own allow-list (none: any address); a key bound to a list can only narrow it.",
+    }),
+    sendRequiresApproval: t.boolean({
+      description:
+        "Mail the key sends waits for approval. Always true for a key made by an approval-bound key.",
+    }),
   }),
 });
 
@@ -115,25 +142,89 @@ builder.mutationField("createApiKey", (t) =>
     ...requires("API_KEY_CREATE"),
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
     resolve: async (_root, { input }, context) => {
-      const requested =
-        input.permissions == null
-          ? null
-          : PERMISSIONS.filter(
-              (p) =>
-                (input.permissions as Record<string, boolean | null | undefined>)[permissionFieldName(p)] ===
-                true,
-            );
-      return createApiKey(
-        context.services,
-        { principal: context.principal as AuthenticatedPrincipal, scope: scopeOf(context) },
-        {
-          name: input.name,
-          podId: optionalId(input.podId, "Pod"),
-          inboxId: optionalId(input.inboxId, "Inbox"),
-          permissions: requested,
-          expiresAt: input.expiresAt,
-        },
-      );
+      const requested = input.permissions == null ? null : requestedPermissions(input.permissions);
+      return createApiKey(context.services, callerOf(context), {
+        name: input.name,
+        podId: optionalId(input.podId, "Pod"),
+        inboxId: optionalId(input.inboxId, "Inbox"),
+        permissions: requested,
+        expiresAt: input.expiresAt,
+        allowedIps: input.allowedIps,
+        sendRequiresApproval: input.sendRequiresApproval,
+      });
+    },
+  }),
+);
+
+const RollApiKeyInput = builder.inputType("RollApiKeyInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    expireOldAt: t.field({
+      type: "DateTime",
+      description: "When the old key stops working: default 24 hours from now, at most 7 days.",
+    }),
+  }),
+});
+
+builder.mutationField("rollApiKey", (t) =>
+  t.field({
+    type: CreateApiKeyPayload,
+    ...requires("API_KEY_CREATE"),
+    description:
+      "A new secret for a key inside your scope, with its name, scope, permissions, allow-list and expiry (never wider than yours); the old secret keeps working until expireOldAt.",
+    args: { input: t.arg({ type: RollApiKeyInput, required: true }) },
+    resolve: (_root, { input }, context) =>
+      rollApiKey(context.services, callerOf(context), {
+        id: decodeId(String(input.id), "ApiKey"),
+        expireOldAt: input.expireOldAt,
+      }),
+  }),
+);
+
+const UpdateApiKeyInput = builder.inputType("UpdateApiKeyInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    name: t.string(),
+    permissions: t.field({
+      type: ApiKeyPermissionsInput,
+      description: "The flags to keep: the key keeps only those it has and you have (it can only narrow).",
+    }),
+    expiresAt: t.field({
+      type: "DateTime",
+      description: "Only earlier than the key's expiry, or set where it has none.",
+    }),
+    allowedIps: t.stringList({
+      description:
+        "A new allow-list (inside your own, when you are bound to one); null lifts it, which only a caller without an allow-list may do.",
+    }),
+    sendRequiresApproval: t.boolean({
+      description: "true by anyone allowed; false only by a caller that is not approval-bound itself.",
+    }),
+  }),
+});
+
+const UpdateApiKeyPayload = builder.simpleObject("UpdateApiKeyPayload", {
+  fields: (t) => ({ apiKey: t.field({ type: ApiKeyRef }) }),
+});
+
+builder.mutationField("updateApiKey", (t) =>
+  t.field({
+    type: UpdateApiKeyPayload,
+    ...requires("API_KEY_CREATE"),
+    description:
+      "Narrows a key inside your scope; the change is in force on the next request, on every node.",
+    args: { input: t.arg({ type: UpdateApiKeyInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const apiKey = await updateApiKey(context.services, callerOf(context), {
+        id: decodeId(String(input.id), "ApiKey"),
+        name: input.name ?? undefined,
+        permissions: input.permissions == null ? undefined : requestedPermissions(input.permissions),
+        // An explicit null is a request (refused for expiresAt, a lift for allowedIps); left out is none.
+        expiresAt: "expiresAt" in input ? input.expiresAt : undefined,
+        allowedIps: "allowedIps" in input ? input.allowedIps : undefined,
+        sendRequiresApproval: input.sendRequiresApproval,
+      });
+      return { apiKey };
     },
   }),
 );

@@ -5,7 +5,7 @@ import DirectivePlugin from "@pothos/plugin-directives";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin, { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
 import SimpleObjectsPlugin from "@pothos/plugin-simple-objects";
-import { GraphQLError, Kind } from "graphql";
+import { GraphQLError, type GraphQLSchema, isInterfaceType, isObjectType, Kind } from "graphql";
 import { forbidden, isPermission, type Permission } from "../auth/permissions.ts";
 import { badUserInput, notFound, unauthenticated } from "../errors.ts";
 import type { Context } from "./context.ts";
@@ -108,7 +108,10 @@ function requiredPermissionOf(failure: AuthFailure): Permission | undefined {
 
 /**
  * The one declaration for a guarded field: it installs the scope-auth rule that enforces the
- * permission and the `@requires(permission:)` directive that documents it, so they cannot drift.
+ * permission (whose FORBIDDEN error carries `extensions.fix`, src/auth/permissions.ts) and the
+ * `@requires(permission:)` directive that documents it, from which describeRequirements ends the
+ * field's description with `Requires <PERMISSION>.` — so the rule, the error, the directive and the
+ * documentation cannot drift.
  */
 export function requires<P extends Permission>(permission: P) {
   return {
@@ -117,6 +120,42 @@ export function requires<P extends Permission>(permission: P) {
     authScopes: { permission },
     directives: { requires: { permission } },
   } as const;
+}
+
+/** The sentence that ends a guarded field's description. */
+export function requirementSentence(permission: Permission): string {
+  return `Requires ${permission}.`;
+}
+
+/**
+ * Ends the description of every field that requires() guards with requirementSentence, read from the
+ * `@requires` directive requires() declared (what GraphiQL's documentation explorer shows).
+ */
+export function describeRequirements(schema: GraphQLSchema): GraphQLSchema {
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) && !isInterfaceType(type)) continue;
+    for (const field of Object.values(type.getFields())) {
+      const permission = requiredPermissionOfField(field);
+      if (!permission) continue;
+      const sentence = requirementSentence(permission);
+      if (field.description?.endsWith(sentence)) continue;
+      field.description = field.description ? `${field.description.trimEnd()} ${sentence}` : sentence;
+      // The directives plugin gives the field an AST node too; SDL printers read its description.
+      if (field.astNode) {
+        field.astNode = { ...field.astNode, description: { kind: Kind.STRING, value: field.description } };
+      }
+    }
+  }
+  return schema;
+}
+
+/** The permission requires() declared on a field (its `@requires` directive), if any. */
+export function requiredPermissionOfField(field: {
+  extensions?: Readonly<Record<string, unknown>> | null;
+}): Permission | undefined {
+  const directives = field.extensions?.directives as { requires?: { permission?: unknown } } | undefined;
+  const permission = directives?.requires?.permission;
+  return typeof permission === "string" && isPermission(permission) ? permission : undefined;
 }
 
 /** The builder's schema types, for helpers that take one of its field builders. */

@@ -20,6 +20,8 @@ export interface Context {
    * are built; src/server/base-url.ts.
    */
   baseUrl?: string | undefined;
+  /** The request's `Idempotency-Key` header (HTTP only), for a send mutation (src/schema/send.ts). */
+  idempotencyKeyHeader?: string | undefined;
 }
 
 export function createContext(

@@ -30,6 +30,20 @@ const bodies = (context: Context) =>
     ({ id, body }) => `${body}:${id}`,
   );
 
+const DraftSendStatus = builder.enumType("DraftSendStatus", {
+  description: "Where a draft stands in its sending (docs/sending.md).",
+  values: {
+    DRAFT: { description: "Being written; not scheduled." },
+    SCHEDULED: { description: "To be sent at sendAt." },
+    SENDING: { description: "Its scheduled send is under way." },
+    SENT: { description: "Sent by its schedule; the message is in the inbox, labelled sent." },
+    FAILED: { description: "Its scheduled send was refused; failureReason says why." },
+    PENDING_APPROVAL: {
+      description: "Waiting for a person (or a key that is not approval-bound) to approve it.",
+    },
+  } as const,
+});
+
 DraftRef.implement({
   description: "An unsent message being composed in an inbox.",
   fields: (t) => ({
@@ -47,6 +61,28 @@ DraftRef.implement({
         "The message this draft replies to; null when there is none, or when it is deleted or hidden from the caller.",
       resolve: (draft) => draft.in_reply_to_visible_id,
     }),
+    forwardOf: t.field({
+      type: MessageRef,
+      ...requires("MESSAGE_READ"),
+      description:
+        "The message this draft forwards (attached whole when it is sent); null when there is none, or when it is deleted or hidden from the caller.",
+      resolve: (draft) => draft.forward_of_visible_id,
+    }),
+    replyAll: t.exposeBoolean("reply_all", {
+      description:
+        "Sent also to everyone else the replied-to message was addressed to (never to this inbox itself).",
+    }),
+    sendAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description: "When the draft is (or was) to be sent; null when it is not scheduled.",
+      resolve: (draft) => draft.send_at,
+    }),
+    sendStatus: t.field({ type: DraftSendStatus, resolve: (draft) => draft.send_status }),
+    failureReason: t.exposeString("failure_reason", {
+      nullable: true,
+      description: "Why its scheduled send failed (sendStatus FAILED).",
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (draft) => draft.created_at }),
     updatedAt: t.field({ type: "DateTime", resolve: (draft) => draft.updated_at }),
   }),
@@ -57,8 +93,8 @@ builder.queryFields((t) => ({
     {
       type: DraftRef,
       ...requires("DRAFT_READ"),
-      description: "Drafts the caller can see, newest first.",
-      args: { inboxId: t.arg.id() },
+      description: "Drafts the caller can see, newest first; with sendStatus, only those in that state.",
+      args: { inboxId: t.arg.id(), sendStatus: t.arg({ type: DraftSendStatus }) },
       resolve: (_root, args, context) =>
         keysetConnection(
           args,
@@ -68,7 +104,7 @@ builder.queryFields((t) => ({
             listDrafts(
               context.services.db,
               scopeOf(context),
-              { inboxId: optionalId(args.inboxId, "Inbox") },
+              { inboxId: optionalId(args.inboxId, "Inbox"), sendStatus: args.sendStatus ?? undefined },
               page,
             ),
         ),
@@ -102,7 +138,21 @@ const CreateDraftInput = builder.inputType("CreateDraftInput", {
   fields: (t) => ({
     inboxId: t.id({ required: true }),
     ...draftContent(t),
-    inReplyToMessageId: t.id({ description: "A message of the same inbox this draft replies to." }),
+    inReplyToMessageId: t.id({
+      description:
+        "A message of the same inbox this draft replies to. Without recipients, the draft is sent to its sender.",
+    }),
+    replyAll: t.boolean({
+      description: "With inReplyToMessageId: also to everyone else that message was addressed to.",
+    }),
+    forwardOfMessageId: t.id({
+      description:
+        "A message of the same inbox this draft forwards, attached whole (message/rfc822) when sent.",
+    }),
+    sendAt: t.field({
+      type: "DateTime",
+      description: "Schedules the send: not in the past, at most 90 days ahead.",
+    }),
   }),
 });
 
@@ -111,6 +161,11 @@ const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
   fields: (t) => ({
     id: t.id({ required: true }),
     ...draftContent(t),
+    sendAt: t.field({
+      type: "DateTime",
+      description:
+        "Schedules (or moves) the send: not in the past, at most 90 days ahead. An explicit null unschedules.",
+    }),
   }),
 });
 
@@ -128,6 +183,7 @@ builder.mutationFields((t) => ({
         ...input,
         inboxId: decodeId(String(input.inboxId), "Inbox"),
         inReplyToMessageId: optionalId(input.inReplyToMessageId, "Message"),
+        forwardOfMessageId: optionalId(input.forwardOfMessageId, "Message"),
       }),
     }),
   }),

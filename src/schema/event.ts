@@ -115,6 +115,7 @@ function streamFor<T>(
 ): AsyncIterableIterator<T> {
   const subscriber = {
     principal: context.principal as AuthenticatedPrincipal,
+    clientIp: context.clientIp,
     onRefresh(fresh: AuthenticatedPrincipal) {
       context.principal = fresh;
       context.scope = tenantScopeOf(fresh);

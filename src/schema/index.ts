@@ -1,6 +1,6 @@
 // Imports every type file and exports the finished schema; nothing else.
 import { assertValidSchema } from "graphql";
-import { builder } from "./builder.ts";
+import { builder, describeRequirements } from "./builder.ts";
 import { withRequiresDirective } from "./permission.ts";
 import "./organization.ts";
 import "./pod.ts";
@@ -22,12 +22,14 @@ import "./draft.ts";
 import "./send.ts";
 import "./metrics.ts";
 
-export const schema = withRequiresDirective(builder.toSchema({ sortSchema: false }));
+export const schema = withRequiresDirective(describeRequirements(builder.toSchema({ sortSchema: false })));
 
 // Fail at start-up, not on the first request.
 assertValidSchema(schema);
 
 /** The same schema without permission checks: only for BENCH_DISABLE_AUTHORIZATION (src/config.ts). */
 export function schemaWithoutAuthorization() {
-  return withRequiresDirective(builder.toSchema({ sortSchema: false, disableScopeAuth: true }));
+  return withRequiresDirective(
+    describeRequirements(builder.toSchema({ sortSchema: false, disableScopeAuth: true })),
+  );
 }

@@ -24,7 +24,7 @@ export function fileRoute(services: FileServices, logger: Logger) {
     let download: Download | undefined;
     try {
       download = await openDownload(services, path.slice(FILES_PATH.length), {
-        clientIp: clientAddress(req),
+        clientIp: clientAddress(req, services.config.trustProxy),
       });
     } catch (error) {
       if (isDatabaseUnavailable(error)) {

@@ -9,6 +9,12 @@ import {
   RELAY_MESSAGE,
   relayMessageTask,
 } from "../outbound/delivery.ts";
+import {
+  PURGE_IDEMPOTENCY_KEYS,
+  PURGE_IDEMPOTENCY_KEYS_CRONTAB,
+  purgeIdempotencyKeys,
+} from "../outbound/idempotency.ts";
+import { SEND_SCHEDULED_DRAFT, sendScheduledDraftTask } from "../outbound/scheduled.ts";
 import { DELIVER_WEBHOOK, deliverWebhookTask } from "../webhooks/delivery.ts";
 
 export function jobRunners(services: InboundServices): JobRunner[] {
@@ -28,6 +34,19 @@ export function jobRunners(services: InboundServices): JobRunner[] {
       name: "webhooks",
       concurrency: config.webhookConcurrency,
       tasks: { [DELIVER_WEBHOOK]: deliverWebhookTask(services) },
+    },
+    {
+      // Sends that were scheduled: composing and storing like a send from the API.
+      name: "scheduled-sends",
+      concurrency: 2,
+      tasks: { [SEND_SCHEDULED_DRAFT]: sendScheduledDraftTask(services) },
+    },
+    {
+      // Housekeeping on a schedule: one slot is plenty.
+      name: "maintenance",
+      concurrency: 1,
+      tasks: { [PURGE_IDEMPOTENCY_KEYS]: { run: () => purgeIdempotencyKeys(services) } },
+      crontab: PURGE_IDEMPOTENCY_KEYS_CRONTAB,
     },
   ];
 }

@@ -1,9 +1,9 @@
 // The default rate limit on the wire: checked for every HTTP request before its body is read, and
 // for every graphql-ws operation; the request's address as the limits see it.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isIPv4 } from "node:net";
 import type { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import { forwardedClient, type TrustedProxies } from "../auth/allowed-ips.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { authenticateOnce } from "../auth/credentials.ts";
 import type { Principal } from "../auth/principal.ts";
@@ -17,16 +17,19 @@ import {
   rateLimitUnavailableError,
 } from "../auth/rate-limit.ts";
 
-/** The address a request came from; IPv4-mapped IPv6 addresses as plain IPv4. Proxies are not trusted. */
-export function clientAddress(req: IncomingMessage | undefined): string {
-  const raw = req?.socket.remoteAddress;
-  if (!raw) return "unknown";
-  return raw.startsWith("::ffff:") && isIPv4(raw.slice(7)) ? raw.slice(7) : raw;
+/**
+ * The address a request came from, for the per-IP limits and the keys' allow-lists alike: the TCP
+ * peer, or with TRUST_PROXY the right-most untrusted X-Forwarded-For address (src/auth/allowed-ips.ts
+ * forwardedClient). IPv4-mapped IPv6 addresses as plain IPv4.
+ */
+export function clientAddress(req: IncomingMessage | undefined, trustProxy: TrustedProxies): string {
+  return forwardedClient(req?.socket.remoteAddress, req?.headers["x-forwarded-for"], trustProxy);
 }
 
 interface RateLimitServices {
   rateLimiter: RateLimiter;
   authenticator: Authenticator;
+  config: { trustProxy: TrustedProxies };
 }
 
 /**
@@ -52,7 +55,7 @@ export function useRateLimit(
       try {
         result = await limiter.consume(
           limiter.defaultPolicy,
-          callerKey(principal, clientAddress(serverContext.req)),
+          callerKey(principal, clientAddress(serverContext.req, services.config.trustProxy)),
         );
       } catch (error) {
         if (!(error instanceof RateLimitUnavailable)) throw error;

@@ -5,6 +5,7 @@ import type { Server } from "node:http";
 import { GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { type WebSocket, WebSocketServer } from "ws";
+import { ADDRESS_NOT_ALLOWED_MESSAGE, addressAllowed } from "../auth/allowed-ips.ts";
 import { type AuthInvalidation, concerns } from "../auth/authenticator.ts";
 import { InvalidCredential, resolvePrincipal } from "../auth/credentials.ts";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
@@ -20,11 +21,15 @@ import type { ServerContext, Yoga } from "./yoga.ts";
 
 /** graphql-ws close code for a refused or revoked credential. */
 export const WS_UNAUTHORIZED = 4401;
+/** graphql-ws close code for a key used from an address its allow-list does not hold (like HTTP 403). */
+export const WS_FORBIDDEN_ADDRESS = 4403;
 /** graphql-ws close code when the database is away: like HTTP 503, and clients retry it (4401 they do not). */
 export const WS_SERVICE_UNAVAILABLE = 4503;
 
 type WsExtra = {
   principal?: AuthenticatedPrincipal;
+  /** The client's address, as the allow-lists and rate limits see it (TRUST_PROXY applied). */
+  clientIp?: string;
   expiryTimer?: NodeJS.Timeout;
 };
 
@@ -48,6 +53,8 @@ export function attachWebSockets(
     maxPayload: maxRequestBodyBytes(config),
   });
   const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
+  const refuseAddress = (socket: WebSocket) =>
+    socket.close(WS_FORBIDDEN_ADDRESS, ADDRESS_NOT_ALLOWED_MESSAGE);
   const unavailable = (socket: WebSocket) => socket.close(WS_SERVICE_UNAVAILABLE, "Service unavailable");
 
   const scheduleExpiry = (socket: WebSocket, extra: WsExtra) => {
@@ -69,6 +76,8 @@ export function attachWebSockets(
       services.authenticator.refresh(principal).then(
         (fresh) => {
           if (!fresh) return refuse(socket);
+          // An allow-list set or narrowed since: the connection's address must still be on it.
+          if (!addressAllowed(fresh.allowedIps, extra.clientIp ?? "")) return refuseAddress(socket);
           extra.principal = fresh;
           scheduleExpiry(socket, extra);
         },
@@ -90,7 +99,13 @@ export function attachWebSockets(
               ? await resolvePrincipal(services.authenticator, { authorization })
               : undefined;
           if (!principal || principal.kind === "anonymous") throw new InvalidCredential();
+          const clientIp = clientAddress(ctx.extra.request, config.trustProxy);
+          if (!addressAllowed(principal.allowedIps, clientIp)) {
+            refuseAddress(ctx.extra.socket);
+            return false;
+          }
           ctx.extra.principal = principal;
+          ctx.extra.clientIp = clientIp;
           setFrameLimit(ctx.extra.socket, maxRequestBodyBytes(config));
           sockets.set(ctx.extra.socket, ctx.extra);
           scheduleExpiry(ctx.extra.socket, ctx.extra);
@@ -109,7 +124,7 @@ export function attachWebSockets(
       subscribe: (args) =>
         (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
-        const clientIp = clientAddress(ctx.extra.request);
+        const clientIp = ctx.extra.clientIp ?? clientAddress(ctx.extra.request, config.trustProxy);
         const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
         if (limited) return [limited];
         const { request } = ctx.extra;

@@ -2,6 +2,7 @@
 // transport, and the context built for each request from its credentials.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import { addressAllowed, addressNotAllowed } from "../auth/allowed-ips.ts";
 import { authenticateOnce, InvalidCredential, readCookie, SESSION_COOKIE } from "../auth/credentials.ts";
 import { originMayUseSession } from "../auth/origin.ts";
 import type { Principal } from "../auth/principal.ts";
@@ -75,7 +76,7 @@ export function buildYoga(
       observability.prometheusPlugin(),
       observability.operationsPlugin(),
       useRequestBodyLimit(maxRequestBodyBytes(config)),
-      useRateLimit(services),
+      useRateLimit({ ...services, config }),
       useOperationLimits({ blockFieldSuggestions: !config.development }),
       useInputRules(),
       useCookieCsrfPrevention(config.corsOrigins),
@@ -94,12 +95,18 @@ export function buildYoga(
       try {
         // The rate limiter has usually authenticated this request already.
         const principal = await authenticateOnce(services.authenticator, initial.req, request);
+        const clientIp = clientAddress(initial.req, config.trustProxy);
+        // A key pinned to addresses is refused from any other, on every operation (HTTP and SSE).
+        if (principal.kind === "apiKey" && !addressAllowed(principal.allowedIps, clientIp)) {
+          throw addressNotAllowed();
+        }
         return createContext(services, principal, {
           setCookie: (cookie) => initial.res?.appendHeader("Set-Cookie", cookie),
           foreignOrigin: !originMayUseSession(request, config.corsOrigins),
           secure: isSecureRequest(request),
-          clientIp: clientAddress(initial.req),
+          clientIp,
           baseUrl: baseUrlOf(config, request.headers.get("host"), isSecureRequest(request)),
+          idempotencyKeyHeader: request.headers.get("idempotency-key") ?? undefined,
         });
       } catch (error) {
         if (!(error instanceof InvalidCredential)) throw error;
