@@ -289,6 +289,35 @@ describe("POST /mcp", () => {
     expect(text(bad)).toContain("timeoutSeconds");
   });
 
+  it("refuses a key pinned to other addresses (403), like /graphql", async () => {
+    const key = await createKey(server, org.apiKey, { allowedIps: ["192.0.2.1"] });
+    const response = await fetch(`${server.url}/mcp`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        authorization: `Bearer ${key.secret}`,
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(response.status).toBe(403);
+    expect((await response.json()).errors[0].extensions.code).toBe("FORBIDDEN");
+  });
+
+  it("sends at most once with an idempotencyKey", async () => {
+    const client = await httpClient(org.apiKey);
+    const args = {
+      inboxId: inboxes.a.id,
+      to: [inboxes.b.email],
+      subject: "Once",
+      text: "Only once.",
+      idempotencyKey: "mcp-once-1",
+    };
+    const first = await structured(client, "send_message", args);
+    const again = await structured(client, "send_message", args);
+    expect(again.message.id).toBe(first.message.id);
+  });
+
   it("refuses a deleted key on its next call", async () => {
     const key = await createKey(server, org.apiKey, {});
     const client = await httpClient(key.secret);

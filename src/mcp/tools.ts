@@ -176,8 +176,9 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
     description: "Sends a new message from one of your inboxes. Returns the sent copy.",
     readOnly: false,
     document: `mutation McpSendMessage($inboxId: ID!, $to: [String!]!, $cc: [String!], $bcc: [String!],
-      $subject: String, $text: String, $html: String, $labels: [String!]) {
-      sendMessage(input: { inboxId: $inboxId, to: $to, cc: $cc, bcc: $bcc, subject: $subject, text: $text, html: $html, labels: $labels }) {
+      $subject: String, $text: String, $html: String, $labels: [String!], $idempotencyKey: String) {
+      sendMessage(input: { inboxId: $inboxId, to: $to, cc: $cc, bcc: $bcc, subject: $subject, text: $text, html: $html,
+        labels: $labels, idempotencyKey: $idempotencyKey }) {
         message { ${MESSAGE_SUMMARY} }
       }
     }`,
@@ -189,8 +190,10 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
     description:
       "Replies from the message's inbox to its sender (or Reply-To), in its thread; replyAll also to the other recipients.",
     readOnly: false,
-    document: `mutation McpReplyToMessage($messageId: ID!, $text: String, $html: String, $replyAll: Boolean, $labels: [String!]) {
-      replyToMessage(input: { messageId: $messageId, text: $text, html: $html, replyAll: $replyAll, labels: $labels }) {
+    document: `mutation McpReplyToMessage($messageId: ID!, $text: String, $html: String, $replyAll: Boolean, $labels: [String!],
+      $idempotencyKey: String) {
+      replyToMessage(input: { messageId: $messageId, text: $text, html: $html, replyAll: $replyAll, labels: $labels,
+        idempotencyKey: $idempotencyKey }) {
         message { ${MESSAGE_SUMMARY} }
       }
     }`,
@@ -202,8 +205,10 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
     description:
       "Forwards a message from its inbox with your note; the original goes along attached, unchanged.",
     readOnly: false,
-    document: `mutation McpForwardMessage($messageId: ID!, $to: [String!]!, $cc: [String!], $bcc: [String!], $text: String, $html: String) {
-      forwardMessage(input: { messageId: $messageId, to: $to, cc: $cc, bcc: $bcc, text: $text, html: $html }) {
+    document: `mutation McpForwardMessage($messageId: ID!, $to: [String!]!, $cc: [String!], $bcc: [String!], $text: String, $html: String,
+      $idempotencyKey: String) {
+      forwardMessage(input: { messageId: $messageId, to: $to, cc: $cc, bcc: $bcc, text: $text, html: $html,
+        idempotencyKey: $idempotencyKey }) {
         message { ${MESSAGE_SUMMARY} }
       }
     }`,
@@ -239,7 +244,9 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
     title: "Send a draft",
     description: "Sends a draft as it stands (and deletes it). Returns the sent message.",
     readOnly: false,
-    document: `mutation McpSendDraft($draftId: ID!) { sendDraft(input: { id: $draftId }) { message { ${MESSAGE_SUMMARY} } } }`,
+    document: `mutation McpSendDraft($draftId: ID!, $idempotencyKey: String) {
+      sendDraft(input: { id: $draftId, idempotencyKey: $idempotencyKey }) { message { ${MESSAGE_SUMMARY} } }
+    }`,
     ...single("message", ["sendDraft", "message"]),
   },
   {

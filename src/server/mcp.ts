@@ -6,6 +6,7 @@
 // SSE the same way, on the event stream every subscription uses.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { ADDRESS_NOT_ALLOWED_MESSAGE, addressAllowed } from "../auth/allowed-ips.ts";
 import { authenticateOnce, InvalidCredential } from "../auth/credentials.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
@@ -113,7 +114,8 @@ export function mcpRoute(
       if (!(error instanceof InvalidCredential)) throw error;
       principal = { kind: "anonymous" };
     }
-    const limited = await limitRequest(services.rateLimiter, principal, clientAddress(req));
+    const clientIp = clientAddress(req, config.trustProxy);
+    const limited = await limitRequest(services.rateLimiter, principal, clientIp);
     if (limited.error) {
       const http = limited.error.extensions.http as { status: number; headers?: Record<string, string> };
       sendJson(res, http.status, graphqlError(limited.error.message, String(limited.error.extensions.code)), {
@@ -126,6 +128,11 @@ export function mcpRoute(
       sendJson(res, 401, graphqlError(UNAUTHENTICATED_MESSAGE, "UNAUTHENTICATED"), {
         "WWW-Authenticate": WWW_AUTHENTICATE,
       });
+      return true;
+    }
+    // A key pinned to addresses is refused from any other, as on /graphql (every tool call checks it again).
+    if (principal.kind === "apiKey" && !addressAllowed(principal.allowedIps, clientIp)) {
+      sendJson(res, 403, graphqlError(ADDRESS_NOT_ALLOWED_MESSAGE, "FORBIDDEN"));
       return true;
     }
     if (req.method !== "POST") {
