@@ -3,10 +3,14 @@
 // settings: synchronous_commit on). Measured in the same run against a baseline of smtp-server +
 // mailparser alone (no storage), so the ratio says what storing costs on this machine.
 //   npm run bench:smtp -- [--sizes 1k,100k] [--concurrency 10,20] [--seconds 6] [--rounds 1] [--quick] [--record]
+//     [--auth]
+// --auth: also 1 KB with SPF, DKIM, DMARC and ARC verification on (a second listener of the same
+// server, against a DNS server started here that publishes the sender's SPF, DKIM key and DMARC
+// record; every message DKIM-signed) beside verification off (the server's own listener), in turn.
 // --quick: about two seconds per measurement and no 10-organization row, for a combined run.
 // --record: also append the table to bench/RESULTS.md. The last line printed is one JSON object
 // with every measurement, for scripts that collect results.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -14,14 +18,17 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { dkimSign } from "mailauth/lib/dkim/sign";
 import { simpleParser } from "mailparser";
 import { createTransport } from "nodemailer";
 import { SMTPServer } from "smtp-server";
 import { buildApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
+import { createSmtpListener } from "../src/inbound/smtp-server.ts";
 import { createInbox } from "../src/inboxes/service.ts";
 import { createLogger } from "../src/logger.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
+import { startDnsServer } from "../test/helpers/dns-server.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -31,6 +38,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string", default: "1" },
     quick: { type: "boolean", default: false },
     record: { type: "boolean", default: false },
+    auth: { type: "boolean", default: false },
   },
 });
 const QUICK = flags.quick;
@@ -56,6 +64,15 @@ const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "RESULTS
 
 /** A message of about `bytes` bytes: a text body, plus a binary attachment for the larger sizes. */
 function template(bytes: number, to: string): { head: (id: string) => string; body: string } {
+  return signedTemplate?.(bytes, to) ?? plainTemplate(bytes, to);
+}
+
+/** With --auth: templates whose messages carry a valid DKIM signature of bench.test. */
+let signedTemplate:
+  | ((bytes: number, to: string) => { head: (id: string) => string; body: string } | undefined)
+  | undefined;
+
+function plainTemplate(bytes: number, to: string): { head: (id: string) => string; body: string } {
   const attachmentBytes = bytes > 4096 ? Math.floor(((bytes - 1024) * 3) / 4 / 1.03) : 0;
   const text = "The quick brown fox jumps over the lazy dog. ".repeat(14).slice(0, 600);
   const boundary = "bench-boundary-42";
@@ -220,10 +237,14 @@ async function startBaseline(maxBytes: number) {
 }
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-smtp-"));
+const dns = flags.auth ? await startDnsServer() : undefined;
 const config = {
   ...loadConfig({ LOG_LEVEL: "silent", DATA_DIR: dataDir }),
   databaseUrl: undefined,
   port: 0,
+  // The server's own listener does not verify: with --auth, a second one does (below).
+  mailAuth: false,
+  ...(dns ? { dnsServers: [dns.address] } : {}),
 };
 // An ephemeral SMTP port: the benchmark must not collide with a server running on the default one.
 const app = buildApp(config, { logger: createLogger(config), smtpPort: 0 });
@@ -342,6 +363,39 @@ try {
   }
   await baseline.stop();
 
+  if (dns) {
+    const { signed, verifying } = await authenticationSetup(dns, inbox.email);
+    signedTemplate = signed;
+    try {
+      const clients = CONCURRENCY[0] as number;
+      await measureQuick(verifying.port, inbox.email);
+      await measureQuick(smtpPort, inbox.email);
+      let round = 0;
+      const [off, on] = await inTurn(
+        () =>
+          measureMailroom(() =>
+            measure(smtpPort, [inbox.email], 1024, clients, `${run}-auth-off-${++round}`),
+          ),
+        () =>
+          measureMailroom(() =>
+            measure(verifying.port, [inbox.email], 1024, clients, `${run}-auth-on-${round}`),
+          ),
+      );
+      const authenticated = await app.services.db
+        .selectFrom("messages")
+        .select((eb) => eb.fn.countAll<string>().as("count"))
+        .where("authenticated", "=", true)
+        .executeTakeFirstOrThrow();
+      process.stdout.write(`${authenticated.count} messages stored authenticated (DKIM and DMARC pass).\n`);
+      // The baseline of this row is Mailroom with verification off.
+      report("1 KB DKIM-signed, verification on vs off", "1 KB", 1, off, on, clients);
+    } finally {
+      signedTemplate = undefined;
+      await verifying.stop();
+      await dns.stop();
+    }
+  }
+
   const stored = await app.services.db
     .selectFrom("messages")
     .select((eb) => eb.fn.countAll<string>().as("count"))
@@ -398,6 +452,40 @@ async function measureMailroom(run: () => Promise<Measurement>): Promise<Measure
   const after = app.services.ingestQueue.stats();
   const commits = after.commits - before.commits;
   return { ...measurement, batch: commits === 0 ? 0 : (after.messages - before.messages) / commits };
+}
+
+/**
+ * For --auth: bench.test publishes SPF for 127.0.0.1, a DKIM key and DMARC p=reject; messages are
+ * signed once per recipient and size over the headers that do not change (From, To, Date,
+ * MIME-Version, Content-Type) and the body, so each message's Subject and Message-ID can vary
+ * while its signature still verifies: the server does the whole DKIM check for every message.
+ * Answers are cached by the server (a burst from one domain asks DNS once a minute).
+ */
+async function authenticationSetup(server: Awaited<ReturnType<typeof startDnsServer>>, to: string) {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  server.zone.set("bench.test", { TXT: ["v=spf1 ip4:127.0.0.1 -all"] });
+  server.zone.set("_dmarc.bench.test", { TXT: ["v=DMARC1; p=reject"] });
+  server.zone.set("bench._domainkey.bench.test", {
+    TXT: [`v=DKIM1; k=rsa; p=${publicKey.export({ type: "spki", format: "der" }).toString("base64")}`],
+  });
+  const plain = plainTemplate(1024, to);
+  const date = new Date().toUTCString();
+  const head = (id: string) => plain.head(id).replace(/^Date: .*\r\n/m, `Date: ${date}\r\n`);
+  const result = await dkimSign(Buffer.from(head("sample") + plain.body), {
+    signingDomain: "bench.test",
+    selector: "bench",
+    privateKey: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    canonicalization: "relaxed/relaxed",
+    headerList: ["from", "to", "date", "mime-version", "content-type"],
+  });
+  if (result.errors.length > 0) throw new Error(`DKIM signing failed: ${JSON.stringify(result.errors)}`);
+  const signed = (bytes: number, recipient: string) =>
+    bytes === 1024 && recipient === to
+      ? { head: (id: string) => result.signatures + head(id), body: plain.body }
+      : undefined;
+  const verifying = createSmtpListener(app.services, { port: 0, host: "127.0.0.1", verify: true });
+  const { port } = await verifying.start();
+  return { signed, verifying: { port, stop: () => verifying.stop(1_000) } };
 }
 
 async function measureQuick(port: number, to: string) {

@@ -197,6 +197,9 @@ const environmentSchema = z.object({
   TOKEN_PEPPER: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
   WEBHOOK_SECRET_KEY: z.string().min(32, { error: "expected at least 32 characters" }).optional(),
   DNS_SERVERS: dnsServers.optional(),
+  MAIL_AUTH: booleanString.default(true),
+  MAIL_AUTH_DNS_TIMEOUT_MS: integer(50, 60_000).default(2_000),
+  MAIL_AUTH_TIMEOUT_MS: integer(100, 300_000).default(6_000),
   MX_HOST: domainName.optional(),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
@@ -291,8 +294,17 @@ export interface Config {
    * kept in `DATA_DIR/webhook-secret.key`. Every node must share it (see src/webhooks/secret.ts).
    */
   webhookSecretKey: string | undefined;
-  /** DNS servers for domain verification (`host[:port]`); unset: the system's resolvers. */
+  /**
+   * DNS servers for domain verification and inbound authentication (`host[:port]`); unset: the
+   * system's resolvers.
+   */
   dnsServers: string[] | undefined;
+  /** Check SPF, DKIM, DMARC and ARC of mail received over SMTP (docs/authentication.md). */
+  mailAuth: boolean;
+  /** The longest one DNS lookup of those checks may take before it counts as TEMPERROR. */
+  mailAuthDnsTimeoutMs: number;
+  /** The longest all DNS lookups of one message's checks may take together. */
+  mailAuthTimeoutMs: number;
   /** The host custom domains point their MX record at; unset: MAIL_DOMAIN. */
   mxHost: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -402,6 +414,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenPepper: value.TOKEN_PEPPER,
     webhookSecretKey: value.WEBHOOK_SECRET_KEY,
     dnsServers: value.DNS_SERVERS,
+    mailAuth: value.MAIL_AUTH,
+    mailAuthDnsTimeoutMs: value.MAIL_AUTH_DNS_TIMEOUT_MS,
+    mailAuthTimeoutMs: value.MAIL_AUTH_TIMEOUT_MS,
     mxHost: value.MX_HOST,
     logLevel: value.LOG_LEVEL,
     production: value.NODE_ENV === "production",

@@ -48,6 +48,17 @@ describe("bench/seed", () => {
     expect(unsorted.rows[0]?.n).toBe("0");
   });
 
+  it("gives every message the search vector the mail path would", async () => {
+    const { rows } = await sql<{ differing: string; empty: string }>`
+      SELECT count(*) FILTER (WHERE m.search_vector IS DISTINCT FROM mail_search_vector(m.subject, m.from_address,
+          m.from_name, m.to_addresses, m.to_names, m.cc_addresses, m.cc_names,
+          (SELECT array_agg(a.filename ORDER BY a.id) FROM attachments a WHERE a.org_id = m.org_id AND a.message_id = m.id),
+          m.text_body, m.html_body)) AS differing,
+        count(*) FILTER (WHERE m.search_vector = ''::tsvector) AS empty
+      FROM messages m WHERE m.org_id = ${org.id}`.execute(database.db);
+    expect(rows[0]).toEqual({ differing: "0", empty: "0" });
+  });
+
   it("keeps thread_visibility as the mail path would", async () => {
     const before = await sql<{ thread_id: string; hidden_mask: number; last_message_at: Date }>`
       SELECT thread_id, hidden_mask, last_message_at FROM thread_visibility WHERE org_id = ${org.id}

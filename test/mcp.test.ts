@@ -367,6 +367,13 @@ describe("every tool against real data", () => {
     const download = await fetch(attachment.attachment.downloadUrl);
     expect(await download.text()).toBe("total: 42");
 
+    const found = await until(async () => {
+      const page = await run("search_messages", { query: "invoice", inboxId: inboxes.a.id });
+      return page.messages.length ? page : undefined;
+    });
+    expect(found.messages[0].id).toBe(received.id);
+    expect(found.messages[0].rank).toBeGreaterThan(0);
+
     const labelled = await run("update_labels", { messageId: received.id, addLabels: ["billing"] });
     expect(labelled.message.labels).toContain("billing");
 

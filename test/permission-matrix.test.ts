@@ -252,6 +252,7 @@ function sampleArg(fieldReturn: GraphQLNamedType, argName: string, argType: Grap
   if (argName === "podId") return ids.Pod;
   if (argName === "from") return new Date(Date.now() - 3_600_000).toISOString();
   if (argName === "to") return new Date().toISOString();
+  if (argName === "query" && fieldReturn.name === "MessageSearchConnection") return "matrix";
   if (isEnumType(argType)) return argType.getValues()[0]?.value;
   throw new Error(`no sample for required argument ${argName}`);
 }

@@ -141,6 +141,31 @@ export interface DomainTable {
   updated_at: GeneratedTimestamp;
 }
 
+export type AuthVerdict =
+  | "PASS"
+  | "FAIL"
+  | "SOFTFAIL"
+  | "NEUTRAL"
+  | "NONE"
+  | "TEMPERROR"
+  | "PERMERROR"
+  | "POLICY";
+
+export interface AuthCheckData {
+  result: AuthVerdict;
+  domain: string | null;
+  detail: string | null;
+}
+
+/** messages.authentication, as stored. */
+export interface MessageAuthenticationData {
+  spf: AuthCheckData;
+  dkim: AuthCheckData[];
+  dmarc: AuthCheckData;
+  arc: AuthCheckData | null;
+  authenticated: boolean;
+}
+
 export interface InboxTable {
   org_id: Int8;
   id: Id;
@@ -151,6 +176,8 @@ export interface InboxTable {
   email: string;
   display_name: string | null;
   client_id: string | null;
+  /** Refuse mail whose DMARC verdict is FAIL (`550 5.7.1` at the end of DATA). */
+  reject_unauthenticated: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }
@@ -223,6 +250,10 @@ export interface MessageTable {
   has_attachments: ColumnType<boolean, boolean | undefined, boolean>;
   /** To and Cc addresses and names, lower-case, for MessageFilter's `to` (trigram index). */
   recipient_text: ColumnType<string, string | undefined, string>;
+  /** SPF, DKIM, DMARC and ARC verdicts of mail received from outside; null otherwise (docs/authentication.md). */
+  authentication: ColumnType<MessageAuthenticationData | null, string | null | undefined, string | null>;
+  /** authentication.authenticated, for MessageFilter.authenticated; null where authentication is. */
+  authenticated: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

@@ -61,10 +61,15 @@ export function webhookDeliveries() {
       RETURNING org_id, id, webhook_id
     ), webhook_jobs AS (
       -- Ordered so that each queue gets its jobs in event order (side effects run after the sort).
+      -- A queue runs its jobs by run_at, and add_job's default is now(), the start of the transaction:
+      -- a transaction that began earlier but took the event lock later would queue a later event
+      -- first. The clock when the job is added follows the event ids of the organization, drawn in
+      -- lock order (src/events/outbox.ts).
       SELECT graphile_worker.add_job(
         ${DELIVER_WEBHOOK},
         json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
         queue_name => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text,
+        run_at => clock_timestamp(),
         max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
         job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
       ) FROM webhook_delivery_rows d ORDER BY d.id

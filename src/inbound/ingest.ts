@@ -5,11 +5,13 @@
 import { createHash } from "node:crypto";
 import { type AddressObject, type ParsedMail, simpleParser } from "mailparser";
 import { compareIds } from "../db/ids.ts";
+import type { MessageAuthenticationData } from "../db/types.ts";
 import { contentDigest } from "../mail/digest.ts";
 import { headerFields, headerValues } from "../mail/headers.ts";
 import type { AttachmentData, MessageData } from "../mail/message.ts";
 import { type HostedInbox, hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import type { Services } from "../services.ts";
+import { withoutForgedResults } from "./authentication.ts";
 import { withDeadline } from "./deadline.ts";
 import type { IngestQueue } from "./group-commit.ts";
 
@@ -154,17 +156,32 @@ export async function ingestMessage(
   return ingestForInboxes(services, envelope, raw, inboxes);
 }
 
+/** The verdicts of mail received from outside, and the header lines that record them in its raw form. */
+export interface InboundAuthentication {
+  verdict: MessageAuthenticationData;
+  /** `Authentication-Results: …` lines (CRLF-terminated), prepended to the stored raw message. */
+  header: Buffer;
+  /** This server's name in them: results under that name that came with the message are dropped. */
+  authservId: string;
+}
+
 /**
  * ingestMessage for recipients already looked up: `inboxes` are the hosted inboxes among
  * `envelope.recipients`. The SMTP listener looked each one up when it accepted it at RCPT time,
  * so a message costs no second lookup. (An inbox deleted since then fails its copy's foreign keys:
  * the message is refused with 451, and the sender's retry gets 550 at RCPT.)
+ *
+ * `authentication`, for mail from outside (docs/authentication.md): the verdicts are stored with
+ * each copy, the header is prepended to the stored raw message, and mail that is not
+ * authenticated is labelled `unauthenticated`. The message is read, and its duplicates found, as
+ * it arrived: a retry whose verdict changed (a DNS failure then an answer) is still the same mail.
  */
 export async function ingestForInboxes(
   services: InboundServices,
   envelope: IngestEnvelope,
   raw: Buffer,
   recipientInboxes: readonly HostedInbox[],
+  authentication?: InboundAuthentication,
 ): Promise<IngestResult> {
   const { config, logger } = services;
   const wanted = [...new Set(envelope.recipients.map(normalizeAddress))].filter((a) => a.includes("@"));
@@ -185,10 +202,11 @@ export async function ingestForInboxes(
   );
   const senders = senderAddresses(content.from, envelope.mailFrom);
   const labels = hasSpamVerdict(raw) ? ["received", "unread", "spam"] : ["received", "unread"];
+  if (authentication && !authentication.verdict.authenticated) labels.push("unauthenticated");
   const stored = await services.ingestQueue.store(
     targets.map((inbox) => ({
       inbox,
-      data: messageData(content, messageIdHeader, digest, inbox, labels, raw),
+      data: messageData(content, messageIdHeader, digest, inbox, labels, raw, authentication),
       senders,
     })),
   );
@@ -305,8 +323,15 @@ function messageData(
   digest: Buffer,
   inbox: HostedInbox,
   labels: string[],
-  raw: Buffer,
+  received: Buffer,
+  authentication: InboundAuthentication | undefined,
 ): MessageData {
+  const raw = authentication
+    ? Buffer.concat([
+        authentication.header,
+        authentication.authservId ? withoutForgedResults(received, authentication.authservId) : received,
+      ])
+    : received;
   // A copy that reached the inbox without naming it in To or Cc was Bcc'd to it: say so.
   const named = [...content.to, ...content.cc].some((address) => address.toLowerCase() === inbox.email);
   return {
@@ -331,6 +356,7 @@ function messageData(
     headers: headerFields(raw),
     sizeBytes: raw.length,
     attachments: content.attachments,
+    authentication: authentication?.verdict ?? null,
   };
 }
 

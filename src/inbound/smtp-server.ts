@@ -1,10 +1,12 @@
 // The inbound SMTP listener, an MX for hosted inboxes: RCPT TO is checked against the inboxes,
 // the size limit is advertised and enforced, and `250` is answered only once the message committed.
+// Before that, the message's SPF, DKIM, DMARC and ARC are checked (docs/authentication.md).
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Logger } from "../logger.ts";
-import type { InboundServices } from "./ingest.ts";
+import { type Authenticator, createAuthenticator } from "./authentication.ts";
+import type { InboundAuthentication, InboundServices } from "./ingest.ts";
 import { type HostedInbox, ingestForInboxes, recipientResolver } from "./ingest.ts";
 
 export interface SmtpListenerOptions {
@@ -19,6 +21,8 @@ export interface SmtpListenerOptions {
   logger?: Logger;
   /** Told each reply that accepts or refuses a recipient (RCPT) or a message (end of DATA): metrics. */
   onReply?: (stage: "rcpt" | "data", code: number) => void;
+  /** Overrides `config.mailAuth`: check SPF, DKIM, DMARC and ARC of every message. */
+  verify?: boolean;
 }
 
 export interface SmtpListener {
@@ -45,6 +49,19 @@ class SmtpReply extends Error {
 
 const tryAgainLater = () => new SmtpReply(451, "Temporary local problem, please try again later");
 
+/** smtp-server puts 5.1.1 (no such mailbox) after any 550: a refusal by policy is 5.7.1. */
+const REFUSED_BY_POLICY = "5.7.1";
+
+/** What the checks give when they could not run at all: TEMPERROR everywhere, not authenticated. */
+function unverified(detail: string): InboundAuthentication {
+  const check = { result: "TEMPERROR" as const, domain: null, detail };
+  return {
+    verdict: { spf: check, dkim: [], dmarc: check, arc: null, authenticated: false },
+    header: Buffer.alloc(0),
+    authservId: "",
+  };
+}
+
 export function createSmtpListener(
   services: InboundServices,
   options: SmtpListenerOptions = {},
@@ -57,7 +74,41 @@ export function createSmtpListener(
   /** The inbox each accepted recipient (smtp-server's object for it) was found to be at RCPT time. */
   const recipientInboxes = new WeakMap<object, HostedInbox>();
   const resolveRecipient = recipientResolver(services);
+  const authenticator: Authenticator | undefined =
+    (options.verify ?? config.mailAuth) ? createAuthenticator(config) : undefined;
   let server: SMTPServer | undefined;
+
+  /** The verdicts of a message, or TEMPERROR when the checks themselves failed (never a refusal). */
+  async function authenticate(
+    raw: Buffer,
+    session: SMTPServerSession,
+  ): Promise<InboundAuthentication | undefined> {
+    if (!authenticator) return undefined;
+    const origin = {
+      clientAddress: session.remoteAddress,
+      helo: session.hostNameAppearsAs || undefined,
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
+    };
+    try {
+      return await authenticator(raw, origin);
+    } catch (error) {
+      logger.warn({ err: error, session: session.id }, "authentication checks failed: stored as TEMPERROR");
+      return unverified("the checks could not run");
+    }
+  }
+
+  /** Sends the next reply of a session's connection with `enhanced` as its enhanced status code. */
+  function nextReplyCode(session: SMTPServerSession, code: number, enhanced: string) {
+    const connection = [...(server?.connections ?? [])].find((c) => c.id === session.id) as
+      | { _getEnhancedStatusCode?: (code: number, context?: unknown) => string }
+      | undefined;
+    const original = connection?._getEnhancedStatusCode;
+    if (!connection || !original) return;
+    connection._getEnhancedStatusCode = function (this: unknown, sent: number, context?: unknown) {
+      connection._getEnhancedStatusCode = original;
+      return sent === code ? enhanced : original.call(this, sent, context);
+    };
+  }
 
   async function tlsOptions() {
     if (options.tls) return options.tls;
@@ -80,8 +131,23 @@ export function createSmtpListener(
     }
     resolveRecipient(address.address).then(
       (inbox) => {
-        if (inbox) recipientInboxes.set(address, inbox);
-        callback(inbox ? null : new SmtpReply(550, `No such mailbox here: ${address.address}`));
+        if (!inbox) {
+          callback(new SmtpReply(550, `No such mailbox here: ${address.address}`));
+          return;
+        }
+        // One reply at DATA answers for every recipient: an inbox that refuses unauthenticated mail
+        // and one that takes it cannot share a transaction, or one's refusal would be the other's
+        // loss. The sender delivers this one in a later transaction (RFC 5321 4.5.3.1.10).
+        const first = session.envelope.rcptTo.flatMap(
+          (recipient) => recipientInboxes.get(recipient) ?? [],
+        )[0];
+        if (authenticator && first && first.rejectUnauthenticated !== inbox.rejectUnauthenticated) {
+          nextReplyCode(session, 452, "4.5.3");
+          callback(new SmtpReply(452, `Send to ${address.address} in a separate transaction`));
+          return;
+        }
+        recipientInboxes.set(address, inbox);
+        callback(null);
       },
       (error: unknown) => {
         logger.error({ err: error, session: session.id }, "recipient lookup failed: answered 451");
@@ -134,30 +200,56 @@ export function createSmtpListener(
         recipients: session.envelope.rcptTo.map((recipient) => recipient.address),
       };
       const inboxes = session.envelope.rcptTo.flatMap((recipient) => recipientInboxes.get(recipient) ?? []);
-      ingestForInboxes(services, envelope, Buffer.concat(chunks, bytes), inboxes).then(
-        (result) => {
-          logger.info(
-            {
-              session: session.id,
-              messageId: result.messageIdHeader,
-              bytes,
-              inboxes: result.delivered.length,
-              duplicates: result.delivered.filter((copy) => !copy.created).length,
-              ms: Date.now() - started,
-            },
-            "message stored",
-          );
-          if (result.delivered.length === 0) {
-            reply(new SmtpReply(550, "No such mailbox here"));
-          } else {
-            reply(null, "OK: message stored");
+      const raw = Buffer.concat(chunks, bytes);
+      authenticate(raw, session)
+        .then((authentication) => {
+          if (
+            authentication?.verdict.dmarc.result === "FAIL" &&
+            inboxes.some((i) => i.rejectUnauthenticated)
+          ) {
+            logger.info(
+              { session: session.id, dmarc: authentication.verdict.dmarc, bytes },
+              "DMARC FAIL refused by the recipient inbox: 550 5.7.1",
+            );
+            nextReplyCode(session, 550, REFUSED_BY_POLICY);
+            reply(
+              new SmtpReply(
+                550,
+                `Message refused: DMARC verification failed for ${authentication.verdict.dmarc.domain ?? "the From domain"}`,
+              ),
+            );
+            return undefined;
           }
-        },
-        (error: unknown) => {
-          logger.error({ err: error, session: session.id, bytes }, "storing a message failed: answered 451");
-          reply(tryAgainLater());
-        },
-      );
+          return ingestForInboxes(services, envelope, raw, inboxes, authentication);
+        })
+        .then(
+          (result) => {
+            if (!result) return;
+            logger.info(
+              {
+                session: session.id,
+                messageId: result.messageIdHeader,
+                bytes,
+                inboxes: result.delivered.length,
+                duplicates: result.delivered.filter((copy) => !copy.created).length,
+                ms: Date.now() - started,
+              },
+              "message stored",
+            );
+            if (result.delivered.length === 0) {
+              reply(new SmtpReply(550, "No such mailbox here"));
+            } else {
+              reply(null, "OK: message stored");
+            }
+          },
+          (error: unknown) => {
+            logger.error(
+              { err: error, session: session.id, bytes },
+              "storing a message failed: answered 451",
+            );
+            reply(tryAgainLater());
+          },
+        );
     });
   }
 

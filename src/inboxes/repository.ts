@@ -48,6 +48,7 @@ export async function insertInbox(
     domain: string;
     display_name: string | null;
     client_id: string | null;
+    reject_unauthenticated?: boolean;
   },
 ): Promise<Inbox> {
   const email = `${inbox.username}@${inbox.domain}`;
@@ -78,16 +79,16 @@ export async function verifiedDomainFor(
   return row !== undefined;
 }
 
-/** Sets the display name of an inbox the scope contains; undefined when there is none. */
-export async function updateInboxDisplayName(
+/** Sets what is given of an inbox the scope contains; undefined when there is none. */
+export async function updateInboxSettings(
   db: Db,
   scope: TenantScope,
   id: string,
-  displayName: string | null,
+  settings: { display_name?: string | null; reject_unauthenticated?: boolean },
 ): Promise<Inbox | undefined> {
   let query = db
     .updateTable("inboxes")
-    .set({ display_name: displayName, updated_at: sql<Date>`now()` })
+    .set({ ...settings, updated_at: sql<Date>`now()` })
     .where("org_id", "=", scope.orgId)
     .where("id", "=", id);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);

@@ -13,8 +13,9 @@ import type { Services } from "../services.ts";
 import {
   deleteInbox,
   type Inbox,
+  inboxesByIds,
   insertInbox,
-  updateInboxDisplayName,
+  updateInboxSettings,
   verifiedDomainFor,
 } from "./repository.ts";
 
@@ -51,6 +52,8 @@ export interface CreateInboxInput {
   domain?: string | null | undefined;
   displayName?: string | null | undefined;
   clientId?: string | null | undefined;
+  /** Refuse mail whose DMARC verdict is FAIL (docs/authentication.md); default false. */
+  rejectUnauthenticated?: boolean | null | undefined;
 }
 
 export async function createInbox(
@@ -91,6 +94,7 @@ export async function createInbox(
         domain,
         display_name: displayName,
         client_id: clientId,
+        reject_unauthenticated: input.rejectUnauthenticated ?? false,
       });
     } catch (error) {
       const constraint = uniqueViolation(error);
@@ -113,10 +117,22 @@ export function validateDisplayName(displayName: string | null | undefined): str
 export async function updateInbox(
   services: Pick<Services, "db">,
   scope: TenantScope,
-  input: { id: string; displayName: string | null | undefined },
+  input: {
+    id: string;
+    /** Omitted or null: unchanged; an empty string removes the display name. */
+    displayName?: string | null | undefined;
+    /** Omitted or null: unchanged. */
+    rejectUnauthenticated?: boolean | null | undefined;
+  },
 ): Promise<Inbox> {
   const { db } = services;
-  const inbox = await updateInboxDisplayName(db, scope, input.id, validateDisplayName(input.displayName));
+  const settings: { display_name?: string | null; reject_unauthenticated?: boolean } = {};
+  if (input.displayName != null) settings.display_name = validateDisplayName(input.displayName);
+  if (input.rejectUnauthenticated != null) settings.reject_unauthenticated = input.rejectUnauthenticated;
+  const inbox =
+    Object.keys(settings).length === 0
+      ? (await inboxesByIds(db, scope, [input.id]))[0]
+      : await updateInboxSettings(db, scope, input.id, settings);
   if (!inbox) throw notFound("Inbox");
   return inbox;
 }

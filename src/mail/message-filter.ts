@@ -19,6 +19,12 @@ export interface MessageFilter {
   /** created_at < until. */
   until?: Date | undefined;
   hasAttachments?: boolean | undefined;
+  /**
+   * Received from outside and authenticated (true) or not (false); mail without a verdict (sent
+   * here, or between hosted inboxes) matches neither. `false` walks a partial index of the
+   * unauthenticated in time order; `true`, most inbound mail, filters the time-ordered walk.
+   */
+  authenticated?: boolean | undefined;
 }
 
 /** `text` as the inside of a LIKE pattern: its own % and _ (and the escape) match only themselves. */
@@ -44,5 +50,8 @@ export function messageConditions(filter: MessageFilter | undefined, alias = "m"
   if (filter.until) parts.push(sql`${column("created_at")} < ${filter.until}`);
   if (filter.hasAttachments !== undefined)
     parts.push(sql`${column("has_attachments")} = ${filter.hasAttachments}`);
+  // A literal, as the partial index of the unauthenticated is written, so any plan can use it.
+  if (filter.authenticated !== undefined)
+    parts.push(sql`${column("authenticated")} = ${sql.lit(filter.authenticated)}`);
   return parts;
 }

@@ -1,5 +1,6 @@
 // A message on its way into an inbox: what the mail paths (inbound, outbound, hosted delivery) hand
 // the store, and what the store reports back of each copy.
+import type { MessageAuthenticationData } from "../db/types.ts";
 import type { HeaderField } from "./headers.ts";
 
 export interface InboxRef {
@@ -48,6 +49,8 @@ export interface MessageData {
   sizeBytes: number;
   attachments?: readonly AttachmentData[] | undefined;
   createdAt?: Date | undefined;
+  /** SPF, DKIM, DMARC and ARC verdicts of mail received from outside; none for mail sent here. */
+  authentication?: MessageAuthenticationData | null | undefined;
 }
 
 export interface NewMessage {

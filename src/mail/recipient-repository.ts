@@ -8,6 +8,8 @@ export interface HostedInbox {
   podId: string;
   inboxId: string;
   email: string;
+  /** Refuse mail whose DMARC verdict is FAIL (docs/authentication.md). */
+  rejectUnauthenticated: boolean;
 }
 
 /**
@@ -22,7 +24,8 @@ export async function hostedInboxesByAddress(
 ): Promise<HostedInbox[]> {
   if (addresses.length === 0) return [];
   const result = await sql<HostedInbox>`
-    SELECT i.org_id AS "orgId", i.pod_id AS "podId", i.id AS "inboxId", i.email
+    SELECT i.org_id AS "orgId", i.pod_id AS "podId", i.id AS "inboxId", i.email,
+      i.reject_unauthenticated AS "rejectUnauthenticated"
     FROM inbox_addresses a
     JOIN inboxes i ON i.org_id = a.org_id AND i.id = a.inbox_id
     WHERE a.email = ANY(${[...addresses]}::text[])

@@ -5,7 +5,7 @@ import { type Selectable, type SqlBool, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { type KeysetPage, pageByTime, type TimeKey, timeKey } from "../db/keyset.ts";
-import type { AttachmentTable, MessageTable } from "../db/types.ts";
+import type { AttachmentTable, MessageAuthenticationData, MessageTable } from "../db/types.ts";
 import { type HeaderField, headerFields } from "./headers.ts";
 import { messageConditions } from "./message-filter.ts";
 import { filterAsksForHiddenLabel, type ListFilter, textArray, visible } from "./visibility.ts";
@@ -21,7 +21,14 @@ export type Message = Selectable<MessageTable>;
  */
 export type MessageSummary = Omit<
   Message,
-  "text_body" | "html_body" | "raw_mime" | "content_digest" | "headers" | "recipient_text"
+  | "text_body"
+  | "html_body"
+  | "raw_mime"
+  | "content_digest"
+  | "headers"
+  | "recipient_text"
+  | "authentication"
+  | "authenticated"
 > &
   Partial<Pick<Message, "text_body" | "html_body">> &
   Partial<Record<BodySizeColumn, number | null>>;
@@ -117,10 +124,57 @@ function scopedMessages(db: Db, scope: TenantScope) {
   return db.selectFrom("messages as m").where(() => visible(scope));
 }
 
+/**
+ * Every column of a message row that db/types.ts declares (the compiler checks the list is whole).
+ * Whole rows are read by name, not as `m.*`, which would also read `search_vector`: as large as the
+ * text it indexes, and of use only to searchMessages, inside the database (docs/search.md).
+ */
+const MESSAGE_ROW: Record<keyof MessageTable, true> = {
+  org_id: true,
+  id: true,
+  pod_id: true,
+  inbox_id: true,
+  thread_id: true,
+  message_id_header: true,
+  content_digest: true,
+  from_address: true,
+  from_name: true,
+  to_addresses: true,
+  to_names: true,
+  cc_names: true,
+  cc_addresses: true,
+  bcc_addresses: true,
+  reply_to_addresses: true,
+  subject: true,
+  text_body: true,
+  html_body: true,
+  preview: true,
+  labels: true,
+  in_reply_to: true,
+  reference_ids: true,
+  direction: true,
+  delivery_status: true,
+  delivery_error: true,
+  delivered_at: true,
+  size_bytes: true,
+  raw_mime: true,
+  headers: true,
+  has_attachments: true,
+  recipient_text: true,
+  authentication: true,
+  authenticated: true,
+  created_at: true,
+  updated_at: true,
+};
+export const MESSAGE_ROW_COLUMNS = Object.keys(MESSAGE_ROW) as (keyof MessageTable)[];
+
 /** Whole rows, bodies and raw MIME included: for services that compose or forward mail. */
 export async function messagesByIds(db: Db, scope: TenantScope, ids: readonly string[]): Promise<Message[]> {
   if (ids.length === 0) return [];
-  return scopedMessages(db, scope).selectAll("m").where("m.id", "in", ids).execute();
+  return scopedMessages(db, scope)
+    .select(MESSAGE_ROW_COLUMNS.map((column) => `m.${column}` as const))
+    .where("m.id", "in", ids)
+    .execute();
 }
 
 export async function messageSummariesByIds(
@@ -194,6 +248,23 @@ export async function messageHeaders(
       (row) => [row.id, row.headers ?? (row.head ? headerFields(row.head) : [])] as [string, HeaderField[]],
     ),
   );
+}
+
+/**
+ * The SPF, DKIM, DMARC and ARC verdicts of visible messages, keyed by id (docs/authentication.md):
+ * null for mail sent here or delivered between hosted inboxes. Read only when a caller asks.
+ */
+export async function messageAuthentications(
+  db: Db,
+  scope: TenantScope,
+  ids: readonly string[],
+): Promise<Map<string, MessageAuthenticationData | null>> {
+  if (ids.length === 0) return new Map();
+  const rows = await scopedMessages(db, scope)
+    .select(["m.id", "m.authentication"])
+    .where("m.id", "in", ids)
+    .execute();
+  return new Map(rows.map((row) => [row.id, row.authentication]));
 }
 
 /** In time order, (created_at, id), newest first unless the page says otherwise. */

@@ -12,8 +12,11 @@ import {
 } from "./thread-repository.ts";
 import { hasHidingLabel } from "./visibility.ts";
 
-/** Set by the system when mail is received or sent; nobody adds or removes them by hand. */
-export const SYSTEM_LABELS: ReadonlySet<string> = new Set(["received", "sent"]);
+/**
+ * Set by the system when mail is received or sent (and `unauthenticated` on received mail that is
+ * not: docs/authentication.md); nobody adds or removes them by hand.
+ */
+export const SYSTEM_LABELS: ReadonlySet<string> = new Set(["received", "sent", "unauthenticated"]);
 const LABEL = /^[a-z0-9][a-z0-9_.:/-]{0,63}$/;
 const MAX_LABELS_PER_CHANGE = 50;
 

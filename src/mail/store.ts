@@ -6,7 +6,7 @@ import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites, lockEventOrder } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
-import type { Message } from "./repository.ts";
+import { MESSAGE_ROW_COLUMNS, type Message } from "./repository.ts";
 import { refreshThreadVisibility } from "./thread-repository.ts";
 import {
   digestOf,
@@ -67,7 +67,7 @@ export async function storeMessage(
   const [copy] = (await storeMessages(trx, [{ inbox, data }], event)) as [StoredCopy];
   const message = await trx
     .selectFrom("messages")
-    .selectAll()
+    .select(MESSAGE_ROW_COLUMNS)
     .where("org_id", "=", inbox.orgId)
     .where("id", "=", copy.messageId)
     .executeTakeFirstOrThrow();
@@ -291,7 +291,10 @@ async function writeMessages(
       ${data.fromName ?? null}::text, ${data.toNames ? [...data.toNames] : null}::text[],
       ${data.ccNames ? [...data.ccNames] : null}::text[],
       ${data.headers ? JSON.stringify(data.headers) : null}::jsonb,
-      ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text)`;
+      ${(data.attachments?.length ?? 0) > 0}::boolean, ${recipientText(data)}::text,
+      ${(data.attachments ?? []).map((attachment) => attachment.filename)}::text[],
+      ${data.authentication ? JSON.stringify(data.authentication) : null}::jsonb,
+      ${data.authentication ? data.authentication.authenticated : null}::boolean)`;
   });
   // In arrays, not rows of VALUES: a message may carry thousands of attachments, each copy of it
   // all of them, and a statement only 65,535 parameters.
@@ -343,7 +346,8 @@ async function writeMessages(
         FROM (VALUES ${sql.join(messageRows)}) AS v(index, slot, known_thread_id, org_id, pod_id, inbox_id,
           message_id_header, content_digest, from_address, to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject,
           text_body, html_body, preview, labels, in_reply_to, reference_ids, direction, delivery_status, size_bytes,
-          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text)
+          raw_mime, created_at, from_name, to_names, cc_names, headers, has_attachments, recipient_text, filenames,
+          authentication, authenticated)
         LEFT JOIN new_threads t ON t.slot = v.slot
         ORDER BY v.index
       ) AS m
@@ -351,12 +355,17 @@ async function writeMessages(
       INSERT INTO messages (org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address,
         to_addresses, cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels,
         in_reply_to, reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, updated_at,
-        from_name, to_names, cc_names, headers, has_attachments, recipient_text)
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text, search_vector, authentication,
+        authenticated)
       OVERRIDING SYSTEM VALUE
       SELECT org_id, id, pod_id, inbox_id, thread_id, message_id_header, content_digest, from_address, to_addresses,
         cc_addresses, bcc_addresses, reply_to_addresses, subject, text_body, html_body, preview, labels, in_reply_to,
         reference_ids, direction, delivery_status, size_bytes, raw_mime, created_at, created_at,
-        from_name, to_names, cc_names, headers, has_attachments, recipient_text
+        from_name, to_names, cc_names, headers, has_attachments, recipient_text,
+        -- What searchMessages finds the message by (docs/search.md): defined once, in the database.
+        mail_search_vector(subject, from_address, from_name, to_addresses, to_names, cc_addresses, cc_names,
+          filenames, text_body, html_body),
+        authentication, authenticated
       FROM new_messages
     )${attachmentWrites}, ${eventWrites(sql`
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,

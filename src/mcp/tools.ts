@@ -42,12 +42,14 @@ const ADDRESS = `address name`;
 /** What a list shows of a message. */
 const MESSAGE_SUMMARY = `id createdAt subject preview from fromAddress { ${ADDRESS} } to cc labels
   thread { id } inbox { id email }
-  attachments { id filename contentType size }`;
+  attachments { id filename contentType size }
+  authentication { authenticated spf { result } dmarc { result } }`;
 /** What reading one message shows: the bodies, and attachments by link (never their bytes). */
 const MESSAGE_FULL = `id messageId createdAt subject from fromAddress { ${ADDRESS} } to cc replyTo labels
   inReplyTo references thread { id } inbox { id email }
   text extractedText html size rawUrl
-  attachments { id filename contentType size disposition downloadUrl }`;
+  attachments { id filename contentType size disposition downloadUrl }
+  authentication { authenticated spf { result domain } dkim { result domain } dmarc { result domain } }`;
 const THREAD_SUMMARY = `id subject preview labels senders recipients messageCount lastMessageAt inbox { id email }`;
 const DRAFT = `id createdAt updatedAt subject to cc bcc text html inbox { id email }`;
 const INBOX = `id email displayName createdAt pod { id name }`;
@@ -169,6 +171,51 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
     readOnly: true,
     document: `query McpGetMessage($messageId: ID!) { message(id: $messageId) { ${MESSAGE_FULL} } }`,
     ...single("message", ["message"]),
+  },
+  {
+    name: "search_messages",
+    title: "Search messages",
+    description:
+      'Full-text search over subject, sender and recipients, attachment filenames and text, best match first, in web-search syntax ("exact phrase", or, -word); optionally within an inbox or pod and narrowed by a MessageFilter. Each result has its rank and the matching fragments (matches wrapped in <mark>…</mark>).',
+    readOnly: true,
+    document: `query McpSearchMessages($query: String!, $inboxId: ID, $podId: ID, $filter: MessageFilter, $first: Int, $after: String) {
+      searchMessages(query: $query, inboxId: $inboxId, podId: $podId, filter: $filter, first: $first, after: $after) {
+        edges { rank highlights { field fragments } node { ${MESSAGE_SUMMARY} } } ${PAGE}
+      }
+    }`,
+    result: (data) => ({
+      messages: (data.searchMessages?.edges ?? []).map((edge: Data) => ({
+        ...edge.node,
+        rank: edge.rank,
+        highlights: edge.highlights,
+      })),
+      pageInfo: data.searchMessages?.pageInfo ?? { hasNextPage: false, endCursor: null },
+    }),
+    output: (schema) => {
+      const node = schemaAt(schema, ["searchMessages", "edges", "[]", "node"]);
+      const edge = schemaAt(schema, ["searchMessages", "edges", "[]"]);
+      const edgeProperties = edge.properties as Record<string, JsonSchema>;
+      return {
+        type: "object",
+        properties: {
+          messages: {
+            type: "array",
+            items: {
+              ...node,
+              properties: {
+                ...(node.properties as object),
+                rank: edgeProperties.rank,
+                highlights: edgeProperties.highlights,
+              },
+              required: [...(node.required as string[]), "rank", "highlights"],
+            },
+          },
+          pageInfo: schemaAt(schema, ["searchMessages", "pageInfo"]),
+        },
+        required: ["messages", "pageInfo"],
+        additionalProperties: false,
+      };
+    },
   },
   {
     name: "send_message",

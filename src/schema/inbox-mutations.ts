@@ -11,8 +11,12 @@ const UpdateInboxInput = builder.inputType("UpdateInboxInput", {
   fields: (t) => ({
     id: t.id({ required: true }),
     displayName: t.string({
-      required: true,
-      description: "Trimmed; at most 200 characters. An empty string removes the display name.",
+      description:
+        "Trimmed; at most 200 characters. An empty string removes the display name; omitted or null leaves it.",
+    }),
+    rejectUnauthenticated: t.boolean({
+      description:
+        "Refuse mail whose DMARC verdict is FAIL (550 5.7.1 at the end of DATA); omitted or null leaves it.",
     }),
   }),
 });
@@ -30,6 +34,7 @@ builder.mutationFields((t) => ({
       inbox: await updateInbox(context.services, scopeOf(context), {
         id: decodeId(String(input.id), "Inbox"),
         displayName: input.displayName,
+        rejectUnauthenticated: input.rejectUnauthenticated,
       }),
     }),
   }),

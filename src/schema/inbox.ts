@@ -18,6 +18,10 @@ InboxRef.implement({
   fields: (t) => ({
     email: t.exposeString("email"),
     displayName: t.exposeString("display_name", { nullable: true }),
+    rejectUnauthenticated: t.exposeBoolean("reject_unauthenticated", {
+      description:
+        "Whether mail whose DMARC verdict is FAIL is refused at the end of SMTP DATA (550 5.7.1, nothing stored).",
+    }),
     pod: t.field({ type: PodRef, resolve: (inbox) => inbox.pod_id }),
     createdAt: t.field({ type: "DateTime", resolve: (inbox) => inbox.created_at }),
   }),
@@ -88,6 +92,9 @@ const CreateInboxInput = builder.inputType("CreateInboxInput", {
     domain: t.string({ description: "MAIL_DOMAIN (the default) or a verified domain of the pod." }),
     displayName: t.string(),
     clientId: t.string(),
+    rejectUnauthenticated: t.boolean({
+      description: "Refuse mail whose DMARC verdict is FAIL (550 5.7.1 at the end of DATA). Default false.",
+    }),
   }),
 });
 

@@ -21,6 +21,7 @@ import "./inbox-mutations.ts";
 import "./draft.ts";
 import "./send.ts";
 import "./metrics.ts";
+import "./search.ts";
 
 export const schema = withRequiresDirective(describeRequirements(builder.toSchema({ sortSchema: false })));
 

@@ -19,6 +19,11 @@ export const MessageFilterInput = builder.inputType("MessageFilter", {
     since: t.field({ type: "DateTime", description: "Created at or after this instant." }),
     until: t.field({ type: "DateTime", description: "Created before this instant." }),
     hasAttachments: t.boolean({ description: "With (true) or without (false) attachments." }),
+    authenticated: t.boolean({
+      description:
+        "Received from outside and authenticated (true) or not (false). Mail sent here or delivered between " +
+        "hosted inboxes, whose authentication is null, matches neither.",
+    }),
   }),
 });
 
@@ -43,6 +48,7 @@ export function messageFilterOf(
     since: input.since ?? undefined,
     until: input.until ?? undefined,
     hasAttachments: input.hasAttachments ?? undefined,
+    authenticated: input.authenticated ?? undefined,
   };
 }
 

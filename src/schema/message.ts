@@ -1,6 +1,7 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
 import { isTimeKey } from "../db/keyset.ts";
+import type { MessageAuthenticationData } from "../db/types.ts";
 import type { HeaderField } from "../mail/headers.ts";
 import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
@@ -11,6 +12,7 @@ import {
   type MessageBody,
   type MessageColumn,
   type MessageSummary,
+  messageAuthentications,
   messageBodies,
   messageHeaders,
   messageKey,
@@ -70,6 +72,7 @@ const FIELD_COLUMNS: Readonly<Record<string, readonly MessageColumn[]>> = {
   extractedText: ["text_body_bytes"],
   extractedHtml: ["html_body_bytes"],
   rawUrl: [],
+  authentication: [],
 };
 
 /** The columns a message list's selection (below `path`, e.g. edges.node) reads. */
@@ -122,6 +125,61 @@ const MessageHeaderRef = builder.simpleObject("MessageHeader", {
     name: t.string({ description: "The field's name as written (e.g. Received, DKIM-Signature)." }),
     value: t.string({
       description: "Its value, unfolded, as received or sent (encoded words are not decoded).",
+    }),
+  }),
+});
+
+const AuthVerdictEnum = builder.enumType("AuthVerdict", {
+  description: "The result of one authentication check, as RFC 8601 names it (docs/authentication.md).",
+  values: {
+    PASS: { description: "The check passed: the domain vouches for this message." },
+    FAIL: { description: "The check failed: the domain says this message is not from it." },
+    SOFTFAIL: { description: "SPF: the domain says the sending host is probably not its own." },
+    NEUTRAL: { description: "The domain states nothing either way." },
+    NONE: { description: "Nothing to check: no record published, or no signature." },
+    TEMPERROR: { description: "DNS did not answer in time: the result is unknown, and may be known later." },
+    PERMERROR: { description: "The domain's record is broken: the check cannot be done." },
+    POLICY: {
+      description: "A signature that verified but that local policy does not accept (e.g. a weak key).",
+    },
+  } as const,
+});
+
+const AuthCheckRef = builder.simpleObject("AuthCheck", {
+  description: "One authentication check of a received message.",
+  fields: (t) => ({
+    result: t.field({ type: AuthVerdictEnum }),
+    domain: t.string({
+      nullable: true,
+      description:
+        "The domain checked: SPF's MAIL FROM (or HELO) domain, the DKIM or ARC signer, DMARC's From domain.",
+    }),
+    detail: t.string({
+      nullable: true,
+      description: "Why, in the checker's words (e.g. the policy applied).",
+    }),
+  }),
+});
+
+const MessageAuthenticationRef = builder.simpleObject("MessageAuthentication", {
+  description:
+    "Who really sent a message received from outside: SPF, DKIM, DMARC and ARC as checked on receipt. Act only " +
+    "on `authenticated` mail.",
+  fields: (t) => ({
+    spf: t.field({ type: AuthCheckRef, description: "SPF for the connecting host, HELO and MAIL FROM." }),
+    dkim: t.field({
+      type: [AuthCheckRef],
+      description: "One check per DKIM signature; empty when unsigned.",
+    }),
+    dmarc: t.field({ type: AuthCheckRef, description: "DMARC alignment and the From domain's policy." }),
+    arc: t.field({
+      type: AuthCheckRef,
+      nullable: true,
+      description: "The ARC chain of forwarders, null when the message carries none.",
+    }),
+    authenticated: t.boolean({
+      description:
+        "DMARC passed; or, for a From domain without a DMARC record, SPF or an aligned DKIM signature passed.",
     }),
   }),
 });
@@ -242,6 +300,22 @@ MessageRef.implement({
         }).load(message.id),
     }),
     createdAt: t.field({ type: "DateTime", resolve: (message) => message.created_at }),
+    authentication: t.field({
+      type: MessageAuthenticationRef,
+      nullable: true,
+      description:
+        "Who really sent it: the SPF, DKIM, DMARC and ARC verdicts checked when it was received from outside. " +
+        "Null for mail sent from here or delivered between inboxes hosted here.",
+      resolve: (message, _args, context) =>
+        contextLoader<string, MessageAuthenticationData | null>(
+          context,
+          "messageAuthentications",
+          async (ids) => {
+            const byMessage = await messageAuthentications(context.services.db, scopeOf(context), ids);
+            return ids.map((id) => byMessage.get(id) ?? null);
+          },
+        ).load(message.id),
+    }),
     rawUrl: t.string(
       downloadLinkField("the raw RFC 5322 message (message/rfc822)", (message: MessageSummary) => ({
         kind: "raw",
@@ -346,7 +420,8 @@ builder.mutationField("updateMessage", (t) =>
   t.field({
     type: UpdateMessagePayload,
     ...requires("MESSAGE_UPDATE"),
-    description: "Adds and removes labels. The system labels `received` and `sent` cannot be changed.",
+    description:
+      "Adds and removes labels. The system labels `received`, `sent` and `unauthenticated` cannot be changed.",
     args: { input: t.arg({ type: UpdateMessageInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
       message: await updateLabels(

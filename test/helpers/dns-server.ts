@@ -1,6 +1,8 @@
 // A small authoritative DNS server on 127.0.0.1 (UDP and TCP, same port) for MX and TXT records,
 // so domain verification is tested against real DNS traffic through node:dns. Names it does not
-// know get NXDOMAIN; known names without the asked type get an empty answer (NODATA).
+// know get NXDOMAIN; known names without the asked type get an empty answer (NODATA). SPF, DKIM and
+// DMARC records are TXT records (test/inbound-authentication.test.ts). A `silent` server logs the
+// questions and answers none: a dead resolver, for timeouts.
 import dgram from "node:dgram";
 import net from "node:net";
 
@@ -18,13 +20,19 @@ export interface DnsServer {
   /** Mutable: change records between queries. Keys are lower-case names without the final dot. */
   zone: Map<string, ZoneEntry>;
   queries: { name: string; type: number }[];
+  /** Mutable: while true, questions are logged and never answered. */
+  silent: boolean;
   stop(): Promise<void>;
 }
 
-export async function startDnsServer(): Promise<DnsServer> {
+export async function startDnsServer(options: { silent?: boolean } = {}): Promise<DnsServer> {
   const zone = new Map<string, ZoneEntry>();
   const queries: DnsServer["queries"] = [];
-  const answer = (query: Buffer) => respond(query, zone, queries);
+  let server: DnsServer | undefined;
+  const answer = (query: Buffer) => {
+    const response = respond(query, zone, queries);
+    return server?.silent ? undefined : response;
+  };
 
   const udp = dgram.createSocket("udp4");
   udp.on("message", (message, remote) => {
@@ -34,7 +42,10 @@ export async function startDnsServer(): Promise<DnsServer> {
   await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
   const port = udp.address().port;
 
+  const sockets = new Set<net.Socket>();
   const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
     let buffered = Buffer.alloc(0);
     socket.on("data", (chunk) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -56,15 +67,18 @@ export async function startDnsServer(): Promise<DnsServer> {
     tcp.listen(port, "127.0.0.1", resolve);
   });
 
-  return {
+  server = {
     address: `127.0.0.1:${port}`,
     zone,
     queries,
+    silent: options.silent ?? false,
     stop: async () => {
       await new Promise<void>((resolve) => udp.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => tcp.close(() => resolve()));
     },
   };
+  return server;
 }
 
 function respond(query: Buffer, zone: Map<string, ZoneEntry>, log: DnsServer["queries"]): Buffer | undefined {

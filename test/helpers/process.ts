@@ -15,7 +15,8 @@ export interface ServerProcess {
 export function runNode(script: string, args: string[], env: Record<string, string | undefined>) {
   const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, script), ...args], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: undefined, LOG_LEVEL: "info", ...env },
+    // MAIL_AUTH off unless asked: tests do not depend on the network's DNS (as testConfig).
+    env: { ...process.env, DATABASE_URL: undefined, LOG_LEVEL: "info", MAIL_AUTH: "false", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
