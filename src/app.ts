@@ -18,10 +18,12 @@ import { createSmtpListener, type SmtpListener } from "./inbound/smtp-server.ts"
 import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { describeOutboundRoute } from "./outbound/capture.ts";
+import { mcpTools } from "./mcp/catalog.ts";
 import { SharedResults } from "./schema/shared-results.ts";
 import { fileRoute } from "./server/files.ts";
 import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
+import { mcpRoute } from "./server/mcp.ts";
 import { Observability } from "./server/observability.ts";
 import { attachWebSockets, type WebSockets } from "./server/websocket.ts";
 import { buildYoga } from "./server/yoga.ts";
@@ -164,7 +166,10 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           ready: () => db.ping(config.databaseTimeoutMs),
         },
         observability,
-        [fileRoute(services, logger.child({ component: "files" }))],
+        [
+          fileRoute(services, logger.child({ component: "files" })),
+          mcpRoute(yoga, services, config, mcpTools(), logger.child({ component: "mcp" })),
+        ],
       );
       httpServer = server;
       await bindOrExplain(

@@ -32,6 +32,8 @@ export interface ServerContext {
   wsPrincipal?: Principal;
   wsClientIp?: string;
   wsBaseUrl?: string;
+  /** Set by POST /mcp for the operations its tools run: that request was rate-limited already. */
+  mcp?: boolean;
 }
 
 export type Yoga = YogaServerInstance<ServerContext, Context>;
