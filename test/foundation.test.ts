@@ -135,7 +135,8 @@ describe("the server on the embedded PostgreSQL", () => {
     );
     fourth.child.kill("SIGTERM");
     expect(await fourth.exited).toBe(0);
-  });
+    // Four server starts and two embedded PostgreSQL recoveries: 23 s on an idle machine.
+  }, 120_000);
 
   it("moves to a free port when the recorded one is taken by another program", async () => {
     const dataDir = await tempDataDir();
