@@ -255,6 +255,26 @@ describe("every sending path of an approval-bound key stops at PENDING_APPROVAL"
     expect(await traces(subject)).toEqual({ stored: [], relayed: [] });
   });
 
+  it("lets the approval-bound author withdraw (delete) its held draft", async () => {
+    const key = await boundKey();
+    const draft = await held(
+      await gql(
+        server,
+        SEND,
+        { input: { inboxId: sender.id, to: [hosted.email], subject: unique("withdrawn") } },
+        { key },
+      ),
+    );
+    await ok(
+      server,
+      "mutation($id: ID!) { deleteDraft(input: { id: $id }) { deletedId } }",
+      { id: draft.id },
+      { key },
+    );
+    const approve = await gql(server, APPROVE, { input: { id: draft.id } }, { key: org.apiKey });
+    expect(approve.body.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+  });
+
   it("refuses what a held draft cannot carry, rather than dropping it", async () => {
     const key = await boundKey();
     const response = await gql(
