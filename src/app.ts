@@ -17,15 +17,20 @@ import type { InboundServices } from "./inbound/ingest.ts";
 import { createSmtpListener, type SmtpListener } from "./inbound/smtp-server.ts";
 import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { describeOutboundRoute } from "./outbound/capture.ts";
+import { mcpTools } from "./mcp/catalog.ts";
 import { SharedResults } from "./schema/shared-results.ts";
 import { fileRoute } from "./server/files.ts";
 import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
+import { mcpRoute } from "./server/mcp.ts";
 import { Observability } from "./server/observability.ts";
 import { attachWebSockets, type WebSockets } from "./server/websocket.ts";
 import { buildYoga } from "./server/yoga.ts";
+import { StartupError } from "./startup-error.ts";
 
 export { WS_SERVICE_UNAVAILABLE, WS_UNAUTHORIZED } from "./server/websocket.ts";
+export { StartupError } from "./startup-error.ts";
 
 export interface App {
   /** Starts everything; resolves once the port is listening. */
@@ -35,14 +40,6 @@ export interface App {
   readonly services: InboundServices;
   /** Subscription events executed once per audience (executions() counts them). */
   readonly sharedResults: SharedResults;
-}
-
-/**
- * The process cannot start for a reason its operator can fix (a port taken, a directory it cannot
- * reach): its message is one line that says what to do, and src/main.ts prints no stack with it.
- */
-export class StartupError extends Error {
-  override name = "StartupError";
 }
 
 /** Binds `listen`, turning "address in use" and "permission denied" into a StartupError naming `variable`. */
@@ -169,7 +166,10 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           ready: () => db.ping(config.databaseTimeoutMs),
         },
         observability,
-        [fileRoute(services, logger.child({ component: "files" }))],
+        [
+          fileRoute(services, logger.child({ component: "files" })),
+          mcpRoute(yoga, services, config, mcpTools(), logger.child({ component: "mcp" })),
+        ],
       );
       httpServer = server;
       await bindOrExplain(
@@ -205,6 +205,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           await bindOrExplain("SMTP", "SMTP_PORT", config.smtpHost, wantedSmtpPort, () => listener.start())
         ).port;
       }
+      const outbound = describeOutboundRoute(config);
+      logger[outbound.level]({ component: "outbound" }, outbound.message);
       logger.info({ url: `${appUrl}/graphql` }, `Mailroom is ready: GraphiQL at ${appUrl}/graphql`);
       return { url: appUrl, port, smtpPort };
     },

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { createDatabase } from "./db/database.ts";
 import { startEmbeddedPostgres } from "./db/embedded.ts";
 import { migrateToLatest } from "./db/migrate.ts";
+import { runStdioBridge, type StdioSettings, StdioSettingsError, stdioSettings } from "./mcp/stdio.ts";
 import { bootstrapOrganization } from "./organizations/service.ts";
 
 const USAGE = `Usage:
@@ -14,7 +15,11 @@ const USAGE = `Usage:
       Creates an organization, its first administrator and an organization-scoped API key,
       and prints the key once. --admin-password-stdin reads the password from the first line of
       standard input (nothing echoes it; npm prints --admin-password's value with the command).
-      With neither, a random password is generated and printed once.`;
+      With neither, a random password is generated and printed once.
+  mailroom mcp
+      Speaks the Model Context Protocol on stdin/stdout, for MCP clients that start a command:
+      the tools of a running server (MAILROOM_URL, default http://127.0.0.1:4000) with the key
+      in MAILROOM_API_KEY. See docs/mcp.md.`;
 
 /** The first line of standard input, without its line ending. */
 async function readFirstLine(): Promise<string> {
@@ -98,9 +103,22 @@ async function bootstrap(argv: string[]): Promise<void> {
 
 class UsageError extends Error {}
 
+async function mcp(): Promise<void> {
+  let settings: StdioSettings;
+  try {
+    settings = stdioSettings(process.env);
+  } catch (error) {
+    if (error instanceof StdioSettingsError) throw new UsageError(error.message);
+    throw error;
+  }
+  await runStdioBridge(settings);
+  process.exit(0);
+}
+
 const [command, ...rest] = process.argv.slice(2);
 try {
   if (command === "bootstrap") await bootstrap(rest);
+  else if (command === "mcp") await mcp();
   else if (command === undefined || command === "help" || command === "--help")
     process.stdout.write(`${USAGE}\n`);
   else throw new UsageError(`unknown command: ${command}`);
@@ -117,6 +135,6 @@ try {
     (error as { extensions?: { code?: string } }).extensions?.code === "BAD_USER_INPUT"
       ? (error as Error).message
       : String((error as Error).stack ?? error);
-  process.stderr.write(`bootstrap failed: ${message}\n`);
+  process.stderr.write(`${command} failed: ${message}\n`);
   process.exit(1);
 }

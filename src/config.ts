@@ -213,6 +213,9 @@ const environmentSchema = z.object({
   FILE_URL_TTL_SECONDS: integer(1, 7 * 24 * 3600).default(3600),
   PUBLIC_URL: publicUrl.optional(),
   METRICS_TOKEN: z.string().min(16, { error: "expected at least 16 characters" }).optional(),
+  OUTBOUND_MODE: z
+    .enum(["relay", "capture", "refuse"], { error: "expected one of relay, capture, refuse" })
+    .optional(),
   LOG_FORMAT: z
     .enum(["auto", "json", "pretty"], { error: "expected one of auto, json, pretty" })
     .default("auto"),
@@ -335,6 +338,12 @@ export interface Config {
    * when HOST is a loopback address; docs/operations.md.
    */
   metricsToken: string | undefined;
+  /**
+   * How mail to outside addresses leaves (src/outbound/capture.ts, docs/mail.md). Unset: the relay
+   * when SMTP_RELAY_URL is set, else refused in production and captured (logged, marked delivered)
+   * elsewhere.
+   */
+  outboundMode: "relay" | "capture" | "refuse" | undefined;
   /** `pretty` (pino-pretty), `json`, or `auto`: pretty when stdout is a terminal. */
   logFormat: "auto" | "json" | "pretty";
 }
@@ -373,6 +382,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (value.BENCH_DISABLE_AUTHORIZATION && !LOOPBACK_HOSTS.has(value.HOST)) {
     throw new ConfigError(
       `Invalid configuration: BENCH_DISABLE_AUTHORIZATION is for benchmarks on a loopback HOST only, got HOST ${JSON.stringify(value.HOST)}`,
+    );
+  }
+  if (value.OUTBOUND_MODE === "relay" && value.SMTP_RELAY_URL === undefined) {
+    throw new ConfigError(
+      "Invalid configuration: OUTBOUND_MODE relay needs SMTP_RELAY_URL (smtp://user:pass@host:port), which is unset",
     );
   }
   return {
@@ -431,5 +445,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       value.TRUST_PROXY === undefined || ("hops" in value.TRUST_PROXY && value.TRUST_PROXY.hops === 0)
         ? null
         : value.TRUST_PROXY,
+    outboundMode: value.OUTBOUND_MODE,
   };
 }

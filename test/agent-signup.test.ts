@@ -4,6 +4,7 @@
 import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { OTP_TTL_MS } from "../src/agents/service.ts";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { RelaySink } from "./helpers/relay.ts";
 import { gql, ok, startTestServer } from "./helpers/server.ts";
 import { running, serverSuite } from "./helpers/suite.ts";
@@ -113,6 +114,7 @@ describe("agent sign-up", () => {
     expect(denied.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "POD_CREATE",
+      fix: permissionFix("POD_CREATE"),
     });
 
     expect((await ok(server, VERIFY, { code }, { key: agent.apiKey })).agentVerify).toEqual({
@@ -191,8 +193,8 @@ describe("agent sign-up", () => {
     expect(taken.body.errors?.[0]?.extensions).toEqual({ code: "CONFLICT", field: "username" });
     const badEmail = await gql(server, SIGN_UP, { humanEmail: "not an email", username: "fine" });
     expect(badEmail.body.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", field: "humanEmail" });
-    // Without a relay the code cannot reach anyone: refused before anything is stored.
-    const relayless = await startTestServer(database.url, { rateLimitPerMinute: 0 });
+    // Refusing outside mail (production without a relay), the code cannot reach anyone: refused before anything is stored.
+    const relayless = await startTestServer(database.url, { rateLimitPerMinute: 0, outboundMode: "refuse" });
     const external = await gql(relayless, SIGN_UP, {
       humanEmail: "someone@elsewhere.example",
       username: "lonely",

@@ -1,6 +1,7 @@
 // BENCH_DISABLE_AUTHORIZATION (bench/run.ts measures what permission checks cost): with it, the same
 // schema runs without its checks, and rows stay cut to the caller's scope; without it, nothing changes.
 import { expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { createInboxViaApi, createKey, createOrganization, createPodViaApi } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverOn, serverSuite } from "./helpers/suite.ts";
@@ -24,6 +25,7 @@ it("skips permission checks only when switched on, and never widens the scope", 
   expect(denied.body.errors?.map((e) => e.extensions)).toContainEqual({
     code: "FORBIDDEN",
     requiredPermission: "POD_READ",
+    fix: permissionFix("POD_READ"),
   });
 
   const open = await gql(unchecked, query, { b: inboxB.id }, { key: key.secret });

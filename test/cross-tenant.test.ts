@@ -51,6 +51,8 @@ const MUTATION_TARGETS: Record<string, string> = {
   deleteDomain: "Domain",
   deleteListEntry: "ListEntry",
   deleteApiKey: "ApiKey",
+  rollApiKey: "ApiKey",
+  updateApiKey: "ApiKey",
   replyToMessage: "Message",
   forwardMessage: "Message",
   sendDraft: "Draft",

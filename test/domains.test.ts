@@ -4,6 +4,7 @@ import { createPrivateKey, createPublicKey, createSign, createVerify } from "nod
 import { domainToASCII } from "node:url";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { loadConfig } from "../src/config.ts";
 import { publishRecords, startDnsServer } from "./helpers/dns-server.ts";
 import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
@@ -422,10 +423,12 @@ describe("domain scopes", () => {
     expect(list.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DOMAIN_READ",
+      fix: permissionFix("DOMAIN_READ"),
     });
     expect(await errorOf(CREATE, { input: { domain: uniqueName("z") } }, keys.inboxA)).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DOMAIN_CREATE",
+      fix: permissionFix("DOMAIN_CREATE"),
     });
   });
 });

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { beforeAll, describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { linkSigningKey } from "../src/files/service.ts";
 import { type DownloadGrant, signToken, verifyToken } from "../src/files/token.ts";
@@ -268,6 +269,7 @@ describe("what a link serves", () => {
     expect(denied.body.errors?.[0]?.extensions).toMatchObject({
       code: "FORBIDDEN",
       requiredPermission: "MESSAGE_READ",
+      fix: permissionFix("MESSAGE_READ"),
     });
     const otherOrg = await createOrganization(database.db, "Outsider");
     const foreign = await gql(server, MESSAGE, { id: message.id }, { key: otherOrg.apiKey });

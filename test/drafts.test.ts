@@ -137,6 +137,7 @@ describe("creating and reading drafts", () => {
     expect(await errorOf(readOnly, CREATE, { input: { inboxId: inboxA.id } })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DRAFT_CREATE",
+      fix: permissionFix("DRAFT_CREATE"),
     });
     const noRead = (
       await createKey(server, org.apiKey, { podId: pods.A, permissions: { draftCreate: true } })
@@ -372,10 +373,12 @@ describe("updating and deleting drafts", () => {
     expect(await errorOf(readOnly, UPDATE, { input: { id: draft.id, subject: "x" } })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DRAFT_UPDATE",
+      fix: permissionFix("DRAFT_UPDATE"),
     });
     expect(await errorOf(readOnly, DELETE, { id: draft.id })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "DRAFT_DELETE",
+      fix: permissionFix("DRAFT_DELETE"),
     });
   });
 });

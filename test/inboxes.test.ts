@@ -2,6 +2,7 @@
 // in it, its inbox-scoped keys revoked at once on every node.
 import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import { describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { createInboxViaApi, createKey } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverOn, serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -111,6 +112,7 @@ describe("updateInbox", () => {
     expect(await errorOf(readOnly, UPDATE, { input: { id: inA.id, displayName: "x" } })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "INBOX_UPDATE",
+      fix: permissionFix("INBOX_UPDATE"),
     });
   });
 });
@@ -211,6 +213,7 @@ describe("deleteInbox", () => {
     expect(await errorOf(inboxKey, DELETE, { id: inA.id })).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "INBOX_DELETE",
+      fix: permissionFix("INBOX_DELETE"),
     });
     const podKey = (await createKey(server, org.apiKey, { podId: pods.A })).secret;
     for (const id of [inB.id, pods.B, "garbage", encodeGlobalID("Inbox", "999999999")]) {

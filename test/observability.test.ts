@@ -33,9 +33,7 @@ function capturingLogger() {
 }
 
 const captured = capturingLogger();
-// The suite's build options leave the logger out; this file's server logs into `captured`.
-const build = { smtpPort: 0, logger: captured.logger };
-const { database, server } = serverSuite({}, build);
+const { database, server } = serverSuite({}, { smtpPort: 0, logger: captured.logger });
 const { inboxes, keys, org } = tenantFixture({ database, server }, podsAandB("obs"));
 const withToken = serverOn(database, { metricsToken: "a-metrics-token-of-length" });
 const publicHost = serverOn(database, { host: "0.0.0.0" });

@@ -702,8 +702,11 @@ describe("what may be sent", () => {
     });
   });
 
-  it("without a relay, refuses external recipients and stores nothing, and still delivers hosted ones", async () => {
-    const noRelay = await startTestServer(database.url, { workerPollIntervalMs: 100 });
+  it("with OUTBOUND_MODE=refuse (production without a relay), refuses external recipients and stores nothing, and still delivers hosted ones", async () => {
+    const noRelay = await startTestServer(database.url, {
+      workerPollIntervalMs: 100,
+      outboundMode: "refuse",
+    });
     try {
       const before = await countOutbound();
       const jobsBefore = await deliveryJobs();

@@ -252,6 +252,11 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
   },
   createApiKey: async () => ({ name: "matrix" }),
   deleteApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
+  rollApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
+  updateApiKey: async () => ({
+    id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id,
+    name: "narrowed",
+  }),
 };
 
 /**
@@ -416,6 +421,7 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
       expect(forbiddenAt(denied.body, refusedAt)?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: g.permission,
+        fix: permissionFix(g.permission),
       });
     },
   );
@@ -444,6 +450,7 @@ describe("node(id:)", () => {
       expect(forbiddenAt(denied.body, ["node"])?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: permission,
+        fix: permissionFix(permission),
       });
     },
   );

@@ -200,6 +200,7 @@ describe("scopes and ceilings, end to end", () => {
     expect(mutation.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "POD_CREATE",
+      fix: permissionFix("POD_CREATE"),
     });
     expect(
       (await ok(server, "{ pods { edges { node { name } } } }", {}, { key: org.apiKey })).pods.edges,
@@ -257,6 +258,7 @@ describe("scopes and ceilings, end to end", () => {
     expect(create.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "API_KEY_CREATE",
+      fix: permissionFix("API_KEY_CREATE"),
     });
   });
 
@@ -287,6 +289,7 @@ describe("scopes and ceilings, end to end", () => {
     expect(denied.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "API_KEY_CREATE",
+      fix: permissionFix("API_KEY_CREATE"),
     });
     await setOrganizationStatus(server.app.services, orgId, "AGENT_VERIFIED");
     for (let i = 0; i < 40; i++) {
@@ -405,6 +408,7 @@ describe("secrets", () => {
       .map((f: any) => f.name)
       .sort();
     expect(fields).toEqual([
+      "allowedIps",
       "createdAt",
       "expiresAt",
       "id",
@@ -415,6 +419,7 @@ describe("secrets", () => {
       "pod",
       "prefix",
       "scope",
+      "sendRequiresApproval",
     ]);
   });
 

@@ -4,6 +4,7 @@
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { createInboxViaApi, createKey, createPodViaApi, deleteKey, deliver } from "./helpers/factories.ts";
 import { httpEndpoint, readBody } from "./helpers/http-endpoint.ts";
 import { gql, ok } from "./helpers/server.ts";
@@ -120,6 +121,7 @@ describe("what a webhook may subscribe to", () => {
     expect(update.body.errors?.[0]?.extensions).toMatchObject({
       code: "FORBIDDEN",
       requiredPermission: "MESSAGE_READ",
+      fix: permissionFix("MESSAGE_READ"),
     });
   });
 });

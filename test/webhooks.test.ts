@@ -1,3 +1,4 @@
+import { permissionFix } from "../src/auth/permissions.ts";
 // Webhooks (docs/webhooks.md): create/list/update/delete, the one-time derived secret, URL safety, and scopes.
 
 import { lookup } from "node:dns/promises";
@@ -429,10 +430,12 @@ describe("webhook scopes", () => {
     expect(list.body.errors?.[0]?.extensions).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "WEBHOOK_READ",
+      fix: permissionFix("WEBHOOK_READ"),
     });
     expect(await createError({ url: PUBLIC_URL }, keys.inboxA)).toEqual({
       code: "FORBIDDEN",
       requiredPermission: "WEBHOOK_CREATE",
+      fix: permissionFix("WEBHOOK_CREATE"),
     });
   });
 

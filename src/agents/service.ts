@@ -16,6 +16,7 @@ import { assertNotReserved, validateUsername } from "../inboxes/service.ts";
 import { domainOf, systemSender } from "../mail/addresses.ts";
 import { insertOrganization } from "../organizations/repository.ts";
 import { setOrganizationStatus } from "../organizations/service.ts";
+import { captureOutbound, outboundRoute } from "../outbound/capture.ts";
 import { type RelayOutcome, relayAttempt, relayDeadlines } from "../outbound/relay.ts";
 import { insertPod } from "../pods/repository.ts";
 import type { Services } from "../services.ts";
@@ -58,7 +59,13 @@ async function mailCode(services: Services, to: string, code: string): Promise<v
   })
     .compile()
     .build();
-  if (!config.smtpRelayUrl) throw noRelay();
+  const route = outboundRoute(config);
+  if (route === "capture") {
+    // Local mail: the code is in the log (docs/mail.md), where the developer running this reads it.
+    await captureOutbound(config, services.logger, { from, to: [to] }, raw, "a sign-up code");
+    return;
+  }
+  if (route === "refuse" || !config.smtpRelayUrl) throw noRelay();
   // Bounded like every relay attempt: a relay that never greets cannot hold the request for long.
   let outcome: RelayOutcome;
   try {
@@ -86,7 +93,10 @@ function relayUnavailable(): GraphQLError {
 }
 
 const noRelay = () =>
-  badUserInput("No SMTP relay is configured to mail the code to humanEmail (SMTP_RELAY_URL).", "humanEmail");
+  badUserInput(
+    "This server mails nothing to outside addresses (no SMTP_RELAY_URL), so it cannot mail the code to humanEmail.",
+    "humanEmail",
+  );
 
 export async function agentSignUp(
   services: Services,
@@ -109,7 +119,7 @@ export async function agentSignUp(
   }
   const username = validateUsername(usernameInput);
   assertNotReserved(config, username, config.mailDomain);
-  if (!config.smtpRelayUrl) throw noRelay();
+  if (outboundRoute(config) === "refuse") throw noRelay();
   const now = services.clock.now();
 
   const outcome = await db.transaction().execute(async (trx) => {

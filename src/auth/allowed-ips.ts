@@ -210,7 +210,7 @@ export function forwardedClient(
   const isTrusted =
     "hops" in trusted
       ? (index: number) => index < trusted.hops
-      : (index: number, address: string) => addressAllowed(trusted.cidrs, address);
+      : (_index: number, address: string) => addressAllowed(trusted.cidrs, address);
   let current = direct.address;
   for (let index = 0; index < chain.length; index++) {
     const parsed = index === 0 ? direct : canonicalAddress(stripPort(chain[index] ?? ""));

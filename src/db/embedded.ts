@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { Logger } from "pino";
+import { assertDataDirReachable, reachableBinaries } from "./embedded-access.ts";
 import {
   type Binaries,
   type ClusterInfo,
@@ -122,8 +123,9 @@ export interface EmbeddedOptions {
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const paths = pathsFor(path.resolve(options.dataDir));
   const log = options.logger;
-  const bin = await binaries();
   const user = await runAsUser();
+  if (user) await assertDataDirReachable(paths.dataDir, user);
+  const bin = user ? await reachableBinaries(await binaries(), user) : await binaries();
 
   await mkdir(paths.dataDir, { recursive: true, mode: 0o700 });
   if (user) {

@@ -4,7 +4,7 @@
 //   same ingest path as SMTP, then either settles the message or, when it has recipients elsewhere,
 //   hands them to a `relay-message` job;
 // - `relay-message` hands the message to SMTP_RELAY_URL (DKIM-signed when the sending domain is
-//   verified) and settles it.
+//   verified), or captures it when there is no relay (src/outbound/capture.ts), and settles it.
 // The message stays QUEUED until the part that runs last settles it DELIVERED (every recipient
 // reached) or BOUNCED (one at least refused for good, or given up on), with one event.
 import type { Job } from "graphile-worker";
@@ -14,6 +14,7 @@ import { addJob, type JobTask } from "../jobs/worker.ts";
 import { insertSuppressions } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
+import { captureOutbound, outboundRoute } from "./capture.ts";
 import { relayAttempt, relayDeadlines } from "./relay.ts";
 import {
   type DeliveryOutcome,
@@ -182,8 +183,20 @@ function join(first: string | null, second: string | null): string | null {
 
 async function relay(services: InboundServices, message: OutboundMessage, raw: Buffer, recipients: string[]) {
   const { db, config } = services;
+  const route = outboundRoute(config);
+  if (route === "capture") {
+    await captureOutbound(
+      config,
+      services.logger,
+      { from: message.from_address, to: recipients },
+      raw,
+      `message ${message.id}`,
+    );
+    return;
+  }
   // The relay was configured when the message was accepted; it may have been removed since.
-  if (!config.smtpRelayUrl) throw new DeliveryFailure("no SMTP relay is configured (SMTP_RELAY_URL)", true);
+  if (route === "refuse" || !config.smtpRelayUrl)
+    throw new DeliveryFailure("no SMTP relay is configured (SMTP_RELAY_URL)", true);
   const dkim = await dkimKeyFor(db, message, domainOf(message.from_address));
   let outcome: Awaited<ReturnType<typeof relayAttempt>>;
   try {

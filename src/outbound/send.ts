@@ -29,6 +29,7 @@ import { type Message, messagesByIds } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
 import { storeMessage } from "../mail/store.ts";
 import type { Services } from "../services.ts";
+import { outboundRoute } from "./capture.ts";
 import {
   type AttachmentInput,
   compose,
@@ -661,9 +662,9 @@ async function checkRecipients(services: Services, scope: TenantScope, inbox: In
     if (domainOf(recipient.key) === config.mailDomain) {
       throw badUserInput(`${recipient.field}: there is no inbox ${recipient.address}.`, recipient.field);
     }
-    if (!config.smtpRelayUrl) {
+    if (outboundRoute(config) === "refuse") {
       throw badUserInput(
-        `${recipient.field}: ${recipient.address} is not hosted here, and no SMTP relay is configured for other addresses.`,
+        `${recipient.field}: ${recipient.address} is not hosted here, and mail to other addresses is refused on this server (no SMTP relay is configured).`,
         recipient.field,
       );
     }

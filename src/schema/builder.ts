@@ -19,6 +19,7 @@ export const builder = new SchemaBuilder<{
   };
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };
+    JSON: { Input: unknown; Output: unknown };
     ID: { Input: string; Output: string | number | bigint };
   };
   DefaultEdgesNullability: false;

@@ -22,6 +22,7 @@ import "./draft.ts";
 import "./send.ts";
 import "./metrics.ts";
 import "./search.ts";
+import "./check-access.ts";
 
 export const schema = withRequiresDirective(describeRequirements(builder.toSchema({ sortSchema: false })));
 

@@ -3,7 +3,7 @@
 // routes it is given: download links), then yoga for everything else (GraphQL over POST and GET, SSE,
 // the GraphiQL page).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { serveGraphiQLAsset } from "./graphiql.ts";
+import { serveFavicon, serveGraphiQLAsset } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
 import type { Yoga } from "./yoga.ts";
 
@@ -41,6 +41,10 @@ async function serveOwnRoute(
 ): Promise<boolean> {
   const path = (req.url ?? "").split("?")[0] ?? "";
   if (req.method === "GET" && (await serveGraphiQLAsset(path, res))) return true;
+  if (path === "/favicon.ico" && (req.method === "GET" || req.method === "HEAD")) {
+    serveFavicon(res);
+    return true;
+  }
   if (path === "/metrics") {
     await observability.serveMetrics(req, res);
     return true;

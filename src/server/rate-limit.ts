@@ -38,11 +38,12 @@ interface RateLimitServices {
  */
 export function useRateLimit(
   services: RateLimitServices,
-): Plugin<object, { req?: IncomingMessage; res?: ServerResponse }> {
+): Plugin<object, { req?: IncomingMessage; res?: ServerResponse; mcp?: boolean }> {
   return {
     async onRequest({ request, serverContext, endResponse, fetchAPI }) {
       const limiter = services.rateLimiter;
-      if (!limiter.enabled) return;
+      // A tool call's operation: its /mcp request was counted (limitRequest), once for the call.
+      if (!limiter.enabled || serverContext.mcp) return;
       let principal: Principal | null;
       try {
         principal = await authenticateOnce(services.authenticator, serverContext.req, request);
@@ -100,6 +101,27 @@ export async function limitOperation(
     return result.allowed ? undefined : rateLimitedError(result);
   } catch (error) {
     if (error instanceof RateLimitUnavailable) return rateLimitUnavailableError();
+    throw error;
+  }
+}
+
+/**
+ * The default limit for a request answered outside yoga (POST /mcp): the refusal (429, or 503 when
+ * the limiter's store is away), or the RateLimit headers to send with the answer.
+ */
+export async function limitRequest(
+  rateLimiter: RateLimiter,
+  principal: Principal | null,
+  address: string,
+): Promise<{ error?: GraphQLError; headers: Record<string, string> }> {
+  if (!rateLimiter.enabled) return { headers: {} };
+  try {
+    const result = await rateLimiter.consume(rateLimiter.defaultPolicy, callerKey(principal, address));
+    return result.allowed
+      ? { headers: rateLimitHeaders(result) }
+      : { error: rateLimitedError(result), headers: {} };
+  } catch (error) {
+    if (error instanceof RateLimitUnavailable) return { error: rateLimitUnavailableError(), headers: {} };
     throw error;
   }
 }

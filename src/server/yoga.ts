@@ -19,7 +19,7 @@ import { maxRequestBodyBytes, useOperationLimits } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
 import { presentError } from "./errors.ts";
-import { renderLocalGraphiQL } from "./graphiql.ts";
+import { renderLocalGraphiQL, WELCOME_QUERY } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
 import { clientAddress, useRateLimit } from "./rate-limit.ts";
 import { corsOptions, useAuthentication, useCookieCsrfPrevention } from "./request-guards.ts";
@@ -32,6 +32,8 @@ export interface ServerContext {
   wsPrincipal?: Principal;
   wsClientIp?: string;
   wsBaseUrl?: string;
+  /** Set by POST /mcp for the operations its tools run: that request was rate-limited already. */
+  mcp?: boolean;
 }
 
 export type Yoga = YogaServerInstance<ServerContext, Context>;
@@ -60,6 +62,7 @@ export function buildYoga(
     maxRequestBodySize: false,
     graphiql: {
       title: "Mailroom",
+      defaultQuery: WELCOME_QUERY,
       // Subscriptions over SSE: a fetch, which carries the Headers tab and the session cookie alike
       // (a browser WebSocket can carry no header, and GraphiQL sends it no connection parameters).
       subscriptionsProtocol: "SSE",

@@ -29,7 +29,8 @@ export function testConfig(databaseUrl: string, overrides: Partial<Config> = {})
 export async function startTestServer(
   databaseUrl: string,
   overrides: Partial<Config> = {},
-  options: Omit<BuildOptions, "logger"> = {},
+  /** `logger`: a test's own, to read the server's log lines; default: one at TEST_LOG_LEVEL. */
+  options: BuildOptions = {},
 ): Promise<TestServer> {
   const config = testConfig(databaseUrl, overrides);
   const app = buildApp(config, { logger: createLogger(config), ...options });

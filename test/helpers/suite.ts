@@ -79,7 +79,8 @@ export function databaseSuite(): TestDatabase {
 
 /** Configuration overrides, or a function giving them once the file's earlier beforeAll hooks have run. */
 export type SuiteConfig = Partial<Config> | ((database: TestDatabase) => Partial<Config>);
-export type SuiteBuildOptions = Omit<BuildOptions, "logger">;
+/** `logger`: the file's own (to read log lines); default: one at TEST_LOG_LEVEL. */
+export type SuiteBuildOptions = BuildOptions;
 
 export interface ServerSuite {
   database: TestDatabase;
