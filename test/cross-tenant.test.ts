@@ -56,6 +56,7 @@ const MUTATION_TARGETS: Record<string, string> = {
   replyToMessage: "Message",
   forwardMessage: "Message",
   sendDraft: "Draft",
+  approveDraft: "Draft",
 };
 /** The rest of a valid input, so that only the id decides the answer. */
 const BASE_INPUTS: Record<string, Record<string, unknown>> = {

@@ -22,6 +22,7 @@ const visibility = fc.record<EventVisibility>({
   inboxId: id("100", "101"),
   messageRead: fc.boolean(),
   domainRead: fc.boolean(),
+  draftRead: fc.boolean(),
   hiddenLabels: labels("spam", "blocked", "trash"),
 });
 const event = fc.record({
@@ -42,8 +43,10 @@ describe("the event visibility rule", () => {
           FROM (VALUES (${e.org_id}::bigint, ${e.type}::text, ${e.pod_id}::bigint, ${e.inbox_id}::bigint,
               ${e.message_labels}::text[])) AS e(org_id, type, pod_id, inbox_id, message_labels),
             (VALUES (${v.orgId}::bigint, ${v.podId}::bigint, ${v.inboxId}::bigint, ${v.messageRead}::boolean,
-              ${v.domainRead}::boolean, ${[...v.hiddenLabels]}::text[]))
-              AS w(org_id, pod_id, inbox_id, message_read, domain_read, hidden_labels)`.execute(database.db);
+              ${v.domainRead}::boolean, ${v.draftRead}::boolean, ${[...v.hiddenLabels]}::text[]))
+              AS w(org_id, pod_id, inbox_id, message_read, domain_read, draft_read, hidden_labels)`.execute(
+          database.db,
+        );
         const expected = eventReadableBy(v, e, e.message_labels);
         // NULL (an event without the pod or inbox compared) is "no", as WHERE takes it.
         expect({ caller: rows[0]?.caller === true, webhook: rows[0]?.webhook === true }).toEqual({
@@ -62,6 +65,7 @@ describe("the event visibility rule", () => {
       inboxId: null,
       messageRead: true,
       domainRead: true,
+      draftRead: true,
       hiddenLabels,
     });
     const unknown = { org_id: "1", type: "MESSAGE_RECEIVED" as const, pod_id: "10", inbox_id: "100" };

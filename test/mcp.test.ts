@@ -10,6 +10,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { buildSchema, Kind, parse, TypeInfo, visit, visitWithTypeInfo } from "graphql";
 import { afterAll, describe, expect, it } from "vitest";
+import { permissionFix } from "../src/auth/permissions.ts";
 import { mcpToolsMarkdown, replaceToolsSection } from "../src/mcp/docs.ts";
 import { buildTools, TOOL_SPECS } from "../src/mcp/tools.ts";
 import { schema } from "../src/schema/index.ts";
@@ -254,7 +255,8 @@ describe("POST /mcp", () => {
     expect(result.isError).toBe(true);
     expect(text(result)).toContain("MESSAGE_SEND");
     expect(text(result)).toContain("Fix:");
-    expect(text(result)).toContain("messageSend: true");
+    // The same sentence as GraphQL's extensions.fix.
+    expect(text(result)).toContain(permissionFix("MESSAGE_SEND"));
     expect(text(result)).not.toMatch(/not found/i);
   });
 
@@ -316,6 +318,34 @@ describe("POST /mcp", () => {
     const first = await structured(client, "send_message", args);
     const again = await structured(client, "send_message", args);
     expect(again.message.id).toBe(first.message.id);
+  });
+
+  it("holds an approval-bound key's mail: every sending tool answers APPROVAL_REQUIRED with the draft", async () => {
+    const bound = await createKey(server, org.apiKey, { sendRequiresApproval: true });
+    const client = await httpClient(bound.secret);
+    const subject = `Held ${Date.now()}`;
+    const held = await call(client, "send_message", {
+      inboxId: inboxes.a.id,
+      to: [inboxes.b.email],
+      subject,
+      text: "Wait for a person.",
+    });
+    expect(held.isError).toBe(true);
+    expect(text(held)).toMatch(/APPROVAL_REQUIRED/);
+    const draftId = /Draft: (\S+)/.exec(text(held))?.[1] as string;
+    expect(draftId).toBeTruthy();
+    const draft = await structured(client, "create_draft", {
+      inboxId: inboxes.a.id,
+      to: [inboxes.b.email],
+      subject,
+    });
+    const sent = await call(client, "send_draft", { draftId: draft.draft.id });
+    expect(sent.isError).toBe(true);
+    expect(text(sent)).toMatch(/APPROVAL_REQUIRED/);
+    // Nothing left: the recipient's inbox has no message with that subject.
+    const reader = await httpClient(org.apiKey);
+    const found = await structured(reader, "list_threads", { inboxId: inboxes.b.id, first: 50 });
+    expect(JSON.stringify(found)).not.toContain(subject);
   });
 
   it("refuses a deleted key on its next call", async () => {

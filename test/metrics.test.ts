@@ -342,7 +342,7 @@ describe("the query plan", () => {
       FROM generate_series(1, 50000) AS i
     `.execute(database.db);
     await sql`ANALYZE events`.execute(database.db);
-    const read = { messageRead: true, domainRead: true };
+    const read = { messageRead: true, domainRead: true, draftRead: true };
     const scopes: EventVisibility[] = [
       { orgId: bulk.organizationId, podId: null, inboxId: null, hiddenLabels: [], ...read },
       { orgId: bulk.organizationId, podId: rowId(pod), inboxId: null, hiddenLabels: ["spam"], ...read },
@@ -353,6 +353,7 @@ describe("the query plan", () => {
         hiddenLabels: ["spam", "trash"],
         messageRead: true,
         domainRead: false,
+        draftRead: false,
       },
     ];
     for (const scope of scopes) {

@@ -234,6 +234,22 @@ const MUTATION_INPUTS: Record<string, () => Promise<Record<string, unknown>>> = 
     );
     return { id: data.createDraft.draft.id };
   },
+  approveDraft: async () => {
+    // A draft held from an approval-bound key (docs/sending.md, "Approval before sending").
+    const bound = await ok(
+      server,
+      "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }",
+      { input: { name: "matrix bound", sendRequiresApproval: true } },
+      { key: org.apiKey },
+    );
+    const held = await gql(
+      server,
+      "mutation($input: SendMessageInput!) { sendMessage(input: $input) { message { id } } }",
+      { input: { inboxId: ids.Inbox, to: ["matrix@mailroom.localhost"], subject: "matrix" } },
+      { key: bound.createApiKey.secret },
+    );
+    return { id: held.body.errors?.[0]?.extensions?.draftId };
+  },
   createApiKey: async () => ({ name: "matrix" }),
   deleteApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),
   rollApiKey: async () => ({ id: (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id }),

@@ -35,7 +35,8 @@ export type EventType =
   | "MESSAGE_DELIVERED"
   | "MESSAGE_BOUNCED"
   | "MESSAGE_REJECTED"
-  | "DOMAIN_VERIFIED";
+  | "DOMAIN_VERIFIED"
+  | "DRAFT_PENDING_APPROVAL";
 /** The permission flags as stored in `api_keys.permissions` (lower snake case). */
 export type PermissionFlag =
   | "inbox_read"
@@ -295,6 +296,8 @@ export interface DraftTable {
   forward_of_message_id: Int8 | null;
   /** The message a SENT draft became. */
   sent_message_id: Int8 | null;
+  /** Written by an approval-bound key: its sends stop at PENDING_APPROVAL (docs/sending.md). */
+  requires_approval: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface WebhookTable {
@@ -319,6 +322,7 @@ export interface WebhookTable {
   /** The creator's visibility; its scope is pod_id/inbox_id. */
   message_read: ColumnType<boolean, boolean | undefined, boolean>;
   domain_read: ColumnType<boolean, boolean | undefined, boolean>;
+  draft_read: ColumnType<boolean, boolean | undefined, boolean>;
   hidden_labels: ColumnType<string[], string[] | undefined, string[]>;
 }
 

@@ -81,6 +81,7 @@ function summary(scope: TenantScope) {
     "drafts.reply_all",
     "drafts.forward_of_message_id",
     "drafts.sent_message_id",
+    "drafts.requires_approval",
     sql<number | null>`octet_length(drafts.text_body)`.as("text_body_bytes"),
     sql<number | null>`octet_length(drafts.html_body)`.as("html_body_bytes"),
     visibleReplyTo(scope),
@@ -214,6 +215,7 @@ export async function insertDraft(
       in_reply_to_message_id: string | null;
       forward_of_message_id: string | null;
       reply_all: boolean;
+      requires_approval: boolean;
     },
 ): Promise<DraftSummary | undefined> {
   let inbox = db
@@ -236,6 +238,7 @@ export async function insertDraft(
       sql<Date | null>`${content.send_at}::timestamptz`.as("send_at"),
       sql<string>`${content.send_status}::text`.as("send_status"),
       sql<string | null>`${content.failure_reason}::text`.as("failure_reason"),
+      sql<boolean>`${content.requires_approval}::boolean`.as("requires_approval"),
     ]);
   if (scope.podId !== null) inbox = inbox.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) inbox = inbox.where("id", "=", scope.inboxId);
@@ -257,6 +260,7 @@ export async function insertDraft(
       "send_at",
       "send_status",
       "failure_reason",
+      "requires_approval",
     ])
     .expression(inbox)
     .returning(summary(scope))
@@ -271,7 +275,7 @@ export async function updateDraft(
   db: Db,
   scope: TenantScope,
   id: string,
-  changes: Partial<DraftContent & DraftSchedule & { sent_message_id: string }>,
+  changes: Partial<DraftContent & DraftSchedule & { sent_message_id: string; requires_approval: boolean }>,
   statuses?: readonly DraftSendStatus[],
 ): Promise<DraftSummary | undefined> {
   let query = db
@@ -292,10 +296,10 @@ export async function lockDraft(
   trx: Db,
   scope: TenantScope,
   id: string,
-): Promise<{ send_status: DraftSendStatus; send_at: Date | null } | undefined> {
+): Promise<{ send_status: DraftSendStatus; send_at: Date | null; requires_approval: boolean } | undefined> {
   let query = trx
     .selectFrom("drafts")
-    .select(["send_status", "send_at"])
+    .select(["send_status", "send_at", "requires_approval"])
     .where("org_id", "=", scope.orgId)
     .where("id", "=", id);
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);

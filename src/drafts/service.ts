@@ -100,6 +100,10 @@ function checkSchedulable(draft: DraftSummary): void {
   }
 }
 
+/**
+ * Creates a draft. `requiresApproval`: the caller is approval-bound (docs/sending.md, "Approval
+ * before sending"); the draft remembers it, and its scheduled send stops at PENDING_APPROVAL.
+ */
 export async function createDraft(
   services: Pick<Services, "db" | "clock">,
   scope: TenantScope,
@@ -110,6 +114,7 @@ export async function createDraft(
     replyAll?: boolean | null | undefined;
     sendAt?: Date | null | undefined;
   },
+  requiresApproval: boolean,
 ): Promise<DraftSummary> {
   const { db } = services;
   const changes = contentChanges(input);
@@ -143,6 +148,7 @@ export async function createDraft(
         in_reply_to_message_id: input.inReplyToMessageId ?? null,
         forward_of_message_id: input.forwardOfMessageId ?? null,
         reply_all: input.replyAll ?? false,
+        requires_approval: requiresApproval,
         ...schedule,
       });
       if (!draft) throw notFound("Inbox");
@@ -160,14 +166,20 @@ export async function createDraft(
 /**
  * Changes only the fields given; updatedAt moves forward even when none is. `sendAt` schedules (or
  * moves) the send; an explicit null unschedules. A draft being sent or sent is CONFLICT.
+ * An approval-bound caller (`requiresApproval`) marks the draft as needing approval, whoever wrote it
+ * first, and may not change a draft waiting for approval (CONFLICT: the approver must approve what
+ * it saw); it may still delete it (docs/sending.md, "Approval before sending").
  */
 export async function updateDraft(
   services: Pick<Services, "db" | "clock">,
   scope: TenantScope,
   input: DraftFieldsInput & { id: string; sendAt?: Date | null | undefined },
+  requiresApproval: boolean,
 ): Promise<DraftSummary> {
   const { db } = services;
-  const changes: Partial<DraftContent & DraftSchedule> = contentChanges(input);
+  const changes: Partial<DraftContent & DraftSchedule & { requires_approval: boolean }> =
+    contentChanges(input);
+  if (requiresApproval) changes.requires_approval = true;
   if (input.sendAt === null)
     Object.assign(changes, { send_at: null, send_status: "DRAFT", failure_reason: null });
   else if (input.sendAt !== undefined) {
@@ -181,6 +193,12 @@ export async function updateDraft(
     if (!OPEN_DRAFT_STATUSES.includes(current.send_status)) {
       throw conflict(
         current.send_status === "SENT" ? "This draft has been sent." : "This draft is being sent.",
+        "id",
+      );
+    }
+    if (requiresApproval && current.send_status === "PENDING_APPROVAL") {
+      throw conflict(
+        "This draft is waiting for approval: an approval-bound key cannot change it (delete it and write a new one).",
         "id",
       );
     }

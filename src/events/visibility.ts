@@ -4,7 +4,8 @@
 // rows they hear. test/event-visibility.test.ts holds the two to the same answers.
 //
 // An event is visible when it lies in the reader's scope and the reader may read what it is about:
-// DOMAIN_VERIFIED needs DOMAIN_READ; every other event is about a message and needs MESSAGE_READ and
+// DOMAIN_VERIFIED needs DOMAIN_READ; DRAFT_PENDING_APPROVAL needs DRAFT_READ (it carries no labels:
+// a draft has none); every other event is about a message and needs MESSAGE_READ and
 // no label hidden from the reader among the labels the event carries. Those are the labels of when it
 // happened, never of now: so whether an event is on a reader's cursor is settled once, and polling,
 // subscribing and webhooks agree on it whenever each reads (docs/events.md, "One cursor").
@@ -22,6 +23,7 @@ import type { EventType } from "../db/types.ts";
 export interface EventVisibility extends TenantScope {
   messageRead: boolean;
   domainRead: boolean;
+  draftRead: boolean;
 }
 
 /**
@@ -42,6 +44,7 @@ export function eventVisibilityOf(principal: Principal): EventVisibility {
       ...tenantScopeOf(principal),
       messageRead: principal.permissions.has("MESSAGE_READ"),
       domainRead: principal.permissions.has("DOMAIN_READ"),
+      draftRead: principal.permissions.has("DRAFT_READ"),
     };
     visibilities.set(principal, visibility);
   }
@@ -58,6 +61,7 @@ export interface VisibilityExpressions {
   inboxId: { expression: Expression<unknown>; nullable: boolean } | null;
   messageRead: Expression<unknown>;
   domainRead: Expression<unknown>;
+  draftRead: Expression<unknown>;
   hiddenLabels: Expression<unknown>;
 }
 
@@ -71,6 +75,7 @@ export function visibilityExpressions(visibility: EventVisibility): VisibilityEx
     inboxId: id(visibility.inboxId),
     messageRead: sql.lit(visibility.messageRead),
     domainRead: sql.lit(visibility.domainRead),
+    draftRead: sql.lit(visibility.draftRead),
     hiddenLabels: sql`${[...visibility.hiddenLabels]}::text[]`,
   };
 }
@@ -100,6 +105,7 @@ export function eventReadable(
     AND ${sameOrAny(column("pod_id"), v.podId)}
     AND ${sameOrAny(column("inbox_id"), v.inboxId)}
     AND CASE WHEN ${column("type")} = 'DOMAIN_VERIFIED' THEN ${v.domainRead}
+      WHEN ${column("type")} = 'DRAFT_PENDING_APPROVAL' THEN ${v.draftRead}
       ELSE ${v.messageRead}
         AND NOT (coalesce(${column("message_labels")}, ${[...UNKNOWN_LABELS]}::text[]) && ${v.hiddenLabels})
       END)`;
@@ -121,7 +127,9 @@ export function eventReadableBy(
   if (event.org_id !== visibility.orgId) return false;
   if (visibility.podId !== null && event.pod_id !== visibility.podId) return false;
   if (visibility.inboxId !== null && event.inbox_id !== visibility.inboxId) return false;
-  if (readPermissionOf(event.type) === "DOMAIN_READ") return visibility.domainRead;
+  const permission = readPermissionOf(event.type);
+  if (permission === "DOMAIN_READ") return visibility.domainRead;
+  if (permission === "DRAFT_READ") return visibility.draftRead;
   return (
     visibility.messageRead &&
     !(labels ?? UNKNOWN_LABELS).some((label) => visibility.hiddenLabels.includes(label))
@@ -129,8 +137,10 @@ export function eventReadableBy(
 }
 
 /** The permission a reader needs to see events of this type (with the labels rule for messages). */
-export function readPermissionOf(type: EventType): "MESSAGE_READ" | "DOMAIN_READ" {
-  return type === "DOMAIN_VERIFIED" ? "DOMAIN_READ" : "MESSAGE_READ";
+export function readPermissionOf(type: EventType): "MESSAGE_READ" | "DOMAIN_READ" | "DRAFT_READ" {
+  if (type === "DOMAIN_VERIFIED") return "DOMAIN_READ";
+  if (type === "DRAFT_PENDING_APPROVAL") return "DRAFT_READ";
+  return "MESSAGE_READ";
 }
 
 /**

@@ -29,6 +29,7 @@ export function webhookVisibility(webhook: string): VisibilityExpressions {
     inboxId: { expression: w("inbox_id"), nullable: true },
     messageRead: w("message_read"),
     domainRead: w("domain_read"),
+    draftRead: w("draft_read"),
     hiddenLabels: w("hidden_labels"),
   };
 }

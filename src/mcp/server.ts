@@ -10,7 +10,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { GraphQLFormattedError } from "graphql";
-import type { Permission } from "../auth/permissions.ts";
+import { type Permission, permissionFix } from "../auth/permissions.ts";
 import { renderText } from "./render.ts";
 import type { Data, Tool, ToolArgs } from "./tools.ts";
 
@@ -49,20 +49,6 @@ export interface McpCaller {
 export const WAIT_DEFAULT_SECONDS = 60;
 export const WAIT_MAX_SECONDS = 120;
 
-/** ApiKeyPermissionsInput's field for a permission: MESSAGE_SEND → messageSend. */
-function permissionField(permission: string): string {
-  return permission.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** What to do about a missing permission, in the words every tool error uses. */
-export function permissionFix(permission: string): string {
-  return (
-    `Use an API key that has ${permission}: an organization administrator can create one with the ` +
-    `createApiKey mutation (permissions: { ${permissionField(permission)}: true }), scoped to a pod or ` +
-    "inbox whose ceiling allows it (see the permissions documentation)."
-  );
-}
-
 function toolError(text: string): CallToolResult {
   return { isError: true, content: [{ type: "text", text }] };
 }
@@ -71,7 +57,7 @@ export function missingPermissionError(toolName: string, missing: readonly strin
   const list = missing.join(", ");
   return toolError(
     `The ${toolName} tool requires the ${list} permission${missing.length > 1 ? "s" : ""}, which this API key does not have. ` +
-      `Fix: ${missing.map(permissionFix).join(" ")}`,
+      `Fix: ${missing.map((permission) => permissionFix(permission as Permission)).join(" ")}`,
   );
 }
 
@@ -83,7 +69,9 @@ function describeError(error: GraphQLFormattedError): string {
     parts.push(`(${extensions.code}${extensions.field ? `, field ${extensions.field}` : ""})`);
   if (typeof extensions.fix === "string") parts.push(`Fix: ${extensions.fix}`);
   else if (typeof extensions.requiredPermission === "string")
-    parts.push(`Fix: ${permissionFix(extensions.requiredPermission)}`);
+    parts.push(`Fix: ${permissionFix(extensions.requiredPermission as Permission)}`);
+  // APPROVAL_REQUIRED: the held draft, which a person approves (approveDraft) or the agent withdraws.
+  if (typeof extensions.draftId === "string") parts.push(`Draft: ${extensions.draftId}`);
   return parts.join(" ");
 }
 

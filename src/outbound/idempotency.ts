@@ -21,7 +21,12 @@ export const PURGE_IDEMPOTENCY_KEYS = "purge-idempotency-keys";
 export const PURGE_IDEMPOTENCY_KEYS_CRONTAB = `17 * * * * ${PURGE_IDEMPOTENCY_KEYS}`;
 
 /** The send mutations that take an idempotency key. */
-export type SendOperation = "sendMessage" | "replyToMessage" | "forwardMessage" | "sendDraft";
+export type SendOperation =
+  | "sendMessage"
+  | "replyToMessage"
+  | "forwardMessage"
+  | "sendDraft"
+  | "approveDraft";
 
 export interface Idempotency {
   key: string;

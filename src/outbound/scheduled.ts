@@ -11,7 +11,7 @@ import { lockDraft, updateDraft } from "../drafts/repository.ts";
 import { type ScheduledDraftPayload, SEND_SCHEDULED_DRAFT } from "../drafts/schedule.ts";
 import type { JobTask } from "../jobs/worker.ts";
 import type { Services } from "../services.ts";
-import { DraftNoLongerSending, sendScheduledDraft } from "./send.ts";
+import { DraftNoLongerSending, isApprovalRequired, sendScheduledDraft } from "./send.ts";
 
 export { SEND_SCHEDULED_DRAFT };
 
@@ -47,6 +47,14 @@ async function runScheduledSend(services: Services, payload: ScheduledDraftPaylo
     );
   } catch (error) {
     if (error instanceof DraftNoLongerSending) return;
+    // Written by an approval-bound key: it now waits in PENDING_APPROVAL (docs/sending.md).
+    if (isApprovalRequired(error)) {
+      services.logger.info(
+        { orgId: payload.orgId, draftId: payload.draftId },
+        "scheduled draft held for approval",
+      );
+      return;
+    }
     // A refused send (a blocked recipient, no relay for an outside address) will not get better; the
     // database failing might, while attempts remain (the draft stays SENDING and the job retries).
     if (!(error instanceof GraphQLError) && job.attempts < job.max_attempts) throw error;

@@ -2,13 +2,22 @@
 // the sent copy, its `message.sent` event and its delivery job in one transaction. Delivery itself
 // is the job's (delivery.ts): a send that returns has committed exactly one job for its message.
 import { randomUUID } from "node:crypto";
+import { encodeGlobalID } from "@pothos/plugin-relay";
 import { GraphQLError } from "graphql";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
-import { type Draft, deleteDraft, draftsByIds, updateDraft as updateDraftRow } from "../drafts/repository.ts";
+import type { DraftSendStatus } from "../db/types.ts";
+import {
+  type Draft,
+  deleteDraft,
+  draftsByIds,
+  insertDraft,
+  updateDraft as updateDraftRow,
+} from "../drafts/repository.ts";
 import { unscheduleDraftJob } from "../drafts/schedule.ts";
 import { OPEN_DRAFT_STATUSES, validateRecipients, validateSubject } from "../drafts/service.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
 import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
@@ -87,14 +96,20 @@ export interface ForwardInput {
 /** Labels only the system sets on mail (besides `sent`, which every sent message gets). */
 const RESERVED_LABELS: ReadonlySet<string> = new Set([...SYSTEM_LABELS, "spam", "blocked", "trash"]);
 
+/**
+ * Every send takes `requiresApproval`: whether the caller is approval-bound. Such a caller's mail
+ * never leaves: send() stores it as a PENDING_APPROVAL draft and fails APPROVAL_REQUIRED
+ * (docs/sending.md, "Approval before sending").
+ */
 export async function sendMessage(
   services: Services,
   scope: TenantScope,
   input: SendMessageInput,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const idempotency = idempotencyOf("sendMessage", input.idempotencyKey, input);
   return idempotently(services, scope, idempotency, () =>
-    sendNewMessage(services, scope, input, idempotency),
+    sendNewMessage(services, scope, input, idempotency, requiresApproval),
   );
 }
 
@@ -103,6 +118,7 @@ async function sendNewMessage(
   scope: TenantScope,
   input: SendMessageInput,
   idempotency: Idempotency | undefined,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const outgoing: Outgoing = {
     ...recipients(input),
@@ -115,7 +131,10 @@ async function sendNewMessage(
     references: [],
     labels: userLabels(input.labels),
   };
-  return send(services, scope, input.inboxId, outgoing, { idempotency });
+  return send(services, scope, input.inboxId, outgoing, {
+    idempotency,
+    approval: { required: requiresApproval, heldAs: { new: {} } },
+  });
 }
 
 /**
@@ -127,9 +146,12 @@ export async function replyToMessage(
   services: Services,
   scope: TenantScope,
   input: ReplyInput,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const idempotency = idempotencyOf("replyToMessage", input.idempotencyKey, input);
-  return idempotently(services, scope, idempotency, () => sendReply(services, scope, input, idempotency));
+  return idempotently(services, scope, idempotency, () =>
+    sendReply(services, scope, input, idempotency, requiresApproval),
+  );
 }
 
 async function sendReply(
@@ -137,6 +159,7 @@ async function sendReply(
   scope: TenantScope,
   input: ReplyInput,
   idempotency: Idempotency | undefined,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const attachments = decodeAttachments(input.attachments, services.config.maxOutboundBytes);
   const labels = userLabels(input.labels);
@@ -157,7 +180,10 @@ async function sendReply(
     references: referencesOf(original),
     labels,
   };
-  return send(services, scope, own, outgoing, { idempotency });
+  return send(services, scope, own, outgoing, {
+    idempotency,
+    approval: { required: requiresApproval, heldAs: { new: { inReplyTo: original.id } } },
+  });
 }
 
 /**
@@ -169,9 +195,12 @@ export async function forwardMessage(
   services: Services,
   scope: TenantScope,
   input: ForwardInput,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const idempotency = idempotencyOf("forwardMessage", input.idempotencyKey, input);
-  return idempotently(services, scope, idempotency, () => sendForward(services, scope, input, idempotency));
+  return idempotently(services, scope, idempotency, () =>
+    sendForward(services, scope, input, idempotency, requiresApproval),
+  );
 }
 
 async function sendForward(
@@ -179,6 +208,7 @@ async function sendForward(
   scope: TenantScope,
   input: ForwardInput,
   idempotency: Idempotency | undefined,
+  requiresApproval: boolean,
 ): Promise<Message> {
   const addressed = recipients(input);
   const original = await visibleMessage(services.db, scope, input.messageId);
@@ -202,7 +232,10 @@ async function sendForward(
     references: referencesOf(original),
     labels: [],
   };
-  return send(services, scope, own, outgoing, { idempotency });
+  return send(services, scope, own, outgoing, {
+    idempotency,
+    approval: { required: requiresApproval, heldAs: { new: { forwardOf: original.id } } },
+  });
 }
 
 /** Sends a draft as it stands, and deletes it in the same transaction: it is sent at most once. */
@@ -210,11 +243,38 @@ export async function sendDraft(
   services: Services,
   scope: TenantScope,
   draftId: string,
+  requiresApproval: boolean,
   idempotencyKey?: string | null,
 ): Promise<Message> {
   const idempotency = idempotencyOf("sendDraft", idempotencyKey, { id: draftId });
   return idempotently(services, scope, idempotency, () =>
-    sendDraftOnce(services, scope, draftId, idempotency),
+    sendDraftOnce(services, scope, draftId, idempotency, requiresApproval, OPEN_DRAFT_STATUSES),
+  );
+}
+
+/**
+ * Sends a PENDING_APPROVAL draft as it stands, and deletes it (like sendDraft). Only a caller that is
+ * not approval-bound may: an approval-bound one is FORBIDDEN (it cannot approve its own mail, nor
+ * another bound key's). A draft not waiting for approval is CONFLICT.
+ */
+export async function approveDraft(
+  services: Services,
+  scope: TenantScope,
+  draftId: string,
+  requiresApproval: boolean,
+  idempotencyKey?: string | null,
+): Promise<Message> {
+  if (requiresApproval) {
+    throw new GraphQLError("An approval-bound key cannot approve mail.", {
+      extensions: {
+        code: "FORBIDDEN",
+        fix: "Approve it as a person (a session) or with an API key created without sendRequiresApproval.",
+      },
+    });
+  }
+  const idempotency = idempotencyOf("approveDraft", idempotencyKey, { id: draftId });
+  return idempotently(services, scope, idempotency, () =>
+    sendDraftOnce(services, scope, draftId, idempotency, false, ["PENDING_APPROVAL"]),
   );
 }
 
@@ -223,21 +283,28 @@ async function sendDraftOnce(
   scope: TenantScope,
   draftId: string,
   idempotency: Idempotency | undefined,
+  requiresApproval: boolean,
+  statuses: readonly DraftSendStatus[],
 ): Promise<Message> {
   const [draft] = await draftsByIds(services.db, scope, [draftId]);
   if (!draft) throw notFound("Draft");
-  if (!OPEN_DRAFT_STATUSES.includes(draft.send_status)) {
+  if (!statuses.includes(draft.send_status)) {
     throw conflict(
-      draft.send_status === "SENT" ? "This draft has been sent." : "This draft is being sent.",
+      draft.send_status === "SENT"
+        ? "This draft has been sent."
+        : draft.send_status === "SENDING"
+          ? "This draft is being sent."
+          : "This draft is not waiting for approval.",
       "id",
     );
   }
   const { inbox, outgoing } = await draftOutgoing(services, scope, draft);
   return send(services, scope, inbox, outgoing, {
     idempotency,
+    approval: { required: requiresApproval, heldAs: { draftId } },
     beforeStore: async (trx) => {
       // Row-locked until commit: a concurrent sendDraft, or its scheduled send, finds it gone.
-      if (!(await deleteDraft(trx, scope, draftId, OPEN_DRAFT_STATUSES))) throw notFound("Draft");
+      if (!(await deleteDraft(trx, scope, draftId, statuses))) throw notFound("Draft");
       await unscheduleDraftJob(trx, draft.org_id, draft.id);
     },
   });
@@ -265,6 +332,8 @@ export async function sendScheduledDraft(
   if (draft.send_status !== "SENDING") throw new DraftNoLongerSending();
   const { inbox, outgoing } = await draftOutgoing(services, scope, draft);
   return send(services, scope, inbox, outgoing, {
+    // Written (or last changed) by an approval-bound key: it waits for approval instead of leaving.
+    approval: { required: draft.requires_approval, heldAs: { draftId } },
     afterStore: async (trx, message) => {
       const sent = await updateDraftRow(
         trx,
@@ -356,15 +425,21 @@ async function send(
   from: string | Inbox,
   outgoing: Outgoing,
   options: {
+    /** Required: no path may send without saying whether its caller is approval-bound. */
+    approval: Approval;
     idempotency?: Idempotency | undefined;
     beforeStore?: (trx: Db) => Promise<void>;
     afterStore?: (trx: Db, message: Message) => Promise<void>;
-  } = {},
+  },
 ): Promise<Message> {
-  const { idempotency, beforeStore, afterStore } = options;
+  const { idempotency, beforeStore, afterStore, approval } = options;
   const { db, config } = services;
   const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
   await checkRecipients(services, scope, inbox, outgoing);
+  if (approval.required) {
+    const draftId = await holdForApproval(services, scope, inbox, outgoing, approval.heldAs);
+    throw approvalRequired(draftId);
+  }
 
   const messageIdHeader = `<${randomUUID()}@${inbox.domain}>`;
   const date = new Date();
@@ -426,6 +501,101 @@ async function send(
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
     await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;
+  });
+}
+
+/**
+ * Whether the caller is approval-bound, and what its mail becomes when it is: a new draft (of a new
+ * message, a reply to `inReplyTo`, a forward of `forwardOf`) or the draft being sent.
+ */
+interface Approval {
+  required: boolean;
+  heldAs: { draftId: string } | { new: { inReplyTo?: string; forwardOf?: string } };
+}
+
+/** The error an approval-bound caller's send ends with: the held draft's global id in draftId. */
+export function approvalRequired(draftId: string): GraphQLError {
+  return new GraphQLError(
+    "This key's mail must be approved before it is sent: it waits as a draft in PENDING_APPROVAL. Approve it with approveDraft as a person or with a key that is not approval-bound.",
+    { extensions: { code: "APPROVAL_REQUIRED", draftId: encodeGlobalID("Draft", draftId) } },
+  );
+}
+
+export function isApprovalRequired(error: unknown): boolean {
+  return error instanceof GraphQLError && error.extensions.code === "APPROVAL_REQUIRED";
+}
+
+/** `Name <address>`, the name quoted: the form drafts keep recipients in. */
+function formatted(mailbox: Mailbox): string {
+  if (!mailbox.name) return mailbox.address;
+  return `"${mailbox.name.replace(/(["\\])/g, "\\$1")}" <${mailbox.address}>`;
+}
+
+/**
+ * Stores an approval-bound caller's mail as a PENDING_APPROVAL draft (or moves the draft being sent
+ * there, its schedule dropped) and records DRAFT_PENDING_APPROVAL, in one transaction; the draft's id.
+ * What a draft cannot hold (attachments, Reply-To, labels) is refused rather than dropped.
+ */
+async function holdForApproval(
+  services: Services,
+  scope: TenantScope,
+  inbox: Inbox,
+  outgoing: Outgoing,
+  heldAs: Approval["heldAs"],
+): Promise<string> {
+  if ("new" in heldAs) {
+    if (heldAs.new.forwardOf === undefined && outgoing.attachments.length > 0)
+      throw badUserInput("Mail waiting for approval cannot carry attachments.", "attachments");
+    if (outgoing.replyTo.length > 0)
+      throw badUserInput("Mail waiting for approval cannot set replyTo.", "replyTo");
+    if (outgoing.labels.length > 0)
+      throw badUserInput("Mail waiting for approval cannot carry labels.", "labels");
+  }
+  return services.db.transaction().execute(async (trx) => {
+    let draftId: string;
+    let changed = true;
+    if ("draftId" in heldAs) {
+      const [current] = await draftsByIds(trx, scope, [heldAs.draftId]);
+      changed = current?.send_status !== "PENDING_APPROVAL";
+      const held = await updateDraftRow(
+        trx,
+        scope,
+        heldAs.draftId,
+        { send_status: "PENDING_APPROVAL", send_at: null, failure_reason: null, requires_approval: true },
+        [...OPEN_DRAFT_STATUSES, "SENDING"],
+      );
+      if (!held) throw notFound("Draft");
+      await unscheduleDraftJob(trx, held.org_id, held.id);
+      draftId = held.id;
+    } else {
+      const held = await insertDraft(trx, scope, inbox.id, {
+        to_addresses: outgoing.to.map(formatted),
+        cc_addresses: outgoing.cc.map(formatted),
+        bcc_addresses: outgoing.bcc.map(formatted),
+        subject: outgoing.subject,
+        text_body: outgoing.text,
+        html_body: outgoing.html,
+        in_reply_to_message_id: heldAs.new.inReplyTo ?? null,
+        forward_of_message_id: heldAs.new.forwardOf ?? null,
+        reply_all: false,
+        send_at: null,
+        send_status: "PENDING_APPROVAL",
+        failure_reason: null,
+        requires_approval: true,
+      });
+      if (!held) throw notFound("Inbox");
+      draftId = held.id;
+    }
+    if (changed) {
+      await recordEvent(trx, {
+        orgId: inbox.org_id,
+        type: "DRAFT_PENDING_APPROVAL",
+        podId: inbox.pod_id,
+        inboxId: inbox.id,
+        payload: { draftId: encodeGlobalID("Draft", draftId) },
+      });
+    }
+    return draftId;
   });
 }
 

@@ -42,3 +42,10 @@ export function scopeOf(context: Context): TenantScope {
   if (!context.scope) throw new Error("scopeOf() called for an anonymous caller");
   return context.scope;
 }
+
+/** Whether mail the caller sends waits for approval (docs/sending.md, "Approval before sending"). */
+export function requiresApprovalOf(context: Context): boolean {
+  if (context.principal.kind === "anonymous")
+    throw new Error("requiresApprovalOf() called for an anonymous caller");
+  return context.principal.sendRequiresApproval;
+}

@@ -3,7 +3,7 @@ import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from 
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
 import { type BuilderTypes, builder, requires } from "./builder.ts";
 import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
-import { type Context, scopeOf } from "./context.ts";
+import { type Context, requiresApprovalOf, scopeOf } from "./context.ts";
 import { DeleteInputRef, DeletePayloadRef } from "./delete.ts";
 import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
@@ -179,12 +179,17 @@ builder.mutationFields((t) => ({
     ...requires("DRAFT_CREATE"),
     args: { input: t.arg({ type: CreateDraftInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      draft: await createDraft(context.services, scopeOf(context), {
-        ...input,
-        inboxId: decodeId(String(input.inboxId), "Inbox"),
-        inReplyToMessageId: optionalId(input.inReplyToMessageId, "Message"),
-        forwardOfMessageId: optionalId(input.forwardOfMessageId, "Message"),
-      }),
+      draft: await createDraft(
+        context.services,
+        scopeOf(context),
+        {
+          ...input,
+          inboxId: decodeId(String(input.inboxId), "Inbox"),
+          inReplyToMessageId: optionalId(input.inReplyToMessageId, "Message"),
+          forwardOfMessageId: optionalId(input.forwardOfMessageId, "Message"),
+        },
+        requiresApprovalOf(context),
+      ),
     }),
   }),
   updateDraft: t.field({
@@ -192,10 +197,12 @@ builder.mutationFields((t) => ({
     ...requires("DRAFT_UPDATE"),
     args: { input: t.arg({ type: UpdateDraftInput, required: true }) },
     resolve: async (_root, { input }, context) => ({
-      draft: await updateDraft(context.services, scopeOf(context), {
-        ...input,
-        id: decodeId(String(input.id), "Draft"),
-      }),
+      draft: await updateDraft(
+        context.services,
+        scopeOf(context),
+        { ...input, id: decodeId(String(input.id), "Draft") },
+        requiresApprovalOf(context),
+      ),
     }),
   }),
   deleteDraft: t.field({

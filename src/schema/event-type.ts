@@ -9,6 +9,7 @@ export const EVENT_TYPES = [
   "MESSAGE_BOUNCED",
   "MESSAGE_REJECTED",
   "DOMAIN_VERIFIED",
+  "DRAFT_PENDING_APPROVAL",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

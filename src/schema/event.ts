@@ -15,8 +15,9 @@ import { builder, requires } from "./builder.ts";
 import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { DomainRef } from "./domain.ts";
+import { DraftRef } from "./draft.ts";
 import { EventTypeEnum } from "./event-type.ts";
-import { decodeId } from "./global-id.ts";
+import { decodeId, parseGlobalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { MessageRef } from "./message.ts";
 import { ThreadRef } from "./thread.ts";
@@ -79,6 +80,17 @@ export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event
         "The message, as it is now. Null when it was deleted or now carries a label hidden from the caller: " +
         "the event is still delivered, since whether an event is seen is decided by the labels of when it happened.",
       resolve: ({ message }, _args, context) => shownMessage(message, scopeOf(context).hiddenLabels),
+    }),
+    draft: t.field({
+      type: DraftRef,
+      nullable: true,
+      description:
+        "The draft of a DRAFT_PENDING_APPROVAL event, while it waits (or until it is deleted or sent); null otherwise.",
+      resolve: ({ event }, _args, context) => {
+        const draftId = (event.payload as { draftId?: unknown }).draftId;
+        const parsed = typeof draftId === "string" ? parseGlobalId(draftId) : undefined;
+        return namedOrNull(DraftRef, parsed?.typename === "Draft" ? parsed.id : null, context);
+      },
     }),
     domain: t.field({
       type: DomainRef,

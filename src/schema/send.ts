@@ -3,9 +3,9 @@
 import { type FragmentDefinitionNode, type GraphQLResolveInfo, Kind, type SelectionSetNode } from "graphql";
 import { badUserInput } from "../errors.ts";
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../outbound/idempotency.ts";
-import { forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
+import { approveDraft, forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
 import { builder, requires } from "./builder.ts";
-import { type Context, scopeOf } from "./context.ts";
+import { type Context, requiresApprovalOf, scopeOf } from "./context.ts";
 import { recipients } from "./draft.ts";
 import { decodeId } from "./global-id.ts";
 import { inputRule, MAIL_BODY } from "./input-rules.ts";
@@ -130,6 +130,10 @@ const SendDraftInput = builder.inputType("SendDraftInput", {
   fields: (t) => ({ id: t.id({ required: true }), idempotencyKey: t.string(idempotencyKeyField) }),
 });
 
+const ApproveDraftInput = builder.inputType("ApproveDraftInput", {
+  fields: (t) => ({ id: t.id({ required: true }), idempotencyKey: t.string(idempotencyKeyField) }),
+});
+
 const SendMessagePayload = builder.simpleObject("SendMessagePayload", {
   fields: (t) => ({
     message: t.field({
@@ -147,11 +151,16 @@ builder.mutationFields((t) => ({
       "Sends a new message. Hosted recipients (any organization) receive it directly; others through the SMTP relay, which must then be configured.",
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     resolve: async (_root, { input }, context, info) => ({
-      message: await sendMessage(context.services, scopeOf(context), {
-        ...input,
-        inboxId: decodeId(String(input.inboxId), "Inbox"),
-        idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
-      }),
+      message: await sendMessage(
+        context.services,
+        scopeOf(context),
+        {
+          ...input,
+          inboxId: decodeId(String(input.inboxId), "Inbox"),
+          idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
+        },
+        requiresApprovalOf(context),
+      ),
     }),
   }),
   replyToMessage: t.field({
@@ -161,11 +170,16 @@ builder.mutationFields((t) => ({
       "Replies from the message's inbox to its Reply-To (or sender), in its thread (In-Reply-To and References set).",
     args: { input: t.arg({ type: ReplyToMessageInput, required: true }) },
     resolve: async (_root, { input }, context, info) => ({
-      message: await replyToMessage(context.services, scopeOf(context), {
-        ...input,
-        messageId: decodeId(String(input.messageId), "Message"),
-        idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
-      }),
+      message: await replyToMessage(
+        context.services,
+        scopeOf(context),
+        {
+          ...input,
+          messageId: decodeId(String(input.messageId), "Message"),
+          idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
+        },
+        requiresApprovalOf(context),
+      ),
     }),
   }),
   forwardMessage: t.field({
@@ -175,11 +189,16 @@ builder.mutationFields((t) => ({
       "Forwards a message from its inbox: your text or html, with the original attached unchanged as message/rfc822.",
     args: { input: t.arg({ type: ForwardMessageInput, required: true }) },
     resolve: async (_root, { input }, context, info) => ({
-      message: await forwardMessage(context.services, scopeOf(context), {
-        ...input,
-        messageId: decodeId(String(input.messageId), "Message"),
-        idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
-      }),
+      message: await forwardMessage(
+        context.services,
+        scopeOf(context),
+        {
+          ...input,
+          messageId: decodeId(String(input.messageId), "Message"),
+          idempotencyKey: idempotencyKeyFor(input.idempotencyKey, context, info),
+        },
+        requiresApprovalOf(context),
+      ),
     }),
   }),
   sendDraft: t.field({
@@ -192,6 +211,23 @@ builder.mutationFields((t) => ({
         context.services,
         scopeOf(context),
         decodeId(String(input.id), "Draft"),
+        requiresApprovalOf(context),
+        idempotencyKeyFor(input.idempotencyKey, context, info),
+      ),
+    }),
+  }),
+  approveDraft: t.field({
+    type: SendMessagePayload,
+    ...requires("DRAFT_SEND"),
+    description:
+      "Sends a draft waiting in PENDING_APPROVAL (held from an approval-bound key) and deletes it. Only a person or a key that is not approval-bound may approve (docs/sending.md).",
+    args: { input: t.arg({ type: ApproveDraftInput, required: true }) },
+    resolve: async (_root, { input }, context, info) => ({
+      message: await approveDraft(
+        context.services,
+        scopeOf(context),
+        decodeId(String(input.id), "Draft"),
+        requiresApprovalOf(context),
         idempotencyKeyFor(input.idempotencyKey, context, info),
       ),
     }),

@@ -69,6 +69,7 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
       "e.thread_id",
       "e.message_id",
       "e.domain_id",
+      "e.payload",
       "m.message_id_header",
       "m.from_address",
       "m.to_addresses",
@@ -109,6 +110,8 @@ export function webhookBody(row: LoadedDelivery): string {
   }
   if (row.domain_id !== null)
     Object.assign(data, { domainId: id("Domain", row.domain_id), domain: row.domain });
+  // DRAFT_PENDING_APPROVAL: the held draft's global id (docs/sending.md, "Approval before sending").
+  if (typeof row.payload.draftId === "string") Object.assign(data, { draftId: row.payload.draftId });
   return JSON.stringify({
     type: webhookEventType(row.type),
     eventId: encodeGlobalID("Event", row.event_id),

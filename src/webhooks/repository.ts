@@ -39,6 +39,7 @@ function scoped(db: Db, scope: TenantScope) {
       "w.created_by_user_id",
       "w.message_read",
       "w.domain_read",
+      "w.draft_read",
       "w.hidden_labels",
       sql<boolean>`w.enabled AND ${active}`.as("enabled"),
       sql<string | null>`CASE WHEN ${active} THEN w.disabled_reason ELSE ${CREATOR_KEY_REVOKED} END`.as(
@@ -71,6 +72,7 @@ export interface RecordedVisibility {
   createdByUserId: string | null;
   messageRead: boolean;
   domainRead: boolean;
+  draftRead: boolean;
   hiddenLabels: readonly string[];
 }
 
@@ -80,6 +82,7 @@ function visibilityColumns(visibility: RecordedVisibility) {
     created_by_user_id: visibility.createdByUserId,
     message_read: visibility.messageRead,
     domain_read: visibility.domainRead,
+    draft_read: visibility.draftRead,
     hidden_labels: [...visibility.hiddenLabels],
   };
 }

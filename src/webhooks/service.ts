@@ -135,7 +135,11 @@ export function webhookCallerOf(principal: Principal): WebhookCaller {
  * (message content to a key that may not read messages) or silently deliver nothing.
  */
 function assertMayRead(eventTypes: readonly EventType[], visibility: EventVisibility): void {
-  const granted = { MESSAGE_READ: visibility.messageRead, DOMAIN_READ: visibility.domainRead };
+  const granted = {
+    MESSAGE_READ: visibility.messageRead,
+    DOMAIN_READ: visibility.domainRead,
+    DRAFT_READ: visibility.draftRead,
+  };
   for (const type of eventTypes) {
     const permission = readPermissionOf(type);
     if (!granted[permission]) throw forbidden(permission);
@@ -149,6 +153,7 @@ function recordedFrom(caller: WebhookCaller): RecordedVisibility {
     createdByUserId: caller.userId,
     messageRead: caller.visibility.messageRead,
     domainRead: caller.visibility.domainRead,
+    draftRead: caller.visibility.draftRead,
     hiddenLabels: caller.visibility.hiddenLabels,
   };
 }
@@ -160,6 +165,7 @@ function narrowedTo(webhook: Webhook, caller: WebhookCaller): RecordedVisibility
     createdByUserId: caller.userId,
     messageRead: webhook.message_read && caller.visibility.messageRead,
     domainRead: webhook.domain_read && caller.visibility.domainRead,
+    draftRead: webhook.draft_read && caller.visibility.draftRead,
     hiddenLabels: [...new Set([...webhook.hidden_labels, ...caller.visibility.hiddenLabels])].sort(),
   };
 }
