@@ -415,15 +415,8 @@ export async function updateMessageLabels(
   add: readonly string[],
   remove: readonly string[],
 ): Promise<MessageSummary | undefined> {
-  const result = await sql<MessageSummary>`
-    UPDATE messages m SET
-      labels = ARRAY(
-        SELECT DISTINCT l FROM unnest(m.labels || ${textArray(add)}) AS l
-        WHERE l <> ALL(${textArray(remove)}) ORDER BY l),
-      updated_at = now()
-    WHERE m.id = ${id} AND ${visible(scope)}
-    RETURNING ${sql.join(summarySelection())}`.execute(db);
-  return result.rows[0];
+  const [summary] = await updateLabelsOfMessages(db, scope, { ids: [id] }, add, remove);
+  return summary;
 }
 
 /**
