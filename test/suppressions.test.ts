@@ -114,9 +114,8 @@ describe("suppressions after a permanent relay failure", () => {
       bcc: [`someone@blocked-domain.test`],
     });
     expect(response.body.errors?.[0]?.extensions?.code).toBe("RECIPIENT_BLOCKED");
-    expect([...(response.body.errors?.[0]?.extensions?.recipients as string[])].sort()).toEqual(
-      [hosted.email, "someone@blocked-domain.test"].sort(),
-    );
+    const recipients = (response.body.errors?.[0]?.extensions?.recipients ?? []) as string[];
+    expect([...recipients].sort()).toEqual([hosted.email, "someone@blocked-domain.test"].sort());
     expect(await storedWithSubject(subject)).toHaveLength(0);
   });
 
