@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
 import { createClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
 import { RATE_LIMIT_UNAVAILABLE_MESSAGE, SENSITIVE_LIMITS } from "../src/auth/rate-limit.ts";
 import type { Config } from "../src/config.ts";
@@ -45,6 +45,16 @@ async function serve(overrides: Partial<Config>): Promise<TestServer> {
 afterAll(async () => {
   await Promise.all(servers.map((server) => server.stop()));
 });
+
+/**
+ * A server for one test only, stopped when it ends: each holds a pool, a LISTEN connection and one
+ * per job runner, and a file that kept seven alive at once used up a shared PostgreSQL's connections.
+ */
+async function serveInTest(overrides: Partial<Config>): Promise<TestServer> {
+  const server = await startTestServer(database.url, overrides);
+  onTestFinished(() => server.stop());
+  return server;
+}
 
 interface Answer {
   status: number;
@@ -226,7 +236,7 @@ describe("with the in-memory store", () => {
   });
 
   it("counts a signed-in person per session, not per IP", async () => {
-    const loginServer = await serve({ rateLimitPerMinute: LIMIT });
+    const loginServer = await serveInTest({ rateLimitPerMinute: LIMIT });
     const ip = "127.0.0.14";
     const signedIn = await post(loginServer, LOGIN, {
       from: ip,
@@ -242,7 +252,7 @@ describe("with the in-memory store", () => {
   });
 
   it("is off with RATE_LIMIT_PER_MINUTE=0", async () => {
-    const unlimited = await serve({ rateLimitPerMinute: 0 });
+    const unlimited = await serveInTest({ rateLimitPerMinute: 0 });
     for (let i = 0; i < 3; i++) {
       const answer = await post(unlimited, VIEWER, { key: org.apiKey, from: "127.0.0.15" });
       expect(answer.status).toBe(200);
@@ -383,7 +393,10 @@ describe.skipIf(!redisAvailable)("with Redis", () => {
       redisUrl: `redis://${REDIS.host}:${REDIS.port}`,
       redisKeyPrefix: prefix(),
     };
-    const [first, second] = [await serve(shared), await serve(shared)] as [TestServer, TestServer];
+    const [first, second] = [await serveInTest(shared), await serveInTest(shared)] as [
+      TestServer,
+      TestServer,
+    ];
     const key = (await createKey(first, org.apiKey)).secret;
     const answers = [
       await post(first, VIEWER, { key }),
@@ -398,7 +411,7 @@ describe.skipIf(!redisAvailable)("with Redis", () => {
   });
 
   it("answers 503 with Retry-After: 60 when Redis cannot be reached, never a 500", async () => {
-    const dead = await serve({
+    const dead = await serveInTest({
       rateLimitPerMinute: 100,
       redisUrl: "redis://127.0.0.1:1",
       redisKeyPrefix: prefix(),
@@ -409,7 +422,11 @@ describe.skipIf(!redisAvailable)("with Redis", () => {
 
   it("fails closed while Redis is gone or stalls, and recovers when it is back", async () => {
     const proxy = await startRedisProxy();
-    const server = await serve({ rateLimitPerMinute: 100, redisUrl: proxy.url, redisKeyPrefix: prefix() });
+    const server = await serveInTest({
+      rateLimitPerMinute: 100,
+      redisUrl: proxy.url,
+      redisKeyPrefix: prefix(),
+    });
     const statuses: number[] = [];
     const probe = async () => {
       const answer = await post(server, VIEWER, { key: org.apiKey });
