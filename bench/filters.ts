@@ -9,12 +9,11 @@ import { appendFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { TenantScope } from "../src/auth/principal.ts";
-import { createDatabase } from "../src/db/database.ts";
 import { migrateToLatest } from "../src/db/migrate.ts";
 import type { MessageFilter } from "../src/mail/message-filter.ts";
 import { listMessages } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
-import { openDatabase } from "./lib/database.ts";
+import { capturingDatabase, openDatabase } from "./lib/database.ts";
 import { seed } from "./seed.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -66,20 +65,7 @@ async function main() {
       ["labels: unread", { labels: ["unread"] }],
       ["from + subject + since", { from: person, subject: "re", since: old }],
     ];
-    const capture = createDatabase(database.url, { max: 1 });
-    const captured: { text: string; values: unknown[] }[] = [];
-    capture.pool.on("connect", (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-        const [text, values] = args as [string | { text: string; values?: unknown[] }, unknown[] | undefined];
-        captured.push(
-          typeof text === "string"
-            ? { text, values: values ?? [] }
-            : { text: text.text, values: text.values ?? [] },
-        );
-        return query(...args);
-      };
-    });
+    const { handle: capture, captured } = capturingDatabase(database.url);
     const page = { after: undefined, before: undefined, limit: 51, inverted: false };
     const rows: string[][] = [];
     const plans: string[] = [];

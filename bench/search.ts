@@ -11,11 +11,10 @@ import { appendFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { TenantScope } from "../src/auth/principal.ts";
-import { createDatabase } from "../src/db/database.ts";
 import { migrateToLatest } from "../src/db/migrate.ts";
 import { prepareSearch } from "../src/mail/search.ts";
 import { searchMessages } from "../src/mail/search-repository.ts";
-import { openDatabase } from "./lib/database.ts";
+import { capturingDatabase, openDatabase } from "./lib/database.ts";
 import { graphql } from "./lib/load.ts";
 import { freePort, ROOT, startServer } from "./lib/processes.ts";
 import { type SeededOrganization, seedGroups } from "./seed.ts";
@@ -141,20 +140,7 @@ async function main() {
     // The slowest query at the large size, explained: the search statement as the repository sends it.
     const large = results.filter((r) => r.size === sizes[1]);
     const worst = large.reduce((a, b) => (b.p99 > a.p99 ? b : a));
-    const capture = createDatabase(database.url, { max: 1 });
-    const captured: { text: string; values: unknown[] }[] = [];
-    capture.pool.on("connect", (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-        const [text, values] = args as [string | { text: string; values?: unknown[] }, unknown[] | undefined];
-        captured.push(
-          typeof text === "string"
-            ? { text, values: values ?? [] }
-            : { text: text.text, values: text.values ?? [] },
-        );
-        return query(...args);
-      };
-    });
+    const { handle: capture, captured } = capturingDatabase(database.url);
     let plan = "";
     try {
       const scope: TenantScope = {

@@ -62,3 +62,28 @@ async function createBenchDatabase(): Promise<Database> {
     },
   };
 }
+
+/** A statement as the application sent it: what a benchmark explains. */
+export interface CapturedStatement {
+  text: string;
+  values: unknown[];
+}
+
+/** A one-connection database handle that records every statement sent through it, in `captured`. */
+export function capturingDatabase(url: string): { handle: DatabaseHandle; captured: CapturedStatement[] } {
+  const handle = createDatabase(url, { max: 1 });
+  const captured: CapturedStatement[] = [];
+  handle.pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [text, values] = args as [string | { text: string; values?: unknown[] }, unknown[] | undefined];
+      captured.push(
+        typeof text === "string"
+          ? { text, values: values ?? [] }
+          : { text: text.text, values: text.values ?? [] },
+      );
+      return query(...args);
+    };
+  });
+  return { handle, captured };
+}
