@@ -187,7 +187,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
           }),
       );
       // After listen: a WebSocket server attached earlier would report a taken port again, with a stack.
-      webSockets = attachWebSockets(server, yoga, services, config, logger);
+      webSockets = attachWebSockets(server, yoga, services, config, logger, observability);
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(":") ? `[${config.host}]` : config.host;
       const appUrl = `http://${host}:${port}`;

@@ -8,7 +8,9 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { type App, buildApp, StartupError } from "../src/app.ts";
+import { MAX_OPERATION_LABELS, OTHER_OPERATIONS } from "../src/server/observability.ts";
 import { ROOT, runNode } from "./helpers/process.ts";
 import { gql, ok, testConfig } from "./helpers/server.ts";
 import { smtpTransport } from "./helpers/smtp.ts";
@@ -115,8 +117,32 @@ describe("GET /metrics", () => {
       sample(text, "mailroom_graphql_errors_total", { operation: "NobodyHere", code: "UNAUTHENTICATED" }),
     ).toBe(1);
     expect(
-      sample(text, "graphql_envelop_request_duration_count", { operationName: "Me" }),
+      sample(text, "mailroom_graphql_request_duration_seconds_count", { operation: "Me" }),
     ).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(text, "graphql_envelop_request_duration_count", { operationType: "query" }),
+    ).toBeGreaterThan(0);
+  });
+
+  it("keeps label values a client chooses bounded: operation names past the limit share one series", async () => {
+    const auth = { authorization: "Bearer a-metrics-token-of-length" };
+    const names = Array.from({ length: MAX_OPERATION_LABELS + 50 }, (_, i) => `Op${i}`);
+    for (let i = 0; i < names.length; i += 25) {
+      await Promise.all(names.slice(i, i + 25).map((name) => gql(withToken, `query ${name} { nope }`)));
+    }
+    // An error path carries list indexes: it must not become a label either.
+    await gql(withToken, "query Paths { viewer { scope } }", {}, { key: org.apiKey });
+    const { text } = await scrape(withToken.url, auth);
+    const operations = new Set<string>();
+    for (const line of text.split("\n")) {
+      if (line.startsWith("#")) continue;
+      if (/operationName=|path=/.test(line)) throw new Error(`an unbounded label is exported: ${line}`);
+      const match = /[{,]operation="([^"]*)"/.exec(line);
+      if (match?.[1]) operations.add(match[1]);
+    }
+    expect(operations.size).toBeLessThanOrEqual(MAX_OPERATION_LABELS + 1);
+    expect(operations).toContain(OTHER_OPERATIONS);
+    expect(sample(text, "mailroom_graphql_errors_total", { operation: OTHER_OPERATIONS })).toBeGreaterThan(0);
   });
 
   it("counts SMTP replies, open subscriptions and event delivery lag as mail arrives", async () => {
@@ -238,6 +264,39 @@ describe("request ids and the access log", () => {
     for (const secret of [keys.podA, "hunter2hunter2", "some-download-token-value", org.apiKey]) {
       expect(everything).not.toContain(secret);
     }
+  });
+
+  it("gives a WebSocket upgrade its X-Request-Id and one access-log line when it closes", async () => {
+    const socket = new WebSocket(`${server.url.replace("http", "ws")}/graphql`, "graphql-transport-ws", {
+      headers: { "x-request-id": "ws-upgrade-1" },
+    });
+    let requestId: string | string[] | undefined;
+    socket.once("upgrade", (response) => {
+      requestId = response.headers["x-request-id"];
+    });
+    await new Promise((resolve, reject) => {
+      socket.once("open", resolve);
+      socket.once("error", reject);
+    });
+    expect(requestId).toBe("ws-upgrade-1");
+    socket.send(
+      JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${keys.podA}` } }),
+    );
+    await new Promise((resolve) => socket.once("message", resolve));
+    socket.close(1000);
+    const lines = await until("the WebSocket's access-log line", async () => {
+      const found = captured.lines.filter((line) => line.reqId === "ws-upgrade-1");
+      return found.length > 0 ? found : undefined;
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      msg: "websocket",
+      method: "GET",
+      path: "/graphql",
+      status: 101,
+      closeCode: 1000,
+    });
+    expect(captured.raw.join("\n")).not.toContain(keys.podA);
   });
 });
 

@@ -15,6 +15,13 @@ import type { Logger } from "../logger.ts";
 /** Longest request id kept from a request; longer ones are cut. */
 export const MAX_REQUEST_ID_LENGTH = 128;
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost", "[::1]"]);
+/**
+ * Operation names come from clients, so as metric labels they are bounded: the first this many distinct
+ * names a node sees keep their own series, later ones share OTHER_OPERATIONS.
+ */
+export const MAX_OPERATION_LABELS = 100;
+/** The label of operations past MAX_OPERATION_LABELS (not a valid GraphQL name, so no operation has it). */
+export const OTHER_OPERATIONS = "[other]";
 /** Paths whose access-log line is at debug level: probes and scrapes arrive every few seconds. */
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics", "/favicon.ico"]);
 
@@ -51,6 +58,8 @@ export class Observability {
   private readonly graphqlErrors: Counter<"operation" | "code">;
   private readonly subscriptions: Gauge<"transport">;
   private readonly eventLag: Histogram;
+  private readonly operationDuration: Histogram<"operation">;
+  private readonly operationLabels = new Set<string>();
   private readonly accessLog: Logger;
   private pool: pg.Pool | undefined;
 
@@ -71,6 +80,13 @@ export class Observability {
       name: "mailroom_graphql_errors_total",
       help: "GraphQL errors in responses over HTTP, by operation name and extensions.code",
       labelNames: ["operation", "code"],
+      registers,
+    });
+    this.operationDuration = new Histogram({
+      name: "mailroom_graphql_request_duration_seconds",
+      help: "GraphQL requests over HTTP, from arrival to the response's end, by operation name (bounded)",
+      labelNames: ["operation"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
     this.subscriptions = new Gauge({
@@ -142,8 +158,9 @@ export class Observability {
     return usePrometheus({
       registry: this.registry,
       endpoint: false,
-      // Operation names come from clients: the http duration's url label would add nothing but paths.
-      labels: { url: false },
+      // Labels a client chooses freely would let it grow the registry without bound: operation names
+      // (our own metrics carry them, bounded: operationLabel), error paths (list indexes) and urls.
+      labels: { url: false, operationName: false, path: false },
       metrics: {
         graphql_envelop_request: true,
         graphql_envelop_request_duration: true,
@@ -176,6 +193,17 @@ export class Observability {
           info.operation = params.operationName.slice(0, 100);
         }
       },
+      // After parsing, so requests refused by validation are named too (execution never sees them).
+      onParse({ context }) {
+        return ({ result }) => {
+          const req = (context as { req?: IncomingMessage }).req;
+          const info = req ? observability.requests.get(req) : undefined;
+          if (!info || info.operation !== undefined || !result || result instanceof Error) return;
+          const { operationName } = (context as { params?: { operationName?: unknown } }).params ?? {};
+          const chosen = typeof operationName === "string" ? operationName : undefined;
+          info.operation = getOperationAST(result, chosen)?.name?.value.slice(0, 100) ?? "anonymous";
+        };
+      },
       onExecute({ args }) {
         note(args);
       },
@@ -205,11 +233,22 @@ export class Observability {
         for (const one of results) {
           for (const error of one.errors ?? []) {
             const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
-            observability.graphqlErrors.inc({ operation, code: typeof code === "string" ? code : "UNKNOWN" });
+            observability.graphqlErrors.inc({
+              operation: observability.operationLabel(operation),
+              code: typeof code === "string" ? code.slice(0, 64) : "UNKNOWN",
+            });
           }
         }
       },
     };
+  }
+
+  /** The label an operation name gets in metrics: itself for the first MAX_OPERATION_LABELS names. */
+  private operationLabel(name: string): string {
+    if (this.operationLabels.has(name)) return name;
+    if (this.operationLabels.size >= MAX_OPERATION_LABELS) return OTHER_OPERATIONS;
+    this.operationLabels.add(name);
+    return name;
   }
 
   /**
@@ -223,17 +262,53 @@ export class Observability {
     res.setHeader("X-Request-Id", info.id);
     res.once("close", () => {
       const path = loggablePath(req.url);
+      const ms = performance.now() - started;
+      if (info.operation !== undefined) {
+        this.operationDuration.observe({ operation: this.operationLabel(info.operation) }, ms / 1000);
+      }
       const line = {
         reqId: info.id,
         method: req.method,
         path,
         ...(info.operation === undefined ? {} : { operation: info.operation }),
         status: res.statusCode,
-        ms: Math.round((performance.now() - started) * 10) / 10,
+        ms: Math.round(ms * 10) / 10,
         ...(res.writableFinished ? {} : { aborted: true }),
       };
       if (QUIET_PATHS.has(path) || path.startsWith("/graphiql/")) this.accessLog.debug(line, "request");
       else this.accessLog.info(line, "request");
+    });
+  }
+
+  /**
+   * A WebSocket upgrade (graphql-ws): the id goes into the 101 response's headers (`headers` is ws's
+   * list for them), and one access-log line is written when the connection closes.
+   */
+  beginUpgrade(req: IncomingMessage, headers: string[]): void {
+    const info: RequestInfo = { id: requestIdOf(req.headers["x-request-id"]) };
+    this.requests.set(req, info);
+    headers.push(`X-Request-Id: ${info.id}`);
+  }
+
+  /** The upgraded connection of beginUpgrade's request: its access-log line when it closes. */
+  upgraded(
+    req: IncomingMessage,
+    socket: { once(event: "close", listener: (code: number) => void): unknown },
+  ) {
+    const started = performance.now();
+    const id = this.requests.get(req)?.id ?? requestIdOf(undefined);
+    socket.once("close", (code: number) => {
+      this.accessLog.info(
+        {
+          reqId: id,
+          method: req.method,
+          path: loggablePath(req.url),
+          status: 101,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+          closeCode: code,
+        },
+        "websocket",
+      );
     });
   }
 

@@ -15,6 +15,7 @@ import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
 import { maxRequestBodyBytes } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
+import type { Observability } from "./observability.ts";
 import { clientAddress, limitOperation } from "./rate-limit.ts";
 import { limitUnauthenticatedFrames, setFrameLimit } from "./websocket-frames.ts";
 import type { ServerContext, Yoga } from "./yoga.ts";
@@ -44,6 +45,7 @@ export function attachWebSockets(
   services: Services,
   config: Config,
   logger: Logger,
+  observability: Observability,
 ): WebSockets {
   const sockets = new Map<WebSocket, WsExtra>();
   // A frame is a request: the HTTP body limit holds (ws's own default is 100 MiB).
@@ -52,6 +54,9 @@ export function attachWebSockets(
     path: yoga.graphqlEndpoint,
     maxPayload: maxRequestBodyBytes(config),
   });
+  // Like every HTTP request, an upgrade gets its X-Request-Id and one access-log line (observability.ts).
+  wsServer.on("headers", (headers, request) => observability.beginUpgrade(request, headers));
+  wsServer.on("connection", (socket, request) => observability.upgraded(request, socket));
   const refuse = (socket: WebSocket) => socket.close(WS_UNAUTHORIZED, "Unauthorized");
   const refuseAddress = (socket: WebSocket) =>
     socket.close(WS_FORBIDDEN_ADDRESS, ADDRESS_NOT_ALLOWED_MESSAGE);
