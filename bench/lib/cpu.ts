@@ -9,13 +9,20 @@ import type pg from "pg";
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks (100 on every common build). */
 const TICKS_PER_SECOND = 100;
 
-/** utime + stime of one process in ticks, or undefined once it is gone. */
-async function ticksOf(pid: number): Promise<{ ticks: number; parent: number } | undefined> {
+/**
+ * utime + stime of one process in ticks, and cutime + cstime (its children that have exited), or
+ * undefined once it is gone.
+ */
+async function ticksOf(pid: number): Promise<{ ticks: number; exited: number; parent: number } | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+    return {
+      parent: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      exited: Number(fields[13]) + Number(fields[14]),
+    };
   } catch {
     return undefined;
   }
@@ -33,9 +40,13 @@ export async function postmasterOf(pool: pg.Pool): Promise<number | undefined> {
   return parent.includes("postgres") ? stat.parent : undefined;
 }
 
-/** Ticks of every child of `postmaster` now (backends, checkpointer, autovacuum…). */
+/**
+ * Ticks of the whole cluster now: the postmaster, its running children (backends, checkpointer,
+ * autovacuum…) and those that have exited (a backend ending during a measurement keeps counting).
+ */
 async function clusterTicks(postmaster: number): Promise<number> {
-  let total = 0;
+  const own = await ticksOf(postmaster);
+  let total = own ? own.ticks + own.exited : Number.NaN;
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await ticksOf(Number(entry));
