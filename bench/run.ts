@@ -8,6 +8,8 @@
 //   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
 //   npm run bench -- --profile DIR   the Mailroom server runs with --cpu-prof, its profile in DIR
 //                                  (bench/cpu-profile-summary.ts reads it)
+//   npm run bench -- --before DIR    also the Mailroom of another checkout (e.g. a git worktree of
+//                                  the commit before a change, its node_modules linked) in the reads
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -37,6 +39,7 @@ const { values: flags } = parseArgs({
     large: { type: "string" },
     seconds: { type: "string" },
     profile: { type: "string" },
+    before: { type: "string" },
   },
   strict: true,
 });
@@ -770,8 +773,21 @@ async function httpSuite(
     postgraphile.start(database.url),
   ]);
   running.push(bare, off, pgl);
+  // The same reads on another checkout's server, in the same turns: a before/after in one run.
+  const before = flags.before
+    ? await startMailroom({
+        root: path.resolve(flags.before),
+        name: "Mailroom before",
+        databaseUrl: database.url,
+        dataDir,
+        env: { MAIL_DOMAIN },
+        timeoutMs: 60_000,
+      })
+    : undefined;
+  if (before) running.push(before);
   const lineup: { server: ServerProcess; reads: Scenario[] }[] = [
     { server: ours, reads: ourReads },
+    ...(before ? [{ server: before, reads: ourReads }] : []),
     { server: off, reads: ourReads.filter((s) => s.name !== names.typename) },
     { server: pgl, reads: pgReads },
     {
@@ -794,8 +810,9 @@ async function httpSuite(
     }
   }
   const peaks = new Map<string, number>();
-  for (const server of [ours, off, pgl, bare]) peaks.set(server.name, await server.peakRssMiB());
-  for (const server of [bare, off, pgl]) {
+  const others = [...(before ? [before] : []), off, pgl, bare];
+  for (const server of [ours, ...others]) peaks.set(server.name, await server.peakRssMiB());
+  for (const server of others) {
     await server.stop();
     running.splice(running.indexOf(server), 1);
   }
@@ -836,7 +853,7 @@ async function httpSuite(
     results.set(keyOf(scenario.name, ours.name), [await load(ours, scenario)]);
 
   const rows = Object.values(names).flatMap((name) =>
-    [ours, off, pgl, bare].flatMap((server) => {
+    [ours, ...others].flatMap((server) => {
       const measured = results.get(keyOf(name, server.name));
       if (!measured) return [];
       const result = combined(measured);
@@ -879,6 +896,16 @@ async function httpSuite(
     ],
     ["(b) Mailroom / PostGraphile", ratio(names.b1, ours.name, pgl.name), "–"],
     ["(b) next page, Mailroom / PostGraphile", ratio(names.b2, ours.name, pgl.name), "–"],
+    ...(before
+      ? ([
+          ["(a) Mailroom / Mailroom before", ratio(names.a, ours.name, before.name), "–"],
+          [
+            "(a) CPU per request, Mailroom / Mailroom before",
+            cpuOf(names.a, ours.name) / cpuOf(names.a, before.name),
+            "–",
+          ],
+        ] as [string, number, string][])
+      : []),
     ["(a) checks on / checks off", ratio(names.a, ours.name, off.name), "≥ 0.90"],
     ["(b) checks on / checks off", ratio(names.b1, ours.name, off.name), "≥ 0.90"],
     ["{ __typename }: Mailroom / bare yoga", ratio(names.typename, ours.name, bare.name), "≥ 0.8"],
