@@ -6,6 +6,10 @@
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
 //   npm run bench -- --only http,scale   a subset (http, scale, smtp, events, send)
 //   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
+//   npm run bench -- --profile DIR   the Mailroom server runs with --cpu-prof, its profile in DIR
+//                                  (bench/cpu-profile-summary.ts reads it)
+//   npm run bench -- --before DIR    also the Mailroom of another checkout (e.g. a git worktree of
+//                                  the commit before a change, its node_modules linked) in the reads
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -20,6 +24,7 @@ import { createDatabase } from "../src/db/database.ts";
 import { migrateToLatest } from "../src/db/migrate.ts";
 import { listMessages, messagesOfThreads } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
+import { type CpuReading, postmasterOf, startCpuReading } from "./lib/cpu.ts";
 import { type Database, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
 import { freePort, ROOT, type ServerProcess, startMailroom, startServer } from "./lib/processes.ts";
@@ -33,6 +38,8 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     large: { type: "string" },
     seconds: { type: "string" },
+    profile: { type: "string" },
+    before: { type: "string" },
   },
   strict: true,
 });
@@ -112,11 +119,28 @@ interface Contender {
   start(databaseUrl: string): Promise<ServerProcess>;
 }
 
-function oursContender(name: string, extraEnv: Record<string, string>, dataDir: string): Contender {
+/** Node flags of a profiled server (--profile). */
+function cpuProfileFlags(dir: string | undefined): string[] {
+  return dir ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(dir)] : [];
+}
+
+function oursContender(
+  name: string,
+  extraEnv: Record<string, string>,
+  dataDir: string,
+  profiled: string[] = [],
+): Contender {
   return {
     name,
     start: (databaseUrl) =>
-      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 60_000 }),
+      startMailroom({
+        name,
+        databaseUrl,
+        dataDir,
+        env: { MAIL_DOMAIN, ...extraEnv },
+        timeoutMs: 60_000,
+        nodeArgs: profiled,
+      }),
   };
 }
 
@@ -191,29 +215,53 @@ const firstRequest = (scenario: Scenario) => {
   return typeof request === "function" ? request(-1) : request;
 };
 
-async function load(server: ServerProcess, scenario: Scenario): Promise<LoadResult> {
+/** A timed load and the CPU seconds the server and the database cluster spent during it. */
+type Measured = LoadResult & { cpu: CpuReading };
+
+/** The benchmark cluster's postmaster, when it runs on this machine (for CPU readings). */
+let postmaster: number | undefined;
+
+async function load(server: ServerProcess, scenario: Scenario): Promise<Measured> {
   scenario.check?.(await graphql(server.url, scenario.headers, firstRequest(scenario)));
   log(`${server.name}: ${scenario.name}`);
-  return runLoad({
+  const options = {
     url: server.url,
     headers: scenario.headers,
     request: settled(scenario),
     connections: MODE.connections,
-    seconds: MODE.seconds,
-    warmupSeconds: MODE.warmup,
-  });
+    warmupSeconds: 0,
+  };
+  await runLoad({ ...options, seconds: MODE.warmup });
+  const reading = await startCpuReading(server.pid, postmaster);
+  const result = await runLoad({ ...options, seconds: MODE.seconds });
+  return { ...result, cpu: await reading() };
 }
 
-/** Averages of several rounds: throughput and p50 their mean, p99 the worst, failures their sum. */
-function combined(results: readonly LoadResult[]): LoadResult {
+/**
+ * Averages of several rounds: throughput and p50 their mean, p99 the worst, failures their sum, CPU
+ * per request the total over the total.
+ */
+function combined(results: readonly Measured[]): Measured {
   const mean = (pick: (r: LoadResult) => number) =>
     results.reduce((sum, r) => sum + pick(r), 0) / results.length;
+  const sum = (pick: (r: Measured) => number) => results.reduce((total, r) => total + pick(r), 0);
   return {
-    requests: results.reduce((sum, r) => sum + r.requests, 0),
+    requests: sum((r) => r.requests),
     throughput: mean((r) => r.throughput),
     p50: mean((r) => r.p50),
     p99: Math.max(...results.map((r) => r.p99)),
-    failures: results.reduce((sum, r) => sum + r.failures, 0),
+    failures: sum((r) => r.failures),
+    cpu: { server: sum((r) => r.cpu.server), database: sum((r) => r.cpu.database) },
+  };
+}
+
+/** CPU microseconds per request: server process, database cluster, and both. */
+function cpuPerRequest(result: Measured) {
+  const per = (seconds: number) => (seconds * 1e6) / result.requests;
+  return {
+    server: per(result.cpu.server),
+    database: per(result.cpu.database),
+    total: per(result.cpu.server + result.cpu.database),
   };
 }
 
@@ -415,7 +463,9 @@ async function main() {
       const [small, writes, large] = [group("small"), group("writes"), group("large")];
       if (!writes || (readsToo && !small)) throw new Error("seeding returned no organizations");
       log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
-      const ours = await oursContender("Mailroom", {}, dataDir).start(database.url);
+      const ours = await oursContender("Mailroom", {}, dataDir, cpuProfileFlags(flags.profile)).start(
+        database.url,
+      );
       running.push(ours);
       if (SUITES.has("scale") && small && large)
         sections.push(...(await scaleSuite(database, ours, small, large)));
@@ -625,6 +675,7 @@ async function httpSuite(
 ): Promise<string[]> {
   const hot = org.inboxes[0] as SeededOrganization["inboxes"][number];
   const authenticatorUrl = await preparePostGraphile(database);
+  postmaster = await postmasterOf(database.handle.pool);
   const secret = randomBytes(32);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const jwtFor = (hidden: string[]) =>
@@ -722,8 +773,21 @@ async function httpSuite(
     postgraphile.start(database.url),
   ]);
   running.push(bare, off, pgl);
+  // The same reads on another checkout's server, in the same turns: a before/after in one run.
+  const before = flags.before
+    ? await startMailroom({
+        root: path.resolve(flags.before),
+        name: "Mailroom before",
+        databaseUrl: database.url,
+        dataDir,
+        env: { MAIL_DOMAIN },
+        timeoutMs: 60_000,
+      })
+    : undefined;
+  if (before) running.push(before);
   const lineup: { server: ServerProcess; reads: Scenario[] }[] = [
     { server: ours, reads: ourReads },
+    ...(before ? [{ server: before, reads: ourReads }] : []),
     { server: off, reads: ourReads.filter((s) => s.name !== names.typename) },
     { server: pgl, reads: pgReads },
     {
@@ -731,7 +795,7 @@ async function httpSuite(
       reads: ourReads.filter((s) => s.name === names.typename).map((s) => ({ ...s, headers: {} })),
     },
   ];
-  const results = new Map<string, LoadResult[]>();
+  const results = new Map<string, Measured[]>();
   const keyOf = (scenario: string, server: string) => `${scenario}\u0000${server}`;
   for (let round = 0; round < MODE.rounds; round++) {
     for (const [index, name] of [names.typename, names.a, names.b1, names.b2].entries()) {
@@ -746,8 +810,9 @@ async function httpSuite(
     }
   }
   const peaks = new Map<string, number>();
-  for (const server of [ours, off, pgl, bare]) peaks.set(server.name, await server.peakRssMiB());
-  for (const server of [bare, off, pgl]) {
+  const others = [...(before ? [before] : []), off, pgl, bare];
+  for (const server of [ours, ...others]) peaks.set(server.name, await server.peakRssMiB());
+  for (const server of others) {
     await server.stop();
     running.splice(running.indexOf(server), 1);
   }
@@ -788,10 +853,11 @@ async function httpSuite(
     results.set(keyOf(scenario.name, ours.name), [await load(ours, scenario)]);
 
   const rows = Object.values(names).flatMap((name) =>
-    [ours, off, pgl, bare].flatMap((server) => {
+    [ours, ...others].flatMap((server) => {
       const measured = results.get(keyOf(name, server.name));
       if (!measured) return [];
       const result = combined(measured);
+      const cpu = cpuPerRequest(result);
       return [
         [
           name,
@@ -799,6 +865,7 @@ async function httpSuite(
           whole(result.throughput),
           fixed(result.p50, 0),
           fixed(result.p99, 0),
+          `${whole(cpu.server)} + ${whole(cpu.database)} = ${whole(cpu.total)}`,
           fixed(statements.get(server.name)?.get(name)),
           whole(peaks.get(server.name)),
           String(result.failures),
@@ -811,10 +878,34 @@ async function httpSuite(
     return measured ? combined(measured).throughput : Number.NaN;
   };
   const ratio = (scenario: string, a: string, b: string) => throughput(scenario, a) / throughput(scenario, b);
+  const cpuOf = (scenario: string, server: string) => {
+    const measured = results.get(keyOf(scenario, server));
+    return measured ? cpuPerRequest(combined(measured)).total : Number.NaN;
+  };
   const goals: [string, number, string][] = [
     ["(a) Mailroom / PostGraphile", ratio(names.a, ours.name, pgl.name), "≥ 1.3"],
+    [
+      "(a) CPU per request (server + PostgreSQL), Mailroom / PostGraphile",
+      cpuOf(names.a, ours.name) / cpuOf(names.a, pgl.name),
+      "≤ 0.77",
+    ],
+    [
+      "(b) CPU per request (server + PostgreSQL), Mailroom / PostGraphile",
+      cpuOf(names.b1, ours.name) / cpuOf(names.b1, pgl.name),
+      "–",
+    ],
     ["(b) Mailroom / PostGraphile", ratio(names.b1, ours.name, pgl.name), "–"],
     ["(b) next page, Mailroom / PostGraphile", ratio(names.b2, ours.name, pgl.name), "–"],
+    ...(before
+      ? ([
+          ["(a) Mailroom / Mailroom before", ratio(names.a, ours.name, before.name), "–"],
+          [
+            "(a) CPU per request, Mailroom / Mailroom before",
+            cpuOf(names.a, ours.name) / cpuOf(names.a, before.name),
+            "–",
+          ],
+        ] as [string, number, string][])
+      : []),
     ["(a) checks on / checks off", ratio(names.a, ours.name, off.name), "≥ 0.90"],
     ["(b) checks on / checks off", ratio(names.b1, ours.name, off.name), "≥ 0.90"],
     ["{ __typename }: Mailroom / bare yoga", ratio(names.typename, ours.name, bare.name), "≥ 0.8"],
@@ -830,15 +921,18 @@ async function httpSuite(
           "req/s",
           "p50 ms",
           "p99 ms",
+          "CPU µs / request: server + PostgreSQL = total",
           "SQL statements / request",
           "peak RSS MiB",
           "failed",
         ],
         rows,
       ) +
-      "\n\nPeak RSS is each server's over all its reads (ours: before the writes).",
+      "\n\nPeak RSS is each server's over all its reads (ours: before the writes). CPU is read from " +
+      "/proc over each timed run: the server's process, and every process of the benchmark's PostgreSQL " +
+      "cluster (its backends serving the load, plus the idle servers' polling and background work).",
     table(
-      ["ratio (throughput)", "measured", "goal"],
+      ["ratio", "measured", "goal"],
       goals.map(([n, v, g]) => [n, fixed(v, 2), g]),
     ),
   ];
@@ -884,7 +978,7 @@ async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promi
     },
   ];
   const rounds = FULL ? 4 : 3;
-  const results = new Map<string, LoadResult[]>();
+  const results = new Map<string, Measured[]>();
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
     for (const scenario of order)

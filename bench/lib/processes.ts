@@ -99,6 +99,8 @@ export interface MailroomOptions {
   /** Added to (and overriding) the benchmark defaults: no SMTP port, no rate limit, quiet logs. */
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Node flags before the script (--cpu-prof…). */
+  nodeArgs?: string[];
 }
 
 /** A Mailroom server as benchmarks run it: production mode, rate limits off, on a free port. */
@@ -106,7 +108,7 @@ export async function startMailroom(options: MailroomOptions): Promise<ServerPro
   const port = await freePort();
   return startServer({
     name: options.name ?? "Mailroom",
-    args: ["--import", "tsx", path.join(options.root ?? ROOT, "src/main.ts")],
+    args: [...(options.nodeArgs ?? []), "--import", "tsx", path.join(options.root ?? ROOT, "src/main.ts")],
     env: {
       DATABASE_URL: options.databaseUrl,
       DATA_DIR: options.dataDir,

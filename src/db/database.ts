@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import { poolTypes } from "./type-parsers.ts";
 import type { Database } from "./types.ts";
 
 export type Db = Kysely<Database>;
@@ -49,6 +50,7 @@ export function createDatabase(connectionString: string, options: DatabaseOption
     // A database restart or failover breaks idle connections; the pool replaces them on next use.
     idleTimeoutMillis: 30_000,
     application_name: "mailroom",
+    types: poolTypes,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
     // Sent in the startup packet: no extra round trip per connection.
     ...(options.statementTimeoutMs === undefined
