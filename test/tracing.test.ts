@@ -115,12 +115,15 @@ describe("the traces URL", () => {
 
 describe("traces", () => {
   it("sends one trace per request: the HTTP span, the GraphQL operation beneath it, the SQL beneath that", async () => {
-    const server = await startServerProcess({
-      DATABASE_URL: database.url,
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_SERVICE_NAME: "mailroom-under-test",
-      OTEL_BSP_SCHEDULE_DELAY: "100",
-    });
+    const server = await startServerProcess(
+      {
+        DATABASE_URL: database.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: "mailroom-under-test",
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+      90_000,
+    );
     // A value that reaches SQL as a parameter: it must appear in no span.
     const secretValue = "private-address-7f3a9c@mailroom.localhost";
     const result = await query(
@@ -177,16 +180,19 @@ describe("traces", () => {
     // The SDK's own variables are honoured.
     const resource = receiver.requests()[0]?.resourceSpans[0]?.resource?.attributes ?? [];
     expect(resource.find((one) => one.key === "service.name")?.value.stringValue).toBe("mailroom-under-test");
-  }, 60_000);
+  }, 120_000);
 
   it("loads nothing of OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is unset", async () => {
     const recorder = pathToFileURL(path.join(ROOT, "test/helpers/module-recorder.mjs")).href;
-    const server = await startServerProcess({
-      DATABASE_URL: database.url,
-      OTEL_EXPORTER_OTLP_ENDPOINT: undefined,
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
-      NODE_OPTIONS: `--import ${recorder}`,
-    });
+    const server = await startServerProcess(
+      {
+        DATABASE_URL: database.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: undefined,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+        NODE_OPTIONS: `--import "${recorder}"`,
+      },
+      90_000,
+    );
     const result = await query(
       server.url,
       "query Viewer { viewer { organization { name } } }",
@@ -205,6 +211,5 @@ describe("traces", () => {
     // ...and none of OpenTelemetry's, but for its API package, which prom-client (for /metrics)
     // requires in any case: the no-op API, whose tracer does nothing without an SDK.
     expect(report.otel.filter((url) => !/[\\/]@opentelemetry[\\/]api[\\/]/.test(url))).toEqual([]);
-    expect(receiver.bodies.length).toBeGreaterThan(0); // only the first test's
-  }, 60_000);
+  }, 120_000);
 });
