@@ -25,6 +25,7 @@ import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
 import { mcpRoute } from "./server/mcp.ts";
 import { Observability } from "./server/observability.ts";
+import type { Tracing } from "./server/tracing.ts";
 import { attachWebSockets, type WebSockets } from "./server/websocket.ts";
 import { buildYoga } from "./server/yoga.ts";
 import { StartupError } from "./startup-error.ts";
@@ -95,6 +96,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let webSockets: WebSockets | undefined;
   let smtp: SmtpListener | undefined;
   let worker: JobWorker | undefined;
+  let tracing: Tracing | undefined;
   let stopping: Promise<void> | undefined;
   const services = {} as InboundServices;
   const sharedResults = new SharedResults();
@@ -151,6 +153,13 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     services,
     sharedResults,
     async start() {
+      if (config.otlpTracesUrl !== undefined) {
+        // Imported only when configured: without the variable nothing of OpenTelemetry is loaded.
+        // First: the pool binds each connection's query() as it opens (src/db/database.ts), so pg
+        // must be instrumented before the first one.
+        const { startTracing } = await import("./server/tracing.ts");
+        tracing = await startTracing(config.otlpTracesUrl, logger);
+      }
       await openDatabase();
       const db = database as DatabaseHandle;
       await startServices(db, listener as PgListener);
@@ -158,7 +167,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       // Jobs left by a previous run start now.
       worker = await startWorker(db.pool, config, jobRunners(services), logger);
 
-      const yoga = buildYoga(config, services, sharedResults, logger, observability);
+      const yoga = buildYoga(config, services, sharedResults, logger, observability, tracing?.plugins);
       const server = createHttpServer(
         yoga,
         {
@@ -227,6 +236,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         await listener?.stop();
         await database?.destroy();
         await embedded?.stop();
+        await tracing?.shutdown();
         logger.info("Mailroom stopped");
       })();
       return stopping;

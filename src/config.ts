@@ -220,6 +220,10 @@ const environmentSchema = z.object({
     .enum(["auto", "json", "pretty"], { error: "expected one of auto, json, pretty" })
     .default("auto"),
   TRUST_PROXY: trustProxy.optional(),
+  // OpenTelemetry's own names (docs/operations.md, "Traces"); the SDK reads its other OTEL_* itself.
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(["http:", "https:"]).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(["http:", "https:"]).optional(),
+  OTEL_SDK_DISABLED: booleanString.default(false),
 });
 
 export interface Config {
@@ -346,6 +350,24 @@ export interface Config {
   outboundMode: "relay" | "capture" | "refuse" | undefined;
   /** `pretty` (pino-pretty), `json`, or `auto`: pretty when stdout is a terminal. */
   logFormat: "auto" | "json" | "pretty";
+  /**
+   * Where OpenTelemetry traces go over OTLP/HTTP (the `/v1/traces` URL): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+   * or OTEL_EXPORTER_OTLP_ENDPOINT with `/v1/traces` added. Unset (or OTEL_SDK_DISABLED): no tracing,
+   * and nothing of OpenTelemetry is loaded (src/server/tracing.ts).
+   */
+  otlpTracesUrl: string | undefined;
+}
+
+/** The traces URL from OpenTelemetry's variables, as its exporters derive it. */
+function otlpTracesUrl(value: {
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string | undefined;
+  OTEL_SDK_DISABLED: boolean;
+}): string | undefined {
+  if (value.OTEL_SDK_DISABLED) return undefined;
+  if (value.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined) return value.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (value.OTEL_EXPORTER_OTLP_ENDPOINT === undefined) return undefined;
+  return `${value.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces`;
 }
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -446,5 +468,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? null
         : value.TRUST_PROXY,
     outboundMode: value.OUTBOUND_MODE,
+    otlpTracesUrl: otlpTracesUrl(value),
   };
 }

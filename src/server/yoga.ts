@@ -1,7 +1,7 @@
 // The GraphQL server (graphql-yoga): the schema, the plugins every operation passes through on every
 // transport, and the context built for each request from its credentials.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import { createYoga, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { addressAllowed, addressNotAllowed } from "../auth/allowed-ips.ts";
 import { authenticateOnce, InvalidCredential, readCookie, SESSION_COOKIE } from "../auth/credentials.ts";
 import { originMayUseSession } from "../auth/origin.ts";
@@ -44,6 +44,8 @@ export function buildYoga(
   sharedResults: SharedResults,
   logger: Logger,
   observability: Observability,
+  /** Tracing's plugins (src/server/tracing.ts) when OTEL_EXPORTER_OTLP_ENDPOINT is set; none otherwise. */
+  tracingPlugins: readonly Plugin[] = [],
 ): Yoga {
   if (config.benchDisableAuthorization) {
     logger.warn("BENCH_DISABLE_AUTHORIZATION: permission checks are OFF (benchmarks only)");
@@ -74,6 +76,7 @@ export function buildYoga(
     cors: corsOptions(config.corsOrigins),
     renderGraphiQL: renderLocalGraphiQL,
     plugins: [
+      ...tracingPlugins,
       observability.prometheusPlugin(),
       observability.operationsPlugin(),
       useRequestBodyLimit(maxRequestBodyBytes(config)),
