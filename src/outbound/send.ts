@@ -10,8 +10,10 @@ import type { DraftSendStatus } from "../db/types.ts";
 import {
   type Draft,
   deleteDraft,
+  draftAttachmentContents,
   draftsByIds,
   insertDraft,
+  replaceDraftAttachments,
   updateDraft as updateDraftRow,
 } from "../drafts/repository.ts";
 import { unscheduleDraftJob } from "../drafts/schedule.ts";
@@ -23,17 +25,17 @@ import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
+import { type AttachmentInput, decodeAttachments } from "../mail/attachment-input.ts";
 import { headerFields } from "../mail/headers.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import { type Message, messagesByIds } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
 import { storeMessage } from "../mail/store.ts";
 import type { Services } from "../services.ts";
+import { approvalRequired } from "./approval.ts";
 import { outboundRoute } from "./capture.ts";
 import {
-  type AttachmentInput,
   compose,
-  decodeAttachments,
   fileSafe,
   type Mailbox,
   type Outgoing,
@@ -51,7 +53,7 @@ import {
   idempotencyOf,
   idempotently,
 } from "./idempotency.ts";
-import { claimIdempotencyKey } from "./idempotency-repository.ts";
+import { claimIdempotencyKey, recordHeldSendSent } from "./idempotency-repository.ts";
 import { sendingPolicy } from "./repository.ts";
 
 type Addresses = readonly string[] | null | undefined;
@@ -382,7 +384,14 @@ async function draftOutgoing(
     cc = [...cc, ...fresh(unaddressed ? [] : implied.to), ...fresh(implied.cc)];
   }
   const addressed = recipients({ to, cc, bcc: draft.bcc_addresses });
-  const attachments: Outgoing["attachments"] = [];
+  const attachments: Outgoing["attachments"] = (
+    await draftAttachmentContents(services.db, scope, draft.id)
+  ).map((attachment) => ({
+    filename: attachment.filename,
+    contentType: attachment.content_type,
+    content: attachment.content,
+    disposition: "attachment",
+  }));
   if (forwarded) {
     attachments.push({
       filename: `${fileSafe(forwarded.subject) || "forwarded message"}.eml`,
@@ -437,7 +446,7 @@ async function send(
   const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
   await checkRecipients(services, scope, inbox, outgoing);
   if (approval.required) {
-    const draftId = await holdForApproval(services, scope, inbox, outgoing, approval.heldAs);
+    const draftId = await holdForApproval(services, scope, inbox, outgoing, approval.heldAs, idempotency);
     throw approvalRequired(draftId);
   }
 
@@ -484,6 +493,9 @@ async function send(
       "MESSAGE_SENT",
     );
     await afterStore?.(trx, message);
+    // A draft held for approval and sent now: a repeat of the held call answers with this message.
+    if ("draftId" in approval.heldAs)
+      await recordHeldSendSent(trx, scope, approval.heldAs.draftId, message.id);
     // Last, so that the row lock on the key is held for the shortest time: a concurrent call with the
     // same key waits here for this commit, then rolls back everything it stored.
     if (
@@ -513,18 +525,6 @@ interface Approval {
   heldAs: { draftId: string } | { new: { inReplyTo?: string; forwardOf?: string } };
 }
 
-/** The error an approval-bound caller's send ends with: the held draft's global id in draftId. */
-export function approvalRequired(draftId: string): GraphQLError {
-  return new GraphQLError(
-    "This key's mail must be approved before it is sent: it waits as a draft in PENDING_APPROVAL. Approve it with approveDraft as a person or with a key that is not approval-bound.",
-    { extensions: { code: "APPROVAL_REQUIRED", draftId: encodeGlobalID("Draft", draftId) } },
-  );
-}
-
-export function isApprovalRequired(error: unknown): boolean {
-  return error instanceof GraphQLError && error.extensions.code === "APPROVAL_REQUIRED";
-}
-
 /** `Name <address>`, the name quoted: the form drafts keep recipients in. */
 function formatted(mailbox: Mailbox): string {
   if (!mailbox.name) return mailbox.address;
@@ -532,9 +532,11 @@ function formatted(mailbox: Mailbox): string {
 }
 
 /**
- * Stores an approval-bound caller's mail as a PENDING_APPROVAL draft (or moves the draft being sent
- * there, its schedule dropped) and records DRAFT_PENDING_APPROVAL, in one transaction; the draft's id.
- * What a draft cannot hold (attachments, Reply-To, labels) is refused rather than dropped.
+ * Stores an approval-bound caller's mail as a PENDING_APPROVAL draft, attachments included (or moves
+ * the draft being sent there, its schedule dropped) and records DRAFT_PENDING_APPROVAL, in one
+ * transaction; the draft's id. What a draft cannot hold (Reply-To, labels) is refused rather than
+ * dropped. With an idempotency key, the transaction ends by claiming it for the draft: of several calls
+ * with one key, one holds a draft and the others roll back and answer with that draft (idempotently).
  */
 async function holdForApproval(
   services: Services,
@@ -542,10 +544,9 @@ async function holdForApproval(
   inbox: Inbox,
   outgoing: Outgoing,
   heldAs: Approval["heldAs"],
+  idempotency: Idempotency | undefined,
 ): Promise<string> {
   if ("new" in heldAs) {
-    if (heldAs.new.forwardOf === undefined && outgoing.attachments.length > 0)
-      throw badUserInput("Mail waiting for approval cannot carry attachments.", "attachments");
     if (outgoing.replyTo.length > 0)
       throw badUserInput("Mail waiting for approval cannot set replyTo.", "replyTo");
     if (outgoing.labels.length > 0)
@@ -585,6 +586,19 @@ async function holdForApproval(
       });
       if (!held) throw notFound("Inbox");
       draftId = held.id;
+      // A forward's only attachment is the forwarded message, which the draft names (forwardOf).
+      if (heldAs.new.forwardOf === undefined && outgoing.attachments.length > 0) {
+        await replaceDraftAttachments(
+          trx,
+          scope,
+          draftId,
+          outgoing.attachments.map((attachment) => ({
+            filename: attachment.filename ?? "attachment",
+            contentType: attachment.contentType,
+            content: attachment.content,
+          })),
+        );
+      }
     }
     if (changed) {
       await recordEvent(trx, {
@@ -594,6 +608,19 @@ async function holdForApproval(
         inboxId: inbox.id,
         payload: { draftId: encodeGlobalID("Draft", draftId) },
       });
+    }
+    if (
+      idempotency &&
+      !(await claimIdempotencyKey(trx, scope, {
+        key: idempotency.key,
+        operation: idempotency.operation,
+        requestHash: idempotency.hash,
+        messageId: null,
+        draftId,
+        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+      }))
+    ) {
+      throw new IdempotencyKeyTaken();
     }
     return draftId;
   });
