@@ -352,8 +352,8 @@ export async function sendScheduledDraft(
 /**
  * What a draft sends: its recipients (for a reply with none, the replied-to message's sender; with
  * replyAll, also everyone else that message was addressed to), its subject (for a reply or forward
- * without one, the original's with Re:/Fwd:), its bodies, and for a forward the original attached
- * whole. A replied-to or forwarded message that is gone or hidden from the caller is left out.
+ * without one, the original's with Re:/Fwd:), its bodies, its attachments in order, and for a forward
+ * the original attached whole after them. A replied-to or forwarded message that is gone or hidden from the caller is left out.
  */
 async function draftOutgoing(
   services: Services,
