@@ -116,7 +116,7 @@ function oursContender(name: string, extraEnv: Record<string, string>, dataDir: 
   return {
     name,
     start: (databaseUrl) =>
-      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 60_000 }),
+      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 120_000 }),
   };
 }
 

@@ -11,6 +11,7 @@ import { messagesByIds } from "../mail/repository.ts";
 import { recomposed } from "../outbound/compose.ts";
 import { derivedServerKey } from "../webhooks/secret.ts";
 import {
+  type AttachmentFile,
   attachmentFile,
   attachmentSlice,
   draftAttachmentFile,
@@ -117,31 +118,21 @@ export async function openDownload(
   const { target } = grant;
   if (target.kind === "attachment") {
     const file = await attachmentFile(db, scope, target.messageId, target.attachmentId);
-    if (!file) return undefined;
-    return {
-      kind: "attachment",
-      contentType: file.contentType,
-      filename: file.filename,
-      size: file.size,
-      slices: () =>
-        sliced(file.size, (offset, length) =>
-          attachmentSlice(db, scope, target.messageId, target.attachmentId, offset, length),
-        ),
-    };
+    return (
+      file &&
+      attachmentDownload(target.kind, file, (offset, length) =>
+        attachmentSlice(db, scope, target.messageId, target.attachmentId, offset, length),
+      )
+    );
   }
   if (target.kind === "draftAttachment") {
     const file = await draftAttachmentFile(db, scope, target.draftId, target.attachmentId);
-    if (!file) return undefined;
-    return {
-      kind: "draftAttachment",
-      contentType: file.contentType,
-      filename: file.filename,
-      size: file.size,
-      slices: () =>
-        sliced(file.size, (offset, length) =>
-          draftAttachmentSlice(db, scope, target.draftId, target.attachmentId, offset, length),
-        ),
-    };
+    return (
+      file &&
+      attachmentDownload(target.kind, file, (offset, length) =>
+        draftAttachmentSlice(db, scope, target.draftId, target.attachmentId, offset, length),
+      )
+    );
   }
   const raw = await rawMessageFile(db, scope, target.messageId);
   if (!raw) return undefined;
@@ -185,6 +176,21 @@ export async function downloadScope(
   const now = tenantScopeOf(principal);
   if (now.podId !== minted.podId || now.inboxId !== minted.inboxId) return undefined;
   return { ...minted, hiddenLabels: [...new Set([...minted.hiddenLabels, ...now.hiddenLabels])] };
+}
+
+/** A message's or a draft's attachment, read a slice at a time with `read`. */
+function attachmentDownload(
+  kind: "attachment" | "draftAttachment",
+  file: AttachmentFile,
+  read: (offset: number, length: number) => Promise<Buffer | undefined>,
+): Download {
+  return {
+    kind,
+    contentType: file.contentType,
+    filename: file.filename,
+    size: file.size,
+    slices: () => sliced(file.size, read),
+  };
 }
 
 async function* sliced(

@@ -498,22 +498,33 @@ async function send(
       await recordHeldSendSent(trx, scope, approval.heldAs.draftId, message.id);
     // Last, so that the row lock on the key is held for the shortest time: a concurrent call with the
     // same key waits here for this commit, then rolls back everything it stored.
-    if (
-      idempotency &&
-      !(await claimIdempotencyKey(trx, scope, {
-        key: idempotency.key,
-        operation: idempotency.operation,
-        requestHash: idempotency.hash,
-        messageId: message.id,
-        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
-      }))
-    ) {
-      throw new IdempotencyKeyTaken();
-    }
+    await claimKey(trx, scope, idempotency, { messageId: message.id });
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
     await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;
   });
+}
+
+/**
+ * Claims the send's idempotency key (if it has one) for what `trx` stored: the sent message, or the
+ * draft a held send became. Another call holding the key throws IdempotencyKeyTaken: `trx` must roll
+ * back, and idempotently() answers with the holder's payload.
+ */
+async function claimKey(
+  trx: Db,
+  scope: TenantScope,
+  idempotency: Idempotency | undefined,
+  payload: { messageId: string | null; draftId?: string },
+): Promise<void> {
+  if (!idempotency) return;
+  const claimed = await claimIdempotencyKey(trx, scope, {
+    key: idempotency.key,
+    operation: idempotency.operation,
+    requestHash: idempotency.hash,
+    ...payload,
+    ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+  });
+  if (!claimed) throw new IdempotencyKeyTaken();
 }
 
 /**
@@ -609,19 +620,7 @@ async function holdForApproval(
         payload: { draftId: encodeGlobalID("Draft", draftId) },
       });
     }
-    if (
-      idempotency &&
-      !(await claimIdempotencyKey(trx, scope, {
-        key: idempotency.key,
-        operation: idempotency.operation,
-        requestHash: idempotency.hash,
-        messageId: null,
-        draftId,
-        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
-      }))
-    ) {
-      throw new IdempotencyKeyTaken();
-    }
+    await claimKey(trx, scope, idempotency, { messageId: null, draftId });
     return draftId;
   });
 }
