@@ -138,7 +138,7 @@ function oursContender(
         databaseUrl,
         dataDir,
         env: { MAIL_DOMAIN, ...extraEnv },
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
         nodeArgs: profiled,
       }),
   };

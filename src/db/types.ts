@@ -300,6 +300,18 @@ export interface DraftTable {
   requires_approval: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
+/** A draft's attachment, sent with it (docs/sending.md, "Draft attachments"). */
+export interface DraftAttachmentTable {
+  org_id: Int8;
+  id: Id;
+  draft_id: Int8;
+  filename: string;
+  content_type: string;
+  size_bytes: number;
+  content: Buffer;
+  created_at: GeneratedTimestamp;
+}
+
 export interface WebhookTable {
   org_id: Int8;
   id: Id;
@@ -452,8 +464,10 @@ export interface IdempotencyKeyTable {
   operation: string;
   /** SHA-256 of the normalised input. */
   request_hash: Buffer;
-  /** The payload's id: the sent message. */
-  message_id: Int8;
+  /** The payload's id: the sent message; null while the send is held for approval (draft_id). */
+  message_id: Int8 | null;
+  /** The draft an approval-bound caller's send was held as (db/migrations/…_draft_attachments.ts). */
+  draft_id: Int8 | null;
   created_at: GeneratedTimestamp;
   expires_at: Timestamp;
 }
@@ -471,6 +485,7 @@ export interface Database {
   messages: MessageTable;
   attachments: AttachmentTable;
   drafts: DraftTable;
+  draft_attachments: DraftAttachmentTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
   list_entries: ListEntryTable;

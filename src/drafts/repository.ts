@@ -4,7 +4,7 @@ import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { pageById } from "../db/keyset.ts";
-import type { DraftSendStatus, DraftTable } from "../db/types.ts";
+import type { DraftAttachmentTable, DraftSendStatus, DraftTable } from "../db/types.ts";
 
 export type Draft = Selectable<DraftTable> & {
   /** `in_reply_to_message_id` when that message is visible to the caller (no hidden label), else null. */
@@ -319,4 +319,115 @@ export async function deleteDraft(
   if (scope.podId !== null) query = query.where("pod_id", "=", scope.podId);
   if (scope.inboxId !== null) query = query.where("inbox_id", "=", scope.inboxId);
   return query.returning("id").executeTakeFirst();
+}
+
+/** A draft's attachment without its content (docs/sending.md, "Draft attachments"). */
+export type DraftAttachment = Omit<Selectable<DraftAttachmentTable>, "content">;
+
+/** The attachment rows of drafts the scope contains, joined to their draft so that all of it applies. */
+function scopedAttachments(db: Db, scope: TenantScope) {
+  let query = db
+    .selectFrom("draft_attachments as a")
+    .innerJoin("drafts as d", (join) =>
+      join.onRef("d.org_id", "=", "a.org_id").onRef("d.id", "=", "a.draft_id"),
+    )
+    .where("a.org_id", "=", scope.orgId);
+  if (scope.podId !== null) query = query.where("d.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("d.inbox_id", "=", scope.inboxId);
+  return query;
+}
+
+const ATTACHMENT_COLUMNS = [
+  "a.org_id",
+  "a.id",
+  "a.draft_id",
+  "a.filename",
+  "a.content_type",
+  "a.size_bytes",
+  "a.created_at",
+] as const;
+
+/** The attachments of each draft, in the order given, for a whole page of drafts in one statement. */
+export async function attachmentsOfDrafts(
+  db: Db,
+  scope: TenantScope,
+  draftIds: readonly string[],
+): Promise<Map<string, DraftAttachment[]>> {
+  const byDraft = new Map<string, DraftAttachment[]>(draftIds.map((id) => [id, []]));
+  if (draftIds.length === 0) return byDraft;
+  const rows = await scopedAttachments(db, scope)
+    .select(ATTACHMENT_COLUMNS)
+    .where("a.draft_id", "in", draftIds)
+    .orderBy("a.id")
+    .execute();
+  for (const row of rows) byDraft.get(String(row.draft_id))?.push(row);
+  return byDraft;
+}
+
+/** A draft's attachments with their contents, in order: what its send attaches. */
+export async function draftAttachmentContents(
+  db: Db,
+  scope: TenantScope,
+  draftId: string,
+): Promise<(DraftAttachment & { content: Buffer })[]> {
+  return scopedAttachments(db, scope)
+    .select([...ATTACHMENT_COLUMNS, "a.content"])
+    .where("a.draft_id", "=", draftId)
+    .orderBy("a.id")
+    .execute();
+}
+
+/** Contents base64-encoded by PostgreSQL, as a response writes them (see attachmentContentsBase64). */
+export async function draftAttachmentContentsBase64(
+  db: Db,
+  scope: TenantScope,
+  attachmentIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (attachmentIds.length === 0) return new Map();
+  const rows = await scopedAttachments(db, scope)
+    .select(["a.id", sql<string>`translate(encode(a.content, 'base64'), E'\n', '')`.as("base64")])
+    .where("a.id", "in", attachmentIds)
+    .execute();
+  return new Map(rows.map((row) => [String(row.id), row.base64]));
+}
+
+export interface NewDraftAttachment {
+  filename: string;
+  contentType: string;
+  content: Buffer;
+}
+
+/**
+ * Replaces a draft's attachments with `attachments` (none: clears them), when the scope contains the
+ * draft: one DELETE, then one INSERT … SELECT from the scoped draft, in the order given.
+ */
+export async function replaceDraftAttachments(
+  trx: Db,
+  scope: TenantScope,
+  draftId: string,
+  attachments: readonly NewDraftAttachment[],
+): Promise<void> {
+  const own = () => {
+    let query = trx
+      .selectFrom("drafts")
+      .where("drafts.org_id", "=", scope.orgId)
+      .where("drafts.id", "=", draftId);
+    if (scope.podId !== null) query = query.where("drafts.pod_id", "=", scope.podId);
+    if (scope.inboxId !== null) query = query.where("drafts.inbox_id", "=", scope.inboxId);
+    return query;
+  };
+  await trx
+    .deleteFrom("draft_attachments")
+    .where("org_id", "=", scope.orgId)
+    .where("draft_id", "in", own().select("drafts.id"))
+    .execute();
+  if (attachments.length === 0) return;
+  await sql`
+    INSERT INTO draft_attachments (org_id, draft_id, filename, content_type, size_bytes, content)
+    SELECT d.org_id, d.id, f.filename, f.content_type, octet_length(f.content), f.content
+    FROM (${own().select(["drafts.org_id", "drafts.id"])}) AS d,
+      unnest(${attachments.map((a) => a.filename)}::text[], ${attachments.map((a) => a.contentType)}::text[],
+             ${attachments.map((a) => a.content)}::bytea[]) WITH ORDINALITY AS f(filename, content_type, content, n)
+    ORDER BY f.n
+  `.execute(trx);
 }

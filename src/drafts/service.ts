@@ -2,6 +2,7 @@
 import type { TenantScope } from "../auth/principal.ts";
 import type { DraftSendStatus } from "../db/types.ts";
 import { badUserInput, conflict, notFound } from "../errors.ts";
+import { type AttachmentInput, decodeAttachments } from "../mail/attachment-input.ts";
 import type { Services } from "../services.ts";
 import {
   type DraftContent,
@@ -10,6 +11,8 @@ import {
   deleteDraft,
   insertDraft,
   lockDraft,
+  type NewDraftAttachment,
+  replaceDraftAttachments,
   updateDraft as updateDraftRow,
   visibleMessageOfInbox,
 } from "./repository.ts";
@@ -71,6 +74,8 @@ export function validateSubject(subject: string | null | undefined): string | nu
 }
 
 export interface DraftFieldsInput {
+  /** Absent: unchanged; null or empty: none; a list: these, replacing any before. */
+  attachments?: readonly AttachmentInput[] | null | undefined;
   to?: readonly string[] | null | undefined;
   cc?: readonly string[] | null | undefined;
   bcc?: readonly string[] | null | undefined;
@@ -91,6 +96,19 @@ function contentChanges(input: DraftFieldsInput): Partial<DraftContent> {
   return changes;
 }
 
+/**
+ * The attachments given, checked and decoded under the limits of a send's (MAX_OUTBOUND_BYTES in all,
+ * at most 100; BAD_USER_INPUT naming `attachments`); undefined when the field is absent.
+ */
+function attachmentChanges(input: DraftFieldsInput, maxBytes: number): NewDraftAttachment[] | undefined {
+  if (input.attachments === undefined) return undefined;
+  return decodeAttachments(input.attachments, maxBytes).map((attachment) => ({
+    filename: attachment.filename ?? "attachment",
+    contentType: attachment.contentType,
+    content: attachment.content,
+  }));
+}
+
 /** A SCHEDULED draft must have someone to send to: its recipients, or the message it replies to. */
 function checkSchedulable(draft: DraftSummary): void {
   if (draft.send_status !== "SCHEDULED") return;
@@ -105,7 +123,7 @@ function checkSchedulable(draft: DraftSummary): void {
  * before sending"); the draft remembers it, and its scheduled send stops at PENDING_APPROVAL.
  */
 export async function createDraft(
-  services: Pick<Services, "db" | "clock">,
+  services: Pick<Services, "db" | "clock" | "config">,
   scope: TenantScope,
   input: DraftFieldsInput & {
     inboxId: string;
@@ -118,6 +136,7 @@ export async function createDraft(
 ): Promise<DraftSummary> {
   const { db } = services;
   const changes = contentChanges(input);
+  const attachments = attachmentChanges(input, services.config.maxOutboundBytes);
   const sendAt = input.sendAt == null ? null : checkedSendAt(input.sendAt, services.clock.now());
   if (input.inReplyToMessageId !== undefined && input.forwardOfMessageId !== undefined) {
     throw badUserInput(
@@ -153,6 +172,7 @@ export async function createDraft(
       });
       if (!draft) throw notFound("Inbox");
       checkSchedulable(draft);
+      if (attachments?.length) await replaceDraftAttachments(trx, scope, draft.id, attachments);
       if (sendAt !== null) await scheduleDraftJob(trx, draft.org_id, draft.id, sendAt);
       return draft;
     });
@@ -164,14 +184,15 @@ export async function createDraft(
 }
 
 /**
- * Changes only the fields given; updatedAt moves forward even when none is. `sendAt` schedules (or
+ * Changes only the fields given; updatedAt moves forward even when none is. `attachments` replaces the
+ * list (an explicit null clears it). `sendAt` schedules (or
  * moves) the send; an explicit null unschedules. A draft being sent or sent is CONFLICT.
  * An approval-bound caller (`requiresApproval`) marks the draft as needing approval, whoever wrote it
  * first, and may not change a draft waiting for approval (CONFLICT: the approver must approve what
  * it saw); it may still delete it (docs/sending.md, "Approval before sending").
  */
 export async function updateDraft(
-  services: Pick<Services, "db" | "clock">,
+  services: Pick<Services, "db" | "clock" | "config">,
   scope: TenantScope,
   input: DraftFieldsInput & { id: string; sendAt?: Date | null | undefined },
   requiresApproval: boolean,
@@ -179,6 +200,7 @@ export async function updateDraft(
   const { db } = services;
   const changes: Partial<DraftContent & DraftSchedule & { requires_approval: boolean }> =
     contentChanges(input);
+  const attachments = attachmentChanges(input, services.config.maxOutboundBytes);
   if (requiresApproval) changes.requires_approval = true;
   if (input.sendAt === null)
     Object.assign(changes, { send_at: null, send_status: "DRAFT", failure_reason: null });
@@ -205,6 +227,7 @@ export async function updateDraft(
     const draft = await updateDraftRow(trx, scope, input.id, changes);
     if (!draft) throw notFound("Draft");
     checkSchedulable(draft);
+    if (attachments !== undefined) await replaceDraftAttachments(trx, scope, draft.id, attachments);
     if (input.sendAt === null) await unscheduleDraftJob(trx, draft.org_id, draft.id);
     else if (input.sendAt !== undefined && draft.send_at)
       await scheduleDraftJob(trx, draft.org_id, draft.id, draft.send_at);

@@ -77,6 +77,54 @@ export async function rawMessageSlice(
   return row?.slice ?? undefined;
 }
 
+/**
+ * The attachment `attachmentId` of draft `draftId`, if the scope contains that draft (drafts carry no
+ * labels: organization, pod and inbox are all of a draft's visibility).
+ */
+export async function draftAttachmentFile(
+  db: Db,
+  scope: TenantScope,
+  draftId: string,
+  attachmentId: string,
+): Promise<AttachmentFile | undefined> {
+  return scopedDraftAttachment(db, scope, draftId, attachmentId)
+    .select([
+      "a.content_type as contentType",
+      "a.filename",
+      sql<number>`octet_length(a.content)::int`.as("size"),
+    ])
+    .executeTakeFirst();
+}
+
+/** `length` bytes of a draft attachment's content from `offset` (0-based); undefined once it is gone. */
+export async function draftAttachmentSlice(
+  db: Db,
+  scope: TenantScope,
+  draftId: string,
+  attachmentId: string,
+  offset: number,
+  length: number,
+): Promise<Buffer | undefined> {
+  const row = await scopedDraftAttachment(db, scope, draftId, attachmentId)
+    .select(sql<Buffer>`substring(a.content from ${offset + 1}::int for ${length}::int)`.as("slice"))
+    .executeTakeFirst();
+  return row?.slice;
+}
+
+function scopedDraftAttachment(db: Db, scope: TenantScope, draftId: string, attachmentId: string) {
+  let query = db
+    .selectFrom("draft_attachments as a")
+    .innerJoin("drafts as d", (join) =>
+      join.onRef("d.org_id", "=", "a.org_id").onRef("d.id", "=", "a.draft_id"),
+    )
+    .where("a.org_id", "=", scope.orgId)
+    .where("a.id", "=", attachmentId)
+    .where("a.draft_id", "=", draftId);
+  if (scope.podId !== null) query = query.where("d.pod_id", "=", scope.podId);
+  if (scope.inboxId !== null) query = query.where("d.inbox_id", "=", scope.inboxId);
+  return query;
+}
+
 function visibleAttachment(db: Db, scope: TenantScope, messageId: string, attachmentId: string) {
   return db
     .selectFrom("attachments as a")

@@ -10,7 +10,15 @@ import type { Db } from "../db/database.ts";
 import { messagesByIds } from "../mail/repository.ts";
 import { recomposed } from "../outbound/compose.ts";
 import { derivedServerKey } from "../webhooks/secret.ts";
-import { attachmentFile, attachmentSlice, rawMessageFile, rawMessageSlice } from "./repository.ts";
+import {
+  type AttachmentFile,
+  attachmentFile,
+  attachmentSlice,
+  draftAttachmentFile,
+  draftAttachmentSlice,
+  rawMessageFile,
+  rawMessageSlice,
+} from "./repository.ts";
 import { type DownloadGrant, type FileTarget, signToken, verifyToken } from "./token.ts";
 
 export type { FileTarget } from "./token.ts";
@@ -110,17 +118,21 @@ export async function openDownload(
   const { target } = grant;
   if (target.kind === "attachment") {
     const file = await attachmentFile(db, scope, target.messageId, target.attachmentId);
-    if (!file) return undefined;
-    return {
-      kind: "attachment",
-      contentType: file.contentType,
-      filename: file.filename,
-      size: file.size,
-      slices: () =>
-        sliced(file.size, (offset, length) =>
-          attachmentSlice(db, scope, target.messageId, target.attachmentId, offset, length),
-        ),
-    };
+    return (
+      file &&
+      attachmentDownload(target.kind, file, (offset, length) =>
+        attachmentSlice(db, scope, target.messageId, target.attachmentId, offset, length),
+      )
+    );
+  }
+  if (target.kind === "draftAttachment") {
+    const file = await draftAttachmentFile(db, scope, target.draftId, target.attachmentId);
+    return (
+      file &&
+      attachmentDownload(target.kind, file, (offset, length) =>
+        draftAttachmentSlice(db, scope, target.draftId, target.attachmentId, offset, length),
+      )
+    );
   }
   const raw = await rawMessageFile(db, scope, target.messageId);
   if (!raw) return undefined;
@@ -140,7 +152,8 @@ export async function openDownload(
  * with; undefined when it may not. The one place every rule about the minting credential is decided:
  *  - it still exists and has not expired (a deleted key, an expired key, a deleted or expired session:
  *    read now, by id, so a deletion on any node counts at once);
- *  - it still may read messages (MESSAGE_READ) within the same pod and inbox;
+ *  - it still may read messages (MESSAGE_READ; for a draft's attachment, drafts: DRAFT_READ) within
+ *    the same pod and inbox;
  *  - it sees the narrower of then and now: a label hidden from it when it minted the link, or hidden
  *    now, hides the file.
  *  - a key with an IP allow-list (docs/permissions.md, "Keys in production") is refused when
@@ -157,11 +170,27 @@ export async function downloadScope(
     orgId: minted.orgId,
     id: grant.credential.id,
   });
-  if (!principal?.permissions.has("MESSAGE_READ")) return undefined;
+  const reads = grant.target.kind === "draftAttachment" ? "DRAFT_READ" : "MESSAGE_READ";
+  if (!principal?.permissions.has(reads)) return undefined;
   if (!addressAllowed(principal.allowedIps, request.clientIp)) return undefined;
   const now = tenantScopeOf(principal);
   if (now.podId !== minted.podId || now.inboxId !== minted.inboxId) return undefined;
   return { ...minted, hiddenLabels: [...new Set([...minted.hiddenLabels, ...now.hiddenLabels])] };
+}
+
+/** A message's or a draft's attachment, read a slice at a time with `read`. */
+function attachmentDownload(
+  kind: "attachment" | "draftAttachment",
+  file: AttachmentFile,
+  read: (offset: number, length: number) => Promise<Buffer | undefined>,
+): Download {
+  return {
+    kind,
+    contentType: file.contentType,
+    filename: file.filename,
+    size: file.size,
+    slices: () => sliced(file.size, read),
+  };
 }
 
 async function* sliced(

@@ -9,7 +9,8 @@
 // flags: bit 0 the target (0 the raw message, 1 an attachment, followed by its message's id), bit 1
 // the credential (0 an API key,
 // 1 a session), bit 2 a pod id follows, bit 3 an inbox id follows, bits 4–6 the hidden labels
-// (HIDDEN_LABELS order), bit 7 zero.
+// (HIDDEN_LABELS order), bit 7 with bit 0: the attachment is a draft's, and the id after it is the
+// draft's (zero otherwise; tokens written before drafts had attachments read as they always did).
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
 
@@ -19,7 +20,8 @@ import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts
  */
 export type FileTarget =
   | { kind: "raw"; messageId: string }
-  | { kind: "attachment"; messageId: string; attachmentId: string };
+  | { kind: "attachment"; messageId: string; attachmentId: string }
+  | { kind: "draftAttachment"; draftId: string; attachmentId: string };
 
 /** The credential that minted a link: the link works only while it does. */
 export interface CredentialRef {
@@ -49,6 +51,7 @@ export function signToken(key: Buffer, grant: DownloadGrant): string {
   const { target, credential, scope } = grant;
   let flags = 0;
   if (target.kind === "attachment") flags |= 1;
+  if (target.kind === "draftAttachment") flags |= 1 | 0x80;
   if (credential.kind === "session") flags |= 2;
   if (scope.podId !== null) flags |= 4;
   if (scope.inboxId !== null) flags |= 8;
@@ -61,7 +64,9 @@ export function signToken(key: Buffer, grant: DownloadGrant): string {
   header.writeUInt32BE(grant.expiresAt, 2);
   const ids = [
     scope.orgId,
-    ...(target.kind === "raw" ? [target.messageId] : [target.attachmentId, target.messageId]),
+    ...(target.kind === "raw"
+      ? [target.messageId]
+      : [target.attachmentId, target.kind === "attachment" ? target.messageId : target.draftId]),
     credential.id,
     ...(scope.podId === null ? [] : [scope.podId]),
     ...(scope.inboxId === null ? [] : [scope.inboxId]),
@@ -81,7 +86,9 @@ export function verifyToken(key: Buffer, token: string): DownloadGrant | undefin
   // Signed by us: from here on the bytes are as we wrote them, but are still read strictly.
   if (body.readUInt8(0) !== VERSION) return undefined;
   const flags = body.readUInt8(1);
-  if (flags & 0x80) return undefined;
+  const isAttachment = (flags & 1) !== 0;
+  const ofDraft = (flags & 0x80) !== 0;
+  if (ofDraft && !isAttachment) return undefined;
   const expiresAt = body.readUInt32BE(2);
   const ids: string[] = [];
   let offset = 6;
@@ -91,20 +98,21 @@ export function verifyToken(key: Buffer, token: string): DownloadGrant | undefin
     ids.push(read.value);
     offset = read.next;
   }
-  const isAttachment = (flags & 1) !== 0;
   const hasPod = (flags & 4) !== 0;
   const hasInbox = (flags & 8) !== 0;
   if (ids.length !== 3 + Number(isAttachment) + Number(hasPod) + Number(hasInbox)) return undefined;
   const [orgId, targetId, ...rest] = ids as [string, string, ...string[]];
-  const ofMessage = isAttachment ? (rest.shift() as string) : undefined;
+  const parent = isAttachment ? (rest.shift() as string) : undefined;
   const credentialId = rest.shift() as string;
   const podId = hasPod ? (rest.shift() as string) : null;
   const inboxId = hasInbox ? (rest.shift() as string) : null;
   return {
     target:
-      ofMessage === undefined
+      parent === undefined
         ? { kind: "raw", messageId: targetId }
-        : { kind: "attachment", messageId: ofMessage, attachmentId: targetId },
+        : ofDraft
+          ? { kind: "draftAttachment", draftId: parent, attachmentId: targetId }
+          : { kind: "attachment", messageId: parent, attachmentId: targetId },
     credential: { kind: flags & 2 ? "session" : "apiKey", id: credentialId },
     scope: {
       orgId,

@@ -7,7 +7,9 @@ import type { Db } from "../db/database.ts";
 export interface IdempotencyRecord {
   operation: string;
   request_hash: Buffer;
-  message_id: string;
+  /** The sent message; null while the send waits for approval as `draft_id`. */
+  message_id: string | null;
+  draft_id: string | null;
 }
 
 /** The organization's unexpired record of `key`, if any. */
@@ -18,7 +20,7 @@ export async function findIdempotencyKey(
 ): Promise<IdempotencyRecord | undefined> {
   return db
     .selectFrom("idempotency_keys")
-    .select(["operation", "request_hash", "message_id"])
+    .select(["operation", "request_hash", "message_id", "draft_id"])
     .where("org_id", "=", scope.orgId)
     .where("key", "=", key)
     .where("expires_at", ">", sql<Date>`now()`)
@@ -26,7 +28,8 @@ export async function findIdempotencyKey(
 }
 
 /**
- * Records `key` for the message just stored in `trx`; false when an unexpired record exists (then the
+ * Records `key` for the message just stored in `trx` (or, for a send held for approval, the draft it
+ * was held as); false when an unexpired record exists (then the
  * caller must roll back). A concurrent transaction holding the same key makes this statement wait
  * for its outcome: committed, this one records nothing; rolled back, this one records the key. An
  * expired record that the purge has not reached yet is replaced.
@@ -34,7 +37,14 @@ export async function findIdempotencyKey(
 export async function claimIdempotencyKey(
   trx: Db,
   scope: TenantScope,
-  record: { key: string; operation: string; requestHash: Buffer; messageId: string; ttlSeconds: number },
+  record: {
+    key: string;
+    operation: string;
+    requestHash: Buffer;
+    messageId: string | null;
+    draftId?: string | null | undefined;
+    ttlSeconds: number;
+  },
 ): Promise<boolean> {
   const claimed = await trx
     .insertInto("idempotency_keys")
@@ -44,6 +54,7 @@ export async function claimIdempotencyKey(
       operation: record.operation,
       request_hash: record.requestHash,
       message_id: record.messageId,
+      draft_id: record.draftId ?? null,
       expires_at: sql<Date>`now() + make_interval(secs => ${record.ttlSeconds})`,
     })
     .onConflict((conflict) =>
@@ -53,6 +64,7 @@ export async function claimIdempotencyKey(
           operation: excluded.ref("excluded.operation"),
           request_hash: excluded.ref("excluded.request_hash"),
           message_id: excluded.ref("excluded.message_id"),
+          draft_id: excluded.ref("excluded.draft_id"),
           created_at: sql<Date>`now()`,
           expires_at: excluded.ref("excluded.expires_at"),
         }))
@@ -61,6 +73,25 @@ export async function claimIdempotencyKey(
     .returning("key")
     .executeTakeFirst();
   return claimed !== undefined;
+}
+
+/**
+ * Records the message a held send became once its draft is sent (approved), so that a repeat of the
+ * held call answers with the message from then on.
+ */
+export async function recordHeldSendSent(
+  trx: Db,
+  scope: TenantScope,
+  draftId: string,
+  messageId: string,
+): Promise<void> {
+  await trx
+    .updateTable("idempotency_keys")
+    .set({ message_id: messageId })
+    .where("org_id", "=", scope.orgId)
+    .where("draft_id", "=", draftId)
+    .where("message_id", "is", null)
+    .execute();
 }
 
 /**

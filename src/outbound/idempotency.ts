@@ -9,6 +9,7 @@ import type { TenantScope } from "../auth/principal.ts";
 import { badUserInput, notFound } from "../errors.ts";
 import { type Message, messagesByIds } from "../mail/repository.ts";
 import type { Services } from "../services.ts";
+import { approvalRequired } from "./approval.ts";
 import { findIdempotencyKey, purgeExpiredIdempotencyKeys } from "./idempotency-repository.ts";
 
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
@@ -90,7 +91,8 @@ function canonicalJson(value: unknown): string {
 
 /**
  * The first call's message when `idempotency`'s key was used within 24 hours with the same input;
- * IDEMPOTENCY_CONFLICT with another; undefined when the key is free.
+ * IDEMPOTENCY_CONFLICT with another; undefined when the key is free. A first call that was held for
+ * approval is answered as it was, APPROVAL_REQUIRED with the same draft, until that draft is sent.
  */
 async function replayed(
   services: Pick<Services, "db">,
@@ -101,6 +103,10 @@ async function replayed(
   if (!record) return undefined;
   if (record.operation !== idempotency.operation || !record.request_hash.equals(idempotency.hash)) {
     throw idempotencyConflict();
+  }
+  if (record.message_id === null) {
+    if (record.draft_id === null) throw new Error("an idempotency record without a payload");
+    throw approvalRequired(record.draft_id);
   }
   // Through the caller's scope: a key shared across pods returns nothing the caller cannot see.
   const [message] = await messagesByIds(services.db, scope, [record.message_id]);

@@ -11,7 +11,8 @@ import { lockDraft, updateDraft } from "../drafts/repository.ts";
 import { type ScheduledDraftPayload, SEND_SCHEDULED_DRAFT } from "../drafts/schedule.ts";
 import type { JobTask } from "../jobs/worker.ts";
 import type { Services } from "../services.ts";
-import { DraftNoLongerSending, isApprovalRequired, sendScheduledDraft } from "./send.ts";
+import { isApprovalRequired } from "./approval.ts";
+import { DraftNoLongerSending, sendScheduledDraft } from "./send.ts";
 
 export { SEND_SCHEDULED_DRAFT };
 

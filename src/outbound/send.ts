@@ -10,8 +10,10 @@ import type { DraftSendStatus } from "../db/types.ts";
 import {
   type Draft,
   deleteDraft,
+  draftAttachmentContents,
   draftsByIds,
   insertDraft,
+  replaceDraftAttachments,
   updateDraft as updateDraftRow,
 } from "../drafts/repository.ts";
 import { unscheduleDraftJob } from "../drafts/schedule.ts";
@@ -23,17 +25,17 @@ import { addJob } from "../jobs/worker.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
+import { type AttachmentInput, decodeAttachments } from "../mail/attachment-input.ts";
 import { headerFields } from "../mail/headers.ts";
 import { hostedInboxesByAddress } from "../mail/recipient-repository.ts";
 import { type Message, messagesByIds } from "../mail/repository.ts";
 import { normaliseLabels, SYSTEM_LABELS } from "../mail/service.ts";
 import { storeMessage } from "../mail/store.ts";
 import type { Services } from "../services.ts";
+import { approvalRequired } from "./approval.ts";
 import { outboundRoute } from "./capture.ts";
 import {
-  type AttachmentInput,
   compose,
-  decodeAttachments,
   fileSafe,
   type Mailbox,
   type Outgoing,
@@ -51,7 +53,7 @@ import {
   idempotencyOf,
   idempotently,
 } from "./idempotency.ts";
-import { claimIdempotencyKey } from "./idempotency-repository.ts";
+import { claimIdempotencyKey, recordHeldSendSent } from "./idempotency-repository.ts";
 import { sendingPolicy } from "./repository.ts";
 
 type Addresses = readonly string[] | null | undefined;
@@ -350,8 +352,8 @@ export async function sendScheduledDraft(
 /**
  * What a draft sends: its recipients (for a reply with none, the replied-to message's sender; with
  * replyAll, also everyone else that message was addressed to), its subject (for a reply or forward
- * without one, the original's with Re:/Fwd:), its bodies, and for a forward the original attached
- * whole. A replied-to or forwarded message that is gone or hidden from the caller is left out.
+ * without one, the original's with Re:/Fwd:), its bodies, its attachments in order, and for a forward
+ * the original attached whole after them. A replied-to or forwarded message that is gone or hidden from the caller is left out.
  */
 async function draftOutgoing(
   services: Services,
@@ -382,7 +384,14 @@ async function draftOutgoing(
     cc = [...cc, ...fresh(unaddressed ? [] : implied.to), ...fresh(implied.cc)];
   }
   const addressed = recipients({ to, cc, bcc: draft.bcc_addresses });
-  const attachments: Outgoing["attachments"] = [];
+  const attachments: Outgoing["attachments"] = (
+    await draftAttachmentContents(services.db, scope, draft.id)
+  ).map((attachment) => ({
+    filename: attachment.filename,
+    contentType: attachment.content_type,
+    content: attachment.content,
+    disposition: "attachment",
+  }));
   if (forwarded) {
     attachments.push({
       filename: `${fileSafe(forwarded.subject) || "forwarded message"}.eml`,
@@ -437,7 +446,7 @@ async function send(
   const inbox = typeof from === "string" ? await sendingInbox(db, scope, from) : from;
   await checkRecipients(services, scope, inbox, outgoing);
   if (approval.required) {
-    const draftId = await holdForApproval(services, scope, inbox, outgoing, approval.heldAs);
+    const draftId = await holdForApproval(services, scope, inbox, outgoing, approval.heldAs, idempotency);
     throw approvalRequired(draftId);
   }
 
@@ -484,24 +493,38 @@ async function send(
       "MESSAGE_SENT",
     );
     await afterStore?.(trx, message);
+    // A draft held for approval and sent now: a repeat of the held call answers with this message.
+    if ("draftId" in approval.heldAs)
+      await recordHeldSendSent(trx, scope, approval.heldAs.draftId, message.id);
     // Last, so that the row lock on the key is held for the shortest time: a concurrent call with the
     // same key waits here for this commit, then rolls back everything it stored.
-    if (
-      idempotency &&
-      !(await claimIdempotencyKey(trx, scope, {
-        key: idempotency.key,
-        operation: idempotency.operation,
-        requestHash: idempotency.hash,
-        messageId: message.id,
-        ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
-      }))
-    ) {
-      throw new IdempotencyKeyTaken();
-    }
+    await claimKey(trx, scope, idempotency, { messageId: message.id });
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
     await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;
   });
+}
+
+/**
+ * Claims the send's idempotency key (if it has one) for what `trx` stored: the sent message, or the
+ * draft a held send became. Another call holding the key throws IdempotencyKeyTaken: `trx` must roll
+ * back, and idempotently() answers with the holder's payload.
+ */
+async function claimKey(
+  trx: Db,
+  scope: TenantScope,
+  idempotency: Idempotency | undefined,
+  payload: { messageId: string | null; draftId?: string },
+): Promise<void> {
+  if (!idempotency) return;
+  const claimed = await claimIdempotencyKey(trx, scope, {
+    key: idempotency.key,
+    operation: idempotency.operation,
+    requestHash: idempotency.hash,
+    ...payload,
+    ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+  });
+  if (!claimed) throw new IdempotencyKeyTaken();
 }
 
 /**
@@ -513,18 +536,6 @@ interface Approval {
   heldAs: { draftId: string } | { new: { inReplyTo?: string; forwardOf?: string } };
 }
 
-/** The error an approval-bound caller's send ends with: the held draft's global id in draftId. */
-export function approvalRequired(draftId: string): GraphQLError {
-  return new GraphQLError(
-    "This key's mail must be approved before it is sent: it waits as a draft in PENDING_APPROVAL. Approve it with approveDraft as a person or with a key that is not approval-bound.",
-    { extensions: { code: "APPROVAL_REQUIRED", draftId: encodeGlobalID("Draft", draftId) } },
-  );
-}
-
-export function isApprovalRequired(error: unknown): boolean {
-  return error instanceof GraphQLError && error.extensions.code === "APPROVAL_REQUIRED";
-}
-
 /** `Name <address>`, the name quoted: the form drafts keep recipients in. */
 function formatted(mailbox: Mailbox): string {
   if (!mailbox.name) return mailbox.address;
@@ -532,9 +543,11 @@ function formatted(mailbox: Mailbox): string {
 }
 
 /**
- * Stores an approval-bound caller's mail as a PENDING_APPROVAL draft (or moves the draft being sent
- * there, its schedule dropped) and records DRAFT_PENDING_APPROVAL, in one transaction; the draft's id.
- * What a draft cannot hold (attachments, Reply-To, labels) is refused rather than dropped.
+ * Stores an approval-bound caller's mail as a PENDING_APPROVAL draft, attachments included (or moves
+ * the draft being sent there, its schedule dropped) and records DRAFT_PENDING_APPROVAL, in one
+ * transaction; the draft's id. What a draft cannot hold (Reply-To, labels) is refused rather than
+ * dropped. With an idempotency key, the transaction ends by claiming it for the draft: of several calls
+ * with one key, one holds a draft and the others roll back and answer with that draft (idempotently).
  */
 async function holdForApproval(
   services: Services,
@@ -542,10 +555,9 @@ async function holdForApproval(
   inbox: Inbox,
   outgoing: Outgoing,
   heldAs: Approval["heldAs"],
+  idempotency: Idempotency | undefined,
 ): Promise<string> {
   if ("new" in heldAs) {
-    if (heldAs.new.forwardOf === undefined && outgoing.attachments.length > 0)
-      throw badUserInput("Mail waiting for approval cannot carry attachments.", "attachments");
     if (outgoing.replyTo.length > 0)
       throw badUserInput("Mail waiting for approval cannot set replyTo.", "replyTo");
     if (outgoing.labels.length > 0)
@@ -585,6 +597,19 @@ async function holdForApproval(
       });
       if (!held) throw notFound("Inbox");
       draftId = held.id;
+      // A forward's only attachment is the forwarded message, which the draft names (forwardOf).
+      if (heldAs.new.forwardOf === undefined && outgoing.attachments.length > 0) {
+        await replaceDraftAttachments(
+          trx,
+          scope,
+          draftId,
+          outgoing.attachments.map((attachment) => ({
+            filename: attachment.filename ?? "attachment",
+            contentType: attachment.contentType,
+            content: attachment.content,
+          })),
+        );
+      }
     }
     if (changed) {
       await recordEvent(trx, {
@@ -595,6 +620,7 @@ async function holdForApproval(
         payload: { draftId: encodeGlobalID("Draft", draftId) },
       });
     }
+    await claimKey(trx, scope, idempotency, { messageId: null, draftId });
     return draftId;
   });
 }

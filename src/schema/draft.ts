@@ -1,5 +1,12 @@
 import type { InputFieldBuilder } from "@pothos/core";
-import { type DraftSummary, draftBodies, draftSummariesByIds, listDrafts } from "../drafts/repository.ts";
+import {
+  attachmentsOfDrafts,
+  type DraftAttachment,
+  type DraftSummary,
+  draftBodies,
+  draftSummariesByIds,
+  listDrafts,
+} from "../drafts/repository.ts";
 import { createDraft, removeDraft, updateDraft } from "../drafts/service.ts";
 import { type BuilderTypes, builder, requires } from "./builder.ts";
 import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
@@ -9,7 +16,7 @@ import { decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { MAIL_BODY } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
-import { MessageRef } from "./message.ts";
+import { AttachmentRef, MessageRef } from "./message.ts";
 import { type BodyColumn, bodyField } from "./response-budget.ts";
 
 export const DraftRef = loadableNodeRef<DraftSummary, string, string>("Draft", {
@@ -83,6 +90,16 @@ DraftRef.implement({
       nullable: true,
       description: "Why its scheduled send failed (sendStatus FAILED).",
     }),
+    attachments: t.field({
+      type: [AttachmentRef],
+      description:
+        "Files sent with the draft, in the order given. Their contentBase64 and downloadUrl follow a message's attachments' rules; a download link needs DRAFT_READ and ends when the draft is deleted.",
+      resolve: (draft, _args, context) =>
+        contextLoader<string, DraftAttachment[]>(context, "draftAttachments", async (ids) => {
+          const byDraft = await attachmentsOfDrafts(context.services.db, scopeOf(context), ids);
+          return ids.map((id) => byDraft.get(id) ?? []);
+        }).load(draft.id),
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (draft) => draft.created_at }),
     updatedAt: t.field({ type: "DateTime", resolve: (draft) => draft.updated_at }),
   }),
@@ -124,6 +141,19 @@ export const recipients = (description: string) => ({
   description: `${description} Each an address (a@example.com) or a name and address (Ann <a@example.com>); at most 100.`,
 });
 
+/** A file to attach, as sends and drafts take it. */
+export const AttachmentInput = builder.inputType("AttachmentInput", {
+  fields: (t) => ({
+    filename: t.string({ required: true }),
+    contentType: t.string({ description: "A MIME type; unset: guessed from the filename." }),
+    contentBase64: t.string({
+      required: true,
+      description: "The file's bytes, base64-encoded.",
+      ...MAIL_BODY,
+    }),
+  }),
+});
+
 /** What a draft holds, as its create and update inputs both take it. */
 const draftContent = (t: InputFieldBuilder<BuilderTypes, "InputObject">) => ({
   to: t.stringList(recipients("Recipients.")),
@@ -153,6 +183,11 @@ const CreateDraftInput = builder.inputType("CreateDraftInput", {
       type: "DateTime",
       description: "Schedules the send: not in the past, at most 90 days ahead.",
     }),
+    attachments: t.field({
+      type: [AttachmentInput],
+      description:
+        "Files sent with the draft. The same limits as a send's: at most 100, and the composed message must fit MAX_OUTBOUND_BYTES.",
+    }),
   }),
 });
 
@@ -165,6 +200,11 @@ const UpdateDraftInput = builder.inputType("UpdateDraftInput", {
       type: "DateTime",
       description:
         "Schedules (or moves) the send: not in the past, at most 90 days ahead. An explicit null unschedules.",
+    }),
+    attachments: t.field({
+      type: [AttachmentInput],
+      description:
+        "Replaces the draft's attachments with these (the same limits as a send's); an explicit null or an empty list removes them all.",
     }),
   }),
 });

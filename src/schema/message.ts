@@ -2,6 +2,7 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
 import { isTimeKey } from "../db/keyset.ts";
 import type { MessageAuthenticationData } from "../db/types.ts";
+import { type DraftAttachment, draftAttachmentContentsBase64 } from "../drafts/repository.ts";
 import type { HeaderField } from "../mail/headers.ts";
 import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
@@ -198,14 +199,34 @@ function extracted(body: "text" | "html", field: string, transform: (value: stri
   };
 }
 
-const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
+/**
+ * A message's attachment, or a draft's (docs/sending.md, "Draft attachments"): one GraphQL type, read
+ * and downloaded under the rules of whatever holds it.
+ */
+export type AttachmentSource = Attachment | DraftAttachment;
+
+const ofDraft = (attachment: AttachmentSource): attachment is DraftAttachment => "draft_id" in attachment;
+
+export const AttachmentRef = builder.objectRef<AttachmentSource>("Attachment").implement({
+  description: "A file attached to a message, or to a draft (sent with it).",
   fields: (t) => ({
-    id: t.id({ resolve: (attachment) => encodeGlobalID("Attachment", attachment.id) }),
+    id: t.id({
+      resolve: (attachment) =>
+        encodeGlobalID(ofDraft(attachment) ? "DraftAttachment" : "Attachment", attachment.id),
+    }),
     filename: t.exposeString("filename", { nullable: true }),
     contentType: t.exposeString("content_type"),
     size: t.int({ resolve: (attachment) => attachment.size_bytes }),
-    contentId: t.exposeString("content_id", { nullable: true }),
-    disposition: t.exposeString("disposition", { nullable: true }),
+    contentId: t.string({
+      nullable: true,
+      description: "The Content-ID an HTML body refers to it by (cid:…); null for a draft's attachment.",
+      resolve: (attachment) => (ofDraft(attachment) ? null : attachment.content_id),
+    }),
+    disposition: t.string({
+      nullable: true,
+      description: "Content-Disposition as received or sent (attachment, inline); attachment for a draft's.",
+      resolve: (attachment) => (ofDraft(attachment) ? "attachment" : attachment.disposition),
+    }),
     contentBase64: t.string({
       nullable: true,
       description:
@@ -216,6 +237,12 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
       resolve: async (attachment, _args, context) => {
         // Decided on the stored size, so refused content is never read from the database.
         reserve(context, "attachments", attachment.size_bytes, "contentBase64");
+        if (ofDraft(attachment)) {
+          return contextLoader<string, string>(context, "draftAttachmentContent", async (ids) => {
+            const contents = await draftAttachmentContentsBase64(context.services.db, scopeOf(context), ids);
+            return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
+          }).load(attachment.id);
+        }
         const loader = contextLoader<string, string>(context, "attachmentContent", async (ids) => {
           const contents = await attachmentContentsBase64(context.services.db, scopeOf(context), ids);
           return ids.map((id) => contents.get(id) ?? new Error("Attachment not found."));
@@ -224,11 +251,13 @@ const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
       },
     }),
     downloadUrl: t.string(
-      downloadLinkField("the attachment's bytes, with its type and filename", (attachment: Attachment) => ({
-        kind: "attachment",
-        messageId: attachment.message_id,
-        attachmentId: attachment.id,
-      })),
+      downloadLinkField(
+        "the attachment's bytes, with its type and filename",
+        (attachment: AttachmentSource) =>
+          ofDraft(attachment)
+            ? { kind: "draftAttachment", draftId: attachment.draft_id, attachmentId: attachment.id }
+            : { kind: "attachment", messageId: attachment.message_id, attachmentId: attachment.id },
+      ),
     ),
   }),
 });

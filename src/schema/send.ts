@@ -6,7 +6,7 @@ import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../outbound/idempotency.ts";
 import { approveDraft, forwardMessage, replyToMessage, sendDraft, sendMessage } from "../outbound/send.ts";
 import { builder, requires } from "./builder.ts";
 import { type Context, requiresApprovalOf, scopeOf } from "./context.ts";
-import { recipients } from "./draft.ts";
+import { AttachmentInput, recipients } from "./draft.ts";
 import { decodeId } from "./global-id.ts";
 import { inputRule, MAIL_BODY } from "./input-rules.ts";
 import { MessageRef } from "./message.ts";
@@ -68,18 +68,6 @@ export function idempotencyKeyFor(
   }
   return header;
 }
-
-const AttachmentInput = builder.inputType("AttachmentInput", {
-  fields: (t) => ({
-    filename: t.string({ required: true }),
-    contentType: t.string({ description: "A MIME type; unset: guessed from the filename." }),
-    contentBase64: t.string({
-      required: true,
-      description: "The file's bytes, base64-encoded.",
-      ...MAIL_BODY,
-    }),
-  }),
-});
 
 const SendMessageInput = builder.inputType("SendMessageInput", {
   fields: (t) => ({
