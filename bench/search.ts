@@ -151,7 +151,7 @@ async function main() {
       };
       const search = await prepareSearch(capture.db, scope, worst.query);
       captured.length = 0;
-      await searchMessages(capture.db, scope, search.tsquery, {}, { after: undefined, limit: 21 });
+      await searchMessages(capture.db, scope, search, {}, { after: undefined, limit: 21 });
       const statement = captured.at(-1) as { text: string; values: unknown[] };
       const explained = await database.handle.pool.query(
         `EXPLAIN (ANALYZE, BUFFERS) ${statement.text}`,

@@ -8,6 +8,7 @@ import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { isRowId } from "../db/ids.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { messageConditions } from "./message-filter.ts";
+import type { PreparedSearch } from "./search.ts";
 import { filterAsksForHiddenLabel, filtered, type ListFilter, textArray, visible } from "./visibility.ts";
 
 /**
@@ -92,6 +93,23 @@ const instantText = (column: RawBuilder<unknown>) =>
   sql<string>`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
+ * Matches at most this many (as the planner estimates them) are read from the GIN index whole and
+ * sorted; more are found by walking the newest messages (docs/search.md, "Plans"). Near the point
+ * where the two read as many rows at a million messages: a walk reads about
+ * SEARCH_CANDIDATES × messages / matches rows, each with its vector, the bitmap reads every match.
+ */
+export const SPARSE_MATCHES = 30_000;
+
+/** How many rows the planner expects `conditions` to match (EXPLAIN's estimate; nothing is read). */
+async function estimatedMatches(db: Db, conditions: RawBuilder<unknown>): Promise<number> {
+  const { rows } = await sql<{ "QUERY PLAN": unknown }>`
+    EXPLAIN (FORMAT JSON) SELECT 1 FROM messages m WHERE ${conditions} ${CUSTOM_PLAN}`.execute(db);
+  const raw = rows[0]?.["QUERY PLAN"];
+  const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: { "Plan Rows": number } }];
+  return plan[0].Plan["Plan Rows"];
+}
+
+/**
  * One page of visible messages matching `tsquery`, best first: (rank, id) descending, after the
  * page's cursor, among the newest `candidates` matches (the window the first page fixed). Planned for
  * its own parameters (CUSTOM_PLAN): for a rare word a bitmap of its few matches, for a common one a
@@ -100,19 +118,22 @@ const instantText = (column: RawBuilder<unknown>) =>
 export async function searchMessages(
   db: Db,
   scope: TenantScope,
-  tsquery: string,
+  search: Pick<PreparedSearch, "tsquery" | "pairs">,
   filter: ListFilter,
   page: Pick<KeysetPage<SearchKey>, "after" | "limit">,
   candidates = SEARCH_CANDIDATES,
+  sparseMatches = SPARSE_MATCHES,
 ): Promise<SearchHit[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
-  const q = sql`${tsquery}::tsquery`;
+  const q = sql`${search.tsquery}::tsquery`;
   const where: RawBuilder<unknown>[] = [
     sql`${visible(scope)}`,
     ...filtered(filter, "m"),
     ...messageConditions(filter.message),
     sql`m.search_vector @@ ${q}`,
   ];
+  // A phrase: the rows holding all its word pairs, from their own index (docs/search.md, "Phrases").
+  if (search.pairs) where.push(sql`mail_search_pairs(m.search_vector) @@ ${search.pairs}::tsquery`);
   if (filter.labels?.length) where.push(sql`m.labels @> ${textArray(filter.labels)}`);
   const after = page.after;
   if (after) {
@@ -123,13 +144,28 @@ export async function searchMessages(
   const beyond = after
     ? sql<SqlBool>`WHERE (r.rank, r.id) < (${after[0]}::real, ${after[1]}::bigint)`
     : sql``;
+  const conditions = sql.join(where, sql` AND `);
+  // Few matches: all of them from the GIN bitmap, then the newest. Many: a walk of the newest
+  // messages that stops at the window's size. Chosen here, not by the planner, which prices the
+  // walk's per-row vector check as nearly free and so walks past a million rows for a word in 1%.
+  const sparse = (await estimatedMatches(db, conditions)) <= sparseMatches;
+  const candidateRows = sparse
+    ? sql`
+      matched AS MATERIALIZED (SELECT m.id, m.created_at FROM messages m WHERE ${conditions}),
+      candidates AS MATERIALIZED (
+        SELECT m.id, m.created_at, m.search_vector
+        FROM (SELECT id FROM matched ORDER BY created_at DESC, id DESC LIMIT ${candidates}) n
+        JOIN messages m ON m.org_id = ${scope.orgId} AND m.id = n.id
+      )`
+    : sql`
+      candidates AS MATERIALIZED (
+        SELECT m.id, m.created_at, m.search_vector FROM messages m
+        WHERE ${conditions}
+        ORDER BY m.created_at DESC, m.id DESC
+        LIMIT ${candidates}
+      )`;
   const { rows } = await sql<{ id: string; rank: string; window: SearchWindow }>`
-    WITH candidates AS MATERIALIZED (
-      SELECT m.id, m.created_at, m.search_vector FROM messages m
-      WHERE ${sql.join(where, sql` AND `)}
-      ORDER BY m.created_at DESC, m.id DESC
-      LIMIT ${candidates}
-    )
+    WITH ${candidateRows}
     SELECT r.id::text AS id, r.rank::text AS rank,
       ARRAY[${instantText(sql`w.from_at`)}, w.from_id::text, ${instantText(sql`w.to_at`)}, w.to_id::text] AS window
     FROM (SELECT c.id, ${rank(sql`c.search_vector`, q)} AS rank FROM candidates c) r
