@@ -93,20 +93,32 @@ const instantText = (column: RawBuilder<unknown>) =>
   sql<string>`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
- * Matches at most this many (as the planner estimates them) are read from the GIN index whole and
- * sorted; more are found by walking the newest messages (docs/search.md, "Plans"). Near the point
- * where the two read as many rows at a million messages: a walk reads about
- * SEARCH_CANDIDATES × messages / matches rows, each with its vector, the bitmap reads every match.
+ * The most matches (as the planner estimates them) read from the GIN index whole and sorted, among
+ * `searched` messages; more are found by walking the newest messages (docs/search.md, "Plans"). The
+ * bitmap reads every match; the walk reads about candidates × searched / matches rows, each with its
+ * vector (about twice a bitmap row's cost): they cost the same at matches² = 2 × candidates × searched.
  */
-export const SPARSE_MATCHES = 30_000;
+export const sparseMatches = (searched: number, candidates: number) => Math.sqrt(2 * candidates * searched);
 
-/** How many rows the planner expects `conditions` to match (EXPLAIN's estimate; nothing is read). */
-async function estimatedMatches(db: Db, conditions: RawBuilder<unknown>): Promise<number> {
+/**
+ * How many rows the planner expects among the messages searched and among those matching (EXPLAIN's
+ * estimates, in one statement; nothing is read).
+ */
+async function estimatedRows(
+  db: Db,
+  searched: RawBuilder<unknown>,
+  matching: RawBuilder<unknown>,
+): Promise<{ searched: number; matches: number }> {
   const { rows } = await sql<{ "QUERY PLAN": unknown }>`
-    EXPLAIN (FORMAT JSON) SELECT 1 FROM messages m WHERE ${conditions} ${CUSTOM_PLAN}`.execute(db);
+    EXPLAIN (FORMAT JSON)
+    SELECT 1 FROM messages m WHERE ${searched} UNION ALL SELECT 1 FROM messages m WHERE ${matching} ${CUSTOM_PLAN}`.execute(
+    db,
+  );
   const raw = rows[0]?.["QUERY PLAN"];
-  const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: { "Plan Rows": number } }];
-  return plan[0].Plan["Plan Rows"];
+  type Node = { "Plan Rows": number; Plans?: Node[] };
+  const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: Node }];
+  const [all, matches] = plan[0].Plan.Plans ?? [];
+  return { searched: all?.["Plan Rows"] ?? 0, matches: matches?.["Plan Rows"] ?? Number.POSITIVE_INFINITY };
 }
 
 /**
@@ -122,33 +134,38 @@ export async function searchMessages(
   filter: ListFilter,
   page: Pick<KeysetPage<SearchKey>, "after" | "limit">,
   candidates = SEARCH_CANDIDATES,
-  sparseMatches = SPARSE_MATCHES,
+  plan?: "bitmap" | "walk",
 ): Promise<SearchHit[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
   const q = sql`${search.tsquery}::tsquery`;
-  const where: RawBuilder<unknown>[] = [
+  // The messages searched (scope, hidden labels, filters, the window), then the match.
+  const searched: RawBuilder<unknown>[] = [
     sql`${visible(scope)}`,
     ...filtered(filter, "m"),
     ...messageConditions(filter.message),
-    sql`m.search_vector @@ ${q}`,
   ];
-  // A phrase: the rows holding all its word pairs, from their own index (docs/search.md, "Phrases").
-  if (search.pairs) where.push(sql`mail_search_pairs(m.search_vector) @@ ${search.pairs}::tsquery`);
-  if (filter.labels?.length) where.push(sql`m.labels @> ${textArray(filter.labels)}`);
+  if (filter.labels?.length) searched.push(sql`m.labels @> ${textArray(filter.labels)}`);
   const after = page.after;
   if (after) {
     const [, , fromAt, fromId, toAt, toId] = after;
-    where.push(sql`(m.created_at, m.id) >= (${fromAt}::timestamptz, ${fromId}::bigint)`);
-    where.push(sql`(m.created_at, m.id) <= (${toAt}::timestamptz, ${toId}::bigint)`);
+    searched.push(sql`(m.created_at, m.id) >= (${fromAt}::timestamptz, ${fromId}::bigint)`);
+    searched.push(sql`(m.created_at, m.id) <= (${toAt}::timestamptz, ${toId}::bigint)`);
   }
+  const where = [...searched, sql`m.search_vector @@ ${q}`];
+  // A phrase: the rows holding all its word pairs, from their own index (docs/search.md, "Phrases").
+  if (search.pairs) where.push(sql`mail_search_pairs(m.search_vector) @@ ${search.pairs}::tsquery`);
   const beyond = after
     ? sql<SqlBool>`WHERE (r.rank, r.id) < (${after[0]}::real, ${after[1]}::bigint)`
     : sql``;
   const conditions = sql.join(where, sql` AND `);
   // Few matches: all of them from the GIN bitmap, then the newest. Many: a walk of the newest
   // messages that stops at the window's size. Chosen here, not by the planner, which prices the
-  // walk's per-row vector check as nearly free and so walks past a million rows for a word in 1%.
-  const sparse = (await estimatedMatches(db, conditions)) <= sparseMatches;
+  // walk's per-row vector check as nearly free and so, at a million messages, walks 100,000 rows
+  // for a word in 1% of them where the bitmap reads 10,000.
+  const estimate = plan ? undefined : await estimatedRows(db, sql.join(searched, sql` AND `), conditions);
+  const sparse = estimate
+    ? estimate.matches <= Math.max(candidates, sparseMatches(estimate.searched, candidates))
+    : plan === "bitmap";
   const candidateRows = sparse
     ? sql`
       matched AS MATERIALIZED (SELECT m.id, m.created_at FROM messages m WHERE ${conditions}),
