@@ -13,6 +13,16 @@
 // of a common word walks) do not grow.
 import { type Kysely, sql } from "kysely";
 
+/** Every stored vector rebuilt with mail_search_vector() as it now stands, in one statement. */
+const rebuildVectors = (db: Kysely<unknown>) =>
+  sql`
+    UPDATE messages m SET search_vector = mail_search_vector(m.subject, m.from_address, m.from_name,
+      m.to_addresses, m.to_names, m.cc_addresses, m.cc_names,
+      (SELECT array_agg(a.filename ORDER BY a.id) FROM attachments a
+        WHERE a.org_id = m.org_id AND a.message_id = m.id),
+      m.text_body, m.html_body)
+  `.execute(db);
+
 export async function up(db: Kysely<unknown>): Promise<void> {
   // The separator is a lexeme of one space, which the parser never produces: added between fields
   // with its own position, then removed, leaving the gap.
@@ -48,13 +58,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       FROM (SELECT u.lexeme || ' ' || lead(u.lexeme) OVER w AS pair, p, lead(p) OVER w AS next
         FROM unnest(vector) u, unnest(u.positions) p WINDOW w AS (ORDER BY p)) x
     $$`.execute(db);
-  await sql`
-    UPDATE messages m SET search_vector = mail_search_vector(m.subject, m.from_address, m.from_name,
-      m.to_addresses, m.to_names, m.cc_addresses, m.cc_names,
-      (SELECT array_agg(a.filename ORDER BY a.id) FROM attachments a
-        WHERE a.org_id = m.org_id AND a.message_id = m.id),
-      m.text_body, m.html_body)
-  `.execute(db);
+  await rebuildVectors(db);
   await sql`
     CREATE INDEX messages_org_id_search_pairs_idx ON messages USING gin (org_id, mail_search_pairs(search_vector))
   `.execute(db);
@@ -77,11 +81,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
         setweight(to_tsvector('simple', mail_fold(left(coalesce(text_body,
           regexp_replace(left(html_body, 400000), '<[^>]*>', ' ', 'g'), ''), 100000))), 'D')
     $$`.execute(db);
-  await sql`
-    UPDATE messages m SET search_vector = mail_search_vector(m.subject, m.from_address, m.from_name,
-      m.to_addresses, m.to_names, m.cc_addresses, m.cc_names,
-      (SELECT array_agg(a.filename ORDER BY a.id) FROM attachments a
-        WHERE a.org_id = m.org_id AND a.message_id = m.id),
-      m.text_body, m.html_body)
-  `.execute(db);
+  await rebuildVectors(db);
 }
