@@ -200,6 +200,41 @@ export async function seedGroups(
   return organizations;
 }
 
+/**
+ * Runs `load` without `table`'s secondary indexes, then builds them again as they were, as a restore
+ * does: maintaining GIN indexes (search, trigrams, labels) row by row made a million messages take
+ * an hour on a loaded machine, building each once takes minutes. Indexes behind constraints, and
+ * those named in `keep` (which the load itself reads), stay; those matching `leaveOut` are not built
+ * again (a benchmark whose statements cannot use them).
+ */
+export async function withIndexesDeferred<T>(
+  db: Db,
+  table: string,
+  keep: readonly string[],
+  load: () => Promise<T>,
+  options: { onProgress?: (message: string) => void; leaveOut?: RegExp } = {},
+): Promise<T> {
+  const { onProgress, leaveOut } = options;
+  const { rows } = await sql<{ name: string; definition: string }>`
+    SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE i.indrelid = ${table}::regclass
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+      AND c.relname <> ALL(${[...keep]}::text[])
+    ORDER BY c.relname`.execute(db);
+  for (const index of rows) await sql`DROP INDEX ${sql.id(index.name)}`.execute(db);
+  const result = await load();
+  await db.connection().execute(async (connection) => {
+    await sql`SET maintenance_work_mem = '256MB'`.execute(connection);
+    for (const index of rows) {
+      if (leaveOut?.test(index.name)) continue;
+      onProgress?.(`building ${index.name}`);
+      await sql.raw(index.definition).execute(connection);
+    }
+  });
+  return result;
+}
+
 async function seedOrganization(
   db: Db,
   o: SeedOptions,

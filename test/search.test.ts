@@ -122,6 +122,67 @@ describe("searchMessages", () => {
     expect(invoices).not.toContain("Lunch plans");
   });
 
+  it("finds a phrase only where its words stand next to each other, in order, within one field", async () => {
+    const { db } = suite.database;
+    const a = tenant.inboxes.a.id;
+    await deliver(db, a, { subject: "Kestrel one", text: "We met at the kestrel harbor master office." });
+    await deliver(db, a, { subject: "Kestrel two", text: "The harbor kestrel was loud." });
+    await deliver(db, a, { subject: "Kestrel three", text: "A kestrel flew near the harbor." });
+    // The subject ends with one word of the phrase and the body begins with the next.
+    await deliver(db, a, { subject: "About the kestrel", text: "harbor lights are on." });
+    await deliver(db, a, { subject: "Kestrel four", from: "kestrel@harbor.test", text: "harbor master" });
+    await deliver(db, a, {
+      subject: "Kestrel spam",
+      text: "Cheap kestrel harbor tickets.",
+      labels: ["received", "spam"],
+    });
+    expect((await subjects('"kestrel harbor"')).sort()).toEqual(["Kestrel one", "Kestrel spam"]);
+    expect(await subjects('"kestrel harbor"', {}, spamFreeKey)).toEqual(["Kestrel one"]);
+    expect(await subjects('"harbor kestrel"')).toEqual(["Kestrel two"]);
+    expect(await subjects('"kestrel harbor master"')).toEqual(["Kestrel one"]);
+    expect(await subjects('"at the kestrel harbor master office"')).toEqual(["Kestrel one"]);
+    expect(await subjects('"kestrel harbor master" -office')).toEqual([]);
+    expect((await subjects('"harbor master"')).sort()).toEqual(["Kestrel four", "Kestrel one"]);
+    expect((await subjects('"kestrel harbor" or "harbor lights"')).sort()).toEqual([
+      "About the kestrel",
+      "Kestrel one",
+      "Kestrel spam",
+    ]);
+    const [found] = (await search('"kestrel harbor"', {}, spamFreeKey)).edges;
+    expect(highlightsOf(found, "TEXT")?.join(" ")).toContain("<mark>kestrel</mark> <mark>harbor</mark>");
+    // The phrase asks the pair index for its pairs; an OR of phrases requires none.
+    const scope = { orgId: tenant.org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
+    expect((await prepareSearch(db, scope, '"Kestrel harbor master" -"harbor lights"')).pairs).toBe(
+      "'kestrel harbor' & 'harbor master'",
+    );
+    expect((await prepareSearch(db, scope, '"kestrel harbor" or owl')).pairs).toBeNull();
+    expect((await prepareSearch(db, scope, "kestrel harbor")).pairs).toBeNull();
+  });
+
+  it("stores for every message the pairs of adjacent words that its vector holds, and no others", async () => {
+    const { db } = suite.database;
+    const { rows } = await sql<{ pairs: string }>`
+      SELECT mail_search_pairs(mail_search_vector('Kestrel harbor', 'ann@x.test', 'Ann Lee', '{}', '{}', '{}', '{}',
+        NULL, 'Harbor master', NULL))::text AS pairs`.execute(db);
+    // Neither "harbor ann" (subject into sender) nor "lee harbor" (sender into body).
+    expect(rows[0]?.pairs).toBe(
+      "'ann ann' 'ann lee' 'ann x.test' 'ann@x.test ann' 'harbor master' 'kestrel harbor' 'lee ann@x.test' 'x.test x'",
+    );
+  });
+
+  it("finds the same messages by the index of all matches as by a walk of the newest", async () => {
+    const { db } = suite.database;
+    const scope = { orgId: tenant.org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
+    for (const text of ['"kestrel harbor"', "invoice", "pagetest", "kestrel -loud"]) {
+      const search = await prepareSearch(db, scope, text);
+      const page = { after: undefined, limit: 50 };
+      const sparse = await searchMessages(db, scope, search, {}, page, 3, "bitmap");
+      const walked = await searchMessages(db, scope, search, {}, page, 3, "walk");
+      expect(sparse.length).toBeGreaterThan(0);
+      expect(walked).toEqual(sparse);
+    }
+  });
+
   it("finds words of other languages as written, whatever their case, and marks them", async () => {
     expect(await subjects("übermorgen")).toEqual(["Grüße aus Köln"]);
     const [german] = (await search("ÜBERMORGEN köln")).edges;
@@ -218,8 +279,8 @@ describe("searchMessages", () => {
   it("ranks the newest matches of a common word, and pages within the set the first page fixed", async () => {
     const { db } = suite.database;
     const scope = { orgId: tenant.org.organizationId, podId: null, inboxId: null, hiddenLabels: [] };
-    const { tsquery } = await prepareSearch(db, scope, "pagetest");
-    const first = await searchMessages(db, scope, tsquery, {}, { after: undefined, limit: 2 }, 3);
+    const search = await prepareSearch(db, scope, "pagetest");
+    const first = await searchMessages(db, scope, search, {}, { after: undefined, limit: 2 }, 3);
     expect(first).toHaveLength(2);
     // Mail arriving between pages is not in the set the first page ranked.
     await deliver(db, tenant.inboxes.a.id, { subject: "Paging 8", text: "pagetest token" });
@@ -227,7 +288,7 @@ describe("searchMessages", () => {
     const rest = await searchMessages(
       db,
       scope,
-      tsquery,
+      search,
       {},
       { after: [last.rank, last.id, ...last.window], limit: 10 },
       3,

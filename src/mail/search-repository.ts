@@ -8,6 +8,7 @@ import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { isRowId } from "../db/ids.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { messageConditions } from "./message-filter.ts";
+import type { PreparedSearch } from "./search.ts";
 import { filterAsksForHiddenLabel, filtered, type ListFilter, textArray, visible } from "./visibility.ts";
 
 /**
@@ -92,6 +93,41 @@ const instantText = (column: RawBuilder<unknown>) =>
   sql<string>`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
+ * The most matches (as the planner estimates them) read from the GIN index whole and sorted, among
+ * `searched` messages; more are found by walking the newest messages (docs/search.md, "Plans"). The
+ * bitmap reads every match; the walk reads about candidates × searched / matches rows, each with its
+ * vector (about twice a bitmap row's cost): they cost the same at matches² = 2 × candidates × searched.
+ */
+export const sparseMatches = (searched: number, candidates: number) => Math.sqrt(2 * candidates * searched);
+
+/**
+ * How many rows the planner expects among the messages searched and among those matching, and
+ * whether it would read the matches through an index bitmap (EXPLAIN, one statement; nothing is read).
+ */
+async function estimatedRows(
+  db: Db,
+  searched: RawBuilder<unknown>,
+  matching: RawBuilder<unknown>,
+): Promise<{ searched: number; matches: number; bitmap: boolean }> {
+  const { rows } = await sql<{ "QUERY PLAN": unknown }>`
+    EXPLAIN (FORMAT JSON)
+    SELECT 1 FROM messages m WHERE ${searched} UNION ALL SELECT 1 FROM messages m WHERE ${matching} ${CUSTOM_PLAN}`.execute(
+    db,
+  );
+  const raw = rows[0]?.["QUERY PLAN"];
+  type Node = { "Node Type": string; "Plan Rows": number; Plans?: Node[] };
+  const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: Node }];
+  const [all, matches] = plan[0].Plan.Plans ?? [];
+  const usesIndex = (node: Node | undefined): boolean =>
+    node?.["Node Type"] === "Bitmap Heap Scan" || (node?.Plans ?? []).some(usesIndex);
+  return {
+    searched: all?.["Plan Rows"] ?? 0,
+    matches: matches?.["Plan Rows"] ?? Number.POSITIVE_INFINITY,
+    bitmap: usesIndex(matches),
+  };
+}
+
+/**
  * One page of visible messages matching `tsquery`, best first: (rank, id) descending, after the
  * page's cursor, among the newest `candidates` matches (the window the first page fixed). Planned for
  * its own parameters (CUSTOM_PLAN): for a rare word a bitmap of its few matches, for a common one a
@@ -100,36 +136,62 @@ const instantText = (column: RawBuilder<unknown>) =>
 export async function searchMessages(
   db: Db,
   scope: TenantScope,
-  tsquery: string,
+  search: Pick<PreparedSearch, "tsquery" | "pairs">,
   filter: ListFilter,
   page: Pick<KeysetPage<SearchKey>, "after" | "limit">,
   candidates = SEARCH_CANDIDATES,
+  plan?: "bitmap" | "walk",
 ): Promise<SearchHit[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
-  const q = sql`${tsquery}::tsquery`;
-  const where: RawBuilder<unknown>[] = [
+  const q = sql`${search.tsquery}::tsquery`;
+  // The messages searched (scope, hidden labels, filters, the window), then the match.
+  const searched: RawBuilder<unknown>[] = [
     sql`${visible(scope)}`,
     ...filtered(filter, "m"),
     ...messageConditions(filter.message),
-    sql`m.search_vector @@ ${q}`,
   ];
-  if (filter.labels?.length) where.push(sql`m.labels @> ${textArray(filter.labels)}`);
+  if (filter.labels?.length) searched.push(sql`m.labels @> ${textArray(filter.labels)}`);
   const after = page.after;
   if (after) {
     const [, , fromAt, fromId, toAt, toId] = after;
-    where.push(sql`(m.created_at, m.id) >= (${fromAt}::timestamptz, ${fromId}::bigint)`);
-    where.push(sql`(m.created_at, m.id) <= (${toAt}::timestamptz, ${toId}::bigint)`);
+    searched.push(sql`(m.created_at, m.id) >= (${fromAt}::timestamptz, ${fromId}::bigint)`);
+    searched.push(sql`(m.created_at, m.id) <= (${toAt}::timestamptz, ${toId}::bigint)`);
   }
+  const where = [...searched, sql`m.search_vector @@ ${q}`];
+  // A phrase: the rows holding all its word pairs, from their own index (docs/search.md, "Phrases").
+  if (search.pairs) where.push(sql`mail_search_pairs(m.search_vector) @@ ${search.pairs}::tsquery`);
   const beyond = after
     ? sql<SqlBool>`WHERE (r.rank, r.id) < (${after[0]}::real, ${after[1]}::bigint)`
     : sql``;
+  const conditions = sql.join(where, sql` AND `);
+  // Few matches: all of them from the GIN bitmap, then the newest. Many: a walk of the newest
+  // messages that stops at the window's size. Chosen here, not by the planner, which prices the
+  // walk's per-row vector check as nearly free and so, at a million messages, walks 100,000 rows
+  // for a word in 1% of them where the bitmap reads 10,000.
+  const estimate = plan ? undefined : await estimatedRows(db, sql.join(searched, sql` AND `), conditions);
+  // The bitmap only pays when the planner reads the matches through an index: for a query the GIN
+  // index narrows poorly (`budget -invoice`) it reads every row instead, and the walk reads fewer.
+  const sparse = estimate
+    ? estimate.matches <= candidates ||
+      (estimate.bitmap && estimate.matches <= sparseMatches(estimate.searched, candidates))
+    : plan === "bitmap";
+  const candidateRows = sparse
+    ? sql`
+      matched AS MATERIALIZED (SELECT m.id, m.created_at FROM messages m WHERE ${conditions}),
+      candidates AS MATERIALIZED (
+        SELECT m.id, m.created_at, m.search_vector
+        FROM (SELECT id FROM matched ORDER BY created_at DESC, id DESC LIMIT ${candidates}) n
+        JOIN messages m ON m.org_id = ${scope.orgId} AND m.id = n.id
+      )`
+    : sql`
+      candidates AS MATERIALIZED (
+        SELECT m.id, m.created_at, m.search_vector FROM messages m
+        WHERE ${conditions}
+        ORDER BY m.created_at DESC, m.id DESC
+        LIMIT ${candidates}
+      )`;
   const { rows } = await sql<{ id: string; rank: string; window: SearchWindow }>`
-    WITH candidates AS MATERIALIZED (
-      SELECT m.id, m.created_at, m.search_vector FROM messages m
-      WHERE ${sql.join(where, sql` AND `)}
-      ORDER BY m.created_at DESC, m.id DESC
-      LIMIT ${candidates}
-    )
+    WITH ${candidateRows}
     SELECT r.id::text AS id, r.rank::text AS rank,
       ARRAY[${instantText(sql`w.from_at`)}, w.from_id::text, ${instantText(sql`w.to_at`)}, w.to_id::text] AS window
     FROM (SELECT c.id, ${rank(sql`c.search_vector`, q)} AS rank FROM candidates c) r

@@ -12,6 +12,11 @@ export interface PreparedSearch {
   tsquery: string;
   /** A tsquery matching any word the search looks for (not the excluded ones): for highlights. */
   anyWord: string;
+  /**
+   * The adjacent word pairs every match must hold, as a tsquery over mail_search_pairs() (`'invoice
+   * payment'`), or null when the query requires no phrase (docs/search.md, "Phrases").
+   */
+  pairs: string | null;
 }
 
 /**
@@ -30,7 +35,12 @@ export async function prepareSearch(db: Db, scope: TenantScope, text: string): P
     throw badUserInput("query must contain a word to find, not only words to exclude.", "query");
   const words = wantedLexemes(parsed.tsquery);
   if (words.length === 0) throw badUserInput("query has no words to search for.", "query");
-  return { tsquery: parsed.tsquery, anyWord: words.flatMap(writtenForms).map(quoteLexeme).join(" | ") };
+  const pairs = requiredPairs(parsed.tsquery).map(quoteLexeme);
+  return {
+    tsquery: parsed.tsquery,
+    anyWord: words.flatMap(writtenForms).map(quoteLexeme).join(" | "),
+    pairs: pairs.length > 0 ? pairs.join(" & ") : null,
+  };
 }
 
 /**
@@ -50,6 +60,25 @@ export function writtenForms(word: string): string[] {
 const quoteLexeme = (lexeme: string) => `'${lexeme.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
 
 /**
+ * The quoted lexeme starting at `start` (a single quote) of a tsquery's text, with '' and backslash
+ * escapes as PostgreSQL writes them, and the index of its closing quote.
+ */
+function readLexeme(tsquery: string, start: number): [lexeme: string, end: number] {
+  let lexeme = "";
+  let i = start + 1;
+  for (; i < tsquery.length; i++) {
+    const d = tsquery[i] as string;
+    if (d === "\\" && i + 1 < tsquery.length) lexeme += tsquery[++i];
+    else if (d === "'" && tsquery[i + 1] === "'") {
+      lexeme += "'";
+      i++;
+    } else if (d === "'") break;
+    else lexeme += d;
+  }
+  return [lexeme, i];
+}
+
+/**
  * The lexemes of a tsquery's text that are looked for, not excluded: `'a' & !'b' & !( 'c' <-> 'd' )`
  * gives [a]. Lexemes are single-quoted, with '' and backslash escapes, as PostgreSQL writes them.
  */
@@ -65,19 +94,74 @@ export function wantedLexemes(tsquery: string): string[] {
       not = false;
     } else if (c === ")") negated.pop();
     else if (c === "'") {
-      let lexeme = "";
-      for (i++; i < tsquery.length; i++) {
-        const d = tsquery[i] as string;
-        if (d === "\\" && i + 1 < tsquery.length) lexeme += tsquery[++i];
-        else if (d === "'" && tsquery[i + 1] === "'") {
-          lexeme += "'";
-          i++;
-        } else if (d === "'") break;
-        else lexeme += d;
-      }
+      const [lexeme, end] = readLexeme(tsquery, i);
+      i = end;
       if (!(not || negated.at(-1))) wanted.add(lexeme);
       not = false;
     }
   }
   return [...wanted];
+}
+
+/**
+ * Bytes of the longest pair mail_search_pairs() indexes (db/migrations/…_search_phrases.ts): a pair
+ * of two words and the space between them. Longer pairs are neither indexed nor asked for.
+ */
+export const MAX_PAIR_BYTES = 47;
+
+type Token = { lexeme: string } | { op: string };
+
+/** A tsquery's text as lexemes and operators (`&`, `|`, `!`, `(`, `)`, `<->`, `<N>`). */
+function tokens(tsquery: string): Token[] {
+  const out: Token[] = [];
+  for (let i = 0; i < tsquery.length; i++) {
+    const c = tsquery[i] as string;
+    if (c === " ") continue;
+    if (c === "'") {
+      const [lexeme, end] = readLexeme(tsquery, i);
+      i = end;
+      // A weight or prefix mark (`'word':*`) makes it more than a plain lexeme.
+      if (tsquery[i + 1] === ":") {
+        out.push({ op: "?" });
+        while (i + 1 < tsquery.length && tsquery[i + 1] !== " ") i++;
+      } else out.push({ lexeme });
+    } else if (c === "<") {
+      const end = tsquery.indexOf(">", i);
+      out.push({ op: tsquery.slice(i, end + 1) });
+      i = end;
+    } else out.push({ op: c });
+  }
+  return out;
+}
+
+/**
+ * The adjacent word pairs every match of a tsquery must hold: those of each phrase (`'a' <-> 'b' <->
+ * 'c'` gives "a b", "b c") that is a term of the query's top-level AND. A query with a top-level OR,
+ * or whose phrases are negated or nested, requires none (its phrases are still checked exactly).
+ */
+export function requiredPairs(tsquery: string): string[] {
+  const all = tokens(tsquery);
+  let depth = 0;
+  const terms: Token[][] = [[]];
+  for (const token of all) {
+    if ("op" in token && token.op === "(") depth++;
+    if ("op" in token && token.op === ")") depth--;
+    if (depth === 0 && "op" in token && token.op === "|") return [];
+    if (depth === 0 && "op" in token && token.op === "&") terms.push([]);
+    else terms.at(-1)?.push(token);
+  }
+  const pairs = new Set<string>();
+  for (const term of terms) {
+    // A phrase term is lexeme (<-> lexeme)+ and nothing else.
+    if (term.length < 3 || term.length % 2 === 0) continue;
+    const phrase = term.every((token, index) =>
+      index % 2 === 0 ? "lexeme" in token : "op" in token && token.op === "<->",
+    );
+    if (!phrase) continue;
+    for (let index = 0; index + 2 < term.length; index += 2) {
+      const pair = `${(term[index] as { lexeme: string }).lexeme} ${(term[index + 2] as { lexeme: string }).lexeme}`;
+      if (Buffer.byteLength(pair) <= MAX_PAIR_BYTES) pairs.add(pair);
+    }
+  }
+  return [...pairs];
 }

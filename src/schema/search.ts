@@ -152,7 +152,7 @@ builder.queryField("searchMessages", (t) =>
         { first: args.first, after: args.after },
         (hit: SearchHit) => [hit.rank, hit.id, ...hit.window] as SearchKey,
         isSearchKey,
-        (page) => searchMessages(db, scope, search.tsquery, filter, page),
+        (page) => searchMessages(db, scope, search, filter, page),
         { cursor: SEARCH_CURSOR },
       );
       // The page's messages in one load; one deleted since it was ranked is left out.
