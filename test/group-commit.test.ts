@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { lockEventOrder } from "../src/events/outbox.ts";
+import { holdOrganization } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { storedCount } from "./helpers/reads.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
@@ -74,23 +74,21 @@ async function until(condition: () => Promise<boolean> | boolean, what: string, 
   }
 }
 
-/** Backends of this database waiting for an advisory lock (an event-ordering lock). */
+/** Backends waiting for a row lock or for another transaction (behind holdOrganization). */
 async function waitingForLock(): Promise<number[]> {
   const { rows } = await sql<{ pid: number }>`
-    SELECT pid FROM pg_locks
-    WHERE locktype = 'advisory' AND NOT granted
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`.execute(database.db);
+    SELECT DISTINCT pid FROM pg_locks
+    WHERE locktype IN ('transactionid', 'tuple') AND NOT granted`.execute(database.db);
   return rows.map((row) => row.pid);
 }
 
 /**
- * Holds the organization's event-ordering lock, as a concurrent writer of that organization would,
- * until `release()`: Mailroom's next transaction for it waits, and the mail arriving meanwhile forms
- * one batch behind it.
+ * Holds the organization's row, as a writer that stopped answering would, until `release()`:
+ * Mailroom's next transaction for it waits, and the mail arriving meanwhile forms one batch behind it.
  */
 async function holdEventLock(orgId: string) {
   const trx = await database.db.startTransaction().execute();
-  await lockEventOrder(trx, [orgId]);
+  await holdOrganization(trx, orgId);
   return { release: () => trx.rollback().execute() };
 }
 

@@ -62,6 +62,7 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
       "w.enabled",
       "w.secret_salt",
       "e.id as event_id",
+      "e.xid as event_xid",
       "e.type",
       "e.created_at",
       "e.pod_id",
@@ -117,7 +118,7 @@ export function webhookBody(row: LoadedDelivery): string {
     eventId: encodeGlobalID("Event", row.event_id),
     // The event's cursor, as Query.events and the events subscription give it: a receiver can resume
     // on either from here without a gap or a duplicate (docs/events.md, "One cursor").
-    cursor: encodeEventCursor(row.event_id),
+    cursor: encodeEventCursor({ xid: row.event_xid, id: row.event_id }),
     createdAt: row.created_at.toISOString(),
     data,
   });
