@@ -10,9 +10,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT '0'`.execute(db);
   await sql`ALTER TABLE events ALTER COLUMN xid SET DEFAULT pg_current_xact_id()`.execute(db);
   await sql`CREATE INDEX events_org_id_xid_id_idx ON events (org_id, xid, id)`.execute(db);
+  // A webhook's deliveries never attempted yet: sent before a later event's (src/webhooks/delivery.ts).
+  await sql`
+    CREATE INDEX webhook_deliveries_first_attempts_idx ON webhook_deliveries (org_id, webhook_id)
+    WHERE status = 'PENDING' AND attempts = 0`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`DROP INDEX webhook_deliveries_first_attempts_idx`.execute(db);
   await sql`DROP INDEX events_org_id_xid_id_idx`.execute(db);
   await sql`ALTER TABLE events DROP COLUMN xid`.execute(db);
 }
