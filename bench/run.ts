@@ -6,6 +6,8 @@
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
 //   npm run bench -- --only http,scale   a subset (http, scale, smtp, events, send)
 //   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
+//   npm run bench -- --only before --before /tmp/before   sendMessage in one organization, 20 connections,
+//                                 this tree against another checkout's (a git worktree), in turns
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -33,6 +35,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     large: { type: "string" },
     seconds: { type: "string" },
+    before: { type: "string" },
   },
   strict: true,
 });
@@ -191,14 +194,18 @@ const firstRequest = (scenario: Scenario) => {
   return typeof request === "function" ? request(-1) : request;
 };
 
-async function load(server: ServerProcess, scenario: Scenario): Promise<LoadResult> {
+async function load(
+  server: ServerProcess,
+  scenario: Scenario,
+  connections = MODE.connections,
+): Promise<LoadResult> {
   scenario.check?.(await graphql(server.url, scenario.headers, firstRequest(scenario)));
   log(`${server.name}: ${scenario.name}`);
   return runLoad({
     url: server.url,
     headers: scenario.headers,
     request: settled(scenario),
-    connections: MODE.connections,
+    connections,
     seconds: MODE.seconds,
     warmupSeconds: MODE.warmup,
   });
@@ -390,7 +397,8 @@ async function main() {
   const code = await revision();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const sections: string[] = [];
-  const needsDatabase = SUITES.has("http") || SUITES.has("scale") || SUITES.has("send");
+  const needsDatabase =
+    SUITES.has("http") || SUITES.has("scale") || SUITES.has("send") || SUITES.has("before");
   const database = needsDatabase ? await openDatabase() : undefined;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-server-"));
   const running: ServerProcess[] = [];
@@ -422,6 +430,7 @@ async function main() {
       if (SUITES.has("http") && small)
         sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
       if (SUITES.has("send")) sections.push(...(await sendSuite(ours, writes)));
+      if (SUITES.has("before")) sections.push(...(await sendBeforeSuite(database, ours, running)));
     }
     for (const server of running.splice(0)) await server.stop();
     // Stopped before the next benchmarks, whose databases share the disk: its checkpoints and
@@ -907,6 +916,97 @@ async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promi
       `${rounds} rounds in alternating order; every request a new message to a hosted inbox, every key new)\n\n` +
       table(["scenario", "req/s", "p50 ms", "p99 ms", "failed"], rows),
     table(["ratio (throughput)", "measured", "goal"], [["with key / without", fixed(ratio, 2), "≥ 0.90"]]),
+  ];
+}
+
+/**
+ * sendMessage to a hosted inbox, one organization, 20 connections: this tree against the checkout at
+ * `--before` (say `git worktree add --detach /tmp/before <commit>`, node_modules symlinked), each on
+ * a database of its own on the same PostgreSQL server (the old one migrated by its own server), each
+ * seeded alike, in alternating turns, so both share the machine's load alike.
+ */
+async function sendBeforeSuite(
+  database: Database,
+  ours: ServerProcess,
+  running: ServerProcess[],
+): Promise<string[]> {
+  const root = flags.before;
+  if (!root) throw new Error("--only before needs --before <checkout of the commit before>");
+  const connections = 20;
+  const name = `mailroom_before_${randomBytes(4).toString("hex")}`;
+  await sql`CREATE DATABASE ${sql.id(name)}`.execute(database.handle.db);
+  const url = new URL(database.url);
+  url.pathname = `/${name}`;
+  const beforeDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-before-"));
+  const before = await startMailroom({
+    root,
+    name: "Mailroom before",
+    databaseUrl: url.toString(),
+    dataDir: beforeDir,
+    env: { MAIL_DOMAIN },
+    timeoutMs: 120_000,
+  });
+  running.push(before);
+  const handle = createDatabase(url.toString(), { max: 4 });
+  const seedGroup = { name: "writes", messagesPerOrganization: 2_000, seed: 2, mailDomain: MAIL_DOMAIN };
+  let theirs: SeededOrganization | undefined;
+  try {
+    [theirs] = await seedGroups(handle.db, [seedGroup]);
+  } finally {
+    await handle.destroy();
+  }
+  const [mine] = await seedGroups(database.handle.db, [{ ...seedGroup, name: "send-before" }]);
+  if (!theirs || !mine) throw new Error("seeding returned no organizations");
+  const text = "Hello from the benchmark. ".repeat(40);
+  const scenarioOf = (writer: SeededOrganization): Scenario => {
+    const [from, to] = writer.inboxes as [
+      SeededOrganization["inboxes"][number],
+      SeededOrganization["inboxes"][number],
+    ];
+    return {
+      name: "sendMessage, one organization",
+      headers: { authorization: `Bearer ${writer.keys.full}` },
+      request: (n) => ({
+        query: SEND,
+        variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
+      }),
+    };
+  };
+  const contenders = [
+    { server: ours, scenario: scenarioOf(mine), results: [] as LoadResult[] },
+    { server: before, scenario: scenarioOf(theirs), results: [] as LoadResult[] },
+  ];
+  const load1 = (os.loadavg()[0] ?? 0).toFixed(2);
+  const rounds = FULL ? 4 : 3;
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const contender of order)
+      contender.results.push(await load(contender.server, contender.scenario, connections));
+  }
+  const load2 = (os.loadavg()[0] ?? 0).toFixed(2);
+  const [now, then] = contenders.map((c) => combined(c.results)) as [LoadResult, LoadResult];
+  const rows = contenders.map((c) => {
+    const result = combined(c.results);
+    return [
+      c.server.name,
+      fixed(result.throughput, 1),
+      fixed(result.p50, 0),
+      fixed(result.p99, 0),
+      String(result.failures),
+      c.results.map((r) => fixed(r.throughput, 0)).join(" / "),
+    ];
+  });
+  return [
+    `### sendMessage before and after (${connections} connections, one organization, ${MODE.seconds} s each after ` +
+      `${MODE.warmup} s of warm-up, ${rounds} rounds in alternating order; before: ${root}; load average ${load1} → ${load2})\n\n` +
+      table(["server", "req/s", "p50 ms", "p99 ms", "failed", "per round"], rows),
+    table(
+      ["ratio (throughput)", "measured", "goal"],
+      [
+        ["after / before", fixed(now.throughput / then.throughput, 2), "≥ 4"],
+        ["after, req/s", fixed(now.throughput, 0), "≥ 1,000"],
+      ],
+    ),
   ];
 }
 
