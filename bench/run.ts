@@ -119,7 +119,7 @@ function oursContender(name: string, extraEnv: Record<string, string>, dataDir: 
   return {
     name,
     start: (databaseUrl) =>
-      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 60_000 }),
+      startMailroom({ name, databaseUrl, dataDir, env: { MAIL_DOMAIN, ...extraEnv }, timeoutMs: 240_000 }),
   };
 }
 
@@ -944,7 +944,7 @@ async function sendBeforeSuite(
     databaseUrl: url.toString(),
     dataDir: beforeDir,
     env: { MAIL_DOMAIN },
-    timeoutMs: 120_000,
+    timeoutMs: 240_000,
   });
   running.push(before);
   const handle = createDatabase(url.toString(), { max: 4 });
@@ -978,11 +978,42 @@ async function sendBeforeSuite(
   ];
   const load1 = (os.loadavg()[0] ?? 0).toFixed(2);
   const rounds = FULL ? 4 : 3;
+  // Where each server's backends wait while it sends: sampled every 20 ms from pg_stat_activity.
+  const waits = new Map<string, Map<string, number>>();
+  const databases = new Map([
+    [ours.name, new URL(database.url).pathname.slice(1)],
+    [before.name, name],
+  ]);
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? contenders : [...contenders].reverse();
-    for (const contender of order)
-      contender.results.push(await load(contender.server, contender.scenario, connections));
+    for (const contender of order) {
+      const samples = waits.get(contender.server.name) ?? new Map<string, number>();
+      waits.set(contender.server.name, samples);
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { rows } = await sql<{ wait: string; n: number }>`
+            SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait, count(*)::int AS n
+            FROM pg_stat_activity
+            WHERE datname = ${databases.get(contender.server.name)} AND state = 'active' AND pid <> pg_backend_pid()
+            GROUP BY 1`.execute(database.handle.db);
+          for (const row of rows) samples.set(row.wait, (samples.get(row.wait) ?? 0) + row.n);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })();
+      try {
+        contender.results.push(await load(contender.server, contender.scenario, connections));
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+    }
   }
+  const waitRows = [...waits].map(([server, samples]) => {
+    const total = [...samples.values()].reduce((a, b) => a + b, 0) || 1;
+    const top = [...samples].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    return [server, top.map(([wait, n]) => `${wait} ${Math.round((100 * n) / total)} %`).join(", ")];
+  });
   const load2 = (os.loadavg()[0] ?? 0).toFixed(2);
   const [now, then] = contenders.map((c) => combined(c.results)) as [LoadResult, LoadResult];
   const rows = contenders.map((c) => {
@@ -1007,6 +1038,9 @@ async function sendBeforeSuite(
         ["after, req/s", fixed(now.throughput, 0), "≥ 1,000"],
       ],
     ),
+    "Where the active backends of each server's database were, sampled every 20 ms during its loads " +
+      "(`pg_stat_activity`; CPU: active, not waiting):\n\n" +
+      table(["server", "backends' time (top 5)"], waitRows),
   ];
 }
 
