@@ -89,9 +89,12 @@ export class EventBus {
       const before = this.heads.get(row.org_id);
       if (before === head) continue;
       this.heads.set(row.org_id, head);
+      // Not on the first look at an organization that had events already: that is no delivery.
       if (before !== undefined) this.observeLag?.(Math.max(0, now - row.created_at.getTime()));
       this.wake(row.org_id);
     }
+    // An organization without events yet: its first one will be a move like any other.
+    for (const orgId of orgIds) if (!this.heads.has(orgId)) this.heads.set(orgId, "");
   }
 
   private wake(orgId: string): void {
