@@ -10,6 +10,8 @@
 //                                  (bench/cpu-profile-summary.ts reads it)
 //   npm run bench -- --before DIR    also the Mailroom of another checkout (e.g. a git worktree of
 //                                  the commit before a change, its node_modules linked) in the reads
+//   npm run bench -- --only before --before /tmp/before   sendMessage in one organization, 20 connections,
+//                                 this tree against another checkout's (a git worktree), in turns
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -138,7 +140,7 @@ function oursContender(
         databaseUrl,
         dataDir,
         env: { MAIL_DOMAIN, ...extraEnv },
-        timeoutMs: 120_000,
+        timeoutMs: 240_000,
         nodeArgs: profiled,
       }),
   };
@@ -221,14 +223,18 @@ type Measured = LoadResult & { cpu: CpuReading };
 /** The benchmark cluster's postmaster, when it runs on this machine (for CPU readings). */
 let postmaster: number | undefined;
 
-async function load(server: ServerProcess, scenario: Scenario): Promise<Measured> {
+async function load(
+  server: ServerProcess,
+  scenario: Scenario,
+  connections = MODE.connections,
+): Promise<Measured> {
   scenario.check?.(await graphql(server.url, scenario.headers, firstRequest(scenario)));
   log(`${server.name}: ${scenario.name}`);
   const options = {
     url: server.url,
     headers: scenario.headers,
     request: settled(scenario),
-    connections: MODE.connections,
+    connections,
     warmupSeconds: 0,
   };
   await runLoad({ ...options, seconds: MODE.warmup });
@@ -438,7 +444,8 @@ async function main() {
   const code = await revision();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const sections: string[] = [];
-  const needsDatabase = SUITES.has("http") || SUITES.has("scale") || SUITES.has("send");
+  const needsDatabase =
+    SUITES.has("http") || SUITES.has("scale") || SUITES.has("send") || SUITES.has("before");
   const database = needsDatabase ? await openDatabase() : undefined;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-server-"));
   const running: ServerProcess[] = [];
@@ -472,6 +479,7 @@ async function main() {
       if (SUITES.has("http") && small)
         sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
       if (SUITES.has("send")) sections.push(...(await sendSuite(ours, writes)));
+      if (SUITES.has("before")) sections.push(...(await sendBeforeSuite(database, ours, running)));
     }
     for (const server of running.splice(0)) await server.stop();
     // Stopped before the next benchmarks, whose databases share the disk: its checkpoints and
@@ -1001,6 +1009,131 @@ async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promi
       `${rounds} rounds in alternating order; every request a new message to a hosted inbox, every key new)\n\n` +
       table(["scenario", "req/s", "p50 ms", "p99 ms", "failed"], rows),
     table(["ratio (throughput)", "measured", "goal"], [["with key / without", fixed(ratio, 2), "≥ 0.90"]]),
+  ];
+}
+
+/**
+ * sendMessage to a hosted inbox, one organization, 20 connections: this tree against the checkout at
+ * `--before` (say `git worktree add --detach /tmp/before <commit>`, node_modules symlinked), each on
+ * a database of its own on the same PostgreSQL server (the old one migrated by its own server), each
+ * seeded alike, in alternating turns, so both share the machine's load alike.
+ */
+async function sendBeforeSuite(
+  database: Database,
+  ours: ServerProcess,
+  running: ServerProcess[],
+): Promise<string[]> {
+  const root = flags.before;
+  if (!root) throw new Error("--only before needs --before <checkout of the commit before>");
+  const connections = 20;
+  const name = `mailroom_before_${randomBytes(4).toString("hex")}`;
+  await sql`CREATE DATABASE ${sql.id(name)}`.execute(database.handle.db);
+  const url = new URL(database.url);
+  url.pathname = `/${name}`;
+  const beforeDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-before-"));
+  const before = await startMailroom({
+    root,
+    name: "Mailroom before",
+    databaseUrl: url.toString(),
+    dataDir: beforeDir,
+    env: { MAIL_DOMAIN },
+    timeoutMs: 240_000,
+  });
+  running.push(before);
+  const handle = createDatabase(url.toString(), { max: 4 });
+  const seedGroup = { name: "writes", messagesPerOrganization: 2_000, seed: 2, mailDomain: MAIL_DOMAIN };
+  let theirs: SeededOrganization | undefined;
+  try {
+    [theirs] = await seedGroups(handle.db, [seedGroup]);
+  } finally {
+    await handle.destroy();
+  }
+  const [mine] = await seedGroups(database.handle.db, [{ ...seedGroup, name: "send-before" }]);
+  if (!theirs || !mine) throw new Error("seeding returned no organizations");
+  const text = "Hello from the benchmark. ".repeat(40);
+  const scenarioOf = (writer: SeededOrganization): Scenario => {
+    const [from, to] = writer.inboxes as [
+      SeededOrganization["inboxes"][number],
+      SeededOrganization["inboxes"][number],
+    ];
+    return {
+      name: "sendMessage, one organization",
+      headers: { authorization: `Bearer ${writer.keys.full}` },
+      request: (n) => ({
+        query: SEND,
+        variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
+      }),
+    };
+  };
+  const contenders = [
+    { server: ours, scenario: scenarioOf(mine), results: [] as Measured[] },
+    { server: before, scenario: scenarioOf(theirs), results: [] as Measured[] },
+  ];
+  const load1 = (os.loadavg()[0] ?? 0).toFixed(2);
+  const rounds = FULL ? 4 : 3;
+  // Where each server's backends wait while it sends: sampled every 20 ms from pg_stat_activity.
+  const waits = new Map<string, Map<string, number>>();
+  const databases = new Map([
+    [ours.name, new URL(database.url).pathname.slice(1)],
+    [before.name, name],
+  ]);
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const contender of order) {
+      const samples = waits.get(contender.server.name) ?? new Map<string, number>();
+      waits.set(contender.server.name, samples);
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { rows } = await sql<{ wait: string; n: number }>`
+            SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait, count(*)::int AS n
+            FROM pg_stat_activity
+            WHERE datname = ${databases.get(contender.server.name)} AND state = 'active' AND pid <> pg_backend_pid()
+            GROUP BY 1`.execute(database.handle.db);
+          for (const row of rows) samples.set(row.wait, (samples.get(row.wait) ?? 0) + row.n);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })();
+      try {
+        contender.results.push(await load(contender.server, contender.scenario, connections));
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+    }
+  }
+  const waitRows = [...waits].map(([server, samples]) => {
+    const total = [...samples.values()].reduce((a, b) => a + b, 0) || 1;
+    const top = [...samples].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    return [server, top.map(([wait, n]) => `${wait} ${Math.round((100 * n) / total)} %`).join(", ")];
+  });
+  const load2 = (os.loadavg()[0] ?? 0).toFixed(2);
+  const [now, then] = contenders.map((c) => combined(c.results)) as [Measured, Measured];
+  const rows = contenders.map((c) => {
+    const result = combined(c.results);
+    return [
+      c.server.name,
+      fixed(result.throughput, 1),
+      fixed(result.p50, 0),
+      fixed(result.p99, 0),
+      String(result.failures),
+      c.results.map((r) => fixed(r.throughput, 0)).join(" / "),
+    ];
+  });
+  return [
+    `### sendMessage before and after (${connections} connections, one organization, ${MODE.seconds} s each after ` +
+      `${MODE.warmup} s of warm-up, ${rounds} rounds in alternating order; before: ${root}; load average ${load1} → ${load2})\n\n` +
+      table(["server", "req/s", "p50 ms", "p99 ms", "failed", "per round"], rows),
+    table(
+      ["ratio (throughput)", "measured", "goal"],
+      [
+        ["after / before", fixed(now.throughput / then.throughput, 2), "≥ 4"],
+        ["after, req/s", fixed(now.throughput, 0), "≥ 1,000"],
+      ],
+    ),
+    "Where the active backends of each server's database were, sampled every 20 ms during its loads " +
+      "(`pg_stat_activity`; CPU: active, not waiting):\n\n" +
+      table(["server", "backends' time (top 5)"], waitRows),
   ];
 }
 

@@ -133,7 +133,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     const authenticator = new Authenticator(db.db, { logger, pepper: config.tokenPepper });
     await authenticator.attach(pgListener);
     const events = new EventBus(logger, observability.eventDelivered);
-    await events.attach(pgListener);
+    events.attach(db.db);
     Object.assign(services, {
       config,
       db: db.db,
@@ -231,6 +231,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         }
         await smtpStopped;
         // Jobs under way finish (their work commits) before the database goes.
+        services.events?.stop();
         await worker?.stop();
         await services.rateLimiter?.close();
         await listener?.stop();

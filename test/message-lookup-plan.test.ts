@@ -10,7 +10,6 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
 import { CUSTOM_PLAN } from "../src/db/database.ts";
-import { lockEventOrder } from "../src/events/outbox.ts";
 import { createInbox } from "../src/inboxes/service.ts";
 import type { MessageData, NewMessage } from "../src/mail/message.ts";
 import { messageLookups, storeMessages } from "../src/mail/store.ts";
@@ -72,7 +71,6 @@ beforeAll(async () => {
   for (let i = 0; i < 8; i++) await client.query(text, [...parameters]);
   // Then the inbox gets busy (the database still has no statistics), through the mail path.
   await database.db.transaction().execute(async (trx) => {
-    await lockEventOrder(trx, [inbox.orgId]);
     await storeMessages(
       trx,
       Array.from({ length: BUSY }, (_, i) => ({ inbox, data: message(`<m${i}@example.com>`, null) })),

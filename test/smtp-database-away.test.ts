@@ -8,10 +8,9 @@ import net from "node:net";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { sql } from "kysely";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { lockEventOrder } from "../src/events/outbox.ts";
 import { DatabaseTimeout } from "../src/inbound/deadline.ts";
 import { ingestMessage } from "../src/inbound/ingest.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.ts";
+import { createTestDatabase, holdOrganization, type TestDatabase } from "./helpers/database.ts";
 import { createInboxViaApi, createOrganization } from "./helpers/factories.ts";
 import { storedCount } from "./helpers/reads.ts";
 import { ok, startTestServer, type TestServer } from "./helpers/server.ts";
@@ -208,10 +207,10 @@ describe("with a transaction that never returns", () => {
   it("holds up no other organization's mail past the bound, and its own sender's retry is stored once", async () => {
     const other = await createOrganization(database.db, "Neighbour");
     const neighbour = await createInboxViaApi(server, other.apiKey, { username: unique("neighbour") });
-    // The first organization's next transaction waits on its event-ordering lock, as one stalled on
-    // a connection that stopped answering would, for as long as the test holds it.
+    // The first organization's next transaction waits on its row, as one stalled on a connection
+    // that stopped answering would, for as long as the test holds it.
     const stalled = await database.db.startTransaction().execute();
-    await lockEventOrder(stalled, [org.organizationId]);
+    await holdOrganization(stalled, org.organizationId);
     try {
       const stuck = await message("stuck");
       const stuckReply = deliverOnce(inbox.email, stuck.raw);

@@ -8,7 +8,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { TenantScope } from "../src/auth/principal.ts";
 import { loadConfig } from "../src/config.ts";
 import type { KeysetPage } from "../src/db/keyset.ts";
-import { lockEventOrder } from "../src/events/outbox.ts";
 import { createInbox } from "../src/inboxes/service.ts";
 import type { MessageData, NewMessage } from "../src/mail/message.ts";
 import type { MessageFilter } from "../src/mail/message-filter.ts";
@@ -102,7 +101,6 @@ beforeAll(async () => {
   for (let i = 0; i < MESSAGES; i++) written.push(plan(i));
   const store = (messages: Written[]) =>
     database.db.transaction().execute(async (trx) => {
-      await lockEventOrder(trx, [full.orgId]);
       await storeMessages(
         trx,
         messages.map((m): NewMessage => ({ inbox: refs[m.inbox] as NewMessage["inbox"], data: dataOf(m) })),

@@ -1,5 +1,6 @@
-// One dedicated LISTEN connection per node. NOTIFY is sent inside the transaction that writes the
-// data, so a notification arrives if and only if that data committed (docs/architecture.md, "Many nodes").
+// One dedicated LISTEN connection per node (revocations). NOTIFY is sent inside the transaction that
+// writes the data, so a notification arrives if and only if that data committed (docs/architecture.md,
+// "Many nodes"). Events are not announced this way (docs/events.md, "Order without a lock").
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import type { Logger } from "../logger.ts";

@@ -391,8 +391,13 @@ export interface ApiKeyTable {
 
 export interface EventTable {
   org_id: Int8;
-  /** Increasing: the replay cursor. */
+  /** Drawn from one sequence; with `xid`, the event's place in its organization's order. */
   id: Id;
+  /**
+   * The id of the transaction that wrote it (xid8 as decimal text; "0" for events older than this
+   * column): events are delivered in (xid, id) order (docs/events.md, "Order without a lock").
+   */
+  xid: ColumnType<string, never, never>;
   type: EventType;
   pod_id: Int8 | null;
   inbox_id: Int8 | null;

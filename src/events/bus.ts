@@ -1,70 +1,135 @@
-// Fans events out to this node's subscribers. One LISTEN connection per node receives every
-// committed event; subscribers register per organization and get announcements in commit order.
+// Wakes this node's subscribers when their organization has new settled events. Nothing announces an
+// event when it is written (a NOTIFY would serialize every commit of the cluster: docs/events.md,
+// "Order without a lock"); instead one watcher per node asks, every POLL_MS and only while someone
+// subscribes, where each subscribed organization's settled events end, in one statement, and wakes
+// that organization's subscribers when it moved. Subscribers then read from their own cursors.
+import { sql } from "kysely";
 import { LRUCache } from "lru-cache";
-import type { PgListener } from "../db/listener.ts";
+import type { Db } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
-import { EVENTS_CHANNEL, type EventAnnouncement } from "./outbox.ts";
 
-type Subscriber = (announcement: EventAnnouncement) => void;
+type Subscriber = () => void;
+
+/** How often the watcher looks for new settled events (while anyone subscribes). */
+export const POLL_MS = 15;
 
 export class EventBus {
   private readonly byOrg = new Map<string, Set<Subscriber>>();
-  /** Bumped when the LISTEN connection was lost: subscribers must re-read from their cursor. */
-  private readonly resyncListeners = new Set<() => void>();
-  // Purged when they expire, not when 10,000 newer reads push them out: each holds an event's message
-  // (bodies and all) and, through src/events/shared-results.ts, that event's results.
+  /** Per organization: bumped each time its settled events were seen to move. */
+  private readonly generations = new Map<string, number>();
+  /** Per organization: where its settled events ended at the last look ("xid:id"). */
+  private readonly heads = new Map<string, string>();
+  // Purged when they expire, not when 10,000 newer reads push them out: each holds events' messages
+  // (bodies and all) and, through src/events/shared-results.ts, those events' results.
   private readonly reads = new LRUCache<string, Promise<unknown>>({
     max: 10_000,
     ttl: 2_000,
     ttlAutopurge: true,
   });
+  private db: Db | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private stopped = false;
 
-  /** `observeLag`: told, per announcement received, how long after it was written it arrived (metrics). */
+  /** `observeLag`: told, per organization whose events moved, how long after its newest event was written it was seen (metrics). */
   constructor(
     private readonly logger?: Logger,
     private readonly observeLag?: (ms: number) => void,
   ) {}
 
-  async attach(listener: PgListener): Promise<void> {
-    await listener.listen(EVENTS_CHANNEL, (payload) => this.publish(payload));
-    listener.on("reconnected", () => {
-      for (const resync of this.resyncListeners) resync();
-    });
+  /** Starts watching with `db` (the watcher runs only while someone subscribes). */
+  attach(db: Db): void {
+    this.db = db;
+    this.stopped = false;
+    this.schedule();
   }
 
-  private publish(payload: string): void {
-    let announcement: EventAnnouncement;
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.timer || this.polling || !this.db || this.byOrg.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.polling = true;
+      this.poll().finally(() => {
+        this.polling = false;
+        this.schedule();
+      });
+    }, POLL_MS);
+    this.timer.unref();
+  }
+
+  /** One statement for every subscribed organization: the newest settled event of each. */
+  private async poll(): Promise<void> {
+    const db = this.db;
+    const orgIds = [...this.byOrg.keys()];
+    if (!db || orgIds.length === 0) return;
+    let rows: { org_id: string; xid: string; id: string; created_at: Date }[];
     try {
-      announcement = JSON.parse(payload) as EventAnnouncement;
-    } catch {
-      this.logger?.warn("ignoring a malformed event announcement");
+      ({ rows } = await sql<{ org_id: string; xid: string; id: string; created_at: Date }>`
+        SELECT o.org_id::text AS org_id, top.xid, top.id, top.created_at
+        FROM unnest(${orgIds}::bigint[]) AS o(org_id)
+        CROSS JOIN LATERAL (
+          SELECT e.xid, e.id, e.created_at FROM events e
+          WHERE e.org_id = o.org_id AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.xid DESC, e.id DESC LIMIT 1
+        ) AS top`.execute(db));
+    } catch (error) {
+      // The database is away: look again at the next tick; subscribers keep their cursors.
+      this.logger?.debug({ err: error }, "event watcher could not read");
       return;
     }
-    if (this.observeLag && typeof announcement.at === "number") {
-      this.observeLag(Math.max(0, Date.now() - announcement.at));
+    const now = Date.now();
+    for (const row of rows) {
+      const head = `${row.xid}:${row.id}`;
+      const before = this.heads.get(row.org_id);
+      if (before === head) continue;
+      this.heads.set(row.org_id, head);
+      // Not on the first look at an organization that had events already: that is no delivery.
+      if (before !== undefined) this.observeLag?.(Math.max(0, now - row.created_at.getTime()));
+      this.wake(row.org_id);
     }
-    for (const subscriber of this.byOrg.get(announcement.orgId) ?? []) subscriber(announcement);
+    // An organization without events yet: its first one will be a move like any other.
+    for (const orgId of orgIds) if (!this.heads.has(orgId)) this.heads.set(orgId, "");
   }
 
-  /** Calls `subscriber` for each event of the organization; `resync` after a lost connection. */
-  subscribe(orgId: string, subscriber: Subscriber, resync: () => void): () => void {
+  private wake(orgId: string): void {
+    this.generations.set(orgId, this.generation(orgId) + 1);
+    for (const subscriber of this.byOrg.get(orgId) ?? []) subscriber();
+  }
+
+  /** Changes each time the organization's settled events were seen to move: read again when it did. */
+  generation(orgId: string): number {
+    return this.generations.get(orgId) ?? 0;
+  }
+
+  /** Calls `subscriber` each time the organization's settled events move. */
+  subscribe(orgId: string, subscriber: Subscriber): () => void {
     let set = this.byOrg.get(orgId);
     if (!set) {
       set = new Set();
       this.byOrg.set(orgId, set);
     }
     set.add(subscriber);
-    this.resyncListeners.add(resync);
+    this.schedule();
     return () => {
       set.delete(subscriber);
-      if (set.size === 0) this.byOrg.delete(orgId);
-      this.resyncListeners.delete(resync);
+      if (set.size === 0 && this.byOrg.get(orgId) === set) {
+        this.byOrg.delete(orgId);
+        this.heads.delete(orgId);
+        this.generations.delete(orgId);
+      }
     };
   }
 
   /**
-   * One read per event for every subscriber of this node: the first subscriber to handle an event
-   * loads it (and its message), the others share that promise. Kept briefly: labels are "as at delivery".
+   * One read for every subscriber of this node at the same place: the first subscriber to need it
+   * loads it (events and their messages), the others share that promise. Kept briefly: labels are
+   * "as at delivery".
    */
   shared<T>(key: string, load: () => Promise<T>): Promise<T> {
     let promise = this.reads.get(key) as Promise<T> | undefined;

@@ -2,6 +2,7 @@
 // Query.events answers and what a subscription replays are this one read, so that polling and
 // subscribing deliver the same events for the same cursor range (docs/events.md, "One cursor").
 import type { Db } from "../db/database.ts";
+import type { EventPosition } from "./cursor.ts";
 import { type Event, type EventFilter, eventsAfter } from "./repository.ts";
 import type { EventVisibility } from "./visibility.ts";
 
@@ -29,20 +30,20 @@ export async function withMessages<M>(
 }
 
 /**
- * Up to `limit` events after `afterId` ("0": from the first), oldest first, that `visibility` may see
+ * Up to `limit` settled events after `after` (START: from the first), in order, that `visibility` may see
  * by the labels each event recorded: two statements, whatever the page size.
  */
 export async function eventPage<M>(
   db: Db,
   visibility: EventVisibility,
   loadMessages: LoadMessages<M>,
-  afterId: string,
+  after: EventPosition,
   filter: EventFilter,
   limit: number,
 ): Promise<DeliveredEvent<M>[]> {
   return withMessages(
     loadMessages,
     visibility.orgId,
-    await eventsAfter(db, visibility, afterId, filter, limit),
+    await eventsAfter(db, visibility, after, filter, limit),
   );
 }

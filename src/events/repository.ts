@@ -1,9 +1,10 @@
-// Events: SQL only. Reads apply the caller's TenantScope; `eventMessages` reads for a whole
-// organization once per event so that every subscriber of the node can be served from one read.
-import type { Selectable } from "kysely";
+// Events: SQL only. Reads apply the caller's visibility; `settledEventsAfter` reads for a whole
+// organization so that every subscriber of the node can be served from one read.
+import { type Selectable, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
 import type { EventTable, EventType } from "../db/types.ts";
+import type { EventPosition } from "./cursor.ts";
 import { type EventVisibility, eventReadable } from "./visibility.ts";
 
 export type Event = Selectable<EventTable>;
@@ -15,13 +16,23 @@ export interface EventFilter {
 }
 
 /**
- * The events after `afterId` that `visibility` may read, judged by the labels they carried (the
- * subscriber then checks each message as it is now, in memory).
+ * Events are read in (xid, id) order, and only those whose transaction is older than every
+ * transaction still running (the statement's snapshot xmin): those have all committed or aborted,
+ * so no event can appear later before them (docs/events.md, "Order without a lock").
+ */
+const SETTLED = sql<boolean>`e.xid < pg_snapshot_xmin(pg_current_snapshot())`;
+
+const after = (position: EventPosition) =>
+  sql<boolean>`(e.xid, e.id) > (${position.xid}::xid8, ${position.id}::bigint)`;
+
+/**
+ * The settled events after `position` that `visibility` may read, judged by the labels they carried
+ * (the subscriber then checks each message as it is now, in memory).
  */
 export async function eventsAfter(
   db: Db,
   visibility: EventVisibility,
-  afterId: string,
+  position: EventPosition,
   filter: EventFilter,
   limit: number,
 ): Promise<Event[]> {
@@ -29,27 +40,44 @@ export async function eventsAfter(
     .selectFrom("events as e")
     .selectAll("e")
     .where("e.org_id", "=", visibility.orgId)
-    .where("e.id", ">", afterId)
+    .where(after(position))
+    .where(SETTLED)
     .where(eventReadable("e", visibility));
   if (filter.types?.length) query = query.where("e.type", "in", filter.types);
   if (filter.podIds?.length) query = query.where("e.pod_id", "in", filter.podIds);
   if (filter.inboxIds?.length) query = query.where("e.inbox_id", "in", filter.inboxIds);
-  return query.orderBy("e.id", "asc").limit(limit).execute();
+  return query.orderBy("e.xid", "asc").orderBy("e.id", "asc").limit(limit).execute();
 }
 
-/** The newest event id of the organization (the cursor "now"), or "0". */
-export async function latestEventId(db: Db, scope: TenantScope): Promise<string> {
+/** Up to `limit` settled events of the organization after `position`, in order, for everyone (live subscribers judge them in memory). */
+export async function settledEventsAfter(
+  db: Db,
+  orgId: string,
+  position: EventPosition,
+  limit: number,
+): Promise<Event[]> {
+  return db
+    .selectFrom("events as e")
+    .selectAll("e")
+    .where("e.org_id", "=", orgId)
+    .where(after(position))
+    .where(SETTLED)
+    .orderBy("e.xid", "asc")
+    .orderBy("e.id", "asc")
+    .limit(limit)
+    .execute();
+}
+
+/** The position of the organization's newest settled event (the cursor "now"), or START. */
+export async function latestPosition(db: Db, scope: TenantScope): Promise<EventPosition> {
   const row = await db
-    .selectFrom("events")
-    .select("id")
-    .where("org_id", "=", scope.orgId)
-    .orderBy("id", "desc")
+    .selectFrom("events as e")
+    .select(["e.xid", "e.id"])
+    .where("e.org_id", "=", scope.orgId)
+    .where(SETTLED)
+    .orderBy("e.xid", "desc")
+    .orderBy("e.id", "desc")
     .limit(1)
     .executeTakeFirst();
-  return row?.id ?? "0";
-}
-
-export async function eventsByIds(db: Db, orgId: string, ids: readonly string[]): Promise<Event[]> {
-  if (ids.length === 0) return [];
-  return db.selectFrom("events").selectAll().where("org_id", "=", orgId).where("id", "in", ids).execute();
+  return row ?? { xid: "0", id: "0" };
 }

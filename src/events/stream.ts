@@ -8,11 +8,10 @@ import { type Authenticator, type AuthInvalidation, concerns } from "../auth/aut
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
 import type { Db } from "../db/database.ts";
-import { compareIds } from "../db/ids.ts";
 import type { EventBus } from "./bus.ts";
-import type { EventAnnouncement } from "./outbox.ts";
+import { type EventPosition, positionOf } from "./cursor.ts";
 import { type DeliveredEvent, eventPage, type LoadMessages, withMessages } from "./page.ts";
-import { type Event, type EventFilter, eventsByIds, latestEventId } from "./repository.ts";
+import { type Event, type EventFilter, latestPosition, settledEventsAfter } from "./repository.ts";
 import { eventReadableBy, eventVisibilityOf } from "./visibility.ts";
 
 /** What the stream reads with: the database, this node's bus, and the authenticator for revocations. */
@@ -58,8 +57,8 @@ export interface StreamRequest<M, T> {
   subscriber: StreamSubscriber;
   loadMessages: LoadMessages<M>;
   filter: EventFilter;
-  /** Replay every event after this id first; undefined: live events only. */
-  after: string | undefined;
+  /** Replay every event after this position first; undefined: live events only. */
+  after: EventPosition | undefined;
   /** Maps each delivered event to what the stream yields; null skips it. */
   select: (delivered: DeliveredEvent<M>) => T | null;
 }
@@ -89,8 +88,9 @@ export function eventStream<M, T>(request: StreamRequest<M, T>): AsyncIterableIt
 }
 
 /**
- * Replay from `after` (if given), then live, with no gap and no duplicate. It listens before it replays
- * and skips what the replay already delivered.
+ * Replay from `after` (if given), then live, with no gap and no duplicate: the stream only ever reads
+ * the settled events after its cursor, in order (src/events/repository.ts), and reads again whenever
+ * the bus says its organization's settled events moved.
  */
 async function* streamEvents<M, T>(
   { services, subscriber, loadMessages, filter, after, select }: StreamRequest<M, T>,
@@ -98,25 +98,13 @@ async function* streamEvents<M, T>(
 ) {
   let principal = subscriber.principal;
   let scope = tenantScopeOf(principal);
-  const pending: EventAnnouncement[] = [];
   let wake: (() => void) | undefined;
-  let resync = false;
   const notify = () => {
     wake?.();
     wake = undefined;
   };
 
-  const unsubscribe = services.events.subscribe(
-    scope.orgId,
-    (announcement) => {
-      pending.push(announcement);
-      notify();
-    },
-    () => {
-      resync = true;
-      notify();
-    },
-  );
+  const unsubscribe = services.events.subscribe(scope.orgId, notify);
   // Revocation or a new organization ceiling: re-check this subscriber's credential. The subscriber
   // follows, so each event is also executed (and its shared result chosen) under the credential as
   // it is now.
@@ -156,12 +144,9 @@ async function* streamEvents<M, T>(
   controller.signal.addEventListener("abort", end);
 
   try {
-    // Live-only subscribers start from "now", so a lost LISTEN connection can be caught up from the table.
-    // Events announced while "now" was being read committed after we subscribed: they are new even
-    // when their id is not above it.
-    let cursor = after ?? (await latestEventId(services.db, scope));
-    const announcedWhileStarting = new Set(after === undefined ? pending.map((a) => a.id) : []);
-    const replay = async function* () {
+    // Live-only subscribers start from the newest settled event: every event after it settles later.
+    let cursor = after ?? (await latestPosition(services.db, scope));
+    if (after !== undefined) {
       for (;;) {
         // The very read a page of Query.events makes, so both deliver the same events after a cursor.
         const page = await eventPage(
@@ -173,49 +158,44 @@ async function* streamEvents<M, T>(
           REPLAY_PAGE,
         );
         for (const delivered of page) {
-          cursor = delivered.event.id;
+          cursor = positionOf(delivered.event);
           // The page was read under the credential of then; a refresh since may have narrowed it.
           if (!admits(principal, delivered.event)) continue;
           const selected = select(delivered);
           if (selected !== null) yield selected;
         }
-        if (page.length < REPLAY_PAGE) return;
+        if (page.length < REPLAY_PAGE) break;
       }
-    };
-    if (after !== undefined) yield* replay();
+    }
 
+    let seen = -1;
     while (!ended) {
-      if (resync) {
-        // Notifications were lost with the connection: the table has everything since our cursor.
-        resync = false;
-        pending.length = 0;
-        yield* replay();
-        continue;
-      }
-      const batch = pending
-        .splice(0)
-        .filter((a) => compareIds(a.id, cursor) > 0 || announcedWhileStarting.delete(a.id));
-      if (batch.length === 0) {
+      const generation = services.events.generation(scope.orgId);
+      if (generation === seen) {
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (pending.length > 0 || resync || ended) resolve();
+          if (ended || services.events.generation(scope.orgId) !== seen) resolve();
         });
         continue;
       }
-      // Every subscriber of this node handling the same announcements shares one read, in id order, and
-      // the very same objects: src/schema/shared-results.ts shares executions per event object.
-      const ids = batch.map((a) => a.id).sort(compareIds);
-      const loaded = await services.events.shared(`${scope.orgId}:${ids.join(",")}`, async () =>
-        (
-          await withMessages(loadMessages, scope.orgId, await eventsByIds(services.db, scope.orgId, ids))
-        ).sort((a, b) => compareIds(a.event.id, b.event.id)),
-      );
-      for (const delivered of loaded) {
-        if (ended) break;
-        cursor = delivered.event.id;
-        if (!matches(delivered.event, filter) || !admits(principal, delivered.event)) continue;
-        const selected = select(delivered);
-        if (selected !== null) yield selected;
+      seen = generation;
+      // Everything settled after the cursor, for the whole organization: every subscriber of this node
+      // at the same place shares one read, and the very same objects (src/schema/shared-results.ts
+      // shares executions per event object); each judges the events in memory, as the replay did in SQL.
+      for (;;) {
+        const from = cursor;
+        const orgId = scope.orgId;
+        const page = await services.events.shared(`${orgId}:${generation}:${from.xid}:${from.id}`, async () =>
+          withMessages(loadMessages, orgId, await settledEventsAfter(services.db, orgId, from, REPLAY_PAGE)),
+        );
+        for (const delivered of page) {
+          if (ended) break;
+          cursor = positionOf(delivered.event);
+          if (!matches(delivered.event, filter) || !admits(principal, delivered.event)) continue;
+          const selected = select(delivered);
+          if (selected !== null) yield selected;
+        }
+        if (ended || page.length < REPLAY_PAGE) break;
       }
     }
   } finally {

@@ -43,9 +43,11 @@ export const DELIVER_WEBHOOK = "deliver-webhook";
  * podIds/inboxIds filters, and its recorded visibility may read the event with the labels the event
  * carries: no delivery row ever exists for an event the webhook's creator could not have seen.
  *
- * Each webhook's jobs share a graphile-worker queue, so they run one at a time, in event order: a slow
- * or hanging endpoint holds one job slot at most, never all of them. The job's key is the delivery's,
- * so the same delivery is never queued twice.
+ * Each webhook's jobs share a graphile-worker queue, so they run one at a time: a slow or hanging
+ * endpoint holds one job slot at most, never all of them. Transactions commit in any order, so a job
+ * may run before an earlier event's; the job sends the webhook's earlier deliveries first once its own
+ * event has settled (src/webhooks/delivery.ts). The job's key is the delivery's, so the same delivery
+ * is never queued twice.
  */
 export function webhookDeliveries() {
   return sql`webhook_delivery_rows AS (
@@ -61,11 +63,8 @@ export function webhookDeliveries() {
       ON CONFLICT DO NOTHING
       RETURNING org_id, id, webhook_id
     ), webhook_jobs AS (
-      -- Ordered so that each queue gets its jobs in event order (side effects run after the sort).
-      -- A queue runs its jobs by run_at, and add_job's default is now(), the start of the transaction:
-      -- a transaction that began earlier but took the event lock later would queue a later event
-      -- first. The clock when the job is added follows the event ids of the organization, drawn in
-      -- lock order (src/events/outbox.ts).
+      -- Ordered so that each queue gets this statement's jobs in event order (side effects run after
+      -- the sort); across transactions the job itself restores the order (src/webhooks/delivery.ts).
       SELECT graphile_worker.add_job(
         ${DELIVER_WEBHOOK},
         json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),

@@ -1,7 +1,5 @@
-// Group commit for inbound mail. Each organization's events commit one transaction at a time (the
-// outbox's ordering lock is held until commit), so one message per transaction means one message
-// per fsync. Here messages stored at the same time (concurrent SMTP sessions, deliveries between
-// hosted inboxes) share one transaction: one commit acknowledges all of them. Nobody waits for a
+// Group commit for inbound mail: one message per transaction means one fsync per message. Here
+// messages stored at the same time (concurrent SMTP sessions, deliveries between hosted inboxes) share one transaction: one commit acknowledges all of them. Nobody waits for a
 // batch to fill: a message that finds nothing committing goes at once, and those that arrive while
 // a transaction commits form the next one. A database that stops answering holds nothing up for
 // longer than the queue's timeout: each message is answered then, and a stalled transaction no
@@ -9,7 +7,6 @@
 import type { ControlledTransaction } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { Database } from "../db/types.ts";
-import { lockEventOrder } from "../events/outbox.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { type ListEntry, listEntriesForInboxes } from "../list-entries/repository.ts";
 import type { Logger } from "../logger.ts";
@@ -152,7 +149,7 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
    */
   async function attempt(batch: Job[], isolated: boolean): Promise<Outcome[]> {
     // The lists are read beside the transaction, while it begins: one round trip less to wait for.
-    // (Read inside it they would be read before the locks anyway, and nothing else depends on them.)
+    // (Nothing in the transaction depends on reading them inside it.)
     const [begun, read] = await Promise.allSettled([
       db.startTransaction().execute(),
       listEntriesForInboxes(
@@ -167,12 +164,6 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
     try {
       if (read.status === "rejected") throw read.reason;
       const lists = read.value;
-      // Every lock, in one order, before any row is written or looked up for deduplication and
-      // threading (a transaction of another node may have just stored what we look for).
-      await lockEventOrder(
-        trx,
-        batch.flatMap((job) => job.copies.map((copy) => copy.inbox.orgId)),
-      );
       const messages = batch.map((job) => job.copies.map((copy) => labelled(copy, lists)));
       outcomes = isolated
         ? await storeIsolated(trx, messages)

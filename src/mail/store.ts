@@ -4,7 +4,7 @@
 import { sql } from "kysely";
 import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
-import { eventWrites, lockEventOrder } from "../events/outbox.ts";
+import { eventWrites } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
 import { MESSAGE_ROW_COLUMNS, type Message } from "./repository.ts";
 import { refreshThreadVisibility } from "./thread-repository.ts";
@@ -52,10 +52,9 @@ export interface StoredMessage {
  * Message-ID, content digest and direction in this inbox) stores nothing and returns the original,
  * so an SMTP sender that missed our 250 and sends again does not create a duplicate.
  *
- * The organization's event-ordering lock is taken first, before any row is written: inbound mail
- * is stored in batches that take it first too (src/mail/group-commit.ts), and a writer that updated
- * a thread and then waited for the lock could deadlock with a batch holding the lock and waiting
- * for that thread.
+ * Writers of one organization are not serialized (docs/events.md, "Order without a lock"): two
+ * transactions storing the same message at once both miss the other's copy, and the later to insert
+ * fails on the messages' unique key (its caller retries, and then finds the first copy).
  */
 export async function storeMessage(
   trx: Db,
@@ -63,7 +62,6 @@ export async function storeMessage(
   data: MessageData,
   event: EventType,
 ): Promise<StoredMessage> {
-  await lockEventOrder(trx, [inbox.orgId]);
   const [copy] = (await storeMessages(trx, [{ inbox, data }], event)) as [StoredCopy];
   const message = await trx
     .selectFrom("messages")
@@ -84,8 +82,7 @@ export async function storeMessage(
  *   copy's ids); another message with that Message-ID is stored beside it;
  * - a message joins the thread of the most recent message of its inbox that it replies to or
  *   references (an earlier one in `messages` is the most recent), else starts a thread.
- * The caller holds lockEventOrder for these organizations since before anything of its transaction
- * was written (see storeMessage).
+ * Concurrent writers: see storeMessage.
  */
 export async function storeMessages(
   trx: Db,
@@ -371,7 +368,7 @@ async function writeMessages(
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
         '{}'::jsonb AS payload, NULL::timestamptz AS created_at, labels AS message_labels, index AS ord
       FROM new_messages`)}
-    SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM announced_events) AS announced,
+    SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM queued_webhook_jobs) AS queued,
       EXISTS (SELECT 1 FROM thread_visibility v
         WHERE v.org_id = new_messages.org_id AND v.thread_id = new_messages.thread_id AND v.hidden_mask = 0) AS marked
     FROM new_messages`.execute(trx);

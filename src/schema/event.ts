@@ -5,14 +5,21 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { GraphQLError } from "graphql";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
-import { decodeEventCursor, encodeEventCursor } from "../events/cursor.ts";
+import {
+  decodeEventCursor,
+  type EventPosition,
+  encodeEventCursor,
+  isEventPosition,
+  positionOf,
+  START,
+} from "../events/cursor.ts";
 import { type DeliveredEvent, eventPage } from "../events/page.ts";
 import type { EventFilter } from "../events/repository.ts";
 import { eventStream } from "../events/stream.ts";
 import { eventVisibilityOf, shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
-import { connectionOf, isIdKey, keysetConnection } from "./connection.ts";
+import { connectionOf, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { DomainRef } from "./domain.ts";
 import { DraftRef } from "./draft.ts";
@@ -53,7 +60,7 @@ export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event
       description:
         "Resume right after this event: `after` of Query.events or Subscription.events. The same value a " +
         "webhook payload carries as `cursor`.",
-      resolve: ({ event }) => encodeEventCursor(event.id),
+      resolve: ({ event }) => encodeEventCursor(event),
     }),
     type: t.field({ type: EventTypeEnum, description: "What happened.", resolve: ({ event }) => event.type }),
     createdAt: t.field({
@@ -122,7 +129,7 @@ function filterOf(args: {
 function streamFor<T>(
   context: Context,
   filter: EventFilter,
-  after: string | undefined,
+  after: EventPosition | undefined,
   select: (delivered: DeliveredEvent<MessageSummary>) => T | null,
 ): AsyncIterableIterator<T> {
   const subscriber = {
@@ -177,14 +184,14 @@ builder.queryFields((t) => ({
       const filter = filterOf(args);
       return keysetConnection(
         { first: args.first, after: args.after },
-        (delivered: DeliveredEvent<MessageSummary>) => delivered.event.id,
-        isIdKey,
+        (delivered: DeliveredEvent<MessageSummary>) => positionOf(delivered.event),
+        isEventPosition,
         (page) =>
           eventPage(
             context.services.db,
             visibility,
             messagesFor(context),
-            page.after ?? "0",
+            page.after ?? START,
             filter,
             page.limit,
           ),

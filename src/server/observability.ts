@@ -99,7 +99,7 @@ export class Observability {
     this.subscriptions.set({ transport: "websocket" }, 0);
     this.eventLag = new Histogram({
       name: "mailroom_event_delivery_lag_seconds",
-      help: "From an event's announcement in the database to its arrival at this node's subscribers",
+      help: "From an organization's newest settled event being written to this node noticing it",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
@@ -148,7 +148,7 @@ export class Observability {
     this.smtpReplies.inc({ stage, result: code < 400 ? "accepted" : "refused", code: String(code) });
   };
 
-  /** For the event bus: how long after it was written an announcement arrived. */
+  /** For the event bus: how long after it was written an organization's newest settled event was noticed. */
   readonly eventDelivered = (ms: number): void => {
     this.eventLag.observe(ms / 1000);
   };

@@ -62,6 +62,7 @@ async function loadDelivery(db: Db, orgId: string, deliveryId: string) {
       "w.enabled",
       "w.secret_salt",
       "e.id as event_id",
+      "e.xid as event_xid",
       "e.type",
       "e.created_at",
       "e.pod_id",
@@ -117,7 +118,7 @@ export function webhookBody(row: LoadedDelivery): string {
     eventId: encodeGlobalID("Event", row.event_id),
     // The event's cursor, as Query.events and the events subscription give it: a receiver can resume
     // on either from here without a gap or a duplicate (docs/events.md, "One cursor").
-    cursor: encodeEventCursor(row.event_id),
+    cursor: encodeEventCursor({ xid: row.event_xid, id: row.event_id }),
     createdAt: row.created_at.toISOString(),
     data,
   });
@@ -263,89 +264,147 @@ async function disableWebhook(db: Db, orgId: string, webhookId: string, reason: 
     .execute();
 }
 
+/** How long a delivery waits for its event to settle before it is sent regardless (docs/webhooks.md). */
+const SETTLE_WAIT_MS = 5_000;
+const SETTLE_POLL_MS = 10;
+
+/**
+ * Waits until the delivery's event has settled (its transaction is older than every transaction still
+ * running: no earlier event of the organization can still appear), at most SETTLE_WAIT_MS; then
+ * returns the webhook's deliveries of earlier events never attempted yet, oldest first.
+ */
+async function earlierFirstAttempts(db: Db, orgId: string, deliveryId: string): Promise<string[]> {
+  const deadline = Date.now() + SETTLE_WAIT_MS;
+  for (;;) {
+    const { rows } = await sql<{ settled: boolean }>`
+      SELECT e.xid < pg_snapshot_xmin(pg_current_snapshot()) AS settled
+      FROM webhook_deliveries d JOIN events e ON e.org_id = d.org_id AND e.id = d.event_id
+      WHERE d.org_id = ${orgId} AND d.id = ${deliveryId}`.execute(db);
+    if (!rows[0] || rows[0].settled || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+  const { rows } = await sql<{ id: string }>`
+    SELECT earlier.id
+    FROM webhook_deliveries d
+    JOIN events e ON e.org_id = d.org_id AND e.id = d.event_id
+    JOIN webhook_deliveries earlier ON earlier.org_id = d.org_id AND earlier.webhook_id = d.webhook_id
+      AND earlier.status = 'PENDING' AND earlier.attempts = 0 AND earlier.id <> d.id
+    JOIN events ee ON ee.org_id = earlier.org_id AND ee.id = earlier.event_id
+    WHERE d.org_id = ${orgId} AND d.id = ${deliveryId} AND (ee.xid, ee.id) < (e.xid, e.id)
+    ORDER BY ee.xid, ee.id`.execute(db);
+  return rows.map((row) => row.id);
+}
+
 export function deliverWebhookTask(services: Services): JobTask {
   const { db, config } = services;
   const delays = config.webhookRetryDelaysMs;
   const delayBefore = (retry: number) => delays[Math.min(retry - 1, delays.length - 1)] ?? 0;
+
+  /** One attempt at a delivery; the failure to retry on, if any. */
+  async function attemptDelivery(
+    orgId: string,
+    deliveryId: string,
+    attempt: number,
+    maxAttempts: number,
+  ): Promise<string | undefined> {
+    const row = await loadDelivery(db, orgId, deliveryId);
+    if (row?.status !== "PENDING") return;
+    const refusal = !row.creator_active
+      ? "webhook disabled: the API key that created it was deleted or has expired"
+      : !row.enabled
+        ? "webhook disabled"
+        : !row.readable
+          ? "not sent: the webhook may no longer read this event"
+          : undefined;
+    if (refusal !== undefined) {
+      await db.transaction().execute(async (trx) => {
+        // An expired creator has left no trace yet: write it down, as a deleted one did.
+        if (!row.creator_active) await disableWebhook(trx, orgId, row.webhook_id, CREATOR_KEY_REVOKED);
+        await record(trx, orgId, deliveryId, { status: "FAILED", code: null, error: refusal, next: null });
+      });
+      return;
+    }
+    const last = attempt >= Math.min(maxAttempts, WEBHOOK_MAX_ATTEMPTS);
+    const body = webhookBody(row);
+    // The same webhook-id on every attempt lets the receiver deduplicate.
+    const webhookId = `msg_${orgId}_${deliveryId}`;
+    const timestamp = new Date();
+    const signature = new StandardWebhook(webhookSigningSecret(config, row.secret_salt)).sign(
+      webhookId,
+      timestamp,
+      body,
+    );
+    let code: number | null = null;
+    let error: string | null = null;
+    try {
+      code = await deliverOnce(
+        new URL(row.url),
+        body,
+        {
+          "webhook-id": webhookId,
+          "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
+          "webhook-signature": signature,
+          "user-agent": "Mailroom-Webhooks/1",
+        },
+        config.allowPrivateWebhookUrls,
+        config.webhookTimeoutMs,
+      );
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    if (code !== null && code >= 200 && code < 300) {
+      await record(db, orgId, deliveryId, { status: "SUCCEEDED", code, error: null, next: null });
+      return;
+    }
+    if (code === 410) {
+      // The receiver says this endpoint is gone for good: stop sending to it.
+      await db.transaction().execute(async (trx) => {
+        await disableWebhook(trx, orgId, row.webhook_id, "The endpoint answered 410 Gone.");
+        await record(trx, orgId, deliveryId, {
+          status: "FAILED",
+          code,
+          error: "410 Gone: webhook disabled",
+          next: null,
+        });
+      });
+      return;
+    }
+    const message = error ?? `HTTP ${code}`;
+    if (last) {
+      await record(db, orgId, deliveryId, { status: "FAILED", code, error: message, next: null });
+      return;
+    }
+    await record(db, orgId, deliveryId, {
+      status: "PENDING",
+      code,
+      error: message,
+      next: new Date(Date.now() + delayBefore(attempt)),
+    });
+    return message;
+  }
+
   return {
     retryDelayMs: (attempts) => delayBefore(attempts),
     run: async (payload, helpers) => {
       const { orgId, deliveryId } = payload as { orgId: string; deliveryId: string };
-      const row = await loadDelivery(db, orgId, deliveryId);
-      if (row?.status !== "PENDING") return;
-      const refusal = !row.creator_active
-        ? "webhook disabled: the API key that created it was deleted or has expired"
-        : !row.enabled
-          ? "webhook disabled"
-          : !row.readable
-            ? "not sent: the webhook may no longer read this event"
-            : undefined;
-      if (refusal !== undefined) {
-        await db.transaction().execute(async (trx) => {
-          // An expired creator has left no trace yet: write it down, as a deleted one did.
-          if (!row.creator_active) await disableWebhook(trx, orgId, row.webhook_id, CREATOR_KEY_REVOKED);
-          await record(trx, orgId, deliveryId, { status: "FAILED", code: null, error: refusal, next: null });
-        });
-        return;
+      // A webhook's jobs run one at a time, but a job can become visible before an earlier event's
+      // job (their transactions commit in any order): once this event has settled, every earlier
+      // event's delivery exists, and those never attempted go first, in event order. One that fails
+      // here is retried by its own job (docs/webhooks.md, "Order").
+      if (helpers.job.attempts === 1) {
+        for (const earlier of await earlierFirstAttempts(db, orgId, deliveryId)) {
+          await attemptDelivery(orgId, earlier, 1, helpers.job.max_attempts);
+        }
       }
-      const attempt = helpers.job.attempts; // graphile-worker counts this run already
-      const last = attempt >= Math.min(helpers.job.max_attempts, WEBHOOK_MAX_ATTEMPTS);
-      const body = webhookBody(row);
-      // The same webhook-id on every attempt lets the receiver deduplicate.
-      const webhookId = `msg_${orgId}_${deliveryId}`;
-      const timestamp = new Date();
-      const signature = new StandardWebhook(webhookSigningSecret(config, row.secret_salt)).sign(
-        webhookId,
-        timestamp,
-        body,
+      const failure = await attemptDelivery(
+        orgId,
+        deliveryId,
+        helpers.job.attempts,
+        helpers.job.max_attempts,
       );
-      let code: number | null = null;
-      let error: string | null = null;
-      try {
-        code = await deliverOnce(
-          new URL(row.url),
-          body,
-          {
-            "webhook-id": webhookId,
-            "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
-            "webhook-signature": signature,
-            "user-agent": "Mailroom-Webhooks/1",
-          },
-          config.allowPrivateWebhookUrls,
-          config.webhookTimeoutMs,
-        );
-      } catch (err) {
-        error = (err as Error).message;
+      if (failure !== undefined) {
+        throw new DeliveryFailed(`webhook delivery ${deliveryId} failed (${failure}); retrying`);
       }
-      if (code !== null && code >= 200 && code < 300) {
-        await record(db, orgId, deliveryId, { status: "SUCCEEDED", code, error: null, next: null });
-        return;
-      }
-      if (code === 410) {
-        // The receiver says this endpoint is gone for good: stop sending to it.
-        await db.transaction().execute(async (trx) => {
-          await disableWebhook(trx, orgId, row.webhook_id, "The endpoint answered 410 Gone.");
-          await record(trx, orgId, deliveryId, {
-            status: "FAILED",
-            code,
-            error: "410 Gone: webhook disabled",
-            next: null,
-          });
-        });
-        return;
-      }
-      const message = error ?? `HTTP ${code}`;
-      if (last) {
-        await record(db, orgId, deliveryId, { status: "FAILED", code, error: message, next: null });
-        return;
-      }
-      await record(db, orgId, deliveryId, {
-        status: "PENDING",
-        code,
-        error: message,
-        next: new Date(Date.now() + delayBefore(attempt)),
-      });
-      throw new DeliveryFailed(`webhook delivery ${deliveryId} failed (${message}); retrying`);
     },
   };
 }

@@ -1,8 +1,10 @@
 // A database of this test file's own, cloned from the migrated template.
 import { randomBytes } from "node:crypto";
+import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { inject } from "vitest";
 import { createDatabase, type DatabaseHandle } from "../../src/db/database.ts";
+import type { Database } from "../../src/db/types.ts";
 import { databaseUrl } from "./global-setup.ts";
 
 export interface TestDatabase extends DatabaseHandle {
@@ -56,4 +58,13 @@ export async function databaseChecksum(
     ignoredColumns,
   ]);
   return rows.map((row) => `${row.t}:${row.sum}`).join(",");
+}
+
+/**
+ * Locks the organization's row (FOR UPDATE) in `trx` until it ends: every transaction that then
+ * writes a row of that organization waits (its foreign key to the organization takes a key-share
+ * lock), as behind a writer that stopped answering.
+ */
+export async function holdOrganization(trx: Kysely<Database>, orgId: string): Promise<void> {
+  await sql`SELECT 1 FROM organizations WHERE id = ${orgId} FOR UPDATE`.execute(trx);
 }
