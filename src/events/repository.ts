@@ -37,6 +37,22 @@ export async function eventsAfter(
   return query.orderBy("e.id", "asc").limit(limit).execute();
 }
 
+/** The events among `ids` that `visibility` may read (by the same rule as eventsAfter), in no order. */
+export async function readableEventsByIds(
+  db: Db,
+  visibility: EventVisibility,
+  ids: readonly string[],
+): Promise<Event[]> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom("events as e")
+    .selectAll("e")
+    .where("e.org_id", "=", visibility.orgId)
+    .where("e.id", "in", ids)
+    .where(eventReadable("e", visibility))
+    .execute();
+}
+
 /** The newest event id of the organization (the cursor "now"), or "0". */
 export async function latestEventId(db: Db, scope: TenantScope): Promise<string> {
   const row = await db

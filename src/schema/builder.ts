@@ -9,7 +9,7 @@ import { GraphQLError, type GraphQLSchema, isInterfaceType, isObjectType, Kind }
 import { forbidden, isPermission, type Permission } from "../auth/permissions.ts";
 import { badUserInput, notFound, unauthenticated } from "../errors.ts";
 import type { Context } from "./context.ts";
-import { parseGlobalId } from "./global-id.ts";
+import { isNodeType, parseGlobalId, unloadableIdError } from "./global-id.ts";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./page-size.ts";
 
 export const builder = new SchemaBuilder<{
@@ -68,6 +68,11 @@ export const builder = new SchemaBuilder<{
         const permission = NODE_READ_PERMISSIONS[typename];
         return permission ? { permission } : { authenticated: true };
       },
+      resolve: (_root, args, _context, info, resolveNode) => {
+        if (!isNodeType(info.schema, args.id.typename))
+          throw unloadableIdError(info.schema, args.id.typename);
+        return resolveNode(args.id);
+      },
     },
     nodesQueryOptions: false,
     edgesFieldOptions: { nullable: false, description: "The items of this page, in the list's order." },
@@ -113,6 +118,8 @@ export const NODE_READ_PERMISSIONS: Readonly<Record<string, Permission>> = {
   Domain: "DOMAIN_READ",
   ListEntry: "LIST_ENTRY_READ",
   ApiKey: "API_KEY_READ",
+  Attachment: "MESSAGE_READ",
+  WebhookDelivery: "WEBHOOK_READ",
 };
 
 function typenameOf(globalId: string): string {

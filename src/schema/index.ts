@@ -24,6 +24,7 @@ import "./send.ts";
 import "./metrics.ts";
 import "./search.ts";
 import "./check-access.ts";
+import "./node.ts";
 
 export const schema = withRequiresDirective(
   describeRequirements(describeSchema(builder.toSchema({ sortSchema: false }))),

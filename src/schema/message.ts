@@ -1,4 +1,3 @@
-import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
 import { isTimeKey } from "../db/keyset.ts";
 import type { MessageAuthenticationData } from "../db/types.ts";
@@ -7,6 +6,7 @@ import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
   type Attachment,
   attachmentContentsBase64,
+  attachmentsByIds,
   attachmentsOfMessages,
   listMessages,
   type MessageBody,
@@ -198,9 +198,15 @@ function extracted(body: "text" | "html", field: string, transform: (value: stri
   };
 }
 
-const AttachmentRef = builder.objectRef<Attachment>("Attachment").implement({
+export const AttachmentRef = loadableNodeRef<Attachment, string, string>("Attachment", {
+  id: { resolve: (attachment) => attachment.id },
+  // Scope and hidden labels are the message's: an attachment is seen exactly when its message is.
+  load: async (ids, context) =>
+    inIdOrder(ids, await attachmentsByIds(context.services.db, scopeOf(context), ids), "Attachment"),
+});
+
+AttachmentRef.implement({
   fields: (t) => ({
-    id: t.id({ resolve: (attachment) => encodeGlobalID("Attachment", attachment.id) }),
     filename: t.exposeString("filename", { nullable: true }),
     contentType: t.exposeString("content_type"),
     size: t.int({ resolve: (attachment) => attachment.size_bytes }),
