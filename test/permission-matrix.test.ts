@@ -1,7 +1,7 @@
 // The permission matrix, generated from the printed schema itself: every field and mutation carrying
 // @requires, for each scope (organization, pod, inbox), granted and denied. A guarded field without a
 // case here, or an auth rule without its directive (or the reverse), fails the suite.
-import { encodeGlobalID } from "@pothos/plugin-relay";
+import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 import {
   buildSchema,
   type GraphQLField,
@@ -137,7 +137,48 @@ beforeAll(async () => {
     ids[typeName] = Object.values(data[field] as Record<string, { id: string }>)[0]?.id as string;
   }
   ids.ApiKey = (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id;
+  await nodeFixturesWithoutMutations();
 });
+
+/** Attachments and webhook deliveries have no mutation that makes one: rows beside the fixtures above. */
+async function nodeFixturesWithoutMutations(): Promise<void> {
+  const messageId = decodeGlobalID(ids.Message as string).id;
+  const message = await database.db
+    .selectFrom("messages")
+    .select(["org_id", "id"])
+    .where("id", "=", messageId)
+    .executeTakeFirstOrThrow();
+  const attachment = await database.db
+    .insertInto("attachments")
+    .values({
+      org_id: message.org_id,
+      message_id: message.id,
+      filename: "matrix.txt",
+      content_type: "text/plain",
+      size_bytes: 6,
+      content: Buffer.from("matrix"),
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  ids.Attachment = encodeGlobalID("Attachment", attachment.id);
+  if (!ids.Webhook) return;
+  const event = await database.db
+    .selectFrom("events")
+    .select("id")
+    .where("org_id", "=", message.org_id)
+    .where("message_id", "=", message.id)
+    .executeTakeFirstOrThrow();
+  const delivery = await database.db
+    .insertInto("webhook_deliveries")
+    .values({
+      org_id: message.org_id,
+      webhook_id: decodeGlobalID(ids.Webhook).id,
+      event_id: event.id,
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  ids.WebhookDelivery = encodeGlobalID("WebhookDelivery", delivery.id);
+}
 
 /** A key of `scope` (inside pod A / inbox A) whose whitelist is exactly `permissions`. */
 async function keyFor(scope: KeyScope, permissions: Iterable<Permission>): Promise<string> {
@@ -342,8 +383,8 @@ async function operationFor(
 }
 
 function forbiddenAt(
-  body: { errors?: { path?: string[]; extensions?: Record<string, unknown> }[] },
-  path: string[],
+  body: { errors?: { path?: (string | number)[]; extensions?: Record<string, unknown> }[] },
+  path: (string | number)[],
 ) {
   return body.errors?.find(
     (e) => JSON.stringify(e.path) === JSON.stringify(path) && e.extensions?.code === "FORBIDDEN",
@@ -427,6 +468,14 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
   );
 });
 
+/**
+ * What a type's objects need besides its read permission: a delivery is seen only when its event is
+ * (a message event needs MESSAGE_READ), exactly as in Webhook.deliveries.
+ */
+const NODE_VISIBILITY_PERMISSIONS: Readonly<Record<string, Permission[]>> = {
+  WebhookDelivery: ["MESSAGE_READ"],
+};
+
 describe("node(id:)", () => {
   it.each(Object.entries(NODE_READ_PERMISSIONS))(
     "needs %s's read permission (%s)",
@@ -437,7 +486,7 @@ describe("node(id:)", () => {
         server,
         query,
         { id: ids[typeName] },
-        { key: await keyFor("ORGANIZATION", [permission]) },
+        { key: await keyFor("ORGANIZATION", [permission, ...(NODE_VISIBILITY_PERMISSIONS[typeName] ?? [])]) },
       );
       expect(granted.body).toEqual({ data: { node: { id: ids[typeName] } } });
       const others = [...SCOPE_CEILINGS.ORGANIZATION].filter((p) => p !== permission);
@@ -448,6 +497,33 @@ describe("node(id:)", () => {
         { key: await keyFor("ORGANIZATION", others) },
       );
       expect(forbiddenAt(denied.body, ["node"])?.extensions).toEqual({
+        code: "FORBIDDEN",
+        requiredPermission: permission,
+        fix: permissionFix(permission),
+      });
+    },
+  );
+
+  it.each(Object.entries(NODE_READ_PERMISSIONS))(
+    "nodes(ids:) applies %s's read permission (%s) per id",
+    async (typeName, permission) => {
+      if (!ids[typeName]) throw new Error(`no fixture for ${typeName}`);
+      const query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }";
+      const variables = { ids: [ids[typeName], ids.Pod] };
+      const granted = await gql(server, query, variables, {
+        key: await keyFor("ORGANIZATION", [
+          permission,
+          "POD_READ",
+          ...(NODE_VISIBILITY_PERMISSIONS[typeName] ?? []),
+        ]),
+      });
+      expect(granted.body).toEqual({ data: { nodes: [{ id: ids[typeName] }, { id: ids.Pod }] } });
+      const others = [...SCOPE_CEILINGS.ORGANIZATION].filter((p) => p !== permission);
+      const denied = await gql(server, query, variables, { key: await keyFor("ORGANIZATION", others) });
+      expect((denied.body as { data: { nodes: unknown[] } }).data.nodes).toEqual(
+        permission === "POD_READ" ? [null, null] : [null, { id: ids.Pod }],
+      );
+      expect(forbiddenAt(denied.body, ["nodes", 0])?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: permission,
         fix: permissionFix(permission),
