@@ -46,7 +46,10 @@ const messagesFor = (context: Context) => (orgId: string, ids: readonly string[]
   eventMessages(context.services.db, orgId, ids);
 
 export const EventRef = loadableNodeRef<DeliveredEvent<MessageSummary>, string, string>("Event", {
-  id: { resolve: ({ event }) => event.id },
+  id: {
+    description: "Global id of the event: a webhook payload's `eventId`.",
+    resolve: ({ event }) => event.id,
+  },
   // The same rule as Query.events and the subscription: an event the caller could not page to is NOT_FOUND.
   load: async (ids, context) => {
     const visibility = eventVisibilityOf(context.principal);
