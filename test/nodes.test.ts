@@ -1,8 +1,8 @@
 // node(id:) and nodes(ids:) over HTTP for every Node type: the same answer as each type's own field,
 // nulls that do not tell a hidden object from a missing one, one batched statement per type, bounds.
-import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
+import { encodeGlobalID } from "@pothos/plugin-relay";
 import { beforeAll, describe, expect, it } from "vitest";
-import { deliver } from "./helpers/factories.ts";
+import { deliver, nodesOfMessage } from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { serverSuite, worldFixture } from "./helpers/suite.ts";
 
@@ -12,41 +12,9 @@ const theirs = worldFixture({ database, server }, "nodes-theirs");
 const ids: Record<string, string> = {};
 const foreign: Record<string, string> = {};
 
-/** An attachment on the world's message, an event and a delivery of it to the world's webhook. */
+/** The world's nodes, with an attachment, an event and a webhook delivery of its message. */
 async function extraNodes(world: typeof mine, into: Record<string, string>): Promise<void> {
-  Object.assign(into, world.ids);
-  const messageId = decodeGlobalID(world.ids.Message).id;
-  const message = await database.db
-    .selectFrom("messages")
-    .select(["org_id", "id"])
-    .where("id", "=", messageId)
-    .executeTakeFirstOrThrow();
-  const attachment = await database.db
-    .insertInto("attachments")
-    .values({
-      org_id: message.org_id,
-      message_id: message.id,
-      filename: "a.txt",
-      content_type: "text/plain",
-      size_bytes: 1,
-      content: Buffer.from("a"),
-    })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  into.Attachment = encodeGlobalID("Attachment", attachment.id);
-  const event = await database.db
-    .selectFrom("events")
-    .select("id")
-    .where("org_id", "=", message.org_id)
-    .where("message_id", "=", message.id)
-    .executeTakeFirstOrThrow();
-  into.Event = encodeGlobalID("Event", event.id);
-  const delivery = await database.db
-    .insertInto("webhook_deliveries")
-    .values({ org_id: message.org_id, webhook_id: decodeGlobalID(world.ids.Webhook).id, event_id: event.id })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  into.WebhookDelivery = encodeGlobalID("WebhookDelivery", delivery.id);
+  Object.assign(into, world.ids, await nodesOfMessage(database.db, world.ids.Message, world.ids.Webhook));
 }
 
 beforeAll(async () => {
@@ -109,8 +77,12 @@ describe("node(id:) and nodes(ids:)", () => {
       expect(nodes.every((n: unknown) => n !== null)).toBe(true);
       return server.app.services.statementCount() - before;
     };
-    const one = await statementsFor([mine.ids.Message]);
-    const five = await statementsFor([mine.ids.Message, ...more.map((m) => m.id)]);
+    // The server's own background work (the job queue, the event stream) adds statements now and then:
+    // the least of three tries is the request's own count.
+    const least = async (messages: string[]) =>
+      Math.min(await statementsFor(messages), await statementsFor(messages), await statementsFor(messages));
+    const one = await least([mine.ids.Message]);
+    const five = await least([mine.ids.Message, ...more.map((m) => m.id)]);
     expect(five).toBe(one);
   });
 

@@ -1,7 +1,7 @@
 // The permission matrix, generated from the printed schema itself: every field and mutation carrying
 // @requires, for each scope (organization, pod, inbox), granted and denied. A guarded field without a
 // case here, or an auth rule without its directive (or the reverse), fails the suite.
-import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
+import { encodeGlobalID } from "@pothos/plugin-relay";
 import {
   buildSchema,
   type GraphQLField,
@@ -26,7 +26,13 @@ import {
 import { NODE_READ_PERMISSIONS } from "../src/schema/builder.ts";
 import { schema as liveSchema } from "../src/schema/index.ts";
 import { printSchemaSdl } from "../src/schema/print.ts";
-import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
+import {
+  createInboxViaApi,
+  createKey,
+  createPodViaApi,
+  deliver,
+  nodesOfMessage,
+} from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { sseSubscribe } from "./helpers/subscriptions.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -137,48 +143,9 @@ beforeAll(async () => {
     ids[typeName] = Object.values(data[field] as Record<string, { id: string }>)[0]?.id as string;
   }
   ids.ApiKey = (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id;
-  await nodeFixturesWithoutMutations();
+  // Attachments, events and webhook deliveries have no mutation that makes one.
+  Object.assign(ids, await nodesOfMessage(database.db, ids.Message, ids.Webhook));
 });
-
-/** Attachments and webhook deliveries have no mutation that makes one: rows beside the fixtures above. */
-async function nodeFixturesWithoutMutations(): Promise<void> {
-  const messageId = decodeGlobalID(ids.Message as string).id;
-  const message = await database.db
-    .selectFrom("messages")
-    .select(["org_id", "id"])
-    .where("id", "=", messageId)
-    .executeTakeFirstOrThrow();
-  const attachment = await database.db
-    .insertInto("attachments")
-    .values({
-      org_id: message.org_id,
-      message_id: message.id,
-      filename: "matrix.txt",
-      content_type: "text/plain",
-      size_bytes: 6,
-      content: Buffer.from("matrix"),
-    })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  ids.Attachment = encodeGlobalID("Attachment", attachment.id);
-  if (!ids.Webhook) return;
-  const event = await database.db
-    .selectFrom("events")
-    .select("id")
-    .where("org_id", "=", message.org_id)
-    .where("message_id", "=", message.id)
-    .executeTakeFirstOrThrow();
-  const delivery = await database.db
-    .insertInto("webhook_deliveries")
-    .values({
-      org_id: message.org_id,
-      webhook_id: decodeGlobalID(ids.Webhook).id,
-      event_id: event.id,
-    })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  ids.WebhookDelivery = encodeGlobalID("WebhookDelivery", delivery.id);
-}
 
 /** A key of `scope` (inside pod A / inbox A) whose whitelist is exactly `permissions`. */
 async function keyFor(scope: KeyScope, permissions: Iterable<Permission>): Promise<string> {
