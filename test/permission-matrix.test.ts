@@ -26,7 +26,13 @@ import {
 import { NODE_READ_PERMISSIONS } from "../src/schema/builder.ts";
 import { schema as liveSchema } from "../src/schema/index.ts";
 import { printSchemaSdl } from "../src/schema/print.ts";
-import { createInboxViaApi, createKey, createPodViaApi, deliver } from "./helpers/factories.ts";
+import {
+  createInboxViaApi,
+  createKey,
+  createPodViaApi,
+  deliver,
+  nodesOfMessage,
+} from "./helpers/factories.ts";
 import { gql, ok } from "./helpers/server.ts";
 import { sseSubscribe } from "./helpers/subscriptions.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
@@ -137,6 +143,8 @@ beforeAll(async () => {
     ids[typeName] = Object.values(data[field] as Record<string, { id: string }>)[0]?.id as string;
   }
   ids.ApiKey = (await createKey(server, org.apiKey, { inboxId: ids.Inbox })).id;
+  // Attachments, events and webhook deliveries have no mutation that makes one.
+  Object.assign(ids, await nodesOfMessage(database.db, ids.Message, ids.Webhook));
 });
 
 /** A key of `scope` (inside pod A / inbox A) whose whitelist is exactly `permissions`. */
@@ -342,8 +350,8 @@ async function operationFor(
 }
 
 function forbiddenAt(
-  body: { errors?: { path?: string[]; extensions?: Record<string, unknown> }[] },
-  path: string[],
+  body: { errors?: { path?: (string | number)[]; extensions?: Record<string, unknown> }[] },
+  path: (string | number)[],
 ) {
   return body.errors?.find(
     (e) => JSON.stringify(e.path) === JSON.stringify(path) && e.extensions?.code === "FORBIDDEN",
@@ -427,6 +435,14 @@ describe.each(SCOPES)("the permission matrix for %s keys", (scope) => {
   );
 });
 
+/**
+ * What a type's objects need besides its read permission: a delivery is seen only when its event is
+ * (a message event needs MESSAGE_READ), exactly as in Webhook.deliveries.
+ */
+const NODE_VISIBILITY_PERMISSIONS: Readonly<Record<string, Permission[]>> = {
+  WebhookDelivery: ["MESSAGE_READ"],
+};
+
 describe("node(id:)", () => {
   it.each(Object.entries(NODE_READ_PERMISSIONS))(
     "needs %s's read permission (%s)",
@@ -437,7 +453,7 @@ describe("node(id:)", () => {
         server,
         query,
         { id: ids[typeName] },
-        { key: await keyFor("ORGANIZATION", [permission]) },
+        { key: await keyFor("ORGANIZATION", [permission, ...(NODE_VISIBILITY_PERMISSIONS[typeName] ?? [])]) },
       );
       expect(granted.body).toEqual({ data: { node: { id: ids[typeName] } } });
       const others = [...SCOPE_CEILINGS.ORGANIZATION].filter((p) => p !== permission);
@@ -448,6 +464,33 @@ describe("node(id:)", () => {
         { key: await keyFor("ORGANIZATION", others) },
       );
       expect(forbiddenAt(denied.body, ["node"])?.extensions).toEqual({
+        code: "FORBIDDEN",
+        requiredPermission: permission,
+        fix: permissionFix(permission),
+      });
+    },
+  );
+
+  it.each(Object.entries(NODE_READ_PERMISSIONS))(
+    "nodes(ids:) applies %s's read permission (%s) per id",
+    async (typeName, permission) => {
+      if (!ids[typeName]) throw new Error(`no fixture for ${typeName}`);
+      const query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }";
+      const variables = { ids: [ids[typeName], ids.Pod] };
+      const granted = await gql(server, query, variables, {
+        key: await keyFor("ORGANIZATION", [
+          permission,
+          "POD_READ",
+          ...(NODE_VISIBILITY_PERMISSIONS[typeName] ?? []),
+        ]),
+      });
+      expect(granted.body).toEqual({ data: { nodes: [{ id: ids[typeName] }, { id: ids.Pod }] } });
+      const others = [...SCOPE_CEILINGS.ORGANIZATION].filter((p) => p !== permission);
+      const denied = await gql(server, query, variables, { key: await keyFor("ORGANIZATION", others) });
+      expect((denied.body as { data: { nodes: unknown[] } }).data.nodes).toEqual(
+        permission === "POD_READ" ? [null, null] : [null, { id: ids.Pod }],
+      );
+      expect(forbiddenAt(denied.body, ["nodes", 0])?.extensions).toEqual({
         code: "FORBIDDEN",
         requiredPermission: permission,
         fix: permissionFix(permission),

@@ -41,6 +41,54 @@ export const PERMISSIONS = [
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
+
+/** What each flag allows, for the schema's documentation (the Permission enum and the key whitelist). */
+export const PERMISSION_DESCRIPTIONS: Readonly<Record<Permission, string>> = {
+  INBOX_READ:
+    "Read inboxes in scope: `inboxes`, `inbox`, `node` of an Inbox and the inbox fields of other objects.",
+  INBOX_CREATE: "Create inboxes (`createInbox`) in the caller's pod or organization.",
+  INBOX_UPDATE: "Change an inbox's display name and settings (`updateInbox`).",
+  INBOX_DELETE: "Delete an inbox with all its mail and drafts (`deleteInbox`).",
+  THREAD_READ: "Read threads: `threads`, `thread`, Inbox.threads and `node` of a Thread.",
+  THREAD_DELETE: "Delete a thread with all its messages (`deleteThread`).",
+  MESSAGE_READ:
+    "Read messages, their bodies, headers and attachments (and mint download URLs): `messages`, `message`, " +
+    "`searchMessages`, `events` about messages.",
+  MESSAGE_SEND: "Send, reply to and forward mail (`sendMessage`, `replyToMessage`, `forwardMessage`).",
+  MESSAGE_UPDATE:
+    "Add and remove labels on messages and threads (`updateMessage`, `updateMessages`, `updateThread`).",
+  LABEL_SPAM_READ:
+    "See messages labelled `spam`; without it they are hidden everywhere, as if they did not exist.",
+  LABEL_BLOCKED_READ:
+    "See messages labelled `blocked`; without it they are hidden everywhere, as if they did not exist.",
+  LABEL_TRASH_READ:
+    "See messages labelled `trash`; without it they are hidden everywhere, as if they did not exist.",
+  DRAFT_READ: "Read drafts: `drafts`, `draft` and `node` of a Draft.",
+  DRAFT_CREATE: "Create drafts (`createDraft`).",
+  DRAFT_UPDATE: "Change and schedule drafts (`updateDraft`).",
+  DRAFT_DELETE: "Delete drafts (`deleteDraft`).",
+  DRAFT_SEND: "Send drafts (`sendDraft`) and approve drafts waiting for approval (`approveDraft`).",
+  WEBHOOK_READ: "Read webhooks and their delivery attempts: `webhooks`, `webhook`, Webhook.deliveries.",
+  WEBHOOK_CREATE: "Register webhooks (`createWebhook`).",
+  WEBHOOK_UPDATE: "Change a webhook's URL, event types or enabled state (`updateWebhook`).",
+  WEBHOOK_DELETE: "Delete webhooks (`deleteWebhook`).",
+  DOMAIN_READ: "Read custom sending domains and their DNS records: `domains`, `domain`.",
+  DOMAIN_CREATE: "Add custom domains (`createDomain`).",
+  DOMAIN_UPDATE: "Re-check a domain's DNS records (`verifyDomain`).",
+  DOMAIN_DELETE: "Remove custom domains (`deleteDomain`).",
+  LIST_ENTRY_READ: "Read allow and block list entries (`listEntries`).",
+  LIST_ENTRY_CREATE: "Add allow and block list entries (`createListEntry`).",
+  LIST_ENTRY_DELETE: "Remove list entries, including read-only suppressions (`deleteListEntry`).",
+  METRICS_READ: "Read event counts per time bucket (`metrics`).",
+  API_KEY_READ: "List the API keys in scope (`apiKeys`); never their secrets.",
+  API_KEY_CREATE:
+    "Create, roll and change API keys in scope (`createApiKey`, `rollApiKey`, `updateApiKey`); a key never gets " +
+    "more than its creator has.",
+  API_KEY_DELETE: "Delete API keys in scope (`deleteApiKey`).",
+  POD_READ: "Read pods: `pods`, `pod`, `node` of a Pod.",
+  POD_CREATE: "Create pods (`createPod`); organization-scoped callers only.",
+  POD_DELETE: "Delete a pod with everything in it (`deletePod`); organization-scoped callers only.",
+};
 export type PermissionSet = ReadonlySet<Permission>;
 export type KeyScope = "ORGANIZATION" | "POD" | "INBOX";
 export type OrganizationStatus = "ACTIVE" | "AGENT_UNVERIFIED" | "AGENT_VERIFIED";

@@ -49,6 +49,22 @@ export async function eventsAfter(
   return query.orderBy("e.xid", "asc").orderBy("e.id", "asc").limit(limit).execute();
 }
 
+/** The events among `ids` that `visibility` may read (by the same rule as eventsAfter), in no order. */
+export async function readableEventsByIds(
+  db: Db,
+  visibility: EventVisibility,
+  ids: readonly string[],
+): Promise<Event[]> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom("events as e")
+    .selectAll("e")
+    .where("e.org_id", "=", visibility.orgId)
+    .where("e.id", "in", ids)
+    .where(eventReadable("e", visibility))
+    .execute();
+}
+
 /** Up to `limit` settled events of the organization after `position`, in order, for everyone (live subscribers judge them in memory). */
 export async function settledEventsAfter(
   db: Db,

@@ -332,6 +332,19 @@ export async function messagesOfThreads(
   return byThread;
 }
 
+/** An attachment's columns but its content (fetched only when asked for). */
+const ATTACHMENT_COLUMNS = [
+  "a.org_id",
+  "a.id",
+  "a.message_id",
+  "a.filename",
+  "a.content_type",
+  "a.size_bytes",
+  "a.content_id",
+  "a.disposition",
+  "a.created_at",
+] as const;
+
 /** Attachments of visible messages, without their content (fetched only when asked for). */
 export async function attachmentsOfMessages(
   db: Db,
@@ -345,17 +358,7 @@ export async function attachmentsOfMessages(
     .innerJoin("messages as m", (join) =>
       join.onRef("m.org_id", "=", "a.org_id").onRef("m.id", "=", "a.message_id"),
     )
-    .select([
-      "a.org_id",
-      "a.id",
-      "a.message_id",
-      "a.filename",
-      "a.content_type",
-      "a.size_bytes",
-      "a.content_id",
-      "a.disposition",
-      "a.created_at",
-    ])
+    .select(ATTACHMENT_COLUMNS)
     .where("a.org_id", "=", scope.orgId)
     .where("a.message_id", "in", messageIds)
     .where(() => visible(scope))
@@ -375,6 +378,16 @@ function visibleAttachments(db: Db, scope: TenantScope, attachmentIds: readonly 
     .where("a.org_id", "=", scope.orgId)
     .where("a.id", "in", attachmentIds)
     .where(() => visible(scope));
+}
+
+/** Attachments of visible messages by id, without their content, in no order. */
+export async function attachmentsByIds(
+  db: Db,
+  scope: TenantScope,
+  attachmentIds: readonly string[],
+): Promise<Attachment[]> {
+  if (attachmentIds.length === 0) return [];
+  return visibleAttachments(db, scope, attachmentIds).select(ATTACHMENT_COLUMNS).execute();
 }
 
 export async function attachmentContents(

@@ -1,6 +1,7 @@
 import { type ApiKey, apiKeysByIds, listApiKeys } from "../api-keys/repository.ts";
 import { createApiKey, revokeApiKey, rollApiKey, updateApiKey } from "../api-keys/service.ts";
 import {
+  PERMISSION_DESCRIPTIONS,
   PERMISSIONS,
   type Permission,
   permissionFieldName,
@@ -24,7 +25,10 @@ const ApiKeyPermissionsRef = builder.objectRef<ReadonlySet<Permission>>("ApiKeyP
     Object.fromEntries(
       PERMISSIONS.map((permission) => [
         permissionFieldName(permission),
-        t.boolean({ resolve: (granted) => granted.has(permission) }),
+        t.boolean({
+          description: `True when ${permission} is granted: ${PERMISSION_DESCRIPTIONS[permission]}`,
+          resolve: (granted) => granted.has(permission),
+        }),
       ]),
     ),
 });
@@ -32,7 +36,12 @@ const ApiKeyPermissionsRef = builder.objectRef<ReadonlySet<Permission>>("ApiKeyP
 const ApiKeyPermissionsInput = builder.inputType("ApiKeyPermissionsInput", {
   description: "A whitelist: only flags set to true are granted; omitted or false is denied.",
   fields: (t) =>
-    Object.fromEntries(PERMISSIONS.map((permission) => [permissionFieldName(permission), t.boolean()])),
+    Object.fromEntries(
+      PERMISSIONS.map((permission) => [
+        permissionFieldName(permission),
+        t.boolean({ description: `Grant ${permission}: ${PERMISSION_DESCRIPTIONS[permission]}` }),
+      ]),
+    ),
 });
 
 export const ApiKeyRef = loadableNodeRef<ApiKey, string, string>("ApiKey", {

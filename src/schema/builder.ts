@@ -9,7 +9,8 @@ import { GraphQLError, type GraphQLSchema, isInterfaceType, isObjectType, Kind }
 import { forbidden, isPermission, type Permission } from "../auth/permissions.ts";
 import { badUserInput, notFound, unauthenticated } from "../errors.ts";
 import type { Context } from "./context.ts";
-import { parseGlobalId } from "./global-id.ts";
+import { isNodeType, issuedGlobalId, parseGlobalId, unloadableIdError } from "./global-id.ts";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./page-size.ts";
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -47,6 +48,7 @@ export const builder = new SchemaBuilder<{
     },
   },
   relay: {
+    encodeGlobalID: (typename, id) => issuedGlobalId(typename, id),
     // A malformed id is reported like a missing row: NOT_FOUND, never a bare error.
     decodeGlobalID: (globalID) => {
       const parsed = parseGlobalId(globalID);
@@ -67,10 +69,42 @@ export const builder = new SchemaBuilder<{
         const permission = NODE_READ_PERMISSIONS[typename];
         return permission ? { permission } : { authenticated: true };
       },
+      resolve: (_root, args, _context, info, resolveNode) => {
+        if (!isNodeType(info.schema, args.id.typename))
+          throw unloadableIdError(info.schema, args.id.typename);
+        return resolveNode(args.id);
+      },
     },
     nodesQueryOptions: false,
-    edgesFieldOptions: { nullable: false },
-    nodeFieldOptions: { nullable: false },
+    edgesFieldOptions: { nullable: false, description: "The items of this page, in the list's order." },
+    nodeFieldOptions: { nullable: false, description: "The item." },
+    cursorFieldOptions: {
+      description: "Opaque: pass it as `after` (or `before`) to continue right after (before) this item.",
+    },
+    pageInfoFieldOptions: { description: "Where this page sits in the list and how to fetch the next one." },
+    pageInfoTypeOptions: { description: "Where a page sits in its list (Relay cursor connections)." },
+    hasNextPageFieldOptions: { description: "True when more items follow this page." },
+    hasPreviousPageFieldOptions: { description: "True when items precede this page." },
+    startCursorFieldOptions: { description: "The first item's cursor; null for an empty page." },
+    endCursorFieldOptions: {
+      description: "The last item's cursor, for `after` of the next page; null for an empty page.",
+    },
+    firstArgOptions: {
+      description: `At most this many items from the start (or after \`after\`): 0–${MAX_PAGE_SIZE}, default ${DEFAULT_PAGE_SIZE}.`,
+    },
+    afterArgOptions: {
+      description: "Continue after this cursor (an edge's `cursor` or `pageInfo.endCursor`).",
+    },
+    lastArgOptions: {
+      description: `At most this many items from the end (or before \`before\`): 0–${MAX_PAGE_SIZE}.`,
+    },
+    beforeArgOptions: {
+      description: "Continue before this cursor (an edge's `cursor` or `pageInfo.startCursor`).",
+    },
+    nodeTypeOptions: {
+      description: "An object with a global id, loadable with `node(id:)` and `nodes(ids:)`.",
+    },
+    idFieldOptions: { description: "Global id: opaque, stable, accepted by `node(id:)`." },
   },
 });
 
@@ -85,6 +119,8 @@ export const NODE_READ_PERMISSIONS: Readonly<Record<string, Permission>> = {
   Domain: "DOMAIN_READ",
   ListEntry: "LIST_ENTRY_READ",
   ApiKey: "API_KEY_READ",
+  Attachment: "MESSAGE_READ",
+  WebhookDelivery: "WEBHOOK_READ",
 };
 
 function typenameOf(globalId: string): string {

@@ -6,9 +6,9 @@ import { isRowId } from "../db/ids.ts";
 import type { KeysetPage } from "../db/keyset.ts";
 import { badUserInput } from "../errors.ts";
 import { builder } from "./builder.ts";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./page-size.ts";
 
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 200;
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE };
 
 export interface ConnectionArgs {
   first?: number | null | undefined;
@@ -137,8 +137,17 @@ export function connectionOf<T extends ObjectRef<any, any>>(
   let connection = connections.get(name);
   if (!connection) {
     connection = builder.connectionObject(
-      { type: ref, name: `${name}Connection`, description: descriptions.connection },
-      { name: `${name}Edge`, description: descriptions.edge },
+      {
+        type: ref,
+        name: `${name}Connection`,
+        description:
+          descriptions.connection ??
+          `A page of ${name} objects (a Relay connection): \`edges\` in order, \`pageInfo\` to fetch the next page.`,
+      },
+      {
+        name: `${name}Edge`,
+        description: descriptions.edge ?? `One ${name} in a page, with the cursor that resumes after it.`,
+      },
     );
     connections.set(name, connection);
   }

@@ -1,10 +1,10 @@
 // The Event type, Query.events (a page of events after a cursor) and the subscriptions (events with
 // replay from a cursor, messageReceived), over graphql-ws and SSE, each run on the event stream of
 // src/events/stream.ts. One cursor serves them all and webhooks too (docs/events.md, "One cursor").
-import { encodeGlobalID } from "@pothos/plugin-relay";
 import { GraphQLError } from "graphql";
 import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { tenantScopeOf } from "../auth/principal.ts";
+import { notFound } from "../errors.ts";
 import {
   decodeEventCursor,
   type EventPosition,
@@ -13,8 +13,8 @@ import {
   positionOf,
   START,
 } from "../events/cursor.ts";
-import { type DeliveredEvent, eventPage } from "../events/page.ts";
-import type { EventFilter } from "../events/repository.ts";
+import { type DeliveredEvent, eventPage, withMessages } from "../events/page.ts";
+import { type EventFilter, readableEventsByIds } from "../events/repository.ts";
 import { eventStream } from "../events/stream.ts";
 import { eventVisibilityOf, shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
@@ -26,6 +26,7 @@ import { DraftRef } from "./draft.ts";
 import { EventTypeEnum } from "./event-type.ts";
 import { decodeId, parseGlobalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
+import { loadableNodeRef } from "./loaders.ts";
 import { MessageRef } from "./message.ts";
 import { ThreadRef } from "./thread.ts";
 
@@ -47,15 +48,30 @@ function namedOrNull<T>(ref: Loadable<T>, id: string | null, context: Context): 
     });
 }
 
-export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event").implement({
+/** The messages of a batch of events, as they are now, in one statement. */
+const messagesFor = (context: Context) => (orgId: string, ids: readonly string[]) =>
+  eventMessages(context.services.db, orgId, ids);
+
+export const EventRef = loadableNodeRef<DeliveredEvent<MessageSummary>, string, string>("Event", {
+  id: {
+    description: "Global id of the event: a webhook payload's `eventId`.",
+    resolve: ({ event }) => event.id,
+  },
+  // The same rule as Query.events and the subscription: an event the caller could not page to is NOT_FOUND.
+  load: async (ids, context) => {
+    const visibility = eventVisibilityOf(context.principal);
+    const events = await readableEventsByIds(context.services.db, visibility, ids);
+    const delivered = await withMessages(messagesFor(context), visibility.orgId, events);
+    const byId = new Map(delivered.map((d) => [String(d.event.id), d]));
+    return ids.map((id) => byId.get(String(id)) ?? notFound("Event"));
+  },
+});
+
+EventRef.implement({
   description:
     "Something that happened. `cursor` resumes right after this event on any channel: a page of `events`, " +
     "the `events` subscription, or (as the `cursor` of its payload) a webhook.",
   fields: (t) => ({
-    id: t.id({
-      description: "The event's id: a webhook payload's `eventId`.",
-      resolve: ({ event }) => encodeGlobalID("Event", event.id),
-    }),
     cursor: t.string({
       description:
         "Resume right after this event: `after` of Query.events or Subscription.events. The same value a " +
@@ -107,10 +123,6 @@ export const EventRef = builder.objectRef<DeliveredEvent<MessageSummary>>("Event
     }),
   }),
 });
-
-/** The messages of a batch of events, as they are now, in one statement. */
-const messagesFor = (context: Context) => (orgId: string, ids: readonly string[]) =>
-  eventMessages(context.services.db, orgId, ids);
 
 /** The filter arguments Query.events and Subscription.events share, decoded. */
 function filterOf(args: {

@@ -1,6 +1,7 @@
 // Imports every type file and exports the finished schema; nothing else.
 import { assertValidSchema } from "graphql";
 import { builder, describeRequirements } from "./builder.ts";
+import { describeSchema } from "./descriptions.ts";
 import { withRequiresDirective } from "./permission.ts";
 import "./organization.ts";
 import "./pod.ts";
@@ -23,8 +24,11 @@ import "./send.ts";
 import "./metrics.ts";
 import "./search.ts";
 import "./check-access.ts";
+import "./node.ts";
 
-export const schema = withRequiresDirective(describeRequirements(builder.toSchema({ sortSchema: false })));
+export const schema = withRequiresDirective(
+  describeRequirements(describeSchema(builder.toSchema({ sortSchema: false }))),
+);
 
 // Fail at start-up, not on the first request.
 assertValidSchema(schema);
@@ -32,6 +36,6 @@ assertValidSchema(schema);
 /** The same schema without permission checks: only for BENCH_DISABLE_AUTHORIZATION (src/config.ts). */
 export function schemaWithoutAuthorization() {
   return withRequiresDirective(
-    describeRequirements(builder.toSchema({ sortSchema: false, disableScopeAuth: true })),
+    describeRequirements(describeSchema(builder.toSchema({ sortSchema: false, disableScopeAuth: true }))),
   );
 }

@@ -1,4 +1,3 @@
-import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { GraphQLResolveInfo } from "graphql";
 import { isTimeKey } from "../db/keyset.ts";
 import type { MessageAuthenticationData } from "../db/types.ts";
@@ -8,6 +7,7 @@ import { extractedHtml, extractedText } from "../mail/reply.ts";
 import {
   type Attachment,
   attachmentContentsBase64,
+  attachmentsByIds,
   attachmentsOfMessages,
   listMessages,
   type MessageBody,
@@ -26,7 +26,7 @@ import { builder, requires } from "./builder.ts";
 import { type ConnectionArgs, connectionOf, keysetConnection } from "./connection.ts";
 import { type Context, scopeOf } from "./context.ts";
 import { downloadLinkField } from "./download-url.ts";
-import { decodeId, optionalId } from "./global-id.ts";
+import { DRAFT_ATTACHMENT_ID_MARK, decodeId, optionalId } from "./global-id.ts";
 import { InboxRef } from "./inbox.ts";
 import { inputRule, LABEL_FILTER } from "./input-rules.ts";
 import { contextLoader, inIdOrder, loadableNodeRef } from "./loaders.ts";
@@ -201,19 +201,27 @@ function extracted(body: "text" | "html", field: string, transform: (value: stri
 
 /**
  * A message's attachment, or a draft's (docs/sending.md, "Draft attachments"): one GraphQL type, read
- * and downloaded under the rules of whatever holds it.
+ * and downloaded under the rules of whatever holds it. A message's attachment loads by its global id
+ * (node/nodes); a draft's has an id of its own kind (`DraftAttachment:<id>`, builder.ts's
+ * encodeGlobalID) that does not load by id: it is read through its draft (docs/schema.md).
  */
 export type AttachmentSource = Attachment | DraftAttachment;
 
 const ofDraft = (attachment: AttachmentSource): attachment is DraftAttachment => "draft_id" in attachment;
 
-export const AttachmentRef = builder.objectRef<AttachmentSource>("Attachment").implement({
+export const AttachmentRef = loadableNodeRef<AttachmentSource, string, string>("Attachment", {
+  id: {
+    resolve: (attachment) =>
+      ofDraft(attachment) ? `${DRAFT_ATTACHMENT_ID_MARK}${attachment.id}` : attachment.id,
+  },
+  // Scope and hidden labels are the message's: an attachment is seen exactly when its message is.
+  load: async (ids, context) =>
+    inIdOrder(ids, await attachmentsByIds(context.services.db, scopeOf(context), ids), "Attachment"),
+});
+
+AttachmentRef.implement({
   description: "A file attached to a message, or to a draft (sent with it).",
   fields: (t) => ({
-    id: t.id({
-      resolve: (attachment) =>
-        encodeGlobalID(ofDraft(attachment) ? "DraftAttachment" : "Attachment", attachment.id),
-    }),
     filename: t.exposeString("filename", { nullable: true }),
     contentType: t.exposeString("content_type"),
     size: t.int({ resolve: (attachment) => attachment.size_bytes }),

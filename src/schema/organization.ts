@@ -8,11 +8,17 @@ export const OrganizationRef = builder.objectRef<Organization>("Organization");
 
 builder.node(OrganizationRef, {
   id: { resolve: (organization) => organization.id },
-  loadOne: async (id, context) => {
+  // Many at once (nodes(ids:)), each answered alone: one id that is not the caller's fails only itself.
+  loadMany: async (ids, context) => {
     const organization = await organizationOf(context.services.db, scopeOf(context));
     // Any organization but the caller's own is reported exactly like a missing one.
-    if (!organization || organization.id !== String(id)) throw notFound("Organization");
-    return organization;
+    // Pothos reports an Error in the list as that id's error; its type lists only loaded objects.
+    return ids.map(
+      (id) =>
+        (organization && organization.id === String(id)
+          ? organization
+          : notFound("Organization")) as unknown as Organization,
+    );
   },
   fields: (t) => ({
     name: t.exposeString("name"),

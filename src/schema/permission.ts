@@ -6,13 +6,15 @@ import {
   GraphQLNonNull,
   type GraphQLSchema,
 } from "graphql";
-import { PERMISSIONS } from "../auth/permissions.ts";
+import { PERMISSION_DESCRIPTIONS, PERMISSIONS } from "../auth/permissions.ts";
 import { builder } from "./builder.ts";
 
 export const PermissionEnum = builder.enumType("Permission", {
   description:
     "A permission flag. Effective permissions are the scope ceiling ∩ the key's whitelist ∩ other ceilings.",
-  values: PERMISSIONS,
+  values: Object.fromEntries(
+    PERMISSIONS.map((permission) => [permission, { description: PERMISSION_DESCRIPTIONS[permission] }]),
+  ) as Record<(typeof PERMISSIONS)[number], { description: string }>,
 });
 
 export const KeyScopeEnum = builder.enumType("KeyScope", {
@@ -30,7 +32,12 @@ export function withRequiresDirective(schema: GraphQLSchema): GraphQLSchema {
     name: "requires",
     description: "The permission a caller needs for this field; without it the field fails with FORBIDDEN.",
     locations: [DirectiveLocation.FIELD_DEFINITION],
-    args: { permission: { type: new GraphQLNonNull(permission) } },
+    args: {
+      permission: {
+        type: new GraphQLNonNull(permission),
+        description: "The permission flag the field needs.",
+      },
+    },
   });
   const config = schema.toConfig();
   return new (schema.constructor as typeof GraphQLSchema)({

@@ -1,3 +1,4 @@
+import { encodeGlobalID } from "@pothos/plugin-relay";
 import { SESSION_COOKIE } from "../auth/credentials.ts";
 import { foreignOriginError } from "../auth/origin.ts";
 import type { SessionPrincipal } from "../auth/principal.ts";
@@ -10,7 +11,8 @@ export const RoleEnum = builder.enumType("Role", { values: { ADMIN: {}, MEMBER: 
 export const UserRef = builder.objectRef<User>("User").implement({
   description: "A person who signs in with email and password.",
   fields: (t) => ({
-    id: t.exposeID("id"),
+    // A global id like every other, though people are not nodes: they are reached through `viewer` only.
+    id: t.id({ resolve: (user) => encodeGlobalID("User", user.id) }),
     email: t.exposeString("email"),
     role: t.field({ type: RoleEnum, resolve: (user) => user.role }),
     createdAt: t.field({ type: "DateTime", resolve: (user) => user.created_at }),

@@ -1,18 +1,29 @@
 import { eventVisibilityOf } from "../events/visibility.ts";
-import { listDeliveries, type WebhookDelivery } from "../webhooks/repository.ts";
+import { deliveriesByIds, listDeliveries, type WebhookDelivery } from "../webhooks/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { isIdKey, keysetConnection } from "./connection.ts";
 import { EventTypeEnum } from "./event-type.ts";
+import { inIdOrder, loadableNodeRef } from "./loaders.ts";
 import { WebhookRef } from "./webhook.ts";
 
 const DeliveryStatusEnum = builder.enumType("WebhookDeliveryStatus", {
   values: { PENDING: {}, SUCCEEDED: {}, FAILED: {} } as const,
 });
 
-const WebhookDeliveryRef = builder.objectRef<WebhookDelivery>("WebhookDelivery").implement({
+const WebhookDeliveryRef = loadableNodeRef<WebhookDelivery, string, string>("WebhookDelivery", {
+  id: { resolve: (delivery) => delivery.id },
+  // The same rows as Webhook.deliveries: in scope, and only about events the caller may read.
+  load: async (ids, context) =>
+    inIdOrder(
+      ids,
+      await deliveriesByIds(context.services.db, eventVisibilityOf(context.principal), ids),
+      "WebhookDelivery",
+    ),
+});
+
+WebhookDeliveryRef.implement({
   description: "One event's delivery to one webhook: every attempt uses the same webhook-id header.",
   fields: (t) => ({
-    id: t.exposeID("id"),
     eventType: t.field({ type: EventTypeEnum, resolve: (d) => d.event_type as never }),
     status: t.field({ type: DeliveryStatusEnum, resolve: (d) => d.status }),
     attempts: t.exposeInt("attempts"),

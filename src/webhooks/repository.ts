@@ -155,16 +155,11 @@ export async function deleteWebhook(db: Db, scope: TenantScope, id: string): Pro
 export type WebhookDelivery = Selectable<WebhookDeliveryTable> & { event_type: string };
 
 /**
- * A webhook's deliveries, newest first, inside the caller's scope (through the webhook's own scope),
- * and only those about events the caller may read: a delivery about spam is as hidden from a caller
- * without LABEL_SPAM_READ as the spam itself.
+ * Deliveries inside the caller's scope (through the webhook's own scope), and only those about events
+ * the caller may read: a delivery about spam is as hidden from a caller without LABEL_SPAM_READ as the
+ * spam itself.
  */
-export async function listDeliveries(
-  db: Db,
-  visibility: EventVisibility,
-  webhookId: string,
-  page: KeysetPage<string>,
-): Promise<WebhookDelivery[]> {
+function readableDeliveries(db: Db, visibility: EventVisibility) {
   let query = db
     .selectFrom("webhook_deliveries as d")
     .innerJoin("webhooks as w", (join) =>
@@ -176,9 +171,32 @@ export async function listDeliveries(
     .selectAll("d")
     .select("e.type as event_type")
     .where("d.org_id", "=", visibility.orgId)
-    .where("d.webhook_id", "=", webhookId)
     .where(eventReadable("e", visibility));
   if (visibility.podId !== null) query = query.where("w.pod_id", "=", visibility.podId);
   if (visibility.inboxId !== null) query = query.where("w.inbox_id", "=", visibility.inboxId);
-  return pageById(query, "d.id", page).execute();
+  return query;
+}
+
+/** A webhook's deliveries the caller may read (readableDeliveries), newest first. */
+export async function listDeliveries(
+  db: Db,
+  visibility: EventVisibility,
+  webhookId: string,
+  page: KeysetPage<string>,
+): Promise<WebhookDelivery[]> {
+  return pageById(
+    readableDeliveries(db, visibility).where("d.webhook_id", "=", webhookId),
+    "d.id",
+    page,
+  ).execute();
+}
+
+/** The deliveries among `ids` the caller may read (readableDeliveries), in no order. */
+export async function deliveriesByIds(
+  db: Db,
+  visibility: EventVisibility,
+  ids: readonly string[],
+): Promise<WebhookDelivery[]> {
+  if (ids.length === 0) return [];
+  return readableDeliveries(db, visibility).where("d.id", "in", ids).execute();
 }

@@ -118,3 +118,48 @@ export async function deliver(
     messageIdHeader,
   };
 }
+
+/**
+ * Nodes no mutation makes, as rows for a delivered message: an attachment on it, its MESSAGE_RECEIVED
+ * event and (given a webhook) a delivery of that event. Global ids by type name.
+ */
+export async function nodesOfMessage(
+  db: Db,
+  messageGlobalId: string,
+  webhookGlobalId?: string,
+): Promise<{ Attachment: string; Event: string; WebhookDelivery?: string }> {
+  const message = await db
+    .selectFrom("messages")
+    .select(["org_id", "id"])
+    .where("id", "=", decodeGlobalID(messageGlobalId).id)
+    .executeTakeFirstOrThrow();
+  const attachment = await db
+    .insertInto("attachments")
+    .values({
+      org_id: message.org_id,
+      message_id: message.id,
+      filename: "a.txt",
+      content_type: "text/plain",
+      size_bytes: 1,
+      content: Buffer.from("a"),
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  const event = await db
+    .selectFrom("events")
+    .select("id")
+    .where("org_id", "=", message.org_id)
+    .where("message_id", "=", message.id)
+    .executeTakeFirstOrThrow();
+  const nodes = {
+    Attachment: encodeGlobalID("Attachment", attachment.id),
+    Event: encodeGlobalID("Event", event.id),
+  };
+  if (!webhookGlobalId) return nodes;
+  const delivery = await db
+    .insertInto("webhook_deliveries")
+    .values({ org_id: message.org_id, webhook_id: decodeGlobalID(webhookGlobalId).id, event_id: event.id })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return { ...nodes, WebhookDelivery: encodeGlobalID("WebhookDelivery", delivery.id) };
+}
