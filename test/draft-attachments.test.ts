@@ -124,6 +124,15 @@ describe("a draft's attachments", () => {
     ]);
     expect(draft.attachments[0].contentBase64).toBe(PDF.toString("base64"));
     expect(decodeGlobalID(draft.attachments[0].id).typename).toBe("DraftAttachment");
+    // Its id names no message's attachment (same row number or not) and does not load by id.
+    const byId = await gql(
+      server,
+      "query($id: ID!, $ids: [ID!]!) { node(id: $id) { id } nodes(ids: $ids) { id } }",
+      { id: draft.attachments[0].id, ids: [draft.attachments[0].id] },
+      { key: org.apiKey },
+    );
+    expect(byId.body.data).toEqual({ node: null, nodes: [null] });
+    expect(byId.body.errors?.map((error) => error.extensions?.code)).toEqual(["NOT_FOUND"]);
 
     const download = await fetch(draft.attachments[1].downloadUrl);
     expect(download.status).toBe(200);
