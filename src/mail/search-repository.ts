@@ -175,21 +175,43 @@ export async function searchMessages(
     ? estimate.matches <= candidates ||
       (estimate.bitmap && estimate.matches <= sparseMatches(estimate.searched, candidates))
     : plan === "bitmap";
-  const candidateRows = sparse
-    ? sql`
-      matched AS MATERIALIZED (SELECT m.id, m.created_at FROM messages m WHERE ${conditions}),
-      candidates AS MATERIALIZED (
-        SELECT m.id, m.created_at, m.search_vector
-        FROM (SELECT id FROM matched ORDER BY created_at DESC, id DESC LIMIT ${candidates}) n
-        JOIN messages m ON m.org_id = ${scope.orgId} AND m.id = n.id
-      )`
-    : sql`
+  // A phrase's exact check (`<->`) reads each row's whole vector, which its GIN bitmap cannot spare
+  // (the index keeps no positions): the rows holding its word pairs are taken newest first and
+  // checked one by one until the window is full, instead of checking every one of them. LATERAL
+  // keeps the nested loop, so the rows are checked in the order of `n` and the check stops early.
+  let candidateRows: RawBuilder<unknown>;
+  if (!sparse) {
+    candidateRows = sql`
       candidates AS MATERIALIZED (
         SELECT m.id, m.created_at, m.search_vector FROM messages m
         WHERE ${conditions}
         ORDER BY m.created_at DESC, m.id DESC
         LIMIT ${candidates}
       )`;
+  } else if (search.pairs) {
+    candidateRows = sql`
+      matched AS MATERIALIZED (
+        SELECT m.id, m.created_at FROM messages m
+        WHERE ${sql.join([...searched, sql`mail_search_pairs(m.search_vector) @@ ${search.pairs}::tsquery`], sql` AND `)}
+      ),
+      candidates AS MATERIALIZED (
+        SELECT p.id, p.created_at, p.search_vector
+        FROM (SELECT id FROM matched ORDER BY created_at DESC, id DESC) n
+        CROSS JOIN LATERAL (
+          SELECT m.id, m.created_at, m.search_vector FROM messages m
+          WHERE m.org_id = ${scope.orgId} AND m.id = n.id AND m.search_vector @@ ${q}
+        ) p
+        LIMIT ${candidates}
+      )`;
+  } else {
+    candidateRows = sql`
+      matched AS MATERIALIZED (SELECT m.id, m.created_at FROM messages m WHERE ${conditions}),
+      candidates AS MATERIALIZED (
+        SELECT m.id, m.created_at, m.search_vector
+        FROM (SELECT id FROM matched ORDER BY created_at DESC, id DESC LIMIT ${candidates}) n
+        JOIN messages m ON m.org_id = ${scope.orgId} AND m.id = n.id
+      )`;
+  }
   const { rows } = await sql<{ id: string; rank: string; window: SearchWindow }>`
     WITH ${candidateRows}
     SELECT r.id::text AS id, r.rank::text AS rank,
