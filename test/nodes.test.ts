@@ -83,7 +83,9 @@ describe("node(id:) and nodes(ids:)", () => {
       Math.min(await statementsFor(messages), await statementsFor(messages), await statementsFor(messages));
     const one = await least([mine.ids.Message]);
     const five = await least([mine.ids.Message, ...more.map((m) => m.id)]);
-    expect(five).toBe(one);
+    // A statement per message would be four more; the one statement of slack is the event read's
+    // short-lived shared cache (src/events/bus.ts), hit or missed depending on the moment.
+    expect(Math.abs(five - one)).toBeLessThanOrEqual(1);
   });
 
   it("refuse more than 100 ids with BAD_USER_INPUT naming ids", async () => {

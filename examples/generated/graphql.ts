@@ -4,24 +4,31 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+/** A file to attach when sending, replying or drafting. */
 export type AttachmentInput = {
   /** The file's bytes, base64-encoded. */
   contentBase64: string;
   /** A MIME type; unset: guessed from the filename. */
   contentType?: string | null | undefined;
+  /** The file name recipients see. */
   filename: string;
 };
 
+/** The input of `replyToMessage`. */
 export type ReplyToMessageInput = {
+  /** Files to attach. */
   attachments?: Array<AttachmentInput> | null | undefined;
+  /** HTML body of the reply. */
   html?: string | null | undefined;
   /** Sends at most once: within 24 hours, a repeat with this key and the same input returns the first call's message and sends nothing; with another input it fails IDEMPOTENCY_CONFLICT. 1–255 printable characters. The HTTP header Idempotency-Key means the same. */
   idempotencyKey?: string | null | undefined;
   /** Labels for the sent copy, besides `sent`. */
   labels?: Array<string> | null | undefined;
+  /** Global id of the message to reply to. */
   messageId: string | number;
   /** Also to the original's other To and Cc recipients (never to the replying inbox itself). */
   replyAll?: boolean | null | undefined;
+  /** Plain-text body of the reply. */
   text?: string | null | undefined;
 };
 
