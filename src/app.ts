@@ -133,7 +133,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
     const authenticator = new Authenticator(db.db, { logger, pepper: config.tokenPepper });
     await authenticator.attach(pgListener);
     const events = new EventBus(logger, observability.eventDelivered);
-    events.attach(db.db);
+    events.attach(db.pool);
     Object.assign(services, {
       config,
       db: db.db,

@@ -3,9 +3,8 @@
 // "Order without a lock"); instead one watcher per node asks, every POLL_MS and only while someone
 // subscribes, where each subscribed organization's settled events end, in one statement, and wakes
 // that organization's subscribers when it moved. Subscribers then read from their own cursors.
-import { sql } from "kysely";
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/database.ts";
+import type pg from "pg";
 import type { Logger } from "../logger.ts";
 
 type Subscriber = () => void;
@@ -26,7 +25,7 @@ export class EventBus {
     ttl: 2_000,
     ttlAutopurge: true,
   });
-  private db: Db | undefined;
+  private pool: pg.Pool | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
@@ -37,9 +36,13 @@ export class EventBus {
     private readonly observeLag?: (ms: number) => void,
   ) {}
 
-  /** Starts watching with `db` (the watcher runs only while someone subscribes). */
-  attach(db: Db): void {
-    this.db = db;
+  /**
+   * Starts watching with the application's pool (the watcher runs only while someone subscribes). Its
+   * statements go to the pool directly: they are the node's background work, not any request's, so
+   * they stay out of the per-request statement count (Services.statementCount).
+   */
+  attach(pool: pg.Pool): void {
+    this.pool = pool;
     this.stopped = false;
     this.schedule();
   }
@@ -51,7 +54,7 @@ export class EventBus {
   }
 
   private schedule(): void {
-    if (this.stopped || this.timer || this.polling || !this.db || this.byOrg.size === 0) return;
+    if (this.stopped || this.timer || this.polling || !this.pool || this.byOrg.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.polling = true;
@@ -65,19 +68,21 @@ export class EventBus {
 
   /** One statement for every subscribed organization: the newest settled event of each. */
   private async poll(): Promise<void> {
-    const db = this.db;
+    const pool = this.pool;
     const orgIds = [...this.byOrg.keys()];
-    if (!db || orgIds.length === 0) return;
+    if (!pool || orgIds.length === 0) return;
     let rows: { org_id: string; xid: string; id: string; created_at: Date }[];
     try {
-      ({ rows } = await sql<{ org_id: string; xid: string; id: string; created_at: Date }>`
-        SELECT o.org_id::text AS org_id, top.xid, top.id, top.created_at
-        FROM unnest(${orgIds}::bigint[]) AS o(org_id)
-        CROSS JOIN LATERAL (
-          SELECT e.xid, e.id, e.created_at FROM events e
-          WHERE e.org_id = o.org_id AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY e.xid DESC, e.id DESC LIMIT 1
-        ) AS top`.execute(db));
+      ({ rows } = await pool.query<{ org_id: string; xid: string; id: string; created_at: Date }>(
+        `SELECT o.org_id::text AS org_id, top.xid::text AS xid, top.id::text AS id, top.created_at
+         FROM unnest($1::bigint[]) AS o(org_id)
+         CROSS JOIN LATERAL (
+           SELECT e.xid, e.id, e.created_at FROM events e
+           WHERE e.org_id = o.org_id AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+           ORDER BY e.xid DESC, e.id DESC LIMIT 1
+         ) AS top`,
+        [orgIds],
+      ));
     } catch (error) {
       // The database is away: look again at the next tick; subscribers keep their cursors.
       this.logger?.debug({ err: error }, "event watcher could not read");
