@@ -142,6 +142,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       events,
       clock: new Clock(),
       statementCount: db.statementCount,
+      statementsOf: (requestId: string) => observability.statementsOf(requestId),
       rateLimiter: new RateLimiter(config, logger),
       ingestQueue: createIngestQueue(db.db, logger.child({ component: "ingest" }), {
         timeoutMs: config.mailStoreTimeoutMs,

@@ -16,7 +16,13 @@ export interface Services {
   /** This node's fan-out of committed events to its subscribers. */
   events: EventBus;
   clock: Clock;
+  /** Every SQL statement of the process so far (the pool's, through Kysely). */
   statementCount: () => number;
+  /**
+   * The SQL statements of one recent HTTP request, by its X-Request-Id (undefined when unknown or
+   * too old): counted in the request's own asynchronous context, so work running beside it is not.
+   */
+  statementsOf: (requestId: string) => number | undefined;
   /** Request limits (memory, or Redis shared by every node). */
   rateLimiter: RateLimiter;
 }

@@ -8,7 +8,7 @@ import { simpleParser } from "mailparser";
 import { describe, expect, it } from "vitest";
 import { createKey, DELETE_KEY } from "./helpers/factories.ts";
 import { RelaySink } from "./helpers/relay.ts";
-import { gql, ok } from "./helpers/server.ts";
+import { gql, ok, okCounted } from "./helpers/server.ts";
 import { running, serverSuite, tenantFixture } from "./helpers/suite.ts";
 import { until } from "./helpers/wait.ts";
 
@@ -228,11 +228,10 @@ describe("a draft's attachments", () => {
     const query = `query($inbox: ID!, $n: Int) { drafts(inboxId: $inbox, first: $n) { edges { node { id
       attachments { filename downloadUrl } } } } }`;
     const statements = async (n: number) => {
-      const before = server.app.services.statementCount();
-      const data = await ok(server, query, { inbox: box.id, n }, { key: org.apiKey });
+      const { data, statements } = await okCounted(server, query, { inbox: box.id, n }, { key: org.apiKey });
       expect(data.drafts.edges).toHaveLength(n);
       for (const edge of data.drafts.edges) expect(edge.node.attachments).toHaveLength(1);
-      return server.app.services.statementCount() - before;
+      return statements;
     };
     expect(await statements(5)).toBe(await statements(1));
   });

@@ -12,7 +12,7 @@ import {
   createPodViaApi,
   deliver,
 } from "./helpers/factories.ts";
-import { gql, ok } from "./helpers/server.ts";
+import { gql, ok, okCounted } from "./helpers/server.ts";
 import { wsSubscribe } from "./helpers/subscriptions.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
@@ -208,9 +208,8 @@ describe("Query.events", () => {
     await ok(server, query, { n: 1 }, { key: own.apiKey }); // warms the key cache
     const counts: number[] = [];
     for (const n of [1, 10, 50]) {
-      const before = server.app.services.statementCount();
-      const data = await ok(server, query, { n }, { key: own.apiKey });
-      counts.push(server.app.services.statementCount() - before);
+      const { data, statements } = await okCounted(server, query, { n }, { key: own.apiKey });
+      counts.push(statements);
       expect(data.events.edges).toHaveLength(n);
       expect(data.events.edges[n - 1].node.message.subject).toBe(`s${n - 1}`);
     }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.ts";
 import { maxRequestBodyBytes, OPERATION_LIMITS } from "../src/server/armor.ts";
-import { gql, ok, startTestServer } from "./helpers/server.ts";
+import { counted, gql, ok, startTestServer } from "./helpers/server.ts";
 import { organizationFixture, serverSuite } from "./helpers/suite.ts";
 
 // The server under test runs with the default configuration.
@@ -32,9 +32,7 @@ async function expectRejectedBeforeResolvers(query: string, name: string, messag
   // Warm the credential cache so the request under test needs no statement of its own.
   await ok(server, "{ viewer { scope } }", {}, { key: org.apiKey });
   await new Promise((resolve) => setTimeout(resolve, 50));
-  const before = server.app.services.statementCount();
-  const response = await gql(server, query, {}, { key: org.apiKey });
-  const statements = server.app.services.statementCount() - before;
+  const { response, statements } = await counted(server, query, {}, { key: org.apiKey });
   // A request error (GraphQL over HTTP): no `data` at all, so nothing was executed.
   expect(response.body.data).toBeUndefined();
   expect(response.body.errors).toEqual([

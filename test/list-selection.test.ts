@@ -8,7 +8,7 @@ import { linkSigningKey } from "../src/files/service.ts";
 import { verifyToken } from "../src/files/token.ts";
 import { schema } from "../src/schema/index.ts";
 import { createInboxViaApi, deliver } from "./helpers/factories.ts";
-import { ok } from "./helpers/server.ts";
+import { ok, okCounted } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const { database, server } = serverSuite();
@@ -130,15 +130,14 @@ describe("message lists read the columns their selection needs", () => {
     for (let i = 0; i < 30; i++)
       await deliver(database.db, box.id, { text: `text ${i}`, html: `<b>${i}</b>` });
     const count = async (selection: string, first: number) => {
-      const before = server.app.services.statementCount();
-      const data = await ok(
+      const { data, statements } = await okCounted(
         server,
         `query($id: ID!, $n: Int) { inbox(id: $id) { messages(first: $n) { edges { node { ${selection} } } } } }`,
         { id: box.id, n: first },
         { key: org.apiKey },
       );
       expect(data.inbox.messages.edges).toHaveLength(first);
-      return { statements: server.app.services.statementCount() - before, data };
+      return { statements, data };
     };
     await count("id", 1); // warms the key cache
     const plain = await count("id subject", 30);
@@ -240,9 +239,8 @@ describe("thread lists compute the aggregates their selection reads", () => {
     await ok(server, query, { id: box.id, n: 1 }, { key: org.apiKey });
     const counts: number[] = [];
     for (const n of [1, 10, 50]) {
-      const before = server.app.services.statementCount();
-      const data = await ok(server, query, { id: box.id, n }, { key: org.apiKey });
-      counts.push(server.app.services.statementCount() - before);
+      const { data, statements } = await okCounted(server, query, { id: box.id, n }, { key: org.apiKey });
+      counts.push(statements);
       expect(data.inbox.threads.edges).toHaveLength(n);
       expect(data.inbox.threads.edges[n - 1].node.messages.edges).toHaveLength(2);
       expect(data.inbox.threads.edges[n - 1].node.messageCount).toBe(2);

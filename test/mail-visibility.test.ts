@@ -4,7 +4,7 @@ import { decodeGlobalID, encodeGlobalID } from "@pothos/plugin-relay";
 // deleting threads, pagination and the SQL statement count of a deep page.
 import { describe, expect, it } from "vitest";
 import { createInboxViaApi, createKey, deliver } from "./helpers/factories.ts";
-import { gql, ok } from "./helpers/server.ts";
+import { gql, ok, okCounted } from "./helpers/server.ts";
 import { serverSuite, tenantFixture } from "./helpers/suite.ts";
 
 const { database, server } = serverSuite();
@@ -307,9 +307,8 @@ describe("SQL statements per request", () => {
     await new Promise((r) => setTimeout(r, 100));
     const counts: Record<number, number> = {};
     for (const n of [1, 10, 50]) {
-      const before = await statementCount();
-      const data = await ok(server, query, { id: box.id, n }, { key: org.apiKey });
-      counts[n] = (await statementCount()) - before;
+      const { data, statements } = await okCounted(server, query, { id: box.id, n }, { key: org.apiKey });
+      counts[n] = statements;
       expect(data.inbox.threads.edges).toHaveLength(n);
       expect(data.inbox.threads.edges[0].node.messages.edges).toHaveLength(2);
     }
@@ -318,8 +317,3 @@ describe("SQL statements per request", () => {
     expect(counts[50]).toBeLessThanOrEqual(5);
   });
 });
-
-/** Statements the server has executed so far. */
-async function statementCount(): Promise<number> {
-  return server.app.services.statementCount();
-}

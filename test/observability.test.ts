@@ -255,6 +255,8 @@ describe("request ids and the access log", () => {
       status: 200,
     });
     expect(typeof first?.ms).toBe("number");
+    // The SQL statements the request itself ran (the key's lookup may be cached: zero or more).
+    expect(first?.sql).toBe(server.app.services.statementsOf("access-log-1"));
     expect(await lineFor("access-log-1")).toHaveLength(1);
     const [second] = await lineFor("access-log-2");
     expect(second).toMatchObject({ method: "POST", path: "/graphql", operation: "anonymous", status: 200 });

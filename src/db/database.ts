@@ -1,4 +1,5 @@
 // Kysely over a pg.Pool: the only way the application talks to PostgreSQL.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
@@ -6,6 +7,24 @@ import { poolTypes } from "./type-parsers.ts";
 import type { Database } from "./types.ts";
 
 export type Db = Kysely<Database>;
+
+/**
+ * The statements of one unit of work (an HTTP request): every statement run in its asynchronous
+ * context while it is open is counted, whatever else the process runs at the same time (the job
+ * queue, other requests). Closed when the unit's answer is complete, so that work it started and left
+ * running is not counted after that.
+ */
+export class StatementTally {
+  count = 0;
+  open = true;
+}
+
+const tallies = new AsyncLocalStorage<StatementTally>();
+
+/** Runs `fn` with the statements it runs (and those of the work it starts) counted in `tally`. */
+export function countStatements<T>(tally: StatementTally, fn: () => T): T {
+  return tallies.run(tally, fn);
+}
 
 export interface DatabaseHandle {
   db: Db;
@@ -78,6 +97,8 @@ export function createDatabase(connectionString: string, options: DatabaseOption
     dialect: new PostgresDialect({ pool }),
     log: () => {
       statements++;
+      const tally = tallies.getStore();
+      if (tally?.open) tally.count++;
     },
   });
   return {

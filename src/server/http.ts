@@ -3,6 +3,7 @@
 // routes it is given: download links), then yoga for everything else (GraphQL over POST and GET, SSE,
 // the GraphiQL page).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { countStatements } from "../db/database.ts";
 import { serveFavicon, serveGraphiQLAsset } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
 import type { Yoga } from "./yoga.ts";
@@ -23,13 +24,15 @@ export function createHttpServer(
   observability: Observability,
   routes: readonly Route[] = [],
 ): Server {
-  return createServer(async (req, res) => {
-    observability.beginRequest(req, res);
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (await serveOwnRoute(req, res, health, observability)) return;
     if (health.stopping()) res.setHeader("Connection", "close");
     for (const route of routes) if (await route(req, res)) return;
     await yoga(req, res, { req, res });
-  });
+  };
+  return createServer((req, res) =>
+    countStatements(observability.beginRequest(req, res), () => handle(req, res)),
+  );
 }
 
 /** /healthz: the process is up. /readyz: it can serve (the database answers; not shutting down). */

@@ -10,6 +10,7 @@ import type { Plugin } from "graphql-yoga";
 import type pg from "pg";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Config } from "../config.ts";
+import { StatementTally } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
 
 /** Longest request id kept from a request; longer ones are cut. */
@@ -29,6 +30,9 @@ interface RequestInfo {
   id: string;
   operation?: string;
 }
+
+/** How many recent requests' statement tallies statementsOf() can answer for. */
+const RECENT_TALLIES = 1_000;
 
 /**
  * The request id a request carries in `X-Request-Id`, kept when it is made of safe characters
@@ -54,6 +58,8 @@ function sha256(text: string): Buffer {
 export class Observability {
   readonly registry = new Registry();
   private readonly requests = new WeakMap<IncomingMessage, RequestInfo>();
+  /** The statement tallies of the latest requests, by request id (oldest first). */
+  private readonly tallies = new Map<string, StatementTally>();
   private readonly smtpReplies: Counter<"stage" | "result" | "code">;
   private readonly graphqlErrors: Counter<"operation" | "code">;
   private readonly subscriptions: Gauge<"transport">;
@@ -253,13 +259,21 @@ export class Observability {
 
   /**
    * Gives the request its id (the X-Request-Id response header) and, when the response is done,
-   * writes its one access-log line.
+   * writes its one access-log line, with the SQL statements the request ran: the tally returned,
+   * which the caller runs the request under (countStatements), closed when the response ends.
    */
-  beginRequest(req: IncomingMessage, res: ServerResponse): void {
+  beginRequest(req: IncomingMessage, res: ServerResponse): StatementTally {
     const started = performance.now();
     const info: RequestInfo = { id: requestIdOf(req.headers["x-request-id"]) };
     this.requests.set(req, info);
     res.setHeader("X-Request-Id", info.id);
+    const tally = new StatementTally();
+    this.remember(info.id, tally);
+    const end = res.end;
+    res.end = function (this: ServerResponse, ...args: unknown[]) {
+      tally.open = false;
+      return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as typeof res.end;
     res.once("close", () => {
       const path = loggablePath(req.url);
       const ms = performance.now() - started;
@@ -273,11 +287,28 @@ export class Observability {
         ...(info.operation === undefined ? {} : { operation: info.operation }),
         status: res.statusCode,
         ms: Math.round(ms * 10) / 10,
+        sql: tally.count,
         ...(res.writableFinished ? {} : { aborted: true }),
       };
       if (QUIET_PATHS.has(path) || path.startsWith("/graphiql/")) this.accessLog.debug(line, "request");
       else this.accessLog.info(line, "request");
     });
+    return tally;
+  }
+
+  private remember(id: string, tally: StatementTally): void {
+    this.tallies.delete(id);
+    this.tallies.set(id, tally);
+    if (this.tallies.size > RECENT_TALLIES) this.tallies.delete(this.tallies.keys().next().value as string);
+  }
+
+  /**
+   * The SQL statements of the latest request with this X-Request-Id, among the last RECENT_TALLIES
+   * requests: what "a list must not issue a query per item" is measured by, free of what the rest
+   * of the process runs meanwhile.
+   */
+  statementsOf(requestId: string): number | undefined {
+    return this.tallies.get(requestId)?.count;
   }
 
   /**

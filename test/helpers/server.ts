@@ -1,4 +1,5 @@
 // A real Mailroom server on an ephemeral port, talking to this file's database.
+import { randomUUID } from "node:crypto";
 import { type App, type BuildOptions, buildApp } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -87,4 +88,38 @@ export async function ok<T = Record<string, any>>(
     throw new Error(`GraphQL failed (${response.status}): ${JSON.stringify(response.body.errors)}`);
   }
   return response.body.data as T;
+}
+
+/**
+ * One request, and the SQL statements the server ran for it alone (by its X-Request-Id: counted in
+ * the request's own asynchronous context, whatever the job queue or other requests run meanwhile).
+ */
+export async function counted<T = Record<string, any>>(
+  server: TestServer,
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: RequestOptions = {},
+): Promise<{ response: GraphQLResponse<T>; statements: number }> {
+  const requestId = `counted-${randomUUID()}`;
+  const response = await gql<T>(server, query, variables, {
+    ...options,
+    headers: { ...options.headers, "x-request-id": requestId },
+  });
+  const statements = server.app.services.statementsOf(requestId);
+  if (statements === undefined) throw new Error(`the server kept no statement count for ${requestId}`);
+  return { response, statements };
+}
+
+/** The data of one request (failing on errors like ok()), and the statements it alone ran. */
+export async function okCounted<T = Record<string, any>>(
+  server: TestServer,
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: RequestOptions = {},
+): Promise<{ data: T; statements: number }> {
+  const { response, statements } = await counted<T>(server, query, variables, options);
+  if (response.body.errors?.length || response.status !== 200) {
+    throw new Error(`GraphQL failed (${response.status}): ${JSON.stringify(response.body.errors)}`);
+  }
+  return { data: response.body.data as T, statements };
 }
