@@ -25,7 +25,34 @@ export function databaseUrl(adminUrl: string, database: string): string {
   return url.toString();
 }
 
+interface Prepared {
+  adminUrl: string;
+  templateDatabase: string;
+  prefix: string;
+  teardown(): Promise<void>;
+}
+
+// vitest runs this for the root and for each project of vitest.config.ts, each time from a module
+// instance of its own: they share one database server and one template through the process's global
+// object, torn down when the last of them is done.
+const shared = globalThis as { mailroomTestDatabase?: { prepared: Promise<Prepared>; users: number } };
+
 export async function setup(project: TestProject) {
+  shared.mailroomTestDatabase ??= { prepared: prepare(), users: 0 };
+  const state = shared.mailroomTestDatabase;
+  state.users++;
+  const { adminUrl, templateDatabase, prefix, teardown } = await state.prepared;
+  project.provide("adminUrl", adminUrl);
+  project.provide("templateDatabase", templateDatabase);
+  project.provide("databasePrefix", prefix);
+  return async () => {
+    if (--state.users > 0) return;
+    shared.mailroomTestDatabase = undefined;
+    await teardown();
+  };
+}
+
+async function prepare(): Promise<Prepared> {
   let embedded: EmbeddedPostgres | undefined;
   let dataDir: string | undefined;
   let adminUrl = process.env.DATABASE_URL;
@@ -45,20 +72,21 @@ export async function setup(project: TestProject) {
   await migrateJobs(template.pool);
   await template.destroy();
 
-  project.provide("adminUrl", adminUrl);
-  project.provide("templateDatabase", templateDatabase);
-  project.provide("databasePrefix", prefix);
-
-  return async () => {
-    const { rows } = await admin.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname = $2",
-      [`${prefix}%`, templateDatabase],
-    );
-    for (const { datname } of rows) {
-      await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`).catch(() => {});
-    }
-    await admin.end();
-    await embedded?.stop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  return {
+    adminUrl,
+    templateDatabase,
+    prefix,
+    async teardown() {
+      const { rows } = await admin.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname = $2",
+        [`${prefix}%`, templateDatabase],
+      );
+      for (const { datname } of rows) {
+        await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`).catch(() => {});
+      }
+      await admin.end();
+      await embedded?.stop();
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }
