@@ -1031,6 +1031,8 @@ async function sendBeforeSuite(
 ): Promise<string[]> {
   const root = flags.before;
   if (!root) throw new Error("--only before needs --before <checkout of the commit before>");
+  // For the CPU readings: the database's share, when only this suite runs.
+  postmaster ??= await postmasterOf(database.handle.pool);
   const connections = 20;
   const name = `mailroom_before_${randomBytes(4).toString("hex")}`;
   await sql`CREATE DATABASE ${sql.id(name)}`.execute(database.handle.db);
