@@ -147,6 +147,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       rateLimiter: new RateLimiter(config, logger),
       ingestQueue: createIngestQueue(db.db, logger.child({ component: "ingest" }), {
         timeoutMs: config.mailStoreTimeoutMs,
+        ...(config.ingestGroupCommit ? {} : { maxCopies: 1, maxTransactions: Number.POSITIVE_INFINITY }),
       }),
     } satisfies InboundServices);
   }
