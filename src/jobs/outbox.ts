@@ -56,8 +56,12 @@ WITH moved AS (
 SELECT n, (SELECT count(*) FROM graphile_worker.add_jobs(specs)) AS added FROM batch WHERE n > 0;
 COMMIT;`;
 
-/** How often every node moves rows that no commit announced (a node died between commit and move). */
-export const SWEEP_INTERVAL_MS = 1_000;
+/**
+ * How often every node moves rows that no commit on it announced: a node died between commit and
+ * move, or another process (a tool, a test) wrote them. An empty sweep is one statement that takes no
+ * transaction id and flushes nothing; this bounds how late such a job can start.
+ */
+export const SWEEP_INTERVAL_MS = 200;
 
 /**
  * This node's mover. A commit that queued jobs kicks it (onJobsCommitted); kicks during a move make
