@@ -261,6 +261,12 @@ function combined(results: readonly Measured[]): Measured {
   };
 }
 
+/** CPU per request as a table cell: server + database = total, in µs. */
+function cpuCell(result: Measured): string {
+  const cpu = cpuPerRequest(result);
+  return `${whole(cpu.server)} + ${whole(cpu.database)} = ${whole(cpu.total)}`;
+}
+
 /** CPU microseconds per request: server process, database cluster, and both. */
 function cpuPerRequest(result: Measured) {
   const per = (seconds: number) => (seconds * 1e6) / result.requests;
@@ -1025,6 +1031,8 @@ async function sendBeforeSuite(
 ): Promise<string[]> {
   const root = flags.before;
   if (!root) throw new Error("--only before needs --before <checkout of the commit before>");
+  // For the CPU readings: the database's share, when only this suite runs.
+  postmaster ??= await postmasterOf(database.handle.pool);
   const connections = 20;
   const name = `mailroom_before_${randomBytes(4).toString("hex")}`;
   await sql`CREATE DATABASE ${sql.id(name)}`.execute(database.handle.db);
@@ -1118,16 +1126,25 @@ async function sendBeforeSuite(
       fixed(result.p99, 0),
       String(result.failures),
       c.results.map((r) => fixed(r.throughput, 0)).join(" / "),
+      cpuCell(result),
     ];
   });
   return [
     `### sendMessage before and after (${connections} connections, one organization, ${MODE.seconds} s each after ` +
       `${MODE.warmup} s of warm-up, ${rounds} rounds in alternating order; before: ${root}; load average ${load1} → ${load2})\n\n` +
-      table(["server", "req/s", "p50 ms", "p99 ms", "failed", "per round"], rows),
+      table(
+        ["server", "req/s", "p50 ms", "p99 ms", "failed", "per round", "CPU µs/req: server + db = total"],
+        rows,
+      ),
     table(
       ["ratio (throughput)", "measured", "goal"],
       [
         ["after / before", fixed(now.throughput / then.throughput, 2), "≥ 4"],
+        [
+          "CPU per request, after / before",
+          fixed(cpuPerRequest(now).total / cpuPerRequest(then).total, 2),
+          "–",
+        ],
         ["after, req/s", fixed(now.throughput, 0), "≥ 1,000"],
       ],
     ),

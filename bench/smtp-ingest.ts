@@ -239,7 +239,12 @@ async function startBaseline(maxBytes: number) {
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-smtp-"));
 const dns = flags.auth ? await startDnsServer() : undefined;
 const config = {
-  ...loadConfig({ LOG_LEVEL: "silent", DATA_DIR: dataDir }),
+  // INGEST_GROUP_COMMIT=false in the environment measures without group commit.
+  ...loadConfig({
+    LOG_LEVEL: "silent",
+    DATA_DIR: dataDir,
+    ...(process.env.INGEST_GROUP_COMMIT ? { INGEST_GROUP_COMMIT: process.env.INGEST_GROUP_COMMIT } : {}),
+  }),
   databaseUrl: undefined,
   port: 0,
   // The server's own listener does not verify: with --auth, a second one does (below).

@@ -15,6 +15,7 @@ import { EventBus } from "./events/bus.ts";
 import { createIngestQueue } from "./inbound/group-commit.ts";
 import type { InboundServices } from "./inbound/ingest.ts";
 import { createSmtpListener, type SmtpListener } from "./inbound/smtp-server.ts";
+import { JobOutbox } from "./jobs/outbox.ts";
 import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { mcpTools } from "./mcp/catalog.ts";
@@ -96,6 +97,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let webSockets: WebSockets | undefined;
   let smtp: SmtpListener | undefined;
   let worker: JobWorker | undefined;
+  let jobOutbox: JobOutbox | undefined;
   let tracing: Tracing | undefined;
   let stopping: Promise<void> | undefined;
   const services = {} as InboundServices;
@@ -146,6 +148,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       rateLimiter: new RateLimiter(config, logger),
       ingestQueue: createIngestQueue(db.db, logger.child({ component: "ingest" }), {
         timeoutMs: config.mailStoreTimeoutMs,
+        ...(config.ingestGroupCommit ? {} : { maxCopies: 1, maxTransactions: Number.POSITIVE_INFINITY }),
       }),
     } satisfies InboundServices);
   }
@@ -165,8 +168,10 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       const db = database as DatabaseHandle;
       await startServices(db, listener as PgListener);
       observability.attachDatabase(db.pool);
-      // Jobs left by a previous run start now.
+      // Jobs left by a previous run start now; so do those it queued but did not move.
       worker = await startWorker(db.pool, config, jobRunners(services), logger);
+      jobOutbox = new JobOutbox(db.pool, logger);
+      jobOutbox.start();
 
       const yoga = buildYoga(config, services, sharedResults, logger, observability, tracing?.plugins);
       const server = createHttpServer(
@@ -234,6 +239,8 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
         // Jobs under way finish (their work commits) before the database goes.
         services.events?.stop();
         await worker?.stop();
+        // After the jobs: what they queued is moved too (a node that stops short leaves it to a sweep).
+        await jobOutbox?.stop();
         await services.rateLimiter?.close();
         await listener?.stop();
         await database?.destroy();

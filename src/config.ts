@@ -182,6 +182,7 @@ const environmentSchema = z.object({
   RELAY_DATA_TIMEOUT_MS: integer(100, 3_600_000).default(120_000),
   RELAY_ATTEMPT_TIMEOUT_MS: integer(100, 3_600_000).default(180_000),
   MAIL_STORE_TIMEOUT_MS: integer(100, 600_000).default(30_000),
+  INGEST_GROUP_COMMIT: booleanString.default(true),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
   WEBHOOK_RETRY_DELAYS_MS: z
     .string()
@@ -275,6 +276,11 @@ export interface Config {
    * storing a sent message's hosted copies) before SMTP answers 451 or the delivery is retried.
    */
   mailStoreTimeoutMs: number;
+  /**
+   * Inbound messages stored together share one transaction, one at a time per node (true), or each
+   * has its own, all at once (false): src/inbound/group-commit.ts.
+   */
+  ingestGroupCommit: boolean;
   /** How often the job worker looks for jobs scheduled for later (retries); new jobs arrive by NOTIFY. */
   workerPollIntervalMs: number;
   /** Delays before each webhook retry, after an immediate first attempt (Standard Webhooks' schedule). */
@@ -439,6 +445,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     relayDataTimeoutMs: value.RELAY_DATA_TIMEOUT_MS,
     relayAttemptTimeoutMs: value.RELAY_ATTEMPT_TIMEOUT_MS,
     mailStoreTimeoutMs: value.MAIL_STORE_TIMEOUT_MS,
+    ingestGroupCommit: value.INGEST_GROUP_COMMIT,
     workerPollIntervalMs: value.WORKER_POLL_INTERVAL_MS,
     webhookRetryDelaysMs: value.WEBHOOK_RETRY_DELAYS_MS,
     webhookTimeoutMs: value.WEBHOOK_TIMEOUT_MS,

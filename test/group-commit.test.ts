@@ -535,3 +535,24 @@ describe("one batch", () => {
     for (const one of batch) expect(await storedCount(database, one.messageId)).toBe(1);
   });
 });
+
+describe("INGEST_GROUP_COMMIT=false", () => {
+  it("stores each message in a transaction of its own, all at once: none waits for another's", async () => {
+    const single = await startTestServer(database.url, { ingestGroupCommit: false }, { smtpPort: 0 });
+    onTestFinished(() => single.stop());
+    const inbox = await newInbox();
+    const queue = single.app.services.ingestQueue;
+    const held = await holdEventLock(org.organizationId);
+    const blockedBefore = (await waitingForLock()).length;
+    const sent = Array.from({ length: 4 }, () => send(inbox.email, {}, single.smtpPort as number));
+    // All four wait on the lock at once, each in its own transaction; none is queued behind another.
+    await until(
+      async () => (await waitingForLock()).length >= blockedBefore + 4,
+      "four blocked transactions",
+    );
+    expect(queue.waiting()).toBe(0);
+    await held.release();
+    expect((await Promise.all(sent)).map((one) => one.code)).toEqual([250, 250, 250, 250]);
+    expect(queue.stats()).toEqual({ commits: 4, messages: 4 });
+  });
+});

@@ -92,6 +92,8 @@ export function createDatabase(connectionString: string, options: DatabaseOption
   pool.on("connect", (client) => client.on("error", () => {}));
   discardAfterReadTimeout(pool);
   if (options.preparedStatements ?? true) prepareStatements(pool);
+  // Last, so that it sees the statements as Kysely sends them, before they are prepared.
+  announceQueuedJobs(pool);
   let statements = 0;
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool }),
@@ -108,6 +110,77 @@ export function createDatabase(connectionString: string, options: DatabaseOption
     statementCount: () => statements,
     ping: (timeoutMs) => ping(pool, timeoutMs),
   };
+}
+
+/**
+ * Starts a statement that may put jobs in the job outbox (src/jobs/outbox.ts). Once what it wrote
+ * commits (at once outside a transaction), the pool emits JOBS_COMMITTED, and this node moves the
+ * jobs to graphile-worker. A statement that returns a column `jobs_queued` counts as queuing only when
+ * its first row's is above 0.
+ */
+export const QUEUES_JOBS = sql.raw("/* queues jobs */");
+const QUEUES_JOBS_TEXT = "/* queues jobs */";
+/** The pool event: jobs queued by a statement marked QUEUES_JOBS have committed. */
+const JOBS_COMMITTED = "jobs-committed";
+
+/** Calls `listener` each time jobs queued through `pool` commit; returns what stops it. */
+export function onJobsCommitted(pool: pg.Pool, listener: () => void): () => void {
+  const events = pool as unknown as NodeJS.EventEmitter;
+  events.on(JOBS_COMMITTED, listener);
+  return () => events.off(JOBS_COMMITTED, listener);
+}
+
+function emitJobsCommitted(pool: pg.Pool): void {
+  (pool as unknown as NodeJS.EventEmitter).emit(JOBS_COMMITTED);
+}
+
+/** Whether a marked statement's result says it queued jobs. */
+function queuedJobs(result: pg.QueryResult): boolean {
+  if (!result.fields.some((field) => field.name === "jobs_queued")) return true;
+  return Number(result.rows[0]?.jobs_queued ?? 0) > 0;
+}
+
+/**
+ * Follows each connection's transactions (Kysely sends `begin`, `commit` and `rollback` as such) to
+ * emit JOBS_COMMITTED when one that ran a marked statement that queued jobs commits.
+ */
+function announceQueuedJobs(pool: pg.Pool): void {
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    let inTransaction = false;
+    let queued = false;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const text = args[0];
+      const result = query(...args);
+      if (typeof text !== "string" || typeof (result as Promise<unknown> | undefined)?.then !== "function") {
+        return result;
+      }
+      if (text === "begin") {
+        inTransaction = true;
+        queued = false;
+      } else if (text === "commit" || text === "rollback") {
+        const announce = queued && text === "commit";
+        inTransaction = false;
+        queued = false;
+        if (announce)
+          (result as Promise<unknown>).then(
+            () => emitJobsCommitted(pool),
+            () => {},
+          );
+      } else if (text.startsWith(QUEUES_JOBS_TEXT)) {
+        const outside = !inTransaction;
+        (result as Promise<pg.QueryResult>).then(
+          (done) => {
+            if (!queuedJobs(done)) return;
+            if (outside) emitJobsCommitted(pool);
+            else queued = true;
+          },
+          () => {},
+        );
+      }
+      return result;
+    };
+  });
 }
 
 const READ_TIMEOUT = "Query read timeout";

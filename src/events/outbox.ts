@@ -2,7 +2,7 @@
 // it exists iff the data committed. Nothing orders or announces it at write time: readers find settled
 // events in (transaction id, id) order (docs/events.md, "Order without a lock").
 import { type RawBuilder, sql } from "kysely";
-import type { Db } from "../db/database.ts";
+import { type Db, QUEUES_JOBS } from "../db/database.ts";
 import type { EventType, JsonObject } from "../db/types.ts";
 import { webhookDeliveries } from "./webhook-fan-out.ts";
 
@@ -35,7 +35,7 @@ export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
  */
 export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
-  const { rows } = await sql<{ id: string }>`
+  const { rows } = await sql<{ id: string }>`${QUEUES_JOBS}
     WITH ${eventWrites(sql`
       SELECT e.*, (SELECT m.labels FROM messages m WHERE m.org_id = e.org_id AND m.id = e.message_id)
         AS message_labels
@@ -47,7 +47,7 @@ export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promis
         ${events.map((e) => JSON.stringify(e.payload ?? {}))}::jsonb[],
         ${events.map((e) => e.createdAt ?? null)}::timestamptz[]
       ) WITH ORDINALITY AS e(org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, created_at, ord)`)}
-    SELECT id, (SELECT count(*) FROM queued_webhook_jobs) AS queued FROM event_rows ORDER BY ord`.execute(
+    SELECT id, (SELECT jobs FROM queued_webhook_jobs) AS jobs_queued FROM event_rows ORDER BY ord`.execute(
     trx,
   );
   return rows.map((row) => row.id);
@@ -61,8 +61,9 @@ export async function appendEvents(trx: Db, events: readonly NewEvent[]): Promis
  * message) and ord (their order); it may read the statement's earlier CTEs. The labels travel with
  * the rows because a message written by the same statement is not visible to it, and because who
  * may see an event is decided by the labels it had (src/events/visibility.ts).
- * The CTE `event_rows` gives each event its `id`. The statement must read `queued_webhook_jobs` (say
- * `(SELECT count(*) FROM queued_webhook_jobs)`): that queues their webhook jobs.
+ * The CTE `event_rows` gives each event its `id`. The statement starts with QUEUES_JOBS and returns
+ * `(SELECT jobs FROM queued_webhook_jobs) AS jobs_queued`: how many webhook jobs it put in the job
+ * outbox, so that this node moves them to graphile-worker once the transaction commits.
  *
  * Ids are drawn before the rows are inserted, so each is known to belong to its event without
  * relying on the order in which an INSERT returns rows.

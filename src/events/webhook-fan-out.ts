@@ -37,7 +37,8 @@ export function webhookVisibility(webhook: string): VisibilityExpressions {
 export const DELIVER_WEBHOOK = "deliver-webhook";
 
 /**
- * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one job (`webhook_jobs`) per
+ * CTEs of eventWrites: one delivery row (`webhook_delivery_rows`) and one queued job (`webhook_jobs`,
+ * a row of the job outbox, src/jobs/outbox.ts) per
  * (event in `event_rows`, matching webhook). A webhook matches when it is enabled, the key that
  * created it still exists and has not expired, it subscribes to the type, the event lies inside its
  * podIds/inboxIds filters, and its recorded visibility may read the event with the labels the event
@@ -63,16 +64,15 @@ export function webhookDeliveries() {
       ON CONFLICT DO NOTHING
       RETURNING org_id, id, webhook_id
     ), webhook_jobs AS (
-      -- Ordered so that each queue gets this statement's jobs in event order (side effects run after
-      -- the sort); across transactions the job itself restores the order (src/webhooks/delivery.ts).
-      SELECT graphile_worker.add_job(
-        ${DELIVER_WEBHOOK},
-        json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
-        queue_name => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text,
-        run_at => clock_timestamp(),
-        max_attempts => ${WEBHOOK_MAX_ATTEMPTS}::int,
-        job_key => ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
-      ) FROM webhook_delivery_rows d ORDER BY d.id
+      -- Into the job outbox (src/jobs/outbox.ts), in event order: moved to graphile-worker in id order,
+      -- each queue gets this statement's jobs in event order; across transactions the job itself
+      -- restores the order (src/webhooks/delivery.ts).
+      INSERT INTO job_outbox (task, payload, queue_name, run_at, max_attempts, job_key)
+      SELECT ${DELIVER_WEBHOOK}, json_build_object('orgId', d.org_id::text, 'deliveryId', d.id::text),
+        ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.webhook_id::text, NULL,
+        ${WEBHOOK_MAX_ATTEMPTS}, ${DELIVER_WEBHOOK} || ':' || d.org_id::text || ':' || d.id::text
+      FROM webhook_delivery_rows d ORDER BY d.id
+      RETURNING id
     )`;
 }
 

@@ -45,6 +45,11 @@ export interface IngestQueueOptions {
   maxBytes?: number;
   /** How long a message may wait to be committed, queued and in its transaction; unset: no bound. */
   timeoutMs?: number;
+  /**
+   * Transactions under way at once (1: group commit, those arriving meanwhile wait and share the
+   * next). More, with maxCopies 1, turns group commit off: each message commits on its own at once.
+   */
+  maxTransactions?: number;
 }
 
 /** Transient conflicts worth one more try: a concurrent identical delivery, a deadlock, serialization. */
@@ -65,15 +70,19 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
   const maxCopies = options.maxCopies ?? 64;
   const maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
   const timeoutMs = options.timeoutMs;
+  const maxTransactions = options.maxTransactions ?? 1;
   const queue: Job[] = [];
-  /** The transaction under way, if any. */
-  let current: symbol | undefined;
+  /** The transactions under way. */
+  const current = new Set<symbol>();
   const stats = { commits: 0, messages: 0 };
 
   function next(): void {
-    if (current || queue.length === 0) return;
+    while (current.size < maxTransactions && queue.length > 0) start();
+  }
+
+  function start(): void {
     const token = Symbol("batch");
-    current = token;
+    current.add(token);
     const batch: Job[] = [];
     let copies = 0;
     let bytes = 0;
@@ -87,8 +96,7 @@ export function createIngestQueue(db: Db, logger: Logger, options: IngestQueueOp
     let watchdog: NodeJS.Timeout | undefined;
     const done = () => {
       clearTimeout(watchdog);
-      if (current !== token) return;
-      current = undefined;
+      if (!current.delete(token)) return;
       next();
     };
     // Its messages have all timed out by then (each counts from its arrival, before the batch began).

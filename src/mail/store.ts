@@ -2,7 +2,7 @@
 // activity and the event, in the caller's transaction. Mail arrives for an inbox (found by its address), so this acts
 // for the system and takes the inbox's own ids rather than a caller's TenantScope.
 import { sql } from "kysely";
-import { CUSTOM_PLAN, type Db } from "../db/database.ts";
+import { CUSTOM_PLAN, type Db, QUEUES_JOBS } from "../db/database.ts";
 import type { EventType } from "../db/types.ts";
 import { eventWrites } from "../events/outbox.ts";
 import type { InboxRef, MessageData, NewMessage, StoredCopy } from "./message.ts";
@@ -313,7 +313,7 @@ async function writeMessages(
           JOIN new_messages m ON m.index = a.index
           ORDER BY a.ord
         )`;
-  const { rows } = await sql<{ index: number; id: string; threadId: string; marked: boolean }>`
+  const { rows } = await sql<{ index: number; id: string; threadId: string; marked: boolean }>`${QUEUES_JOBS}
     WITH new_threads AS MATERIALIZED (
       SELECT nextval(pg_get_serial_sequence('threads', 'id')) AS id, t.*
       FROM (
@@ -368,7 +368,7 @@ async function writeMessages(
       SELECT org_id, ${event}::text AS type, pod_id, inbox_id, thread_id, id AS message_id, NULL::bigint AS domain_id,
         '{}'::jsonb AS payload, NULL::timestamptz AS created_at, labels AS message_labels, index AS ord
       FROM new_messages`)}
-    SELECT index, id, thread_id AS "threadId", (SELECT count(*) FROM queued_webhook_jobs) AS queued,
+    SELECT index, id, thread_id AS "threadId", (SELECT jobs FROM queued_webhook_jobs) AS jobs_queued,
       EXISTS (SELECT 1 FROM thread_visibility v
         WHERE v.org_id = new_messages.org_id AND v.thread_id = new_messages.thread_id AND v.hidden_mask = 0) AS marked
     FROM new_messages`.execute(trx);

@@ -21,7 +21,7 @@ import { OPEN_DRAFT_STATUSES, validateRecipients, validateSubject } from "../dra
 import { badUserInput, conflict, notFound } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
 import { type Inbox, inboxesByIds } from "../inboxes/repository.ts";
-import { addJob } from "../jobs/worker.ts";
+import { queueJob } from "../jobs/outbox.ts";
 import { listRefusal } from "../list-entries/matching.ts";
 import { listEntriesFor } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
@@ -500,7 +500,7 @@ async function send(
     // same key waits here for this commit, then rolls back everything it stored.
     await claimKey(trx, scope, idempotency, { messageId: message.id });
     const payload: DeliverMessagePayload = { orgId: message.org_id, messageId: message.id };
-    await addJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
+    await queueJob(trx, DELIVER_MESSAGE, { ...payload }, { maxAttempts: config.outboundMaxAttempts });
     return message;
   });
 }
