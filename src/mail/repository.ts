@@ -5,10 +5,20 @@ import { type Selectable, type SqlBool, sql } from "kysely";
 import type { TenantScope } from "../auth/principal.ts";
 import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { type KeysetPage, pageByTime, type TimeKey, timeKey } from "../db/keyset.ts";
+import { type Placeholders, shapedStatement } from "../db/shaped.ts";
 import type { AttachmentTable, MessageAuthenticationData, MessageTable } from "../db/types.ts";
 import { type HeaderField, headerFields } from "./headers.ts";
 import { messageConditions } from "./message-filter.ts";
-import { filterAsksForHiddenLabel, type ListFilter, textArray, visible } from "./visibility.ts";
+import {
+  filterAsksForHiddenLabel,
+  type ListFilter,
+  type ScopeShape,
+  scopeShape,
+  scopeValues,
+  shapedScope,
+  textArray,
+  visible,
+} from "./visibility.ts";
 
 export type Message = Selectable<MessageTable>;
 
@@ -314,23 +324,77 @@ export async function messagesOfThreads(
 ): Promise<Map<string, MessageSummary[]>> {
   const byThread = new Map<string, MessageSummary[]>(threadIds.map((id) => [id, []]));
   if (threadIds.length === 0) return byThread;
-  const where = [visible(scope), sql`m.thread_id = ids.thread_id`];
-  if (page.after)
-    where.push(sql`(m.created_at, m.id) > (${page.after[0]}::timestamptz, ${page.after[1]}::bigint)`);
-  if (page.before)
-    where.push(sql`(m.created_at, m.id) < (${page.before[0]}::timestamptz, ${page.before[1]}::bigint)`);
-  const order = page.inverted ? sql`DESC` : sql`ASC`;
-  const result = await sql<MessageSummary>`
-    SELECT m.* FROM unnest(${[...threadIds]}::bigint[]) AS ids(thread_id)
-    CROSS JOIN LATERAL (
-      SELECT ${sql.join(summarySelection(listColumns(columns)))} FROM messages m WHERE ${sql.join(where, sql` AND `)}
-      ORDER BY m.created_at ${order}, m.id ${order}
-      LIMIT ${page.limit}
-    ) m
-    ORDER BY m.thread_id, m.created_at ${order}, m.id ${order}`.execute(db);
+  const result = await messagesOfThreadsStatement(
+    db,
+    {
+      ...scopeShape(scope),
+      after: page.after !== undefined,
+      before: page.before !== undefined,
+      inverted: page.inverted,
+      columns: listColumns(columns),
+    },
+    {
+      ...scopeValues(scope),
+      threadIds: [...threadIds],
+      afterTime: page.after?.[0],
+      afterId: page.after?.[1],
+      beforeTime: page.before?.[0],
+      beforeId: page.before?.[1],
+      limit: page.limit,
+    },
+  );
   for (const row of result.rows) byThread.get(String(row.thread_id))?.push(row);
   return byThread;
 }
+
+interface ThreadsPageShape extends ScopeShape {
+  after: boolean;
+  before: boolean;
+  inverted: boolean;
+  columns: readonly MessageColumn[];
+}
+
+interface ThreadsPageValues extends Record<string, unknown> {
+  orgId: string;
+  podId: string | null;
+  inboxId: string | null;
+  threadIds: string[];
+  afterTime: string | undefined;
+  afterId: string | undefined;
+  beforeTime: string | undefined;
+  beforeId: string | undefined;
+  limit: number;
+}
+
+/** messagesOfThreads' statement, from its shape alone (src/db/shaped.ts). */
+function buildMessagesOfThreads(shape: ThreadsPageShape, v: Placeholders<ThreadsPageValues>) {
+  const where = [visible(shapedScope(shape, v)), sql`m.thread_id = ids.thread_id`];
+  if (shape.after)
+    where.push(sql`(m.created_at, m.id) > (${v.afterTime}::timestamptz, ${v.afterId}::bigint)`);
+  if (shape.before)
+    where.push(sql`(m.created_at, m.id) < (${v.beforeTime}::timestamptz, ${v.beforeId}::bigint)`);
+  const order = shape.inverted ? sql`DESC` : sql`ASC`;
+  return sql<MessageSummary>`
+    SELECT m.* FROM unnest(${v.threadIds}::bigint[]) AS ids(thread_id)
+    CROSS JOIN LATERAL (
+      SELECT ${sql.join(summarySelection(shape.columns))} FROM messages m WHERE ${sql.join(where, sql` AND `)}
+      ORDER BY m.created_at ${order}, m.id ${order}
+      LIMIT ${v.limit}
+    ) m
+    ORDER BY m.thread_id, m.created_at ${order}, m.id ${order}`;
+}
+
+const messagesOfThreadsStatement = shapedStatement(buildMessagesOfThreads, [
+  "orgId",
+  "podId",
+  "inboxId",
+  "threadIds",
+  "afterTime",
+  "afterId",
+  "beforeTime",
+  "beforeId",
+  "limit",
+]);
 
 /** An attachment's columns but its content (fetched only when asked for). */
 const ATTACHMENT_COLUMNS = [

@@ -7,6 +7,7 @@ import type { TenantScope } from "../auth/principal.ts";
 import { CUSTOM_PLAN, type Db } from "../db/database.ts";
 import { compareIds } from "../db/ids.ts";
 import { type KeysetPage, keysetDirection, type TimeKey, timeKey, timeKeyConditions } from "../db/keyset.ts";
+import { type Placeholders, shapedStatement } from "../db/shaped.ts";
 import { messageConditions } from "./message-filter.ts";
 import {
   filterAsksForHiddenLabel,
@@ -16,6 +17,10 @@ import {
   inScope,
   type ListFilter,
   ofThread,
+  type ScopeShape,
+  scopeShape,
+  scopeValues,
+  shapedScope,
   textArray,
   visible,
 } from "./visibility.ts";
@@ -231,6 +236,8 @@ export async function listThreads(
   { matchesFirstLimit = MATCHES_FIRST_LIMIT }: { matchesFirstLimit?: number } = {},
 ): Promise<Thread[]> {
   if (filterAsksForHiddenLabel(scope, filter)) return [];
+  if (!filter.labels?.length && !filter.message)
+    return (await plainPage(db, scope, filter, page, wanted)).rows;
   const { order } = keysetDirection(page);
   const matching = await findMatching(db, scope, filter, matchesFirstLimit);
   if (matching.kind === "ids" && matching.ids.length === 0) return [];
@@ -244,6 +251,99 @@ export async function listThreads(
     CROSS JOIN LATERAL (SELECT ${threadAggregates(scope, wanted)}) AS a(${AGGREGATE_NAMES})
     ORDER BY p.key ${order}, p.id ${order} ${matching.kind === "none" ? sql`` : CUSTOM_PLAN}`.execute(db);
   return result.rows;
+}
+
+/** What the text of a plain page's statement depends on (the cache key of plainPageStatement). */
+interface PlainShape extends ScopeShape {
+  inboxFilter: boolean;
+  podFilter: boolean;
+  after: boolean;
+  before: boolean;
+  ascending: boolean;
+  inverted: boolean;
+  wanted: ThreadAggregate[];
+}
+
+interface PlainValues extends Record<string, unknown> {
+  orgId: string;
+  podId: string | null;
+  inboxId: string | null;
+  filterInboxId: string | undefined;
+  filterPodId: string | undefined;
+  afterTime: string | undefined;
+  afterId: string | undefined;
+  beforeTime: string | undefined;
+  beforeId: string | undefined;
+  limit: number;
+}
+
+/** The statement of listThreads without label or message conditions, from its shape alone. */
+function buildPlainPage(shape: PlainShape, v: Placeholders<PlainValues>) {
+  const value = <T>(placeholder: unknown) => placeholder as T;
+  const scope = shapedScope(shape, v);
+  const filter: ListFilter = {
+    inboxId: shape.inboxFilter ? value(v.filterInboxId) : undefined,
+    podId: shape.podFilter ? value(v.filterPodId) : undefined,
+  };
+  const page: KeysetPage<ThreadKey> = {
+    after: shape.after ? [value(v.afterTime), value(v.afterId)] : undefined,
+    before: shape.before ? [value(v.beforeTime), value(v.beforeId)] : undefined,
+    limit: value(v.limit),
+    inverted: shape.inverted,
+    ascending: shape.ascending,
+  };
+  const { order } = keysetDirection(page);
+  return sql<Thread>`
+    SELECT t.org_id, t.id, t.pod_id, t.inbox_id, p.key AS last_message_at, a.*
+    FROM (${pageKeys(scope, filter, { kind: "none" }, page)}) p
+    JOIN threads t ON t.org_id = ${scope.orgId} AND t.id = p.id
+    CROSS JOIN LATERAL (SELECT ${threadAggregates(scope, new Set(shape.wanted))}) AS a(${AGGREGATE_NAMES})
+    ORDER BY p.key ${order}, p.id ${order}`;
+}
+
+const plainPageStatement = shapedStatement(buildPlainPage, [
+  "orgId",
+  "podId",
+  "inboxId",
+  "filterInboxId",
+  "filterPodId",
+  "afterTime",
+  "afterId",
+  "beforeTime",
+  "beforeId",
+  "limit",
+]);
+
+function plainPage(
+  db: Db,
+  scope: TenantScope,
+  filter: ListFilter,
+  page: KeysetPage<ThreadKey>,
+  wanted: ReadonlySet<ThreadAggregate>,
+) {
+  return plainPageStatement(
+    db,
+    {
+      ...scopeShape(scope),
+      inboxFilter: filter.inboxId !== undefined,
+      podFilter: filter.podId !== undefined,
+      after: page.after !== undefined,
+      before: page.before !== undefined,
+      ascending: page.ascending ?? false,
+      inverted: page.inverted,
+      wanted: THREAD_AGGREGATES.filter((aggregate) => wanted.has(aggregate)),
+    },
+    {
+      ...scopeValues(scope),
+      filterInboxId: filter.inboxId,
+      filterPodId: filter.podId,
+      afterTime: page.after?.[0],
+      afterId: page.after?.[1],
+      beforeTime: page.before?.[0],
+      beforeId: page.before?.[1],
+      limit: page.limit,
+    },
+  );
 }
 
 /** Threads by id, with every aggregate; a thread without a visible message is not found. */

@@ -2,6 +2,7 @@
 // visibility"): a message in the caller's scope that carries no label hidden from the caller.
 import { type Expression, type SqlBool, sql } from "kysely";
 import { HIDDEN_LABEL_PERMISSIONS, type TenantScope } from "../auth/principal.ts";
+import type { Placeholder } from "../db/shaped.ts";
 import type { MessageFilter } from "./message-filter.ts";
 
 export interface ListFilter {
@@ -36,6 +37,40 @@ export function visible(scope: TenantScope, alias = "m"): Expression<SqlBool> {
   if (scope.inboxId !== null) parts.push(sql`${m}.inbox_id = ${scope.inboxId}`);
   if (scope.hiddenLabels.length > 0) parts.push(sql`NOT (${m}.labels && ${textArray(scope.hiddenLabels)})`);
   return sql<SqlBool>`(${sql.join(parts, sql` AND `)})`;
+}
+
+/** What of a scope decides a statement's text (src/db/shaped.ts): which ids it has, which labels it hides. */
+export interface ScopeShape {
+  podScoped: boolean;
+  inboxScoped: boolean;
+  hiddenLabels: readonly string[];
+}
+
+export const scopeShape = (scope: TenantScope): ScopeShape => ({
+  podScoped: scope.podId !== null,
+  inboxScoped: scope.inboxId !== null,
+  hiddenLabels: scope.hiddenLabels,
+});
+
+/** The scope's values, by the names shapedScope's placeholders take. */
+export const scopeValues = (scope: TenantScope) => ({
+  orgId: scope.orgId,
+  podId: scope.podId,
+  inboxId: scope.inboxId,
+});
+
+/** A scope of a statement's shape whose ids are its placeholders (src/db/shaped.ts). */
+export function shapedScope(
+  shape: ScopeShape,
+  values: Record<"orgId" | "podId" | "inboxId", Placeholder>,
+): TenantScope {
+  const id = (placeholder: Placeholder) => placeholder as unknown as string;
+  return {
+    orgId: id(values.orgId),
+    podId: shape.podScoped ? id(values.podId) : null,
+    inboxId: shape.inboxScoped ? id(values.inboxId) : null,
+    hiddenLabels: shape.hiddenLabels,
+  };
 }
 
 /** The labels a thread_visibility.hidden_mask bit stands for: bit i is HIDING_LABELS[i]. */

@@ -18,6 +18,7 @@ import { clearedCookie } from "../users/service.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
+import { useCompiledQueries } from "./compiled-queries.ts";
 import { presentError } from "./errors.ts";
 import { renderLocalGraphiQL, WELCOME_QUERY } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
@@ -76,6 +77,8 @@ export function buildYoga(
     cors: corsOptions(config.corsOrigins),
     renderGraphiQL: renderLocalGraphiQL,
     plugins: [
+      // First: the plugins after it that wrap execution (tracing's context) wrap the compiled run too.
+      useCompiledQueries(),
       ...tracingPlugins,
       observability.prometheusPlugin(),
       observability.operationsPlugin(),
