@@ -15,8 +15,10 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
+import { streamRequestOf } from "../events/stream.ts";
 import { type Context, createContext } from "./context.ts";
 import { selectsCredentialBoundField } from "./credential-bound.ts";
+import type { FanOut } from "./fan-out.ts";
 import { clearLoaders } from "./loaders.ts";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
@@ -117,7 +119,7 @@ export class SharedResults {
  * per event) whose per-event execution goes through `shared`. An operation that cannot start (no such
  * operation, invalid variables) keeps the ordinary path, so its errors stay exactly as they were.
  */
-export function useSharedSubscriptionResults(shared: SharedResults): Plugin<Context> {
+export function useSharedSubscriptionResults(shared: SharedResults, fanOut?: FanOut): Plugin<Context> {
   return {
     onSubscribe({ args, setSubscribeFn }) {
       const operation = getOperationAST(args.document, args.operationName);
@@ -132,6 +134,14 @@ export function useSharedSubscriptionResults(shared: SharedResults): Plugin<Cont
       setSubscribeFn(async (subscribeArgs) => {
         const stream = await createSourceEventStream(subscribeArgs);
         if (!isAsyncIterable(stream)) return stream;
+        // A WebSocket subscription of the event stream that may share: served by the fan-out, which
+        // writes its frames itself (src/schema/fan-out.ts); this stream is never read.
+        const request = streamRequestOf(stream);
+        const frames = (subscribeArgs.contextValue as Context).frames;
+        if (fanOut && key !== undefined && request && frames) {
+          await (stream as unknown as AsyncIterator<unknown>).return?.();
+          return fanOut.serve(subscribeArgs, key, operation, request, frames);
+        }
         return mapEvents(stream, operation, (event) => shared.resultFor(subscribeArgs, key, event));
       });
     },

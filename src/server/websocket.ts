@@ -12,6 +12,7 @@ import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import type { Logger } from "../logger.ts";
+import type { FrameSink } from "../schema/fan-out.ts";
 import type { Services } from "../services.ts";
 import { maxRequestBodyBytes } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
@@ -128,7 +129,7 @@ export function attachWebSockets(
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
       subscribe: (args) =>
         (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const clientIp = ctx.extra.clientIp ?? clientAddress(ctx.extra.request, config.trustProxy);
         const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
         if (limited) return [limited];
@@ -138,6 +139,7 @@ export function attachWebSockets(
           wsPrincipal: ctx.extra.principal,
           wsClientIp: clientIp,
           wsBaseUrl: baseUrlOf(config, request.headers.host, secure),
+          wsFrames: framesOf(ctx.extra.socket, id),
         } as ServerContext);
         let document: ReturnType<typeof enveloped.parse>;
         try {
@@ -169,5 +171,15 @@ export function attachWebSockets(
       for (const socket of sockets.keys()) socket.close(1001, "Server shutting down");
       wsServer.close();
     },
+  };
+}
+
+/** A subscription's frames, written to its socket as graphql-ws would write them (src/schema/fan-out.ts). */
+function framesOf(socket: WebSocket, id: string): FrameSink {
+  return {
+    id,
+    send: (frame, done) => socket.send(frame, { binary: false }, done),
+    buffered: () => socket.bufferedAmount,
+    open: () => socket.readyState === socket.OPEN,
   };
 }

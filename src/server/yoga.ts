@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type Context, createContext } from "../schema/context.ts";
+import { FanOut, type FrameSink } from "../schema/fan-out.ts";
 import { schema, schemaWithoutAuthorization } from "../schema/index.ts";
 import { useInputRules } from "../schema/input-rules.ts";
 import { type SharedResults, useSharedSubscriptionResults } from "../schema/shared-results.ts";
@@ -18,7 +19,7 @@ import { clearedCookie } from "../users/service.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
-import { presentError } from "./errors.ts";
+import { presentError, presentResult } from "./errors.ts";
 import { renderLocalGraphiQL, WELCOME_QUERY } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
 import { clientAddress, useRateLimit } from "./rate-limit.ts";
@@ -32,6 +33,8 @@ export interface ServerContext {
   wsPrincipal?: Principal;
   wsClientIp?: string;
   wsBaseUrl?: string;
+  /** Set by the WebSocket layer for each operation: where the fan-out writes a subscription's frames. */
+  wsFrames?: FrameSink;
   /** Set by POST /mcp for the operations its tools run: that request was rate-limited already. */
   mcp?: boolean;
 }
@@ -85,13 +88,17 @@ export function buildYoga(
       useInputRules(),
       useCookieCsrfPrevention(config.corsOrigins),
       useAuthentication(),
-      useSharedSubscriptionResults(sharedResults),
+      useSharedSubscriptionResults(
+        sharedResults,
+        new FanOut(sharedResults, (result) => presentResult(result, config.development)),
+      ),
     ],
     context: async (initial) => {
       if (initial.wsPrincipal) {
         return createContext(services, initial.wsPrincipal, {
           clientIp: initial.wsClientIp,
           baseUrl: initial.wsBaseUrl,
+          frames: initial.wsFrames,
         });
       }
       const request = (initial as unknown as { request: Request }).request;
