@@ -272,21 +272,25 @@ class Member {
   }
 
   end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.group?.remove(this);
-    for (const cleanup of this.cleanups) cleanup();
-    this.settle(finished);
+    if (this.stop()) this.settle(finished);
   }
 
   /** The source failed (the database is away): like graphql-tools' executor, a located error. */
   fail(error: unknown): void {
-    if (this.ended) return;
-    this.end();
+    if (!this.stop()) return;
     const original = error instanceof Error ? error : new Error(String(error));
     this.reject(
       new GraphQLError(original.message, { nodes: [this.template.operation], originalError: original }),
     );
+  }
+
+  /** Leaves the group and lets go of the credential; false when it had ended already. */
+  private stop(): boolean {
+    if (this.ended) return false;
+    this.ended = true;
+    this.group?.remove(this);
+    for (const cleanup of this.cleanups) cleanup();
+    return true;
   }
 }
 

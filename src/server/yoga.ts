@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type Context, createContext } from "../schema/context.ts";
-import { FanOut, type FrameSink } from "../schema/fan-out.ts";
+import type { FanOut, FrameSink } from "../schema/fan-out.ts";
 import { schema, schemaWithoutAuthorization } from "../schema/index.ts";
 import { useInputRules } from "../schema/input-rules.ts";
 import { type SharedResults, useSharedSubscriptionResults } from "../schema/shared-results.ts";
@@ -19,7 +19,7 @@ import { clearedCookie } from "../users/service.ts";
 import { maxRequestBodyBytes, useOperationLimits } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
 import { useRequestBodyLimit } from "./body-limit.ts";
-import { presentError, presentResult } from "./errors.ts";
+import { presentError } from "./errors.ts";
 import { renderLocalGraphiQL, WELCOME_QUERY } from "./graphiql.ts";
 import type { Observability } from "./observability.ts";
 import { clientAddress, useRateLimit } from "./rate-limit.ts";
@@ -45,6 +45,7 @@ export function buildYoga(
   config: Config,
   services: Services,
   sharedResults: SharedResults,
+  fanOut: FanOut,
   logger: Logger,
   observability: Observability,
   /** Tracing's plugins (src/server/tracing.ts) when OTEL_EXPORTER_OTLP_ENDPOINT is set; none otherwise. */
@@ -88,10 +89,7 @@ export function buildYoga(
       useInputRules(),
       useCookieCsrfPrevention(config.corsOrigins),
       useAuthentication(),
-      useSharedSubscriptionResults(
-        sharedResults,
-        new FanOut(sharedResults, (result) => presentResult(result, config.development)),
-      ),
+      useSharedSubscriptionResults(sharedResults, fanOut),
     ],
     context: async (initial) => {
       if (initial.wsPrincipal) {
