@@ -31,6 +31,12 @@ export interface FrameSink {
   /** Bytes sent but not yet written to the socket. */
   buffered(): number;
   open(): boolean;
+  /**
+   * Holds this socket's writes until the matching uncork(), then writes them in one system call: a
+   * replay writes a page of frames at once instead of one write per frame.
+   */
+  cork(): void;
+  uncork(): void;
 }
 
 /**
@@ -202,28 +208,15 @@ class Member {
    * very read a page of Query.events makes (replay), so both deliver the same events after a cursor.
    */
   async alone(target: EventPosition | undefined): Promise<void> {
-    const { services, loadMessages, filter, select } = this.template.request;
+    const { services, loadMessages, filter } = this.template.request;
     for (;;) {
       const visibility = eventVisibilityOf(this.principal);
       const page = await eventPage(services.db, visibility, loadMessages, this.cursor, filter, REPLAY_PAGE);
-      for (const delivered of page) {
-        if (this.ended) return;
-        const position = positionOf(delivered.event);
-        if (target && comparePositions(position, target) > 0) {
-          this.cursor = target;
-          return;
-        }
-        // The page was read under the credential of then; a refresh since may have narrowed it.
-        const principal = this.principal;
-        const value = admits(principal, delivered.event)
-          ? select(delivered, eventVisibilityOf(principal))
-          : null;
-        if (value !== null && typeof value === "object") {
-          const payload = await this.fanOut.execute(this.template, principal, value);
-          if (this.ended) return;
-          await this.writeAlone(payload);
-        }
-        this.cursor = position;
+      this.sink.cork();
+      try {
+        if (await this.deliverAlone(page, target)) return;
+      } finally {
+        this.sink.uncork();
       }
       if (page.length < REPLAY_PAGE) {
         if (target) this.cursor = target;
@@ -232,15 +225,46 @@ class Member {
     }
   }
 
-  /** A frame while alone: waits for the socket to drain when it holds too much. */
-  private writeAlone(payload: Buffer): Promise<void> | undefined {
-    if (!this.sink.open()) return undefined;
-    const frame = Buffer.concat([this.prefix, payload]);
-    if (this.sink.buffered() < MAX_BUFFERED_BYTES) {
-      this.sink.send(frame);
-      return undefined;
+  /** One page of alone(): true when it is done (ended, or past `target`). */
+  private async deliverAlone(
+    page: DeliveredEvent<unknown>[],
+    target: EventPosition | undefined,
+  ): Promise<boolean> {
+    const { select } = this.template.request;
+    for (const delivered of page) {
+      if (this.ended) return true;
+      const position = positionOf(delivered.event);
+      if (target && comparePositions(position, target) > 0) {
+        this.cursor = target;
+        return true;
+      }
+      // The page was read under the credential of then; a refresh since may have narrowed it.
+      const principal = this.principal;
+      const value = admits(principal, delivered.event)
+        ? select(delivered, eventVisibilityOf(principal))
+        : null;
+      if (value !== null && typeof value === "object") {
+        const payload = await this.fanOut.execute(this.template, principal, value);
+        if (this.ended) return true;
+        await this.writeAlone(payload);
+      }
+      this.cursor = position;
     }
-    return new Promise((resolve) => this.sink.send(frame, () => resolve()));
+    return false;
+  }
+
+  /** A frame while alone: waits for the socket to drain when it holds too much. */
+  private async writeAlone(payload: Buffer): Promise<void> {
+    if (!this.sink.open()) return;
+    const frame = Buffer.concat([this.prefix, payload]);
+    if (this.sink.buffered() < MAX_BUFFERED_BYTES) return this.sink.send(frame);
+    // Written only once uncorked: let the page so far go, and wait for it.
+    this.sink.uncork();
+    try {
+      await new Promise<void>((resolve) => this.sink.send(frame, () => resolve()));
+    } finally {
+      this.sink.cork();
+    }
   }
 
   /** A frame from the group. False: the socket holds too much, the member must leave the group. */

@@ -14,6 +14,7 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
 import { streamRequestOf } from "../events/stream.ts";
 import { type Context, createContext } from "./context.ts";
@@ -29,6 +30,7 @@ export class SharedResults {
   // lookup hashes no new string.
   private readonly byEvent = new WeakMap<object, Map<string, Map<string, Result>>>();
   private readonly ids = new WeakMap<DocumentNode | GraphQLSchema, number>();
+  private readonly principals = new WeakMap<AuthenticatedPrincipal, AuthenticatedPrincipal>();
   private nextId = 0;
   private executed = 0;
 
@@ -92,11 +94,21 @@ export class SharedResults {
       this.executed++;
       // A context of its own: fresh loaders for this event, and nothing of any one subscriber but what
       // the key holds (no request, no client address, no credential identity).
-      const contextValue = createContext(services, principalFor(visibilityOf(principal)));
+      const contextValue = createContext(services, this.sharedPrincipal(principal));
       result = execute({ ...args, rootValue: event, contextValue });
       results.set(key, result);
     }
     return result;
+  }
+
+  /** The principal of `principal`'s visibility alone, made once per principal (principals are immutable). */
+  private sharedPrincipal(principal: AuthenticatedPrincipal): AuthenticatedPrincipal {
+    let shared = this.principals.get(principal);
+    if (!shared) {
+      shared = principalFor(visibilityOf(principal));
+      this.principals.set(principal, shared);
+    }
+    return shared;
   }
 
   /** Event executions so far: a shared one counts once, however many subscribers it served. */

@@ -181,5 +181,16 @@ function framesOf(socket: WebSocket, id: string): FrameSink {
     send: (frame, done) => socket.send(frame, { binary: false }, done),
     buffered: () => socket.bufferedAmount,
     open: () => socket.readyState === socket.OPEN,
+    // ws keeps its TCP socket private; ws's own sender corks it around each frame, and corks nest.
+    cork: () => tcpSocketOf(socket)?.cork(),
+    uncork: () => tcpSocketOf(socket)?.uncork(),
   };
+}
+
+/** ws's TCP socket, checked rather than assumed: without it frames are written one by one, as before. */
+function tcpSocketOf(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
+  const tcp = (socket as unknown as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
+  return tcp && typeof tcp.cork === "function" && typeof tcp.uncork === "function"
+    ? (tcp as { cork(): void; uncork(): void })
+    : undefined;
 }
