@@ -19,7 +19,7 @@ import { type DeliveredEvent, eventPage, withMessages } from "../events/page.ts"
 import { latestPosition, settledEventsAfter } from "../events/repository.ts";
 import { admits, followCredential, matches, REPLAY_PAGE, type StreamRequest } from "../events/stream.ts";
 import { eventVisibilityOf } from "../events/visibility.ts";
-import { type Context, createContext } from "./context.ts";
+import type { Context } from "./context.ts";
 import type { SharedResults } from "./shared-results.ts";
 
 /** Where a WebSocket subscription's frames go: its socket, written to directly. */
@@ -107,15 +107,20 @@ export class FanOut {
 
   /**
    * One event's result under `principal`'s visibility: executed once per (operation, visibility, event
-   * object), through src/schema/shared-results.ts, in a context of that visibility alone.
+   * object), through src/schema/shared-results.ts, in a context of that visibility alone; `alone`: for
+   * this subscriber only (a replay's events are its own objects).
    */
-  async execute(template: Template, principal: AuthenticatedPrincipal, value: object): Promise<Buffer> {
-    const contextValue = createContext((template.args.contextValue as Context).services, principal);
-    const result = await this.shared.resultFor(
-      { ...template.args, contextValue },
-      template.operationKey,
-      value,
-    );
+  async execute(
+    template: Template,
+    principal: AuthenticatedPrincipal,
+    value: object,
+    alone = false,
+  ): Promise<Buffer> {
+    const contextValue = { services: (template.args.contextValue as Context).services, principal };
+    const args = { ...template.args, contextValue };
+    const result = await (alone
+      ? this.shared.resultAlone(args, value)
+      : this.shared.resultFor(args, template.operationKey, value));
     return this.payloadOf(result);
   }
 
@@ -244,7 +249,7 @@ class Member {
         ? select(delivered, eventVisibilityOf(principal))
         : null;
       if (value !== null && typeof value === "object") {
-        const payload = await this.fanOut.execute(this.template, principal, value);
+        const payload = await this.fanOut.execute(this.template, principal, value, true);
         if (this.ended) return true;
         await this.writeAlone(payload);
       }

@@ -101,6 +101,21 @@ export class SharedResults {
     return result;
   }
 
+  /**
+   * One event's result for one subscriber alone (a replay: its events are its own objects, so there is
+   * nothing to share and nothing to remember them by), executed as its visibility alone.
+   */
+  resultAlone(args: ExecutionArgs, event: object): Result {
+    const { principal, services } = args.contextValue as Context;
+    if (principal.kind === "anonymous") throw new Error("resultAlone() called for an anonymous caller");
+    this.executed++;
+    return execute({
+      ...args,
+      rootValue: event,
+      contextValue: createContext(services, this.sharedPrincipal(principal)),
+    });
+  }
+
   /** The principal of `principal`'s visibility alone, made once per principal (principals are immutable). */
   private sharedPrincipal(principal: AuthenticatedPrincipal): AuthenticatedPrincipal {
     let shared = this.principals.get(principal);
