@@ -107,21 +107,26 @@ export class FanOut {
 
   /**
    * One event's result under `principal`'s visibility: executed once per (operation, visibility, event
-   * object), through src/schema/shared-results.ts, in a context of that visibility alone; `alone`: for
-   * this subscriber only (a replay's events are its own objects).
+   * object), through src/schema/shared-results.ts, in a context of that visibility alone.
    */
-  async execute(
-    template: Template,
-    principal: AuthenticatedPrincipal,
-    value: object,
-    alone = false,
-  ): Promise<Buffer> {
+  async execute(template: Template, principal: AuthenticatedPrincipal, value: object): Promise<Buffer> {
     const contextValue = { services: (template.args.contextValue as Context).services, principal };
     const args = { ...template.args, contextValue };
-    const result = await (alone
-      ? this.shared.resultAlone(args, value)
-      : this.shared.resultFor(args, template.operationKey, value));
-    return this.payloadOf(result);
+    return this.payloadOf(await this.shared.resultFor(args, template.operationKey, value));
+  }
+
+  /** Executors for one page of a replay: one context per page (and per credential, if it changes). */
+  pageExecutor(template: Template): (principal: AuthenticatedPrincipal, value: object) => Promise<Buffer> {
+    const services = (template.args.contextValue as Context).services;
+    let context: Context | undefined;
+    let contextPrincipal: AuthenticatedPrincipal | undefined;
+    return async (principal, value) => {
+      if (!context || contextPrincipal !== principal) {
+        context = this.shared.contextAlone(services, principal);
+        contextPrincipal = principal;
+      }
+      return this.payloadOf(await this.shared.resultAlone(template.args, value, context));
+    };
   }
 
   /**
@@ -214,16 +219,25 @@ class Member {
    */
   async alone(target: EventPosition | undefined): Promise<void> {
     const { services, loadMessages, filter } = this.template.request;
+    const read = (after: EventPosition) =>
+      eventPage(services.db, eventVisibilityOf(this.principal), loadMessages, after, filter, REPLAY_PAGE);
+    let next = read(this.cursor);
     for (;;) {
-      const visibility = eventVisibilityOf(this.principal);
-      const page = await eventPage(services.db, visibility, loadMessages, this.cursor, filter, REPLAY_PAGE);
+      const page = await next;
+      const last = page.at(-1);
+      const full = page.length === REPLAY_PAGE && last !== undefined;
+      // The next page is read while this one is delivered (each event is judged again as it goes out).
+      if (full) {
+        next = read(positionOf(last.event));
+        next.catch(() => {});
+      }
       this.sink.cork();
       try {
         if (await this.deliverAlone(page, target)) return;
       } finally {
         this.sink.uncork();
       }
-      if (page.length < REPLAY_PAGE) {
+      if (!full) {
         if (target) this.cursor = target;
         return;
       }
@@ -236,6 +250,7 @@ class Member {
     target: EventPosition | undefined,
   ): Promise<boolean> {
     const { select } = this.template.request;
+    const execute = this.fanOut.pageExecutor(this.template);
     for (const delivered of page) {
       if (this.ended) return true;
       const position = positionOf(delivered.event);
@@ -249,7 +264,7 @@ class Member {
         ? select(delivered, eventVisibilityOf(principal))
         : null;
       if (value !== null && typeof value === "object") {
-        const payload = await this.fanOut.execute(this.template, principal, value, true);
+        const payload = await execute(principal, value);
         if (this.ended) return true;
         await this.writeAlone(payload);
       }

@@ -103,17 +103,19 @@ export class SharedResults {
 
   /**
    * One event's result for one subscriber alone (a replay: its events are its own objects, so there is
-   * nothing to share and nothing to remember them by), executed as its visibility alone.
+   * nothing to share and nothing to remember them by), in a context of contextAlone().
    */
-  resultAlone(args: ExecutionArgs, event: object): Result {
-    const { principal, services } = args.contextValue as Context;
-    if (principal.kind === "anonymous") throw new Error("resultAlone() called for an anonymous caller");
+  resultAlone(args: ExecutionArgs, event: object, context: Context): Result {
     this.executed++;
-    return execute({
-      ...args,
-      rootValue: event,
-      contextValue: createContext(services, this.sharedPrincipal(principal)),
-    });
+    return execute({ ...args, rootValue: event, contextValue: context });
+  }
+
+  /**
+   * The context replayed events execute in, as `principal`'s visibility alone: one per page of a replay,
+   * so that its loaders and per-context caches are made once per page, not per event.
+   */
+  contextAlone(services: Context["services"], principal: AuthenticatedPrincipal): Context {
+    return createContext(services, this.sharedPrincipal(principal));
   }
 
   /** The principal of `principal`'s visibility alone, made once per principal (principals are immutable). */
