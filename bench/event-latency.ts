@@ -2,9 +2,13 @@
 // what many idle graphql-ws connections cost the server in memory (VmRSS/VmHWM of its process).
 //   npm run bench:events -- [--subscribers 1000] [--messages 100] [--rate 10] [--idle 5000]
 //                           [--idle-mode subscribed|connected] [--ramp 100] [--quick] [--profile DIR]
+//                           [--replay N]
 // --quick: 200 subscribers, 30 messages at 10/s (a few seconds once the database is up).
 // --idle N: first opens N connections (each with one subscription on an inbox that gets no mail, unless
 // --idle-mode connected), reports the server's RSS before and after, then checks one event reaches all.
+// --replay N: first writes N events in one SQL statement (copies of the warm-up message's event, so
+// each names that one message) and measures how fast one WebSocket subscriber resuming from the cursor
+// before them receives them all: events/s, and the server's CPU per event.
 // --profile DIR: the server runs with --cpu-prof and writes its profile to DIR when it stops.
 // The server runs as its own process (`node --import tsx src/main.ts`) on a fresh embedded database
 // (or DATABASE_URL); this process holds the clients and sends the mail with nodemailer. The last line
@@ -18,6 +22,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Client, createClient } from "graphql-ws";
 import nodemailer from "nodemailer";
+import pg from "pg";
 import WebSocket from "ws";
 
 const { values } = parseArgs({
@@ -30,6 +35,7 @@ const { values } = parseArgs({
     ramp: { type: "string" },
     quick: { type: "boolean", default: false },
     profile: { type: "string" },
+    replay: { type: "string" },
   },
 });
 const QUICK = values.quick ?? false;
@@ -40,6 +46,7 @@ const IDLE = Number(values.idle ?? 0);
 const IDLE_MODE = values["idle-mode"] ?? "subscribed";
 /** Connections opened at once; the next batch starts when this one is acknowledged. */
 const RAMP = Number(values.ramp ?? 100);
+const REPLAY = Number(values.replay ?? 0);
 const ROOT = path.resolve(import.meta.dirname, "..");
 if (IDLE_MODE !== "subscribed" && IDLE_MODE !== "connected")
   throw new Error("--idle-mode subscribed|connected");
@@ -211,6 +218,72 @@ async function main() {
   await sleep(500);
   const startMemory = serverMemory(pid);
   const result: Record<string, unknown> = { quick: QUICK, server: { start: startMemory } };
+
+  if (REPLAY > 0) {
+    const info = JSON.parse(readFileSync(path.join(dataDir, "postgres.json"), "utf8")) as {
+      user: string;
+      password: string;
+      port: number;
+    };
+    const db = new pg.Client({
+      connectionString:
+        env.DATABASE_URL ??
+        `postgres://${info.user}:${encodeURIComponent(info.password)}@127.0.0.1:${info.port}/mailroom`,
+    });
+    await db.connect();
+    const seedStarted = performance.now();
+    const { rows } = await db.query<{ xid: string; id: string }>(
+      `SELECT xid::text AS xid, id::text AS id FROM events WHERE type = 'MESSAGE_RECEIVED' ORDER BY id DESC LIMIT 1`,
+    );
+    const from = rows[0] as { xid: string; id: string };
+    await db.query(
+      `INSERT INTO events (org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, message_labels)
+       SELECT org_id, type, pod_id, inbox_id, thread_id, message_id, domain_id, payload, message_labels
+       FROM events, generate_series(1, $2::int) WHERE id = $1::bigint`,
+      [from.id, REPLAY],
+    );
+    await db.end();
+    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    await sleep(500);
+    const after = Buffer.from(`event:${from.xid}:${from.id}`).toString("base64url");
+    let received = 0;
+    let done: () => void = () => {};
+    const all = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const cpuBefore = serverCpuSeconds(pid);
+    const started = performance.now();
+    const { connections } = await connect(wsUrl, apiKey, 1, (client) =>
+      client.subscribe(
+        {
+          query:
+            "subscription($after: String) { events(after: $after) { cursor type message { id subject } } }",
+          variables: { after },
+        },
+        {
+          next: () => {
+            if (++received === REPLAY) done();
+          },
+          error: (error) => console.error("replay subscription failed", error),
+          complete: () => {},
+        },
+      ),
+    );
+    await Promise.race([all, sleep(120_000)]);
+    const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = serverCpuSeconds(pid) - cpuBefore;
+    result.replay = {
+      events: REPLAY,
+      received,
+      seedSeconds: round(seedSeconds),
+      seconds: round(seconds),
+      eventsPerSecond: Math.round(received / seconds),
+      serverCpuMicrosPerEvent: Math.round((cpuSeconds * 1e6) / Math.max(1, received)),
+      window: { fromS: sinceSpawn(started), toS: sinceSpawn(performance.now()) },
+    };
+    await Promise.all(connections.map((c) => c.client.dispose()));
+    await sleep(500);
+  }
 
   if (IDLE > 0) {
     const idleInbox = await createInbox("idle");

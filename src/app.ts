@@ -20,7 +20,9 @@ import { type JobWorker, migrateJobs, startWorker } from "./jobs/worker.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { mcpTools } from "./mcp/catalog.ts";
 import { describeOutboundRoute } from "./outbound/capture.ts";
+import { FanOut } from "./schema/fan-out.ts";
 import { SharedResults } from "./schema/shared-results.ts";
+import { presentResult } from "./server/errors.ts";
 import { fileRoute } from "./server/files.ts";
 import { closeHttpServer, createHttpServer } from "./server/http.ts";
 import { jobRunners } from "./server/jobs.ts";
@@ -42,6 +44,8 @@ export interface App {
   readonly services: InboundServices;
   /** Subscription events executed once per audience (executions() counts them). */
   readonly sharedResults: SharedResults;
+  /** WebSocket subscriptions served in groups of one visibility (groupCount() counts them). */
+  readonly fanOut: FanOut;
 }
 
 /** Binds `listen`, turning "address in use" and "permission denied" into a StartupError naming `variable`. */
@@ -102,6 +106,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   let stopping: Promise<void> | undefined;
   const services = {} as InboundServices;
   const sharedResults = new SharedResults();
+  const fanOut = new FanOut(sharedResults, (result) => presentResult(result, config.development));
   const observability = new Observability(config, logger);
 
   /** The database, migrated, with its pool and this node's LISTEN connection. */
@@ -156,6 +161,7 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
   return {
     services,
     sharedResults,
+    fanOut,
     async start() {
       if (config.otlpTracesUrl !== undefined) {
         // Imported only when configured: without the variable nothing of OpenTelemetry is loaded.
@@ -173,7 +179,15 @@ export function buildApp(config: Config, options: BuildOptions = {}): App {
       jobOutbox = new JobOutbox(db.pool, logger);
       jobOutbox.start();
 
-      const yoga = buildYoga(config, services, sharedResults, logger, observability, tracing?.plugins);
+      const yoga = buildYoga(
+        config,
+        services,
+        sharedResults,
+        fanOut,
+        logger,
+        observability,
+        tracing?.plugins,
+      );
       const server = createHttpServer(
         yoga,
         {

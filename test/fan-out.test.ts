@@ -109,4 +109,74 @@ describe("fan-out", () => {
     expect(expected.filter((e) => e.length > 0).length).toBeGreaterThan(100);
     await Promise.all(subscribers.map((s) => s.dispose()));
   }, 120_000);
+
+  it("gives subscribers of one visibility identical frames, from one execution, and other visibilities their own", async () => {
+    const server = servers[0] as TestServer;
+    const inbox = (await createInboxViaApi(server, org.apiKey, { username: "frames" })).id;
+    const same = { permissions: { inboxRead: true, messageRead: true, threadRead: true } };
+    const keys = [
+      (await createKey(server, org.apiKey, same)).secret,
+      (await createKey(server, org.apiKey, same)).secret,
+      // No THREAD_READ: the same events, but `threads` fails for it alone.
+      (await createKey(server, org.apiKey, { permissions: { inboxRead: true, messageRead: true } })).secret,
+      // May read spam: sees one event more.
+      (await createKey(server, org.apiKey, { permissions: { ...same.permissions, labelSpamRead: true } }))
+        .secret,
+    ];
+    const query = `subscription($inbox: ID!) {
+      events(inboxIds: [$inbox]) { type message { id } inbox { id threads(first: 5) { edges { node { id } } } } }
+    }`;
+    const subscribers = await Promise.all(
+      keys.map((key) => wsSubscribe(server.wsUrl, key, query, { inbox })),
+    );
+    // Three groups: the two identical subscribers share one.
+    expect(server.app.fanOut.groupCount()).toBe(3);
+    const executions = server.app.sharedResults.executions();
+    const plain = await deliver(database.db, inbox, { labels: ["received"] });
+    const spam = await deliver(database.db, inbox, { labels: ["received", "spam"] });
+    await Promise.all([
+      ...subscribers.slice(0, 3).map((s) => s.waitForResults(1, 10_000)),
+      subscribers[3]?.waitForResults(2, 10_000),
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    const [a, b, noThreads, spamReader] = subscribers.map((s) => s.results) as Subscriber["results"][];
+    const messageOf = (result: Subscriber["results"][number] | undefined) => result?.data?.events.message.id;
+    expect(a).toHaveLength(1);
+    expect(messageOf(a?.[0])).toBe(plain.id);
+    expect(a?.[0]?.errors).toBeUndefined();
+    expect(a?.[0]?.data.events.inbox.threads.edges.length).toBeGreaterThan(0);
+    expect(b).toEqual(a);
+    // Its error is its own: the others' frames carry none, and it gets the rest of the event.
+    expect(noThreads).toHaveLength(1);
+    expect(messageOf(noThreads?.[0])).toBe(plain.id);
+    expect(noThreads?.[0]?.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    expect(spamReader?.map(messageOf)).toEqual([plain.id, spam.id]);
+    expect(spamReader?.every((r) => r.errors === undefined)).toBe(true);
+    // One execution per visibility and event: the two identical subscribers shared theirs.
+    expect(server.app.sharedResults.executions() - executions).toBe(4);
+    await Promise.all(subscribers.map((s) => s.dispose()));
+  });
+
+  it("hands a subscriber replaying from a cursor over to the live group with no gap and no duplicate", async () => {
+    const server = servers[0] as TestServer;
+    const inbox = (await createInboxViaApi(server, org.apiKey, { username: "handoff" })).id;
+    const query =
+      "subscription($inbox: ID!, $after: String) { events(inboxIds: [$inbox], after: $after) { cursor message { id } } }";
+    const live = await wsSubscribe(server.wsUrl, org.apiKey, query, { inbox });
+    const sent: string[] = [];
+    for (let i = 0; i < 5; i++) sent.push((await deliver(database.db, inbox)).id);
+    const [first] = await live.waitFor(1, 10_000);
+    // Resumes after the first while mail keeps arriving: replay, catch up to the group, join it.
+    const writing = (async () => {
+      for (let i = 0; i < 20; i++) sent.push((await deliver(database.db, inbox)).id);
+    })();
+    const resumed = await wsSubscribe(server.wsUrl, org.apiKey, query, { inbox, after: first.events.cursor });
+    await writing;
+    await live.waitFor(sent.length, 10_000);
+    await resumed.waitFor(sent.length - 1, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(live.received.map((r) => r.events.message.id)).toEqual(sent);
+    expect(resumed.received.map((r) => r.events.message.id)).toEqual(sent.slice(1));
+    await Promise.all([live.dispose(), resumed.dispose()]);
+  });
 });

@@ -29,6 +29,7 @@ export class EventBus {
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
+  private held = 0;
 
   /** `observeLag`: told, per organization whose events moved, how long after its newest event was written it was seen (metrics). */
   constructor(
@@ -112,8 +113,12 @@ export class EventBus {
     return this.generations.get(orgId) ?? 0;
   }
 
-  /** Calls `subscriber` each time the organization's settled events move. */
-  subscribe(orgId: string, subscriber: Subscriber): () => void {
+  /**
+   * Calls `subscriber` each time the organization's settled events move. `counted: false`: a group
+   * that wakes for subscribers held (hold()), not one itself.
+   */
+  subscribe(orgId: string, subscriber: Subscriber, { counted = true } = {}): () => void {
+    if (!counted) this.held--;
     let set = this.byOrg.get(orgId);
     if (!set) {
       set = new Set();
@@ -121,7 +126,10 @@ export class EventBus {
     }
     set.add(subscriber);
     this.schedule();
+    let done = false;
     return () => {
+      if (!counted && !done) this.held++;
+      done = true;
       set.delete(subscriber);
       if (set.size === 0 && this.byOrg.get(orgId) === set) {
         this.byOrg.delete(orgId);
@@ -146,8 +154,22 @@ export class EventBus {
     return promise;
   }
 
+  /**
+   * Counts a subscriber that is woken through another (a WebSocket subscription served by the fan-out
+   * of src/schema/fan-out.ts, whose group is the one woken). Returns what releases it.
+   */
+  hold(): () => void {
+    this.held++;
+    let released = false;
+    return () => {
+      if (!released) this.held--;
+      released = true;
+    };
+  }
+
+  /** Subscribers on this node: those woken, and those held. */
   subscriberCount(): number {
-    let count = 0;
+    let count = this.held;
     for (const set of this.byOrg.values()) count += set.size;
     return count;
   }

@@ -12,7 +12,7 @@ import type { EventBus } from "./bus.ts";
 import { type EventPosition, positionOf } from "./cursor.ts";
 import { type DeliveredEvent, eventPage, type LoadMessages, withMessages } from "./page.ts";
 import { type Event, type EventFilter, latestPosition, settledEventsAfter } from "./repository.ts";
-import { eventReadableBy, eventVisibilityOf } from "./visibility.ts";
+import { type EventVisibility, eventReadableBy, eventVisibilityOf } from "./visibility.ts";
 
 /** What the stream reads with: the database, this node's bus, and the authenticator for revocations. */
 export interface StreamServices {
@@ -30,7 +30,8 @@ export interface StreamSubscriber {
   clientIp?: string | undefined;
 }
 
-const REPLAY_PAGE = 500;
+/** Events per read of a replay or of the live stream (src/schema/fan-out.ts reads with it too). */
+export const REPLAY_PAGE = 500;
 
 /**
  * Whether a subscriber may see this event at all (before any field is resolved): the rule every
@@ -39,16 +40,58 @@ const REPLAY_PAGE = 500;
  * client switching between polling, subscribing and webhooks could miss or repeat one. What the
  * event shows of its message now is decided where it is shown (shownMessage).
  */
-function admits(principal: AuthenticatedPrincipal, event: Event): boolean {
+export function admits(principal: AuthenticatedPrincipal, event: Event): boolean {
   return eventReadableBy(eventVisibilityOf(principal), event, event.message_labels);
 }
 
-function matches(event: Event, filter: EventFilter): boolean {
+export function matches(event: Event, filter: EventFilter): boolean {
   return (
     (!filter.types?.length || filter.types.includes(event.type)) &&
     (!filter.podIds?.length || (event.pod_id !== null && filter.podIds.includes(event.pod_id))) &&
     (!filter.inboxIds?.length || (event.inbox_id !== null && filter.inboxIds.includes(event.inbox_id)))
   );
+}
+
+/**
+ * Follows a subscriber's credential: each revocation that may concern it re-checks it, and a refresh
+ * replaces it (`subscriber.onRefresh`, then `onFresh`); `onEnd` when it is revoked, may no longer be
+ * used from the subscriber's address, or expires. Returns what stops following it.
+ */
+export function followCredential(
+  services: StreamServices,
+  subscriber: StreamSubscriber,
+  current: () => AuthenticatedPrincipal,
+  onFresh: (fresh: AuthenticatedPrincipal) => void,
+  onEnd: () => void,
+): () => void {
+  const onRevoked = (change: AuthInvalidation) => {
+    const principal = current();
+    if (!concerns(change, principal)) return;
+    services.authenticator.refresh(principal).then(
+      (fresh) => {
+        if (!fresh) onEnd();
+        else if (
+          subscriber.clientIp !== undefined &&
+          !addressAllowed(fresh.allowedIps, subscriber.clientIp)
+        ) {
+          onEnd();
+        } else {
+          onFresh(fresh);
+          subscriber.onRefresh(fresh);
+        }
+      },
+      () => onEnd(),
+    );
+  };
+  services.authenticator.on("revoked", onRevoked);
+  const expiresAt = current().expiresAt;
+  const expiry = expiresAt
+    ? setTimeout(onEnd, Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1))
+    : undefined;
+  return () => {
+    clearTimeout(expiry);
+    services.authenticator.off("revoked", onRevoked);
+  };
 }
 
 /** One subscriber's stream: who, reading with what, which events, from where, mapped to what. */
@@ -59,8 +102,24 @@ export interface StreamRequest<M, T> {
   filter: EventFilter;
   /** Replay every event after this position first; undefined: live events only. */
   after: EventPosition | undefined;
-  /** Maps each delivered event to what the stream yields; null skips it. */
-  select: (delivered: DeliveredEvent<M>) => T | null;
+  /**
+   * Maps each delivered event to what the stream yields, as `visibility` sees it; null skips it. A pure
+   * function of the event and the visibility, so that one call serves every subscriber sharing both.
+   */
+  select: (delivered: DeliveredEvent<M>, visibility: EventVisibility) => T | null;
+}
+
+/**
+ * Where a stream keeps the request it was made from: the WebSocket fan-out (src/schema/fan-out.ts)
+ * serves the subscriber from it instead of iterating the stream.
+ */
+export const STREAM_REQUEST = Symbol("stream request");
+
+/** The request behind a stream made by eventStream, if `value` is one. */
+export function streamRequestOf(value: unknown): StreamRequest<unknown, unknown> | undefined {
+  return typeof value === "object" && value !== null
+    ? ((value as { [STREAM_REQUEST]?: StreamRequest<unknown, unknown> })[STREAM_REQUEST] ?? undefined)
+    : undefined;
 }
 
 /**
@@ -71,7 +130,8 @@ export interface StreamRequest<M, T> {
 export function eventStream<M, T>(request: StreamRequest<M, T>): AsyncIterableIterator<T> {
   const controller = new AbortController();
   const events = streamEvents(request, controller);
-  return {
+  const stream: AsyncIterableIterator<T> & { [STREAM_REQUEST]: StreamRequest<M, T> } = {
+    [STREAM_REQUEST]: request,
     next: () => events.next(),
     return: () => {
       controller.abort();
@@ -85,6 +145,7 @@ export function eventStream<M, T>(request: StreamRequest<M, T>): AsyncIterableIt
       return this;
     },
   };
+  return stream;
 }
 
 /**
@@ -105,35 +166,18 @@ async function* streamEvents<M, T>(
   };
 
   const unsubscribe = services.events.subscribe(scope.orgId, notify);
-  // Revocation or a new organization ceiling: re-check this subscriber's credential. The subscriber
-  // follows, so each event is also executed (and its shared result chosen) under the credential as
-  // it is now.
-  const onRevoked = (change: AuthInvalidation) => {
-    if (!concerns(change, principal)) return;
-    services.authenticator.refresh(principal).then(
-      (fresh) => {
-        if (!fresh) controller.abort();
-        else if (
-          subscriber.clientIp !== undefined &&
-          !addressAllowed(fresh.allowedIps, subscriber.clientIp)
-        ) {
-          controller.abort();
-        } else {
-          principal = fresh;
-          scope = tenantScopeOf(fresh);
-          subscriber.onRefresh(fresh);
-        }
-      },
-      () => controller.abort(),
-    );
-  };
-  services.authenticator.on("revoked", onRevoked);
-  const expiry = principal.expiresAt
-    ? setTimeout(
-        () => controller.abort(),
-        Math.min(Math.max(principal.expiresAt.getTime() - Date.now(), 0), 2 ** 31 - 1),
-      )
-    : undefined;
+  // Revocation or a new organization ceiling: the subscriber follows its credential, so each event is
+  // also executed (and its shared result chosen) under the credential as it is now.
+  const unfollow = followCredential(
+    services,
+    subscriber,
+    () => principal,
+    (fresh) => {
+      principal = fresh;
+      scope = tenantScopeOf(fresh);
+    },
+    () => controller.abort(),
+  );
   // A plain flag: AbortSignal's getter is checked several times per event per subscriber, and costs
   // about 2% of the server's CPU at 10,000 deliveries/s.
   let ended = controller.signal.aborted;
@@ -161,7 +205,7 @@ async function* streamEvents<M, T>(
           cursor = positionOf(delivered.event);
           // The page was read under the credential of then; a refresh since may have narrowed it.
           if (!admits(principal, delivered.event)) continue;
-          const selected = select(delivered);
+          const selected = select(delivered, eventVisibilityOf(principal));
           if (selected !== null) yield selected;
         }
         if (page.length < REPLAY_PAGE) break;
@@ -192,16 +236,15 @@ async function* streamEvents<M, T>(
           if (ended) break;
           cursor = positionOf(delivered.event);
           if (!matches(delivered.event, filter) || !admits(principal, delivered.event)) continue;
-          const selected = select(delivered);
+          const selected = select(delivered, eventVisibilityOf(principal));
           if (selected !== null) yield selected;
         }
         if (ended || page.length < REPLAY_PAGE) break;
       }
     }
   } finally {
-    clearTimeout(expiry);
+    unfollow();
     unsubscribe();
-    services.authenticator.off("revoked", onRevoked);
     controller.signal.removeEventListener("abort", end);
   }
 }

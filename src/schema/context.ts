@@ -1,6 +1,7 @@
 // One GraphQL context for HTTP, SSE and WebSocket operations: who is calling and what they may touch.
 import { type Principal, type TenantScope, tenantScopeOf } from "../auth/principal.ts";
 import type { Services } from "../services.ts";
+import type { FrameSink } from "./fan-out.ts";
 
 export interface Context {
   services: Services;
@@ -20,6 +21,8 @@ export interface Context {
    * are built; src/server/base-url.ts.
    */
   baseUrl?: string | undefined;
+  /** A graphql-ws subscription's socket: the fan-out writes its frames there (src/schema/fan-out.ts). */
+  frames?: FrameSink | undefined;
   /** The request's `Idempotency-Key` header (HTTP only), for a send mutation (src/schema/send.ts). */
   idempotencyKeyHeader?: string | undefined;
 }

@@ -16,7 +16,7 @@ import {
 import { type DeliveredEvent, eventPage, withMessages } from "../events/page.ts";
 import { type EventFilter, readableEventsByIds } from "../events/repository.ts";
 import { eventStream } from "../events/stream.ts";
-import { eventVisibilityOf, shownMessage } from "../events/visibility.ts";
+import { type EventVisibility, eventVisibilityOf, shownMessage } from "../events/visibility.ts";
 import { eventMessages, type MessageSummary } from "../mail/repository.ts";
 import { builder, requires } from "./builder.ts";
 import { connectionOf, keysetConnection } from "./connection.ts";
@@ -142,7 +142,7 @@ function streamFor<T>(
   context: Context,
   filter: EventFilter,
   after: EventPosition | undefined,
-  select: (delivered: DeliveredEvent<MessageSummary>) => T | null,
+  select: (delivered: DeliveredEvent<MessageSummary>, visibility: EventVisibility) => T | null,
 ): AsyncIterableIterator<T> {
   const subscriber = {
     principal: context.principal as AuthenticatedPrincipal,
@@ -257,7 +257,7 @@ builder.subscriptionFields((t) => ({
         },
         undefined,
         // A stream of messages, not of events: a message deleted or hidden before delivery is skipped.
-        (delivered) => shownMessage(delivered.message, scopeOf(context).hiddenLabels),
+        (delivered, visibility) => shownMessage(delivered.message, visibility.hiddenLabels),
       ),
     resolve: (message) => message,
   }),

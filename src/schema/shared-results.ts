@@ -14,9 +14,12 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import { principalFor, visibilityKey, visibilityOf } from "../auth/visibility.ts";
+import { streamRequestOf } from "../events/stream.ts";
 import { type Context, createContext } from "./context.ts";
 import { selectsCredentialBoundField } from "./credential-bound.ts";
+import type { FanOut } from "./fan-out.ts";
 import { clearLoaders } from "./loaders.ts";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
@@ -27,6 +30,7 @@ export class SharedResults {
   // lookup hashes no new string.
   private readonly byEvent = new WeakMap<object, Map<string, Map<string, Result>>>();
   private readonly ids = new WeakMap<DocumentNode | GraphQLSchema, number>();
+  private readonly principals = new WeakMap<AuthenticatedPrincipal, AuthenticatedPrincipal>();
   private nextId = 0;
   private executed = 0;
 
@@ -90,11 +94,38 @@ export class SharedResults {
       this.executed++;
       // A context of its own: fresh loaders for this event, and nothing of any one subscriber but what
       // the key holds (no request, no client address, no credential identity).
-      const contextValue = createContext(services, principalFor(visibilityOf(principal)));
+      const contextValue = createContext(services, this.sharedPrincipal(principal));
       result = execute({ ...args, rootValue: event, contextValue });
       results.set(key, result);
     }
     return result;
+  }
+
+  /**
+   * One event's result for one subscriber alone (a replay: its events are its own objects, so there is
+   * nothing to share and nothing to remember them by), in a context of contextAlone().
+   */
+  resultAlone(args: ExecutionArgs, event: object, context: Context): Result {
+    this.executed++;
+    return execute({ ...args, rootValue: event, contextValue: context });
+  }
+
+  /**
+   * The context replayed events execute in, as `principal`'s visibility alone: one per page of a replay,
+   * so that its loaders and per-context caches are made once per page, not per event.
+   */
+  contextAlone(services: Context["services"], principal: AuthenticatedPrincipal): Context {
+    return createContext(services, this.sharedPrincipal(principal));
+  }
+
+  /** The principal of `principal`'s visibility alone, made once per principal (principals are immutable). */
+  private sharedPrincipal(principal: AuthenticatedPrincipal): AuthenticatedPrincipal {
+    let shared = this.principals.get(principal);
+    if (!shared) {
+      shared = principalFor(visibilityOf(principal));
+      this.principals.set(principal, shared);
+    }
+    return shared;
   }
 
   /** Event executions so far: a shared one counts once, however many subscribers it served. */
@@ -117,7 +148,7 @@ export class SharedResults {
  * per event) whose per-event execution goes through `shared`. An operation that cannot start (no such
  * operation, invalid variables) keeps the ordinary path, so its errors stay exactly as they were.
  */
-export function useSharedSubscriptionResults(shared: SharedResults): Plugin<Context> {
+export function useSharedSubscriptionResults(shared: SharedResults, fanOut?: FanOut): Plugin<Context> {
   return {
     onSubscribe({ args, setSubscribeFn }) {
       const operation = getOperationAST(args.document, args.operationName);
@@ -132,6 +163,14 @@ export function useSharedSubscriptionResults(shared: SharedResults): Plugin<Cont
       setSubscribeFn(async (subscribeArgs) => {
         const stream = await createSourceEventStream(subscribeArgs);
         if (!isAsyncIterable(stream)) return stream;
+        // A WebSocket subscription of the event stream that may share: served by the fan-out, which
+        // writes its frames itself (src/schema/fan-out.ts); this stream is never read.
+        const request = streamRequestOf(stream);
+        const frames = (subscribeArgs.contextValue as Context).frames;
+        if (fanOut && key !== undefined && request && frames) {
+          await (stream as unknown as AsyncIterator<unknown>).return?.();
+          return fanOut.serve(subscribeArgs, key, operation, request, frames);
+        }
         return mapEvents(stream, operation, (event) => shared.resultFor(subscribeArgs, key, event));
       });
     },

@@ -1,7 +1,7 @@
 // What a client is told of a failure, on every transport (HTTP, SSE and graphql-ws all run through
 // yoga's error masking): expected errors as they are, a database that is away as 503, anything else
 // masked (docs/operations.md, "What clients see while the database is away").
-import { GraphQLError } from "graphql";
+import { type ExecutionResult, GraphQLError } from "graphql";
 import { maskError } from "graphql-yoga";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 
@@ -37,4 +37,13 @@ export function presentError(error: unknown, message: string, isDev?: boolean): 
   if (isDatabaseUnavailable(error))
     return serviceUnavailable(error instanceof GraphQLError ? error : undefined);
   return maskError(error, message, isDev);
+}
+
+/** yoga's masking of a result's errors, for results written without it (src/schema/fan-out.ts). */
+export function presentResult(result: ExecutionResult, isDev: boolean): ExecutionResult {
+  if (!result.errors?.length) return result;
+  return {
+    ...result,
+    errors: result.errors.map((error) => presentError(error, "Unexpected error.", isDev) as GraphQLError),
+  };
 }

@@ -12,6 +12,7 @@ import type { AuthenticatedPrincipal } from "../auth/principal.ts";
 import type { Config } from "../config.ts";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import type { Logger } from "../logger.ts";
+import type { FrameSink } from "../schema/fan-out.ts";
 import type { Services } from "../services.ts";
 import { maxRequestBodyBytes } from "./armor.ts";
 import { baseUrlOf } from "./base-url.ts";
@@ -128,7 +129,7 @@ export function attachWebSockets(
       execute: (args) => (args.rootValue as { execute: typeof import("graphql").execute }).execute(args),
       subscribe: (args) =>
         (args.rootValue as { subscribe: typeof import("graphql").subscribe }).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const clientIp = ctx.extra.clientIp ?? clientAddress(ctx.extra.request, config.trustProxy);
         const limited = await limitOperation(services.rateLimiter, ctx.extra.principal ?? null, clientIp);
         if (limited) return [limited];
@@ -138,6 +139,7 @@ export function attachWebSockets(
           wsPrincipal: ctx.extra.principal,
           wsClientIp: clientIp,
           wsBaseUrl: baseUrlOf(config, request.headers.host, secure),
+          wsFrames: framesOf(ctx.extra.socket, id),
         } as ServerContext);
         let document: ReturnType<typeof enveloped.parse>;
         try {
@@ -170,4 +172,25 @@ export function attachWebSockets(
       wsServer.close();
     },
   };
+}
+
+/** A subscription's frames, written to its socket as graphql-ws would write them (src/schema/fan-out.ts). */
+function framesOf(socket: WebSocket, id: string): FrameSink {
+  return {
+    id,
+    send: (frame, done) => socket.send(frame, { binary: false }, done),
+    buffered: () => socket.bufferedAmount,
+    open: () => socket.readyState === socket.OPEN,
+    // ws keeps its TCP socket private; ws's own sender corks it around each frame, and corks nest.
+    cork: () => tcpSocketOf(socket)?.cork(),
+    uncork: () => tcpSocketOf(socket)?.uncork(),
+  };
+}
+
+/** ws's TCP socket, checked rather than assumed: without it frames are written one by one, as before. */
+function tcpSocketOf(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
+  const tcp = (socket as unknown as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
+  return tcp && typeof tcp.cork === "function" && typeof tcp.uncork === "function"
+    ? (tcp as { cork(): void; uncork(): void })
+    : undefined;
 }

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type Context, createContext } from "../schema/context.ts";
+import type { FanOut, FrameSink } from "../schema/fan-out.ts";
 import { schema, schemaWithoutAuthorization } from "../schema/index.ts";
 import { useInputRules } from "../schema/input-rules.ts";
 import { type SharedResults, useSharedSubscriptionResults } from "../schema/shared-results.ts";
@@ -33,6 +34,8 @@ export interface ServerContext {
   wsPrincipal?: Principal;
   wsClientIp?: string;
   wsBaseUrl?: string;
+  /** Set by the WebSocket layer for each operation: where the fan-out writes a subscription's frames. */
+  wsFrames?: FrameSink;
   /** Set by POST /mcp for the operations its tools run: that request was rate-limited already. */
   mcp?: boolean;
 }
@@ -43,6 +46,7 @@ export function buildYoga(
   config: Config,
   services: Services,
   sharedResults: SharedResults,
+  fanOut: FanOut,
   logger: Logger,
   observability: Observability,
   /** Tracing's plugins (src/server/tracing.ts) when OTEL_EXPORTER_OTLP_ENDPOINT is set; none otherwise. */
@@ -88,13 +92,14 @@ export function buildYoga(
       useInputRules(),
       useCookieCsrfPrevention(config.corsOrigins),
       useAuthentication(),
-      useSharedSubscriptionResults(sharedResults),
+      useSharedSubscriptionResults(sharedResults, fanOut),
     ],
     context: async (initial) => {
       if (initial.wsPrincipal) {
         return createContext(services, initial.wsPrincipal, {
           clientIp: initial.wsClientIp,
           baseUrl: initial.wsBaseUrl,
+          frames: initial.wsFrames,
         });
       }
       const request = (initial as unknown as { request: Request }).request;
