@@ -113,7 +113,19 @@ async function switchingClient(key: string, path: string) {
     }
 
     // The client takes a moment to switch: what arrives meanwhile must come as the subscription's replay.
-    await sleep(400);
+    // It waits until at least one event it may see has arrived after its cursor (a fixed pause can pass
+    // with none on a busy machine, and then the replay would have nothing to prove).
+    for (let attempt = 0; ; attempt++) {
+      const data = await ok(
+        server,
+        "query($after: String, $types: [EventType!]) { events(first: 1, after: $after, types: $types) { edges { cursor } } }",
+        { after: cursor, types: TYPES },
+        { key },
+      );
+      if (data.events.edges.length > 0) break;
+      if (attempt > 400) throw new Error("no event arrived after the polled cursor");
+      await sleep(50);
+    }
     const subscriber = await wsSubscribe(
       server.wsUrl,
       key,
@@ -123,7 +135,8 @@ async function switchingClient(key: string, path: string) {
     // Events after this one committed once the subscription listened (live); it must also have some up
     // to it, which the pause above makes the replay's.
     const { rows } = await database.pool.query<{ xid: string; id: string }>(
-      "SELECT xid::text, id::text FROM events WHERE org_id = $1 ORDER BY xid DESC, id DESC LIMIT 1",
+      // Ordered by the columns (qualified), not by the text the select list names alike.
+      "SELECT xid::text, id::text FROM events WHERE org_id = $1 ORDER BY events.xid DESC, events.id DESC LIMIT 1",
       [org.organizationId],
     );
     const subscribedAt = rows[0] ?? { xid: "0", id: "0" };
