@@ -117,6 +117,11 @@ describe("compiled queries", () => {
       response.body.errors?.map(({ message, locations, path }: any) => ({ message, locations, path })),
     ).toEqual(expected.errors?.map(({ message, locations, path }) => ({ message, locations, path })));
     for (const error of response.body.errors ?? []) expect(error).toHaveProperty("locations");
+    // Once a run of it had errors, the operation goes to graphql-js directly: no second run again.
+    const later = { ...compiledQueryRuns };
+    const again = await gql(server, query, variables, { key: world.keys.pod });
+    expect(again.body).toEqual(response.body);
+    expect(compiledQueryRuns).toEqual(later);
   });
 
   it("never compile a mutation", async () => {

@@ -1,7 +1,8 @@
 // Queries executed by graphql-jit: a validated query document compiled once into a function, which
 // runs without the general executor's per-field work (docs/performance.md, "Executing a query").
 // Only the success path is compiled: a run with any error is answered by the ordinary executor
-// instead, so errors keep their exact form (messages, `locations`, paths, extensions).
+// instead, so errors keep their exact form (messages, `locations`, paths, extensions), and that
+// operation stays on the ordinary executor from then on (its errors would cost two runs each time).
 import { type DocumentNode, type ExecutionResult, type GraphQLSchema, getOperationAST } from "graphql";
 import { type CompiledQuery, compileQuery, isCompiledQuery } from "graphql-jit";
 import type { Plugin } from "graphql-yoga";
@@ -34,7 +35,8 @@ export function useCompiledQueries(maxDocuments = COMPILED_QUERY_DOCUMENTS): Plu
   // A document without its source text (built in code, not parsed) is keyed by the object itself.
   const bySchemaAndNode = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Compiled>>();
 
-  function compiledOf(args: ExecuteArgs): CompiledQuery | null {
+  /** The operation's compiled form, or null; `forget` puts the operation on graphql-js for good. */
+  function compiledOf(args: ExecuteArgs): { compiled: CompiledQuery | null; forget: () => void } {
     const { schema, document } = args;
     const source = document.loc?.source.body;
     let operations: Compiled | undefined;
@@ -67,7 +69,8 @@ export function useCompiledQueries(maxDocuments = COMPILED_QUERY_DOCUMENTS): Plu
       compiled = compile(schema, document, args.operationName ?? undefined);
       operations.set(name, compiled);
     }
-    return compiled;
+    const known = operations;
+    return { compiled, forget: () => known.set(name, null) };
   }
 
   return {
@@ -75,8 +78,8 @@ export function useCompiledQueries(maxDocuments = COMPILED_QUERY_DOCUMENTS): Plu
       const ordinary = executeFn as unknown as ExecuteFn;
       // Compiled when it runs: an operation a later plugin stops (input rules, authentication) is not.
       setExecuteFn(((args: ExecuteArgs) => {
-        const compiled = compiledOf(args);
-        return compiled ? runCompiled(compiled, args, ordinary) : ordinary(args);
+        const { compiled, forget } = compiledOf(args);
+        return compiled ? runCompiled(compiled, args, ordinary, forget) : ordinary(args);
       }) as unknown as typeof executeFn);
     },
   };
@@ -101,11 +104,20 @@ function compile(schema: GraphQLSchema, document: DocumentNode, operationName: s
  * Runs the compiled query; if its result carries any error (or it throws), the ordinary executor
  * answers the request instead, with a context of its own: per-context state (the loaders' caches,
  * the response budget of src/schema/response-budget.ts) starts afresh, as if the first run never
- * happened. Queries only read, so the second run repeats reads, never a write.
+ * happened. Queries only read, so the second run repeats reads, never a write. An operation whose
+ * run had errors once (a field over the response budget, a permission it lacks) is likely to have
+ * them again: `forget` sends it straight to the ordinary executor from then on, so that its reads
+ * are doubled once, not on every request.
  */
-function runCompiled(compiled: CompiledQuery, args: ExecuteArgs, ordinary: ExecuteFn): unknown {
+function runCompiled(
+  compiled: CompiledQuery,
+  args: ExecuteArgs,
+  ordinary: ExecuteFn,
+  forget: () => void,
+): unknown {
   const again = () => {
     compiledQueryRuns.again++;
+    forget();
     return ordinary({ ...args, contextValue: { ...(args.contextValue as object) } });
   };
   compiledQueryRuns.compiled++;
