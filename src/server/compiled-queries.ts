@@ -7,6 +7,7 @@ import { type DocumentNode, type ExecutionResult, type GraphQLSchema, getOperati
 import { type CompiledQuery, compileQuery, isCompiledQuery } from "graphql-jit";
 import type { Plugin } from "graphql-yoga";
 import { LRUCache } from "lru-cache";
+import { isDatabaseUnavailable } from "../db/errors.ts";
 
 /** How many query documents (per schema) keep their compiled form; the least recently used go first. */
 export const COMPILED_QUERY_DOCUMENTS = 500;
@@ -127,13 +128,16 @@ function runCompiled(
   } catch {
     return again();
   }
-  if (isPromiseLike(result)) {
-    return result.then(
-      (settled) => (settled.errors?.length ? again() : settled),
-      () => again(),
-    );
-  }
-  return result.errors?.length ? again() : result;
+  const answer = (settled: ExecutionResult) => {
+    if (!settled.errors?.length) return settled;
+    // A database that is away would fail the second run too, after waiting as long again: the
+    // compiled run's errors are answered (as 503, src/server/errors.ts) within the timeouts that
+    // docs/operations.md promises.
+    if (settled.errors.some(isDatabaseUnavailable)) return settled;
+    return again();
+  };
+  if (isPromiseLike(result)) return result.then(answer, () => again());
+  return answer(result);
 }
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
