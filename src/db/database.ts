@@ -118,8 +118,8 @@ export function createDatabase(connectionString: string, options: DatabaseOption
  * jobs to graphile-worker. A statement that returns a column `jobs_queued` counts as queuing only when
  * its first row's is above 0.
  */
-export const QUEUES_JOBS = sql.raw("/* queues jobs */");
 const QUEUES_JOBS_TEXT = "/* queues jobs */";
+export const QUEUES_JOBS = sql.raw(QUEUES_JOBS_TEXT);
 /** The pool event: jobs queued by a statement marked QUEUES_JOBS have committed. */
 const JOBS_COMMITTED = "jobs-committed";
 
