@@ -12,6 +12,8 @@
 //                                  the commit before a change, its node_modules linked) in the reads
 //   npm run bench -- --only before --before /tmp/before   sendMessage in one organization, 20 connections,
 //                                 this tree against another checkout's (a git worktree), in turns
+//   npm run bench -- --only profile --pg-profile   sendMessage in one organization with
+//                                 pg_stat_statements loaded: the database's share of a send, per statement
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -29,6 +31,7 @@ import { listThreads } from "../src/mail/thread-repository.ts";
 import { type CpuReading, postmasterOf, startCpuReading } from "./lib/cpu.ts";
 import { type Database, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
+import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
 import { freePort, ROOT, type ServerProcess, startMailroom, startServer } from "./lib/processes.ts";
 import { startStatementCounter } from "./lib/statement-counter.ts";
 import { type SeededOrganization, seedGroups } from "./seed.ts";
@@ -42,6 +45,7 @@ const { values: flags } = parseArgs({
     seconds: { type: "string" },
     profile: { type: "string" },
     before: { type: "string" },
+    "pg-profile": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -451,8 +455,15 @@ async function main() {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
   const sections: string[] = [];
   const needsDatabase =
-    SUITES.has("http") || SUITES.has("scale") || SUITES.has("send") || SUITES.has("before");
-  const database = needsDatabase ? await openDatabase() : undefined;
+    SUITES.has("http") ||
+    SUITES.has("scale") ||
+    SUITES.has("send") ||
+    SUITES.has("before") ||
+    SUITES.has("profile");
+  const database = needsDatabase
+    ? await openDatabase({ statementStats: flags["pg-profile"] === true })
+    : undefined;
+  if (database && flags["pg-profile"]) await enableStatementStats(database.handle.db);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-server-"));
   const running: ServerProcess[] = [];
   try {
@@ -486,6 +497,7 @@ async function main() {
         sections.push(...(await httpSuite(database, ours, small, writes, dataDir, running)));
       if (SUITES.has("send")) sections.push(...(await sendSuite(ours, writes)));
       if (SUITES.has("before")) sections.push(...(await sendBeforeSuite(database, ours, running)));
+      if (SUITES.has("profile")) sections.push(...(await sendProfileSuite(database, ours)));
     }
     for (const server of running.splice(0)) await server.stop();
     // Stopped before the next benchmarks, whose databases share the disk: its checkpoints and
@@ -1024,6 +1036,23 @@ async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promi
  * a database of its own on the same PostgreSQL server (the old one migrated by its own server), each
  * seeded alike, in alternating turns, so both share the machine's load alike.
  */
+/** sendMessage from one inbox of `writer` to another, a new subject each time. */
+function oneOrganizationSend(writer: SeededOrganization): Scenario {
+  const text = "Hello from the benchmark. ".repeat(40);
+  const [from, to] = writer.inboxes as [
+    SeededOrganization["inboxes"][number],
+    SeededOrganization["inboxes"][number],
+  ];
+  return {
+    name: "sendMessage, one organization",
+    headers: { authorization: `Bearer ${writer.keys.full}` },
+    request: (n) => ({
+      query: SEND,
+      variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
+    }),
+  };
+}
+
 async function sendBeforeSuite(
   database: Database,
   ours: ServerProcess,
@@ -1058,24 +1087,9 @@ async function sendBeforeSuite(
   }
   const [mine] = await seedGroups(database.handle.db, [{ ...seedGroup, name: "send-before" }]);
   if (!theirs || !mine) throw new Error("seeding returned no organizations");
-  const text = "Hello from the benchmark. ".repeat(40);
-  const scenarioOf = (writer: SeededOrganization): Scenario => {
-    const [from, to] = writer.inboxes as [
-      SeededOrganization["inboxes"][number],
-      SeededOrganization["inboxes"][number],
-    ];
-    return {
-      name: "sendMessage, one organization",
-      headers: { authorization: `Bearer ${writer.keys.full}` },
-      request: (n) => ({
-        query: SEND,
-        variables: { input: { inboxId: from.globalId, to: [to.email], subject: `Bench ${n}`, text } },
-      }),
-    };
-  };
   const contenders = [
-    { server: ours, scenario: scenarioOf(mine), results: [] as Measured[] },
-    { server: before, scenario: scenarioOf(theirs), results: [] as Measured[] },
+    { server: ours, scenario: oneOrganizationSend(mine), results: [] as Measured[] },
+    { server: before, scenario: oneOrganizationSend(theirs), results: [] as Measured[] },
   ];
   const load1 = (os.loadavg()[0] ?? 0).toFixed(2);
   const rounds = FULL ? 4 : 3;
@@ -1151,6 +1165,53 @@ async function sendBeforeSuite(
     "Where the active backends of each server's database were, sampled every 20 ms during its loads " +
       "(`pg_stat_activity`; CPU: active, not waiting):\n\n" +
       table(["server", "backends' time (top 5)"], waitRows),
+  ];
+}
+
+/**
+ * `--only profile` (needs --pg-profile): sendMessage in one organization, 20 connections, one warm-up
+ * load, then one load with the statement statistics reset first, read once every delivery job of
+ * those sends has run, so that each send's job is counted with it.
+ */
+async function sendProfileSuite(database: Database, ours: ServerProcess): Promise<string[]> {
+  if (!flags["pg-profile"]) throw new Error("--only profile needs --pg-profile");
+  postmaster ??= await postmasterOf(database.handle.pool);
+  const connections = 20;
+  const [mine] = await seedGroups(database.handle.db, [
+    { name: "send-profile", messagesPerOrganization: 2_000, seed: 2, mailDomain: MAIL_DOMAIN },
+  ]);
+  if (!mine) throw new Error("seeding returned no organization");
+  const scenario = oneOrganizationSend(mine);
+  await load(ours, scenario, connections);
+  const db = database.handle.db;
+  const pending = async () =>
+    Number(
+      (await sql<{ n: string }>`SELECT count(*)::text AS n FROM graphile_worker.jobs`.execute(db)).rows[0]?.n,
+    );
+  const drained = async () => {
+    const deadline = Date.now() + 60_000;
+    while ((await pending()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  };
+  await drained();
+  await resetStatementStats(db);
+  const reading = await startCpuReading(ours.pid, postmaster);
+  const result = await runLoad({
+    url: ours.url,
+    headers: scenario.headers,
+    request: settled(scenario),
+    connections,
+    warmupSeconds: 0,
+    seconds: MODE.seconds,
+  });
+  await drained();
+  const cpu = await reading();
+  const name = new URL(database.url).pathname.slice(1);
+  const sends = result.requests - result.failures;
+  return [
+    `#### The database's share of a send (pg_stat_statements over one more ${MODE.seconds} s load of ${ours.name}: ` +
+      `${sends} sends at ${fixed(result.throughput, 1)} req/s; read after their delivery jobs ran; CPU per send ` +
+      `${fixed((cpu.server * 1e6) / sends, 0)} µs server + ${fixed((cpu.database * 1e6) / sends, 0)} µs PostgreSQL)\n\n` +
+      `Per send; time is the backends' wall time in each statement (CPU and waits, such as the WAL flush of a COMMIT).\n\n${await statementProfile(db, name, sends)}`,
   ];
 }
 

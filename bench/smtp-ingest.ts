@@ -29,6 +29,9 @@ import { createInbox } from "../src/inboxes/service.ts";
 import { createLogger } from "../src/logger.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { startDnsServer } from "../test/helpers/dns-server.ts";
+import { postmasterOf, startCpuReading } from "./lib/cpu.ts";
+import { openDatabase } from "./lib/database.ts";
+import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -39,6 +42,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     record: { type: "boolean", default: false },
     auth: { type: "boolean", default: false },
+    "pg-profile": { type: "boolean", default: false },
   },
 });
 const QUICK = flags.quick;
@@ -238,6 +242,10 @@ async function startBaseline(maxBytes: number) {
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-smtp-"));
 const dns = flags.auth ? await startDnsServer() : undefined;
+// With --pg-profile: a database of its own with pg_stat_statements loaded, and one more measurement
+// at the end whose statements are listed per message.
+const profiled = flags["pg-profile"] ? await openDatabase({ statementStats: true }) : undefined;
+if (profiled) await enableStatementStats(profiled.handle.db);
 const config = {
   // INGEST_GROUP_COMMIT=false in the environment measures without group commit.
   ...loadConfig({
@@ -245,7 +253,7 @@ const config = {
     DATA_DIR: dataDir,
     ...(process.env.INGEST_GROUP_COMMIT ? { INGEST_GROUP_COMMIT: process.env.INGEST_GROUP_COMMIT } : {}),
   }),
-  databaseUrl: undefined,
+  databaseUrl: profiled?.url,
   port: 0,
   // The server's own listener does not verify: with --auth, a second one does (below).
   mailAuth: false,
@@ -401,6 +409,32 @@ try {
     }
   }
 
+  if (profiled) {
+    const clients = CONCURRENCY[0] as number;
+    const db = profiled.handle.db;
+    const postmaster = await postmasterOf(profiled.handle.pool);
+    await resetStatementStats(db);
+    const reading = await startCpuReading(process.pid, postmaster);
+    const real = await measureMailroom(() =>
+      measure(smtpPort, [inbox.email], 1024, clients, `${run}-profile`),
+    );
+    const cpu = await reading();
+    const name = new URL(profiled.url).pathname.slice(1);
+    const perMessage = (seconds: number) => ((seconds * 1e6) / real.messages).toFixed(0);
+    const profile = [
+      "",
+      `The database's share of an ingested 1 KB message (${clients} clients, ${real.messages} messages at ` +
+        `${real.perSecond.toFixed(0)} msg/s, ${real.batch?.toFixed(1)} per commit; CPU per message ` +
+        `${perMessage(cpu.server)} µs in this process (server and clients) + ${perMessage(cpu.database)} µs PostgreSQL), ` +
+        "from pg_stat_statements; time is the backends' wall time per message (CPU and waits):",
+      "",
+      await statementProfile(db, name, real.messages),
+      "",
+    ];
+    lines.push(...profile);
+    process.stdout.write(`${profile.join("\n")}\n`);
+  }
+
   const stored = await app.services.db
     .selectFrom("messages")
     .select((eb) => eb.fn.countAll<string>().as("count"))
@@ -447,6 +481,7 @@ try {
   );
 } finally {
   await app.stop();
+  await profiled?.close();
   await rm(dataDir, { recursive: true, force: true });
 }
 

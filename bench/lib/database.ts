@@ -15,14 +15,22 @@ export interface Database {
   close(): Promise<void>;
 }
 
+export interface DatabaseOptions {
+  /**
+   * Load pg_stat_statements (bench/lib/pg-statements.ts): the embedded cluster is restarted with it
+   * preloaded, with planning times tracked; a server on DATABASE_URL must preload it already.
+   */
+  statementStats?: boolean;
+}
+
 /** The benchmark's database; close() may be called more than once. */
-export async function openDatabase(): Promise<Database> {
-  const database = await createBenchDatabase();
+export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
+  const database = await createBenchDatabase(options);
   let closing: Promise<void> | undefined;
   return { ...database, close: () => (closing ??= database.close()) };
 }
 
-async function createBenchDatabase(): Promise<Database> {
+async function createBenchDatabase(options: DatabaseOptions): Promise<Database> {
   const external = process.env.DATABASE_URL;
   if (external) {
     const name = `mailroom_bench_${randomBytes(4).toString("hex")}`;
@@ -49,7 +57,16 @@ async function createBenchDatabase(): Promise<Database> {
     };
   }
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "mailroom-bench-db-"));
-  const embedded = await startEmbeddedPostgres({ dataDir });
+  let embedded = await startEmbeddedPostgres({ dataDir });
+  if (options.statementStats) {
+    const admin = new pg.Client({ connectionString: embedded.adminUrl });
+    await admin.connect();
+    await admin.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
+    await admin.query("ALTER SYSTEM SET pg_stat_statements.track_planning = on");
+    await admin.end();
+    await embedded.stop();
+    embedded = await startEmbeddedPostgres({ dataDir });
+  }
   const handle = createDatabase(embedded.url, { max: 4 });
   return {
     url: embedded.url,
