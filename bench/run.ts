@@ -6,6 +6,10 @@
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
 //   npm run bench -- --only http,scale   a subset (http, scale, smtp, events, send)
 //   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
+//   npm run bench -- --only profile --pg-profile --drop-indexes a,b   the same without those indexes
+//                                 of the seeded database: what they cost the writes (an experiment;
+//                                 reads that need them get slower)
+//   npm run bench -- --rounds N   the HTTP reads N times, the servers' order turning each round
 //   npm run bench -- --profile DIR   the Mailroom server runs with --cpu-prof, its profile in DIR
 //                                  (bench/cpu-profile-summary.ts reads it)
 //   npm run bench -- --before DIR    also the Mailroom of another checkout (e.g. a git worktree of
@@ -28,7 +32,7 @@ import { createDatabase } from "../src/db/database.ts";
 import { migrateToLatest } from "../src/db/migrate.ts";
 import { listMessages, messagesOfThreads } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
-import { type CpuReading, postmasterOf, startCpuReading } from "./lib/cpu.ts";
+import { type CpuReading, databaseCpuPer, postmasterOf, startCpuReading } from "./lib/cpu.ts";
 import { type Database, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
 import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
@@ -46,6 +50,8 @@ const { values: flags } = parseArgs({
     profile: { type: "string" },
     before: { type: "string" },
     "pg-profile": { type: "boolean", default: false },
+    rounds: { type: "string" },
+    "drop-indexes": { type: "string" },
   },
   strict: true,
 });
@@ -62,7 +68,7 @@ const MODE = {
   /** Sequential requests per scenario when counting statements. */
   counted: 20,
   /** Rounds of the HTTP reads, each server in turn. */
-  rounds: FULL ? 2 : 1,
+  rounds: Number(flags.rounds ?? (FULL ? 2 : 1)),
 };
 const MAIL_DOMAIN = "mailroom.localhost";
 const execFileAsync = promisify(execFile);
@@ -261,7 +267,16 @@ function combined(results: readonly Measured[]): Measured {
     p50: mean((r) => r.p50),
     p99: Math.max(...results.map((r) => r.p99)),
     failures: sum((r) => r.failures),
-    cpu: { server: sum((r) => r.cpu.server), database: sum((r) => r.cpu.database) },
+    cpu: {
+      server: sum((r) => r.cpu.server),
+      database: sum((r) => r.cpu.database),
+      databaseByKind: new Map(
+        [...new Set(results.flatMap((r) => [...r.cpu.databaseByKind.keys()]))].map((kind) => [
+          kind,
+          sum((r) => r.cpu.databaseByKind.get(kind) ?? 0),
+        ]),
+      ),
+    },
   };
 }
 
@@ -487,6 +502,10 @@ async function main() {
       const [small, writes, large] = [group("small"), group("writes"), group("large")];
       if (!writes || (readsToo && !small)) throw new Error("seeding returned no organizations");
       log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+      for (const index of (flags["drop-indexes"] ?? "").split(",").filter(Boolean)) {
+        log(`dropping index ${index}`);
+        await sql`DROP INDEX ${sql.id(index.trim())}`.execute(database.handle.db);
+      }
       const ours = await oursContender("Mailroom", {}, dataDir, cpuProfileFlags(flags.profile)).start(
         database.url,
       );
@@ -1210,7 +1229,8 @@ async function sendProfileSuite(database: Database, ours: ServerProcess): Promis
   return [
     `#### The database's share of a send (pg_stat_statements over one more ${MODE.seconds} s load of ${ours.name}: ` +
       `${sends} sends at ${fixed(result.throughput, 1)} req/s; read after their delivery jobs ran; CPU per send ` +
-      `${fixed((cpu.server * 1e6) / sends, 0)} µs server + ${fixed((cpu.database * 1e6) / sends, 0)} µs PostgreSQL)\n\n` +
+      `${fixed((cpu.server * 1e6) / sends, 0)} µs server + ${fixed((cpu.database * 1e6) / sends, 0)} µs PostgreSQL: ` +
+      `${databaseCpuPer(cpu, sends)})\n\n` +
       `Per send; time is the backends' wall time in each statement (CPU and waits, such as the WAL flush of a COMMIT).\n\n${await statementProfile(db, name, sends)}`,
   ];
 }

@@ -29,7 +29,7 @@ import { createInbox } from "../src/inboxes/service.ts";
 import { createLogger } from "../src/logger.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { startDnsServer } from "../test/helpers/dns-server.ts";
-import { postmasterOf, startCpuReading } from "./lib/cpu.ts";
+import { databaseCpuPer, postmasterOf, startCpuReading } from "./lib/cpu.ts";
 import { openDatabase } from "./lib/database.ts";
 import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
 
@@ -425,7 +425,8 @@ try {
       "",
       `The database's share of an ingested 1 KB message (${clients} clients, ${real.messages} messages at ` +
         `${real.perSecond.toFixed(0)} msg/s, ${real.batch?.toFixed(1)} per commit; CPU per message ` +
-        `${perMessage(cpu.server)} µs in this process (server and clients) + ${perMessage(cpu.database)} µs PostgreSQL), ` +
+        `${perMessage(cpu.server)} µs in this process (server and clients) + ${perMessage(cpu.database)} µs PostgreSQL: ` +
+        `${databaseCpuPer(cpu, real.messages)}), ` +
         "from pg_stat_statements; time is the backends' wall time per message (CPU and waits):",
       "",
       await statementProfile(db, name, real.messages),

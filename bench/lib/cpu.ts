@@ -41,18 +41,36 @@ export async function postmasterOf(pool: pg.Pool): Promise<number | undefined> {
 }
 
 /**
- * Ticks of the whole cluster now: the postmaster, its running children (backends, checkpointer,
- * autovacuum…) and those that have exited (a backend ending during a measurement keeps counting).
+ * Ticks of the whole cluster now, by kind of process: the postmaster, its running children by what
+ * their title says they are (backends serving connections, walwriter, checkpointer, autovacuum…),
+ * and those that have exited (a backend or autovacuum worker ending during a measurement keeps
+ * counting, under "exited").
  */
-async function clusterTicks(postmaster: number): Promise<number> {
+async function clusterTicks(postmaster: number): Promise<Map<string, number>> {
+  const byKind = new Map<string, number>();
+  const add = (kind: string, ticks: number) => byKind.set(kind, (byKind.get(kind) ?? 0) + ticks);
   const own = await ticksOf(postmaster);
-  let total = own ? own.ticks + own.exited : Number.NaN;
+  add("postmaster", own ? own.ticks : Number.NaN);
+  add("exited", own ? own.exited : Number.NaN);
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await ticksOf(Number(entry));
-    if (stat && stat.parent === postmaster) total += stat.ticks;
+    if (stat && stat.parent === postmaster) add(await kindOf(Number(entry)), stat.ticks);
   }
-  return total;
+  return byKind;
+}
+
+/**
+ * What a PostgreSQL child process is, from its title: "postgres: walwriter" is the WAL writer,
+ * "postgres: user db 127.0.0.1(5432) idle" a backend serving a connection.
+ */
+async function kindOf(pid: number): Promise<string> {
+  const title = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ").trim();
+  const rest = title.replace(/^postgres:\s*/, "");
+  if (/\(\d+\)|\[local\]/.test(rest)) return "backends";
+  if (rest.startsWith("autovacuum worker")) return "autovacuum workers";
+  if (rest.startsWith("io worker")) return "io workers";
+  return rest || "other";
 }
 
 export interface CpuReading {
@@ -60,6 +78,8 @@ export interface CpuReading {
   server: number;
   /** Seconds of CPU of the PostgreSQL cluster's processes. */
   database: number;
+  /** The cluster's seconds by kind of process (backends, walwriter, autovacuum worker, exited…). */
+  databaseByKind: Map<string, number>;
 }
 
 /** Starts a reading; the returned function gives the CPU seconds spent since. */
@@ -69,14 +89,32 @@ export async function startCpuReading(
 ): Promise<() => Promise<CpuReading>> {
   const read = async () => ({
     server: (await ticksOf(serverPid))?.ticks ?? Number.NaN,
-    database: postmaster === undefined ? Number.NaN : await clusterTicks(postmaster),
+    database: postmaster === undefined ? new Map<string, number>() : await clusterTicks(postmaster),
   });
   const before = await read();
   return async () => {
     const after = await read();
+    const byKind = new Map<string, number>();
+    // A process that started during the measurement counts from zero. One that exited during it
+    // moves its whole lifetime to "exited" and leaves its kind: the total is right, the split
+    // shifts by its ticks before the start.
+    for (const [kind, ticks] of after.database)
+      byKind.set(kind, (ticks - (before.database.get(kind) ?? 0)) / TICKS_PER_SECOND);
+    const database =
+      postmaster === undefined ? Number.NaN : [...byKind.values()].reduce((sum, value) => sum + value, 0);
     return {
       server: (after.server - before.server) / TICKS_PER_SECOND,
-      database: (after.database - before.database) / TICKS_PER_SECOND,
+      database,
+      databaseByKind: byKind,
     };
   };
+}
+
+/** The cluster's CPU per unit of work by kind of process, costliest first: "backends 9,120 µs, …". */
+export function databaseCpuPer(reading: CpuReading, units: number): string {
+  return [...reading.databaseByKind]
+    .filter(([, seconds]) => seconds > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([kind, seconds]) => `${kind} ${Math.round((seconds * 1e6) / units).toLocaleString("en")} µs`)
+    .join(", ");
 }
