@@ -9,7 +9,7 @@
 // reached) or BOUNCED (one at least refused for good, or given up on), with one event.
 import type { Job } from "graphile-worker";
 import type { InboundServices } from "../inbound/ingest.ts";
-import { ingestMessage } from "../inbound/ingest.ts";
+import { ingestForInboxes } from "../inbound/ingest.ts";
 import { addJob, type JobTask } from "../jobs/worker.ts";
 import { insertSuppressions } from "../list-entries/repository.ts";
 import { domainOf } from "../mail/addresses.ts";
@@ -106,10 +106,13 @@ async function deliverMessage(
   let hostedFailure: string | null = null;
   if (hosted.length > 0) {
     try {
-      await ingestMessage(
+      // The inboxes just looked up, not looked up again (an inbox deleted meanwhile fails its copy's
+      // foreign keys: the job retries, and then finds it gone).
+      await ingestForInboxes(
         services,
         { mailFrom: message.from_address, recipients: [...hostedEmails] },
         message.raw_mime,
+        hosted,
       );
     } catch (error) {
       // The database failed (or was too slow): temporary, so the job retries while it may.
