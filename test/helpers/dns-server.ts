@@ -25,6 +25,34 @@ export interface DnsServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A UDP socket and a TCP listener on one port of 127.0.0.1. The UDP port is chosen by the system;
+ * the same TCP port may already be taken (by any connection's local end, say to a database on
+ * this machine), and then another port is tried.
+ */
+async function bindBoth(
+  onUdp: (udp: dgram.Socket) => void,
+  onTcp: (socket: net.Socket) => void,
+): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = dgram.createSocket("udp4");
+    onUdp(udp);
+    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
+    const port = udp.address().port;
+    const tcp = net.createServer(onTcp);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once("error", reject);
+        tcp.listen(port, "127.0.0.1", resolve);
+      });
+      return { udp, tcp, port };
+    } catch (error) {
+      await new Promise<void>((resolve) => udp.close(() => resolve()));
+      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw error;
+    }
+  }
+}
+
 export async function startDnsServer(options: { silent?: boolean } = {}): Promise<DnsServer> {
   const zone = new Map<string, ZoneEntry>();
   const queries: DnsServer["queries"] = [];
@@ -34,16 +62,13 @@ export async function startDnsServer(options: { silent?: boolean } = {}): Promis
     return server?.silent ? undefined : response;
   };
 
-  const udp = dgram.createSocket("udp4");
-  udp.on("message", (message, remote) => {
-    const response = answer(message);
-    if (response) udp.send(response, remote.port, remote.address);
-  });
-  await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
-  const port = udp.address().port;
-
   const sockets = new Set<net.Socket>();
-  const tcp = net.createServer((socket) => {
+  const onUdp = (udp: dgram.Socket) =>
+    udp.on("message", (message, remote) => {
+      const response = answer(message);
+      if (response) udp.send(response, remote.port, remote.address);
+    });
+  const onTcp = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     let buffered = Buffer.alloc(0);
@@ -61,11 +86,8 @@ export async function startDnsServer(options: { silent?: boolean } = {}): Promis
       }
     });
     socket.on("error", () => {});
-  });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
-    tcp.listen(port, "127.0.0.1", resolve);
-  });
+  };
+  const { udp, tcp, port } = await bindBoth(onUdp, onTcp);
 
   server = {
     address: `127.0.0.1:${port}`,
