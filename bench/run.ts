@@ -6,9 +6,6 @@
 //   npm run bench -- --full       15 s per measurement, large organization of 1,000,000 messages
 //   npm run bench -- --only http,scale   a subset (http, scale, smtp, events, send)
 //   npm run bench -- --only send  sendMessage with an idempotency key against without, in turns
-//   npm run bench -- --only profile --pg-profile --drop-indexes a,b   the same without those indexes
-//                                 of the seeded database: what they cost the writes (an experiment;
-//                                 reads that need them get slower)
 //   npm run bench -- --rounds N   the HTTP reads N times, the servers' order turning each round
 //   npm run bench -- --profile DIR   the Mailroom server runs with --cpu-prof, its profile in DIR
 //                                  (bench/cpu-profile-summary.ts reads it)
@@ -18,6 +15,9 @@
 //                                 this tree against another checkout's (a git worktree), in turns
 //   npm run bench -- --only profile --pg-profile   sendMessage in one organization with
 //                                 pg_stat_statements loaded: the database's share of a send, per statement
+//   npm run bench -- --only profile --pg-profile --drop-indexes a,b   the same without those indexes
+//                                 of the seeded database: what they cost the writes (an experiment;
+//                                 reads that need them get slower)
 // Against a fresh embedded PostgreSQL, or a new database on DATABASE_URL's server (dropped after).
 import { execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -1049,12 +1049,6 @@ async function sendSuite(ours: ServerProcess, writer: SeededOrganization): Promi
   ];
 }
 
-/**
- * sendMessage to a hosted inbox, one organization, 20 connections: this tree against the checkout at
- * `--before` (say `git worktree add --detach /tmp/before <commit>`, node_modules symlinked), each on
- * a database of its own on the same PostgreSQL server (the old one migrated by its own server), each
- * seeded alike, in alternating turns, so both share the machine's load alike.
- */
 /** sendMessage from one inbox of `writer` to another, a new subject each time. */
 function oneOrganizationSend(writer: SeededOrganization): Scenario {
   const text = "Hello from the benchmark. ".repeat(40);
@@ -1072,6 +1066,12 @@ function oneOrganizationSend(writer: SeededOrganization): Scenario {
   };
 }
 
+/**
+ * sendMessage to a hosted inbox, one organization, 20 connections: this tree against the checkout at
+ * `--before` (say `git worktree add --detach /tmp/before <commit>`, node_modules symlinked), each on
+ * a database of its own on the same PostgreSQL server (the old one migrated by its own server), each
+ * seeded alike, in alternating turns, so both share the machine's load alike.
+ */
 async function sendBeforeSuite(
   database: Database,
   ours: ServerProcess,
@@ -1203,9 +1203,13 @@ async function sendProfileSuite(database: Database, ours: ServerProcess): Promis
   const scenario = oneOrganizationSend(mine);
   await load(ours, scenario, connections);
   const db = database.handle.db;
+  // Jobs due now, and those still in the job outbox (not yet handed to graphile-worker).
   const pending = async () =>
     Number(
-      (await sql<{ n: string }>`SELECT count(*)::text AS n FROM graphile_worker.jobs`.execute(db)).rows[0]?.n,
+      (
+        await sql<{ n: string }>`SELECT ((SELECT count(*) FROM graphile_worker.jobs WHERE run_at <= now())
+          + (SELECT count(*) FROM job_outbox))::text AS n`.execute(db)
+      ).rows[0]?.n,
     );
   const drained = async () => {
     const deadline = Date.now() + 60_000;
