@@ -33,7 +33,7 @@ import { migrateToLatest } from "../src/db/migrate.ts";
 import { listMessages, messagesOfThreads } from "../src/mail/repository.ts";
 import { listThreads } from "../src/mail/thread-repository.ts";
 import { type CpuReading, databaseCpuPer, postmasterOf, startCpuReading } from "./lib/cpu.ts";
-import { type Database, openDatabase } from "./lib/database.ts";
+import { type Database, dropIndexes, openDatabase } from "./lib/database.ts";
 import { type GraphQLRequest, graphql, type LoadResult, runLoad } from "./lib/load.ts";
 import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
 import { freePort, ROOT, type ServerProcess, startMailroom, startServer } from "./lib/processes.ts";
@@ -502,10 +502,7 @@ async function main() {
       const [small, writes, large] = [group("small"), group("writes"), group("large")];
       if (!writes || (readsToo && !small)) throw new Error("seeding returned no organizations");
       log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
-      for (const index of (flags["drop-indexes"] ?? "").split(",").filter(Boolean)) {
-        log(`dropping index ${index}`);
-        await sql`DROP INDEX ${sql.id(index.trim())}`.execute(database.handle.db);
-      }
+      await dropIndexes(database.handle.db, flags["drop-indexes"], log);
       const ours = await oursContender("Mailroom", {}, dataDir, cpuProfileFlags(flags.profile)).start(
         database.url,
       );

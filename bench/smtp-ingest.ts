@@ -20,7 +20,6 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { sql } from "kysely";
 import { dkimSign } from "mailauth/lib/dkim/sign";
 import { simpleParser } from "mailparser";
 import { createTransport } from "nodemailer";
@@ -33,7 +32,7 @@ import { createLogger } from "../src/logger.ts";
 import { bootstrapOrganization } from "../src/organizations/service.ts";
 import { startDnsServer } from "../test/helpers/dns-server.ts";
 import { databaseCpuPer, postmasterOf, startCpuReading } from "./lib/cpu.ts";
-import { openDatabase } from "./lib/database.ts";
+import { dropIndexes, openDatabase } from "./lib/database.ts";
 import { enableStatementStats, resetStatementStats, statementProfile } from "./lib/pg-statements.ts";
 
 const { values: flags } = parseArgs({
@@ -292,10 +291,7 @@ try {
   process.stdout.write(
     `embedded PostgreSQL and Mailroom up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s\n`,
   );
-  for (const index of (flags["drop-indexes"] ?? "").split(",").filter(Boolean)) {
-    process.stdout.write(`dropping index ${index}\n`);
-    await sql`DROP INDEX ${sql.id(index.trim())}`.execute(app.services.db);
-  }
+  await dropIndexes(app.services.db, flags["drop-indexes"], (line) => process.stdout.write(`${line}\n`));
   const org = await bootstrapOrganization(app.services, {
     name: "Bench",
     adminEmail: "bench@bench.test",

@@ -4,8 +4,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { sql } from "kysely";
 import pg from "pg";
-import { createDatabase, type DatabaseHandle } from "../../src/db/database.ts";
+import { createDatabase, type DatabaseHandle, type Db } from "../../src/db/database.ts";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 
 export interface Database {
@@ -103,4 +104,22 @@ export function capturingDatabase(url: string): { handle: DatabaseHandle; captur
     };
   });
   return { handle, captured };
+}
+
+/**
+ * `--drop-indexes a,b`: drops those indexes (an experiment, to see what they cost the writes) and
+ * says so through `log`.
+ */
+export async function dropIndexes(
+  db: Db,
+  list: string | undefined,
+  log: (line: string) => void,
+): Promise<void> {
+  for (const index of (list ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean)) {
+    log(`dropping index ${index}`);
+    await sql`DROP INDEX ${sql.id(index)}`.execute(db);
+  }
 }

@@ -36,40 +36,27 @@ export async function statementProfile(db: Db, database: string, units: number, 
     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
     WHERE d.datname = ${database}
     ORDER BY s.total_exec_time + s.total_plan_time DESC`.execute(db);
-  const total = rows.reduce((sum, row) => sum + row.exec_ms + row.plan_ms, 0);
-  const calls = rows.reduce((sum, row) => sum + Number(row.calls), 0);
-  const wal = rows.reduce((sum, row) => sum + Number(row.wal_bytes), 0);
+  const total = time(rows);
   const per = (value: number, digits: number) => (value / units).toFixed(digits);
-  const body = rows.slice(0, top).map((row) => {
-    const time = row.exec_ms + row.plan_ms;
-    return [
-      `\`${oneLine(row.query)}\``,
-      per(Number(row.calls), 2),
-      per(time * 1000, 0),
-      per(row.plan_ms * 1000, 0),
-      `${((100 * time) / (total || 1)).toFixed(1)} %`,
-      per(Number(row.wal_bytes), 0),
-    ];
-  });
+  // One line for a statement, for the statements past `top` together, and for all of them.
+  const line = (label: string, group: readonly Row[], withPlan = true) => [
+    label,
+    per(
+      sum(group, (row) => Number(row.calls)),
+      2,
+    ),
+    per(time(group) * 1000, 0),
+    withPlan ? per(sum(group, (row) => row.plan_ms) * 1000, 0) : "",
+    `${((100 * time(group)) / (total || 1)).toFixed(1)} %`,
+    per(
+      sum(group, (row) => Number(row.wal_bytes)),
+      0,
+    ),
+  ];
+  const body = rows.slice(0, top).map((row) => line(`\`${oneLine(row.query)}\``, [row]));
   const rest = rows.slice(top);
-  if (rest.length > 0) {
-    const time = rest.reduce((sum, row) => sum + row.exec_ms + row.plan_ms, 0);
-    body.push([
-      `${rest.length} other statements`,
-      per(
-        rest.reduce((sum, row) => sum + Number(row.calls), 0),
-        2,
-      ),
-      per(time * 1000, 0),
-      per(rest.reduce((sum, row) => sum + row.plan_ms, 0) * 1000, 0),
-      `${((100 * time) / (total || 1)).toFixed(1)} %`,
-      per(
-        rest.reduce((sum, row) => sum + Number(row.wal_bytes), 0),
-        0,
-      ),
-    ]);
-  }
-  body.push(["**all**", per(calls, 2), per(total * 1000, 0), "", "100 %", per(wal, 0)]);
+  if (rest.length > 0) body.push(line(`${rest.length} other statements`, rest));
+  body.push(line("**all**", rows, false));
   const header = ["statement", "calls", "µs (exec + plan)", "of which plan", "share", "WAL bytes"];
   return [
     `| ${header.join(" | ")} |`,
@@ -77,6 +64,11 @@ export async function statementProfile(db: Db, database: string, units: number, 
     ...body.map((cells) => `| ${cells.join(" | ")} |`),
   ].join("\n");
 }
+
+const sum = (rows: readonly Row[], pick: (row: Row) => number) =>
+  rows.reduce((total, row) => total + pick(row), 0);
+/** Execution and planning time, in ms. */
+const time = (rows: readonly Row[]) => sum(rows, (row) => row.exec_ms + row.plan_ms);
 
 /** A statement on one line, cut at 140 characters, with pipes that would break the table escaped. */
 function oneLine(query: string): string {
